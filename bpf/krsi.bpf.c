@@ -1,0 +1,675 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * krsi.bpf.c: the five per-uid policies of slurm-krsi as BPF LSM programs.
+ *
+ * Every program starts with the cheapest test that lets an unrelated action go: a uid with no entry in
+ * uid_policy costs one hash lookup and returns. A matched action is a decision (deny or audit): it is
+ * counted in a per-CPU counter whether or not its event fits in the ring buffer, and a failed reserve is
+ * counted as dropped, so user space can always account for every decision.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "krsi.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define EPERM 1
+#define AF_INET 2
+#define AF_INET6 10
+
+#define S_IFMT 00170000
+#define S_IFLNK 0120000
+#define S_IFDIR 0040000
+#define S_ISUID 0004000
+#define S_ISGID 0002000
+#define S_IXGRP 00010
+#define S_IWOTH 00002
+/* the bits fileperms keeps users from creating or adding */
+#define KRSI_FORBIDDEN_BITS (S_ISUID | S_ISGID | S_IWOTH)
+
+#define PTRACE_MODE_ATTACH 0x02
+
+/* POSIX ACL xattr layout (include/uapi/linux/posix_acl_xattr.h, include/uapi/linux/posix_acl.h) */
+#define ACL_OTHER 0x20
+#define ACL_WRITE 0x02
+#define KRSI_ACL_MAX_ENTRIES 32
+
+/* USER_HZ on every architecture this builds for: /proc/<pid>/stat starttime is in these ticks */
+#define KRSI_NSEC_PER_USER_TICK 10000000ULL
+
+/*
+ * Signals killtasks stops: every signal whose default action terminates or stops the process. Left
+ * through: 0 (existence probe), SIGCHLD(17), SIGCONT(18), SIGURG(23), SIGWINCH(28).
+ */
+#define KRSI_SIG_ALLOWED ((1ULL << 0) | (1ULL << 17) | (1ULL << 18) | (1ULL << 23) | (1ULL << 28))
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);	/* readers keep a consistent value across an update (RCU) */
+	__type(key, __u32);
+	__type(value, struct krsi_policy);
+} uid_policy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct krsi_inode_key);
+	__type(value, __u8);
+} suid_allow SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct krsi_inode_key);
+	__type(value, __u8);
+} ssh_clients SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct krsi_cidr_key);
+	__type(value, __u8);
+} connect_cidrs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct krsi_protect);
+} protected SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, KRSI_COUNTER_ENTRIES);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);	/* user space may resize before load */
+} events SEC(".maps");
+
+/* keep the shared types in the object's BTF so the layout test can check the TypeScript side */
+const struct krsi_event *unused_event __attribute__((unused));
+const enum krsi_policy_id *unused_policy_id __attribute__((unused));
+const enum krsi_mode *unused_mode __attribute__((unused));
+const enum krsi_decision *unused_decision __attribute__((unused));
+const enum krsi_counter_slot *unused_counter_slot __attribute__((unused));
+const enum krsi_event_type *unused_event_type __attribute__((unused));
+const enum krsi_protect_scope *unused_protect_scope __attribute__((unused));
+
+static __always_inline struct krsi_policy *current_policy(void)
+{
+	__u32 uid = (__u32)bpf_get_current_uid_gid();
+
+	return bpf_map_lookup_elem(&uid_policy, &uid);
+}
+
+static __always_inline void count(__u32 policy, __u32 slot)
+{
+	__u32 idx = policy * KRSI_COUNTER_SLOTS + slot;
+	__u64 *n = bpf_map_lookup_elem(&counters, &idx);
+
+	if (n)
+		*n += 1;
+}
+
+/*
+ * Count a decision and start its event. Returns NULL when the ring buffer is full (counted as dropped):
+ * the caller still applies the decision.
+ */
+static __always_inline struct krsi_event *decision_begin(__u32 type, __u32 policy, __u32 decision)
+{
+	struct krsi_event *e;
+	__u64 pid_tgid, uid_gid;
+
+	count(policy, decision);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(policy, KRSI_COUNTER_DROPPED);
+		return NULL;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	pid_tgid = bpf_get_current_pid_tgid();
+	uid_gid = bpf_get_current_uid_gid();
+	e->ts_ns = bpf_ktime_get_boot_ns();
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	e->type = type;
+	e->uid = (__u32)uid_gid;
+	e->gid = uid_gid >> 32;
+	e->pid = pid_tgid >> 32;
+	e->tid = (__u32)pid_tgid;
+	e->policy = policy;
+	e->decision = decision;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	return e;
+}
+
+static __always_inline int verdict(__u8 mode)
+{
+	return mode == KRSI_MODE_ENFORCE ? -EPERM : 0;
+}
+
+static __always_inline __u32 decision_of(__u8 mode)
+{
+	return mode == KRSI_MODE_ENFORCE ? KRSI_DECISION_DENY : KRSI_DECISION_AUDIT;
+}
+
+static __always_inline void read_name(struct krsi_event *e, const unsigned char *name)
+{
+	bpf_probe_read_kernel_str(e->name, sizeof(e->name), name);
+}
+
+/* ---------------------------------------------------------------- fileperms */
+
+static __always_inline __u8 fileperms_mode(void)
+{
+	struct krsi_policy *p = current_policy();
+
+	return p ? p->mode[KRSI_POLICY_FILEPERMS] : KRSI_MODE_OFF;
+}
+
+/*
+ * A new inode: the bits it would get are the requested mode less the umask, as the paper computes it.
+ * On file systems with POSIX ACLs the kernel has not applied the umask yet when this hook runs; where
+ * it has, applying it again changes nothing. A default ACL can only narrow the result further, and
+ * ACLs that grant "other" write are themselves refused below.
+ */
+static __always_inline int fileperms_new_inode(__u32 type, struct dentry *dentry, umode_t mode)
+{
+	struct krsi_event *e;
+	__u32 umask, new_mode;
+	__u8 pmode = fileperms_mode();
+
+	if (pmode == KRSI_MODE_OFF)
+		return 0;
+	umask = BPF_CORE_READ((struct task_struct *)bpf_get_current_task_btf(), fs, umask);
+	new_mode = mode & ~umask;
+	if (!(new_mode & KRSI_FORBIDDEN_BITS))
+		return 0;
+
+	e = decision_begin(type, KRSI_POLICY_FILEPERMS, decision_of(pmode));
+	if (e) {
+		e->req_mode = mode;
+		e->umask = umask;
+		e->new_mode = new_mode;
+		read_name(e, BPF_CORE_READ(dentry, d_name.name));
+		bpf_ringbuf_submit(e, 0);
+	}
+	return verdict(pmode);
+}
+
+SEC("lsm/inode_create")
+int BPF_PROG(krsi_inode_create, struct inode *dir, struct dentry *dentry, umode_t mode, int ret)
+{
+	if (ret)
+		return ret;
+	return fileperms_new_inode(KRSI_EV_CREATE, dentry, mode);
+}
+
+SEC("lsm/inode_mknod")
+int BPF_PROG(krsi_inode_mknod, struct inode *dir, struct dentry *dentry, umode_t mode, dev_t dev, int ret)
+{
+	if (ret)
+		return ret;
+	return fileperms_new_inode(KRSI_EV_MKNOD, dentry, mode);
+}
+
+SEC("lsm/inode_mkdir")
+int BPF_PROG(krsi_inode_mkdir, struct inode *dir, struct dentry *dentry, umode_t mode, int ret)
+{
+	if (ret)
+		return ret;
+	return fileperms_new_inode(KRSI_EV_MKDIR, dentry, mode | S_IFDIR);
+}
+
+/*
+ * chmod adds a forbidden bit only if the inode does not already carry it: keeping a bit an inode
+ * already has (chmod 0777 on a file that is 0777) and removing bits are allowed, so users can always
+ * make their files safer. Symlinks have no permissions of their own.
+ */
+SEC("lsm/path_chmod")
+int BPF_PROG(krsi_path_chmod, const struct path *path, umode_t mode, int ret)
+{
+	struct krsi_event *e;
+	struct inode *inode;
+	__u32 old_mode, added;
+	__u8 pmode;
+
+	if (ret)
+		return ret;
+	pmode = fileperms_mode();
+	if (pmode == KRSI_MODE_OFF)
+		return 0;
+	inode = BPF_CORE_READ(path, dentry, d_inode);
+	old_mode = BPF_CORE_READ(inode, i_mode);
+	if ((old_mode & S_IFMT) == S_IFLNK)
+		return 0;
+	added = mode & KRSI_FORBIDDEN_BITS & ~old_mode;
+	if (!added)
+		return 0;
+
+	e = decision_begin(KRSI_EV_CHMOD, KRSI_POLICY_FILEPERMS, decision_of(pmode));
+	if (e) {
+		e->ino = BPF_CORE_READ(inode, i_ino);
+		e->dev = BPF_CORE_READ(inode, i_sb, s_dev);
+		e->old_mode = old_mode;
+		e->req_mode = mode;
+		e->new_mode = (old_mode & S_IFMT) | (mode & 07777);
+		read_name(e, BPF_CORE_READ(path, dentry, d_name.name));
+		bpf_ringbuf_submit(e, 0);
+	}
+	return verdict(pmode);
+}
+
+/*
+ * A hard link to an inode that already carries a forbidden bit. This closes O_TMPFILE: an anonymous
+ * file is created without inode_create, given its mode at creation, then linked into place.
+ */
+SEC("lsm/inode_link")
+int BPF_PROG(krsi_inode_link, struct dentry *old_dentry, struct inode *dir, struct dentry *new_dentry, int ret)
+{
+	struct krsi_event *e;
+	struct inode *inode;
+	__u32 mode;
+	__u8 pmode;
+
+	if (ret)
+		return ret;
+	pmode = fileperms_mode();
+	if (pmode == KRSI_MODE_OFF)
+		return 0;
+	inode = BPF_CORE_READ(old_dentry, d_inode);
+	mode = BPF_CORE_READ(inode, i_mode);
+	if ((mode & S_IFMT) == S_IFLNK || !(mode & KRSI_FORBIDDEN_BITS))
+		return 0;
+
+	e = decision_begin(KRSI_EV_LINK, KRSI_POLICY_FILEPERMS, decision_of(pmode));
+	if (e) {
+		e->ino = BPF_CORE_READ(inode, i_ino);
+		e->dev = BPF_CORE_READ(inode, i_sb, s_dev);
+		e->old_mode = mode;
+		e->new_mode = mode;
+		read_name(e, BPF_CORE_READ(new_dentry, d_name.name));
+		bpf_ringbuf_submit(e, 0);
+	}
+	return verdict(pmode);
+}
+
+static __always_inline int fileperms_acl_decision(__u8 pmode, struct dentry *dentry)
+{
+	struct krsi_event *e;
+	struct inode *inode = BPF_CORE_READ(dentry, d_inode);
+
+	e = decision_begin(KRSI_EV_SETACL, KRSI_POLICY_FILEPERMS, decision_of(pmode));
+	if (e) {
+		e->ino = BPF_CORE_READ(inode, i_ino);
+		e->dev = BPF_CORE_READ(inode, i_sb, s_dev);
+		e->old_mode = BPF_CORE_READ(inode, i_mode);
+		e->req_mode = S_IWOTH;
+		read_name(e, BPF_CORE_READ(dentry, d_name.name));
+		bpf_ringbuf_submit(e, 0);
+	}
+	return verdict(pmode);
+}
+
+/* true for "system.posix_acl_access" and "system.posix_acl_default" */
+static __always_inline bool is_posix_acl_xattr(const char *name)
+{
+	char buf[26] = {};
+	static const char prefix[] = "system.posix_acl_";
+
+	bpf_probe_read_kernel_str(buf, sizeof(buf), name);
+	for (int i = 0; i < sizeof(prefix) - 1; i++)
+		if (buf[i] != prefix[i])
+			return false;
+	return true;
+}
+
+/*
+ * Linux < 6.2: POSIX ACLs are written as xattrs; value is the kernel copy of the posix_acl_xattr
+ * blob (a 4-byte header, then 8-byte entries: le16 tag, le16 perm, le32 id).
+ */
+SEC("lsm/inode_setxattr")
+int BPF_PROG(krsi_inode_setxattr, void *idmap, struct dentry *dentry, const char *name, const void *value,
+	     size_t size, int flags, int ret)
+{
+	__u8 pmode;
+	__u32 n;
+
+	if (ret)
+		return ret;
+	pmode = fileperms_mode();
+	if (pmode == KRSI_MODE_OFF || !value || !is_posix_acl_xattr(name))
+		return 0;
+	n = (size - 4) / 8;
+	for (__u32 i = 0; i < KRSI_ACL_MAX_ENTRIES && i < n; i++) {
+		__u16 entry[2] = {};
+
+		if (bpf_probe_read_kernel(entry, sizeof(entry), value + 4 + i * 8))
+			break;
+		if (entry[0] == ACL_OTHER && (entry[1] & ACL_WRITE))
+			return fileperms_acl_decision(pmode, dentry);
+	}
+	return 0;
+}
+
+/* Linux >= 6.2: POSIX ACLs have their own hook; loaded only where the kernel has it */
+SEC("lsm/inode_set_acl")
+int BPF_PROG(krsi_inode_set_acl, void *idmap, struct dentry *dentry, const char *acl_name,
+	     struct posix_acl *kacl, int ret)
+{
+	unsigned int n;
+	__u8 pmode;
+
+	if (ret)
+		return ret;
+	pmode = fileperms_mode();
+	if (pmode == KRSI_MODE_OFF || !kacl)
+		return 0;
+	n = BPF_CORE_READ(kacl, a_count);
+	for (__u32 i = 0; i < KRSI_ACL_MAX_ENTRIES && i < n; i++) {
+		struct posix_acl_entry entry = {};
+
+		if (bpf_probe_read_kernel(&entry, sizeof(entry), &kacl->a_entries[i]))
+			break;
+		if (entry.e_tag == ACL_OTHER && (entry.e_perm & ACL_WRITE))
+			return fileperms_acl_decision(pmode, dentry);
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- suidexec */
+
+SEC("lsm/bprm_check_security")
+int BPF_PROG(krsi_bprm_check_security, struct linux_binprm *bprm, int ret)
+{
+	struct krsi_inode_key key = {};
+	struct krsi_policy *p;
+	struct krsi_event *e;
+	struct inode *inode;
+	struct file *file;
+	__u32 mode;
+	__u8 pmode;
+
+	if (ret)
+		return ret;
+	p = current_policy();
+	if (!p || p->mode[KRSI_POLICY_SUIDEXEC] == KRSI_MODE_OFF)
+		return 0;
+	pmode = p->mode[KRSI_POLICY_SUIDEXEC];
+	file = BPF_CORE_READ(bprm, file);
+	inode = BPF_CORE_READ(file, f_inode);
+	mode = BPF_CORE_READ(inode, i_mode);
+	/* set-gid without group exec is the mandatory-locking mark, not a privilege */
+	if (!(mode & S_ISUID) && (mode & (S_ISGID | S_IXGRP)) != (S_ISGID | S_IXGRP))
+		return 0;
+	/* a nosuid mount grants no privilege: nothing to stop */
+	if (BPF_CORE_READ(file, f_path.mnt, mnt_flags) & MNT_NOSUID)
+		return 0;
+
+	key.set = p->set;
+	key.dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	key.ino = BPF_CORE_READ(inode, i_ino);
+	if (bpf_map_lookup_elem(&suid_allow, &key))
+		return 0;
+
+	e = decision_begin(KRSI_EV_EXEC, KRSI_POLICY_SUIDEXEC, decision_of(pmode));
+	if (e) {
+		e->dev = key.dev;
+		e->ino = key.ino;
+		e->old_mode = mode;
+		bpf_probe_read_kernel_str(e->name, sizeof(e->name), BPF_CORE_READ(bprm, filename));
+		bpf_ringbuf_submit(e, 0);
+	}
+	return verdict(pmode);
+}
+
+/* ---------------------------------------------------------------- sockets */
+
+static __always_inline void sock_fields(struct krsi_event *e, struct sock *sk)
+{
+	e->proto = BPF_CORE_READ(sk, sk_protocol);
+	e->sock_type = BPF_CORE_READ(sk, sk_type);
+}
+
+/* an IPv4 address as IPv4-mapped IPv6 (::ffff:a.b.c.d), network byte order */
+static __always_inline void map_ipv4(__u8 addr[16], __u32 v4)
+{
+	__builtin_memset(addr, 0, 16);
+	addr[10] = 0xff;
+	addr[11] = 0xff;
+	__builtin_memcpy(addr + 12, &v4, 4);
+}
+
+/* the executable of the current task is a registered ssh client (by identity), or calls itself ssh */
+static __always_inline bool is_ssh_client(__u32 set)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct krsi_inode_key key = {};
+	struct inode *exe;
+	char comm[KRSI_COMM_LEN];
+
+	exe = BPF_CORE_READ(task, mm, exe_file, f_inode);
+	if (exe) {
+		key.set = set;
+		key.dev = BPF_CORE_READ(exe, i_sb, s_dev);
+		key.ino = BPF_CORE_READ(exe, i_ino);
+		if (bpf_map_lookup_elem(&ssh_clients, &key))
+			return true;
+	}
+	bpf_get_current_comm(comm, sizeof(comm));
+	return comm[0] == 's' && comm[1] == 's' && comm[2] == 'h' && comm[3] == 0;
+}
+
+SEC("lsm/socket_listen")
+int BPF_PROG(krsi_socket_listen, struct socket *sock, int backlog, int ret)
+{
+	struct krsi_policy *p;
+	struct krsi_event *e;
+	struct sock *sk;
+	__u16 family;
+	__u8 pmode;
+
+	if (ret)
+		return ret;
+	p = current_policy();
+	if (!p || p->mode[KRSI_POLICY_SSHLISTENERS] == KRSI_MODE_OFF)
+		return 0;
+	pmode = p->mode[KRSI_POLICY_SSHLISTENERS];
+	sk = BPF_CORE_READ(sock, sk);
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	if (!is_ssh_client(p->set))
+		return 0;
+
+	e = decision_begin(KRSI_EV_LISTEN, KRSI_POLICY_SSHLISTENERS, decision_of(pmode));
+	if (e) {
+		e->family = family;
+		e->port = BPF_CORE_READ(sk, __sk_common.skc_num);
+		if (family == AF_INET)
+			map_ipv4(e->addr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
+		else
+			BPF_CORE_READ_INTO(&e->addr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		sock_fields(e, sk);
+		struct task_struct *task = bpf_get_current_task_btf();
+		struct inode *exe = BPF_CORE_READ(task, mm, exe_file, f_inode);
+		if (exe) {
+			e->dev = BPF_CORE_READ(exe, i_sb, s_dev);
+			e->ino = BPF_CORE_READ(exe, i_ino);
+		}
+		bpf_ringbuf_submit(e, 0);
+	}
+	return verdict(pmode);
+}
+
+/*
+ * Decide on a destination address (a kernel copy of the caller's sockaddr). The address family is the
+ * address's own, not the socket's: an AF_INET6 UDP socket accepts an AF_INET destination. The length is
+ * not trusted to bound what we read: the kernel copy lives in a sockaddr_storage, and a length the
+ * protocol would refuse makes the call fail anyway.
+ */
+static __always_inline int skconnections_decide(__u32 type, struct krsi_policy *p, struct socket *sock,
+						struct sockaddr *address)
+{
+	struct krsi_cidr_key key = {};
+	struct krsi_event *e;
+	__u16 family, port;
+	bool matched, decide;
+	__u8 pmode = p->mode[KRSI_POLICY_SKCONNECTIONS];
+
+	if (bpf_probe_read_kernel(&family, sizeof(family), &address->sa_family))
+		return 0;
+	if (family == AF_INET) {
+		struct sockaddr_in sin = {};
+
+		bpf_probe_read_kernel(&sin, sizeof(sin), address);
+		map_ipv4(key.addr, sin.sin_addr.s_addr);
+		port = sin.sin_port;
+	} else if (family == AF_INET6) {
+		/* sin6_family, sin6_port, sin6_flowinfo, sin6_addr: the 24 bytes of SIN6_LEN_RFC2133 */
+		struct { __u16 family; __u16 port; __u32 flowinfo; __u8 addr[16]; } sin6 = {};
+
+		bpf_probe_read_kernel(&sin6, sizeof(sin6), address);
+		__builtin_memcpy(key.addr, sin6.addr, 16);
+		port = sin6.port;
+	} else {
+		return 0;
+	}
+
+	/* the unspecified address connects to the local host: judge it as loopback */
+	__u32 *w = (__u32 *)key.addr;
+	if (w[0] == 0 && w[1] == 0 && w[3] == 0) {
+		if (w[2] == 0)
+			key.addr[15] = 1;				/* :: -> ::1 */
+		else if (w[2] == bpf_htonl(0xffff))
+			w[3] = bpf_htonl(0x7f000001);			/* ::ffff:0.0.0.0 -> 127.0.0.1 */
+	}
+
+	key.prefixlen = 32 + 128;
+	key.set = bpf_htonl(p->set);
+	matched = bpf_map_lookup_elem(&connect_cidrs, &key) != NULL;
+	decide = (p->flags & KRSI_F_CONNECT_ALLOWLIST) ? !matched : matched;
+	if (!decide)
+		return 0;
+
+	e = decision_begin(type, KRSI_POLICY_SKCONNECTIONS, decision_of(pmode));
+	if (e) {
+		e->family = family;
+		e->port = bpf_ntohs(port);
+		__builtin_memcpy(e->addr, key.addr, 16);
+		sock_fields(e, BPF_CORE_READ(sock, sk));
+		bpf_ringbuf_submit(e, 0);
+	}
+	return verdict(pmode);
+}
+
+SEC("lsm/socket_connect")
+int BPF_PROG(krsi_socket_connect, struct socket *sock, struct sockaddr *address, int addrlen, int ret)
+{
+	struct krsi_policy *p;
+
+	if (ret)
+		return ret;
+	p = current_policy();
+	if (!p || p->mode[KRSI_POLICY_SKCONNECTIONS] == KRSI_MODE_OFF)
+		return 0;
+	return skconnections_decide(KRSI_EV_CONNECT, p, sock, address);
+}
+
+/* sendmsg/sendto with a destination; a send on a connected socket without one returns at once */
+SEC("lsm/socket_sendmsg")
+int BPF_PROG(krsi_socket_sendmsg, struct socket *sock, struct msghdr *msg, int size, int ret)
+{
+	struct krsi_policy *p;
+	void *name;
+
+	if (ret)
+		return ret;
+	name = BPF_CORE_READ(msg, msg_name);
+	if (!name)
+		return 0;
+	p = current_policy();
+	if (!p || p->mode[KRSI_POLICY_SKCONNECTIONS] == KRSI_MODE_OFF)
+		return 0;
+	return skconnections_decide(KRSI_EV_SENDMSG, p, sock, name);
+}
+
+/* ---------------------------------------------------------------- killtasks */
+
+/*
+ * The mode to apply when the current task acts on `target`, or OFF. Protection is keyed by the target's
+ * tgid, so every thread of a protected process is covered; the stored start time makes a stale entry
+ * (the process died, its pid was reused) protect nothing.
+ */
+static __always_inline __u8 killtasks_mode(struct task_struct *target)
+{
+	struct krsi_protect *prot;
+	struct krsi_policy *p;
+	__u32 tgid = BPF_CORE_READ(target, tgid);
+	__u32 self = bpf_get_current_pid_tgid() >> 32;
+	__u64 start;
+
+	prot = bpf_map_lookup_elem(&protected, &tgid);
+	if (!prot)
+		return KRSI_MODE_OFF;
+	start = BPF_CORE_READ(target, group_leader, start_boottime) / KRSI_NSEC_PER_USER_TICK;
+	if (start != prot->start_ticks)
+		return KRSI_MODE_OFF;
+	if (self == tgid || self == 1)
+		return KRSI_MODE_OFF;
+	if (prot->scope == KRSI_PROTECT_ALL)
+		return prot->mode;
+	p = current_policy();
+	return p ? p->mode[KRSI_POLICY_KILLTASKS] : KRSI_MODE_OFF;
+}
+
+static __always_inline int killtasks_decide(__u32 type, struct task_struct *target, __u32 signal)
+{
+	struct krsi_event *e;
+	__u8 pmode = killtasks_mode(target);
+
+	if (pmode == KRSI_MODE_OFF)
+		return 0;
+	e = decision_begin(type, KRSI_POLICY_KILLTASKS, decision_of(pmode));
+	if (e) {
+		e->target_pid = BPF_CORE_READ(target, pid);
+		e->target_tgid = BPF_CORE_READ(target, tgid);
+		e->target_uid = BPF_CORE_READ(target, real_cred, uid.val);
+		e->signal = signal;
+		BPF_CORE_READ_STR_INTO(&e->name, target, comm);
+		bpf_ringbuf_submit(e, 0);
+	}
+	return verdict(pmode);
+}
+
+SEC("lsm/task_kill")
+int BPF_PROG(krsi_task_kill, struct task_struct *p, struct kernel_siginfo *info, int sig,
+	     const struct cred *cred, int ret)
+{
+	if (ret)
+		return ret;
+	if (sig <= 0 || (sig < 64 && (KRSI_SIG_ALLOWED & (1ULL << sig))))
+		return 0;
+	return killtasks_decide(KRSI_EV_KILL, p, sig);
+}
+
+SEC("lsm/ptrace_access_check")
+int BPF_PROG(krsi_ptrace_access_check, struct task_struct *child, unsigned int mode, int ret)
+{
+	if (ret)
+		return ret;
+	/* reading /proc/<pid>/stat and the like is PTRACE_MODE_READ: only attach is stopped */
+	if (!(mode & PTRACE_MODE_ATTACH))
+		return 0;
+	return killtasks_decide(KRSI_EV_PTRACE, child, mode);
+}

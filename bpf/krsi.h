@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * krsi.h: every struct and constant that crosses between the BPF programs (krsi.bpf.c) and user space
+ * (agent/enforcement/layout.ts). Fixed-size fields only, explicit padding, no bitfields: the TypeScript
+ * side decodes these by offset, and test/unit/layout.test.ts checks its offsets against the BTF of the
+ * built object.
+ */
+#ifndef KRSI_H
+#define KRSI_H
+
+/* policies: index into krsi_policy.mode[] and into the counter array */
+enum krsi_policy_id {
+	KRSI_POLICY_FILEPERMS = 0,
+	KRSI_POLICY_SUIDEXEC = 1,
+	KRSI_POLICY_SSHLISTENERS = 2,
+	KRSI_POLICY_SKCONNECTIONS = 3,
+	KRSI_POLICY_KILLTASKS = 4,
+	KRSI_POLICY_COUNT = 5,
+};
+
+/* per-policy mode of a uid */
+enum krsi_mode {
+	KRSI_MODE_OFF = 0,
+	KRSI_MODE_AUDIT = 1,	/* log, allow */
+	KRSI_MODE_ENFORCE = 2,	/* log, deny with EPERM */
+};
+
+/* what happened to an action the policy matched */
+enum krsi_decision {
+	KRSI_DECISION_DENY = 0,
+	KRSI_DECISION_AUDIT = 1,
+};
+
+/* counter slots per policy: counters[policy * KRSI_COUNTER_SLOTS + slot] */
+enum krsi_counter_slot {
+	KRSI_COUNTER_DENY = 0,		/* == KRSI_DECISION_DENY */
+	KRSI_COUNTER_AUDIT = 1,		/* == KRSI_DECISION_AUDIT */
+	KRSI_COUNTER_DROPPED = 2,	/* event not delivered: ring buffer full */
+	KRSI_COUNTER_SLOTS = 3,
+};
+#define KRSI_COUNTER_ENTRIES (KRSI_POLICY_COUNT * KRSI_COUNTER_SLOTS)
+
+/* krsi_policy.flags */
+#define KRSI_F_CONNECT_ALLOWLIST (1U << 0)	/* skconnections: deny what the trie does NOT match */
+
+/*
+ * Value of the uid_policy map (key: __u32 uid). `set` names the generation of per-uid sets (suid
+ * allowlist, ssh client identities, CIDR trie entries) this policy uses: user space writes a new set
+ * under a fresh id, then swaps this one value, then deletes the old set, so there is no moment where
+ * neither the old nor the new policy holds.
+ */
+struct krsi_policy {
+	__u8 mode[8];		/* indexed by enum krsi_policy_id; [5..7] reserved, zero */
+	__u32 flags;		/* KRSI_F_* */
+	__u32 set;		/* set id, never 0 for a live policy */
+};
+
+/*
+ * Key of the suid_allow and ssh_clients hash maps: a file's identity as the kernel sees it,
+ * inode->i_sb->s_dev (kernel dev_t encoding: major << 20 | minor, NOT userspace st_dev) and i_ino.
+ */
+struct krsi_inode_key {
+	__u32 set;
+	__u32 dev;
+	__u64 ino;
+};
+
+/*
+ * Key of the connect_cidrs LPM trie. The data is the set id followed by an IPv6 address; IPv4 CIDRs
+ * are stored as IPv4-mapped IPv6 (::ffff:a.b.c.d/96+len), so one lookup covers AF_INET, AF_INET6 and
+ * IPv4-mapped AF_INET6 destinations. prefixlen counts the 32 bits of `set` too.
+ */
+struct krsi_cidr_key {
+	__u32 prefixlen;
+	__u32 set;		/* stored in network byte order so LPM compares it whole */
+	__u8 addr[16];
+};
+
+/* killtasks: value of the protected map (key: __u32 tgid) */
+enum krsi_protect_scope {
+	KRSI_PROTECT_ALL = 0,		/* every sender but init and the process itself (the agent) */
+	KRSI_PROTECT_POLICY = 1,	/* senders whose uid has killtasks on, with that uid's mode (listed daemons) */
+};
+
+struct krsi_protect {
+	__u64 start_ticks;	/* /proc/<pid>/stat starttime (USER_HZ ticks since boot): guards pid reuse */
+	__u8 scope;		/* enum krsi_protect_scope */
+	__u8 mode;		/* enum krsi_mode, used with KRSI_PROTECT_ALL */
+	__u8 pad[6];
+};
+
+/* event types: one per hook (and variant) */
+enum krsi_event_type {
+	KRSI_EV_CREATE = 1,	/* inode_create: regular file */
+	KRSI_EV_MKNOD = 2,	/* inode_mknod: fifo, socket, device node */
+	KRSI_EV_MKDIR = 3,	/* inode_mkdir */
+	KRSI_EV_CHMOD = 4,	/* path_chmod */
+	KRSI_EV_SETACL = 5,	/* inode_setxattr / inode_set_acl of a POSIX ACL granting other write */
+	KRSI_EV_LINK = 6,	/* inode_link of an inode that already carries a forbidden bit (O_TMPFILE) */
+	KRSI_EV_EXEC = 7,	/* bprm_check_security of a set-uid / set-gid file */
+	KRSI_EV_LISTEN = 8,	/* socket_listen by an ssh client */
+	KRSI_EV_CONNECT = 9,	/* socket_connect */
+	KRSI_EV_SENDMSG = 10,	/* socket_sendmsg with a destination address */
+	KRSI_EV_KILL = 11,	/* task_kill */
+	KRSI_EV_PTRACE = 12,	/* ptrace_access_check (attach) */
+};
+
+#define KRSI_COMM_LEN 16
+#define KRSI_NAME_LEN 64
+
+/*
+ * One ring buffer record. Fields a hook does not have stay zero. All hooks share this one layout
+ * so that the decoder is a single fixed-offset read.
+ */
+struct krsi_event {
+	__u64 ts_ns;		/* bpf_ktime_get_boot_ns() */
+	__u64 cgroup_id;	/* bpf_get_current_cgroup_id() */
+	__u32 type;		/* enum krsi_event_type */
+	__u32 uid;
+	__u32 gid;
+	__u32 pid;		/* tgid */
+	__u32 tid;
+	__u8 policy;		/* enum krsi_policy_id */
+	__u8 decision;		/* enum krsi_decision */
+	__u8 pad0[2];
+	char comm[KRSI_COMM_LEN];
+
+	/* file hooks: inode identity (kernel dev encoding) and modes */
+	__u64 ino;
+	__u32 dev;
+	__u32 old_mode;		/* mode before (chmod, link, exec) */
+	__u32 req_mode;		/* mode asked for (create, mkdir, mknod, chmod) */
+	__u32 umask;		/* current->fs->umask (create, mkdir, mknod) */
+	__u32 new_mode;		/* mode that would result */
+
+	/* socket hooks */
+	__u16 family;		/* AF_INET / AF_INET6 of the address */
+	__u16 port;		/* host byte order */
+	__u16 proto;		/* sk->sk_protocol */
+	__u16 sock_type;	/* sk->sk_type */
+	__u8 addr[16];		/* IPv6, or IPv4-mapped IPv6 for AF_INET */
+
+	/* signal / ptrace hooks */
+	__u32 target_pid;	/* tid the signal or ptrace is aimed at */
+	__u32 target_tgid;
+	__u32 target_uid;
+	__u32 signal;		/* signal number, or ptrace mode for KRSI_EV_PTRACE */
+
+	/* last path component the hook saw (file created, chmod-ed, executed, ACL target) */
+	char name[KRSI_NAME_LEN];
+};
+
+/*
+ * One record of the identity iterator (identity.bpf.c): an open file of the reading process as the
+ * kernel identifies it, the same (s_dev, i_ino) the LSM programs see, whatever stat() reports
+ * (overlayfs and btrfs report other device numbers than the inode's super block).
+ */
+struct krsi_file_identity {
+	__u32 fd;
+	__u32 dev;
+	__u64 ino;
+	__u32 mode;
+	__u32 pad;
+};
+
+#endif /* KRSI_H */
