@@ -1,0 +1,280 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * krsi-probe: attempts exactly one action that a slurm-krsi policy judges, by the named syscall, and
+ * prints what the kernel answered: "OK" or "ERR <ERRNO-NAME>". Exit status 0 for OK, 1 for ERR, 2 for a
+ * usage error. Tests and the adversary emulation use it to try the attacker's variants (the other
+ * syscall, the other address family, O_TMPFILE, raw ACL xattrs, thread ids) with a process start cost of
+ * a few milliseconds, and to tell "denied by the policy" (EPERM) from "failed for another reason".
+ *
+ *   krsi-probe [--comm NAME] COMMAND ARGS...
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+static int report(int rc)
+{
+	if (rc >= 0) {
+		puts("OK");
+		return 0;
+	}
+	const char *name = strerrorname_np(errno);
+	printf("ERR %s\n", name ? name : "UNKNOWN");
+	return 1;
+}
+
+static int usage(const char *msg)
+{
+	fprintf(stderr, "krsi-probe: %s\n", msg);
+	return 2;
+}
+
+static mode_t parse_mode(const char *s)
+{
+	return (mode_t)strtoul(s, NULL, 8);
+}
+
+static void maybe_umask(int argc, char **argv, int idx)
+{
+	if (argc > idx)
+		umask(parse_mode(argv[idx]));
+}
+
+/* fill a sockaddr for "4" (AF_INET) or "6" (AF_INET6; an IPv4 literal becomes IPv4-mapped) */
+static socklen_t make_addr(int v6, const char *host, const char *port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (!v6) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(atoi(port));
+		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+			return 0;
+		return sizeof(*sin);
+	}
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+	sin6->sin6_family = AF_INET6;
+	sin6->sin6_port = htons(atoi(port));
+	if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) {
+		struct in_addr v4;
+		if (inet_pton(AF_INET, host, &v4) != 1)
+			return 0;
+		sin6->sin6_addr.s6_addr[10] = 0xff;
+		sin6->sin6_addr.s6_addr[11] = 0xff;
+		memcpy(&sin6->sin6_addr.s6_addr[12], &v4, 4);
+	}
+	return sizeof(*sin6);
+}
+
+static int sock_type(int argc, char **argv, int idx)
+{
+	if (argc > idx && !strcmp(argv[idx], "udp"))
+		return SOCK_DGRAM;
+	return SOCK_STREAM;
+}
+
+static void *idle_thread(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+/* posix_acl_xattr blob: user::rw-, group::r--, other::<perm> (perm: 0-7) */
+static int set_acl(const char *path, const char *attr, int other_perm)
+{
+	struct { uint32_t version; struct { uint16_t tag, perm; uint32_t id; } e[3]; } acl = {
+		.version = 2,
+		.e = { { 0x01, 6, (uint32_t)-1 }, { 0x04, 4, (uint32_t)-1 }, { 0x20, (uint16_t)other_perm, (uint32_t)-1 } },
+	};
+	return setxattr(path, attr, &acl, sizeof(acl), 0);
+}
+
+int main(int argc, char **argv)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc > 2 && !strcmp(argv[1], "--comm")) {
+		prctl(PR_SET_NAME, argv[2]);
+		argv += 2;
+		argc -= 2;
+	}
+	if (argc < 2)
+		return usage("usage: krsi-probe [--comm NAME] COMMAND ARGS...");
+	const char *cmd = argv[1];
+
+	/* ---- files */
+	if (!strcmp(cmd, "create") && argc >= 4) {		/* create PATH MODE [UMASK] */
+		maybe_umask(argc, argv, 4);
+		return report(open(argv[2], O_CREAT | O_EXCL | O_WRONLY, parse_mode(argv[3])));
+	}
+	if (!strcmp(cmd, "mkdir") && argc >= 4) {		/* mkdir PATH MODE [UMASK] */
+		maybe_umask(argc, argv, 4);
+		return report(mkdir(argv[2], parse_mode(argv[3])));
+	}
+	if (!strcmp(cmd, "mkfifo") && argc >= 4) {		/* mkfifo PATH MODE [UMASK] */
+		maybe_umask(argc, argv, 4);
+		return report(mknod(argv[2], S_IFIFO | parse_mode(argv[3]), 0));
+	}
+	if (!strcmp(cmd, "mknod-reg") && argc >= 4) {		/* mknod-reg PATH MODE [UMASK] */
+		maybe_umask(argc, argv, 4);
+		return report(mknod(argv[2], S_IFREG | parse_mode(argv[3]), 0));
+	}
+	if (!strcmp(cmd, "bind-unix") && argc >= 3) {		/* bind-unix PATH [UMASK] */
+		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+		maybe_umask(argc, argv, 3);
+		strncpy(sun.sun_path, argv[2], sizeof(sun.sun_path) - 1);
+		fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		return report(bind(fd, (struct sockaddr *)&sun, sizeof(sun)));
+	}
+	if (!strcmp(cmd, "chmod") && argc >= 4)		/* chmod PATH MODE */
+		return report(chmod(argv[2], parse_mode(argv[3])));
+	if (!strcmp(cmd, "fchmod") && argc >= 4) {		/* fchmod PATH MODE */
+		fd = open(argv[2], O_RDONLY);
+		if (fd < 0)
+			return report(fd);
+		return report(fchmod(fd, parse_mode(argv[3])));
+	}
+	if (!strcmp(cmd, "fchmodat") && argc >= 4)		/* fchmodat PATH MODE */
+		return report(fchmodat(AT_FDCWD, argv[2], parse_mode(argv[3]), 0));
+	if (!strcmp(cmd, "tmpfile-link") && argc >= 5) {	/* tmpfile-link DIR MODE LINKPATH [UMASK] */
+		char proc[64];
+		maybe_umask(argc, argv, 5);
+		fd = open(argv[2], O_TMPFILE | O_WRONLY, parse_mode(argv[3]));
+		if (fd < 0)
+			return report(fd);
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		return report(linkat(AT_FDCWD, proc, AT_FDCWD, argv[4], AT_SYMLINK_FOLLOW));
+	}
+	if (!strcmp(cmd, "link") && argc >= 4)			/* link OLD NEW */
+		return report(link(argv[2], argv[3]));
+	if (!strcmp(cmd, "setacl") && argc >= 4)		/* setacl PATH OTHERPERM [default] */
+		return report(set_acl(argv[2], argc >= 5 && !strcmp(argv[4], "default") ?
+				      "system.posix_acl_default" : "system.posix_acl_access", atoi(argv[3])));
+
+	/* ---- exec: prints only on failure; on success the program runs */
+	if (!strcmp(cmd, "exec") && argc >= 3) {		/* exec PATH [ARGS...] */
+		execv(argv[2], argv + 2);
+		return report(-1);
+	}
+
+	/* ---- sockets */
+	if ((!strcmp(cmd, "listen4") || !strcmp(cmd, "listen6")) && argc >= 4) {	/* listenN ADDR PORT */
+		int v6 = cmd[6] == '6';
+		len = make_addr(v6, argv[2], argv[3], &ss);
+		if (!len)
+			return usage("bad address");
+		fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+		int one = 1;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, (struct sockaddr *)&ss, len) < 0)
+			return report(-1);
+		return report(listen(fd, 1));
+	}
+	if ((!strcmp(cmd, "connect4") || !strcmp(cmd, "connect6")) && argc >= 4) {	/* connectN ADDR PORT [tcp|udp] */
+		int v6 = cmd[7] == '6';
+		len = make_addr(v6, argv[2], argv[3], &ss);
+		if (!len)
+			return usage("bad address");
+		fd = socket(v6 ? AF_INET6 : AF_INET, sock_type(argc, argv, 4), 0);
+		return report(connect(fd, (struct sockaddr *)&ss, len));
+	}
+	/* connect6-v4addr ADDR PORT: an AF_INET6 UDP socket given an AF_INET destination */
+	if (!strcmp(cmd, "connect6-v4addr") && argc >= 4) {
+		len = make_addr(0, argv[2], argv[3], &ss);
+		if (!len)
+			return usage("bad address");
+		fd = socket(AF_INET6, SOCK_DGRAM, 0);
+		return report(connect(fd, (struct sockaddr *)&ss, len));
+	}
+	if ((!strcmp(cmd, "sendto4") || !strcmp(cmd, "sendto6")) && argc >= 4) {	/* sendtoN ADDR PORT */
+		int v6 = cmd[6] == '6';
+		len = make_addr(v6, argv[2], argv[3], &ss);
+		if (!len)
+			return usage("bad address");
+		fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM, 0);
+		return report(sendto(fd, "krsi", 4, 0, (struct sockaddr *)&ss, len));
+	}
+	if ((!strcmp(cmd, "sendmsg4") || !strcmp(cmd, "sendmsg6")) && argc >= 4) {	/* sendmsgN ADDR PORT */
+		int v6 = cmd[7] == '6';
+		char data[] = "krsi";
+		struct iovec iov = { data, 4 };
+		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+		len = make_addr(v6, argv[2], argv[3], &ss);
+		if (!len)
+			return usage("bad address");
+		msg.msg_name = &ss;
+		msg.msg_namelen = len;
+		fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM, 0);
+		return report(sendmsg(fd, &msg, 0));
+	}
+
+	/* ---- signals and ptrace */
+	if (!strcmp(cmd, "kill") && argc >= 4)			/* kill PID SIG */
+		return report(kill(atoi(argv[2]), atoi(argv[3])));
+	if (!strcmp(cmd, "tgkill") && argc >= 5)		/* tgkill TGID TID SIG */
+		return report(syscall(SYS_tgkill, atoi(argv[2]), atoi(argv[3]), atoi(argv[4])));
+	if (!strcmp(cmd, "pidfd-kill") && argc >= 4) {		/* pidfd-kill PID SIG */
+		fd = syscall(SYS_pidfd_open, atoi(argv[2]), 0);
+		if (fd < 0)
+			return report(fd);
+		return report(syscall(SYS_pidfd_send_signal, fd, atoi(argv[3]), NULL, 0));
+	}
+	if (!strcmp(cmd, "ptrace-attach") && argc >= 3) {	/* ptrace-attach PID */
+		long rc = ptrace(PTRACE_ATTACH, atoi(argv[2]), NULL, NULL);
+		if (rc == 0)
+			ptrace(PTRACE_DETACH, atoi(argv[2]), NULL, NULL);
+		return report(rc);
+	}
+	if (!strcmp(cmd, "ptrace-seize") && argc >= 3) {	/* ptrace-seize PID */
+		long rc = ptrace(PTRACE_SEIZE, atoi(argv[2]), NULL, NULL);
+		if (rc == 0)
+			ptrace(PTRACE_DETACH, atoi(argv[2]), NULL, NULL);
+		return report(rc);
+	}
+	/* threads N: start N extra threads, print "READY TGID TID...", then wait to be signalled */
+	if (!strcmp(cmd, "threads") && argc >= 3) {
+		int n = atoi(argv[2]);
+		pthread_t t;
+		char path[64];
+		struct dirent *d;
+		DIR *dir;
+
+		for (int i = 0; i < n; i++)
+			pthread_create(&t, NULL, idle_thread, NULL);
+		usleep(50000);
+		snprintf(path, sizeof(path), "/proc/%d/task", getpid());
+		dir = opendir(path);
+		printf("READY %d", getpid());
+		while (dir && (d = readdir(dir)))
+			if (d->d_name[0] != '.')
+				printf(" %s", d->d_name);
+		printf("\n");
+		fflush(stdout);
+		for (;;)
+			pause();
+	}
+	return usage("unknown command or missing arguments (see the comments in krsi-probe.c)");
+}
