@@ -1,0 +1,358 @@
+/**
+ * The enforcement module the agent uses: loads, attaches and pins the BPF LSM programs (or adopts the
+ * pinned ones a previous agent left enforcing), writes and clears per-uid policies atomically, protects
+ * pids from signals and ptrace, reads the kernel's decision counters and streams decoded events.
+ *
+ * Pins under pinDir (default /sys/fs/bpf/slurm-krsi): maps/<map name> and links/<program name>. A pinned
+ * link keeps its program attached after every process has closed it, so enforcement outlives the agent.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { BpfMap, BpfObject, RingBuffer } from '../../libbpf-ts/index.js';
+import type { Cidr } from './cidr.js';
+import {
+  COUNTER_SLOTS,
+  POLICIES,
+  cidrKeySet,
+  counterIndex,
+  decodeEvent,
+  decodePolicy,
+  decodeProtect,
+  encodeCidrKey,
+  encodeInodeKey,
+  encodePolicy,
+  encodeProtect,
+  encodeUid,
+  inodeKeySet,
+  type CounterSlot,
+  type KernelFileId,
+  type KrsiEvent,
+  type Mode,
+  type PolicyName,
+  type PolicyValue,
+  type ProtectScope,
+  type ProtectValue,
+} from './layout.js';
+import { synchronizeRcu } from './rcu.js';
+
+export const DEFAULT_PIN_DIR = '/sys/fs/bpf/slurm-krsi';
+
+/** What one uid is held to. The agent computes it as the union of the uid's jobs' policies. */
+export interface UidPolicy {
+  modes: Record<PolicyName, Mode>;
+  /** skconnections: deny what `cidrs` match ('denylist') or everything they do not match ('allowlist') */
+  connectMode: 'denylist' | 'allowlist';
+  cidrs: readonly Cidr[];
+  suidAllow: readonly KernelFileId[];
+  sshClients: readonly KernelFileId[];
+}
+
+export interface EnforcerOptions {
+  /** build/bpf/krsi.bpf.o */
+  objectPath: string;
+  pinDir?: string;
+  /** ring buffer size in bytes (a power of two, page multiple); used only when the map is created */
+  ringBufferBytes?: number;
+  log?: (message: string) => void;
+}
+
+type Counters = Record<PolicyName, Record<CounterSlot, bigint>>;
+
+const SET_MAPS = ['suid_allow', 'ssh_clients', 'connect_cidrs'] as const;
+const MAP_NAMES = ['uid_policy', ...SET_MAPS, 'protected', 'counters', 'events'] as const;
+type MapName = (typeof MAP_NAMES)[number];
+
+/** Programs for hooks this kernel may not have; they are skipped, not failed, where the hook is absent. */
+const OPTIONAL_HOOK_PROGRAMS: Record<string, string> = {
+  krsi_inode_set_acl: 'bpf_lsm_inode_set_acl', // Linux >= 6.2
+};
+
+function kernelHasSymbol(symbol: string): boolean {
+  try {
+    return new RegExp(` ${symbol}$`, 'm').test(readFileSync('/proc/kallsyms', 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** starttime (field 22 of /proc/<pid>/stat), in USER_HZ ticks since boot */
+export function processStartTicks(pid: number): bigint {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const start = fields[22 - 3];
+  if (start === undefined) throw new Error(`cannot parse /proc/${pid}/stat`);
+  return BigInt(start);
+}
+
+export class Enforcer {
+  /** true when the programs were already pinned and enforcing, and this instance only opened them */
+  readonly adopted: boolean;
+  readonly pinDir: string;
+  /** names of the programs whose links are pinned */
+  readonly programs: string[];
+  private readonly maps: Record<MapName, BpfMap>;
+  private readonly object: BpfObject | undefined;
+  private nextSet: number;
+  private ring: RingBuffer | undefined;
+
+  private constructor(
+    pinDir: string,
+    maps: Record<MapName, BpfMap>,
+    object: BpfObject | undefined,
+    programs: string[],
+    adopted: boolean,
+  ) {
+    this.pinDir = pinDir;
+    this.maps = maps;
+    this.object = object;
+    this.programs = programs;
+    this.adopted = adopted;
+    this.nextSet = this.highestSetInUse() + 1;
+  }
+
+  /**
+   * Attach and pin the programs, or adopt them if a previous instance pinned them all. Programs whose
+   * link is already pinned are left as they are (they never stop enforcing); missing ones are attached.
+   */
+  static open(opts: EnforcerOptions): Enforcer {
+    const log = opts.log ?? (() => {});
+    const pinDir = opts.pinDir ?? DEFAULT_PIN_DIR;
+    const mapDir = join(pinDir, 'maps');
+    const linkDir = join(pinDir, 'links');
+    mkdirSync(mapDir, { recursive: true });
+    mkdirSync(linkDir, { recursive: true });
+
+    const object = BpfObject.open(opts.objectPath);
+    let keepObject = false;
+    try {
+      const wanted = object.programs().filter((prog) => {
+        const symbol = OPTIONAL_HOOK_PROGRAMS[prog.name];
+        if (symbol === undefined || kernelHasSymbol(symbol)) return true;
+        prog.setAutoload(false);
+        log(`program ${prog.name} skipped: this kernel has no ${symbol.replace('bpf_lsm_', '')} hook`);
+        return false;
+      });
+      const pinnedLinks = new Set(existsSync(linkDir) ? readdirSync(linkDir) : []);
+      const allPinned =
+        wanted.every((prog) => pinnedLinks.has(prog.name)) && MAP_NAMES.every((m) => existsSync(join(mapDir, m)));
+
+      if (allPinned) {
+        const maps = Object.fromEntries(
+          MAP_NAMES.map((name) => [name, BpfMap.openPinned(join(mapDir, name))]),
+        ) as Record<MapName, BpfMap>;
+        log(`adopted ${wanted.length} pinned programs under ${pinDir}`);
+        return new Enforcer(pinDir, maps, undefined, wanted.map((p) => p.name), true);
+      }
+
+      for (const name of MAP_NAMES) object.map(name).setPinPath(join(mapDir, name));
+      if (opts.ringBufferBytes !== undefined && !existsSync(join(mapDir, 'events'))) {
+        object.map('events').setMaxEntries(opts.ringBufferBytes);
+      }
+      object.load();
+      for (const prog of wanted) {
+        const linkPath = join(linkDir, prog.name);
+        if (pinnedLinks.has(prog.name)) continue;
+        const link = prog.attach();
+        try {
+          link.pin(linkPath);
+        } finally {
+          link.destroy(); // the pin keeps it attached
+        }
+      }
+      log(`attached and pinned ${wanted.length} programs under ${pinDir}`);
+      const maps = Object.fromEntries(MAP_NAMES.map((name) => [name, object.map(name)])) as Record<MapName, BpfMap>;
+      keepObject = true;
+      return new Enforcer(pinDir, maps, object, wanted.map((p) => p.name), false);
+    } finally {
+      if (!keepObject) object.close();
+    }
+  }
+
+  /**
+   * Detach everything: unpin links and maps. Programs stop enforcing once no process holds them.
+   * For uninstall and tests; the agent never does this on its own.
+   */
+  static removePinned(pinDir: string = DEFAULT_PIN_DIR): void {
+    for (const sub of ['links', 'maps']) {
+      const dir = join(pinDir, sub);
+      if (!existsSync(dir)) continue;
+      for (const name of readdirSync(dir)) rmSync(join(dir, name));
+      rmSync(dir, { recursive: true });
+    }
+    if (existsSync(pinDir)) rmSync(pinDir, { recursive: true });
+  }
+
+  /** the pinned link of each program, for status reporting */
+  pinnedLinks(): string[] {
+    const dir = join(this.pinDir, 'links');
+    return existsSync(dir) ? readdirSync(dir).sort() : [];
+  }
+
+  // ------------------------------------------------------------------ per-uid policies
+
+  /**
+   * Replace a uid's policy atomically: the new sets are written under a fresh set id, then the single
+   * uid_policy value is swapped (the old policy holds until that instant, the new one from it), then,
+   * after a grace period, the old sets are deleted. A failure before the swap leaves the old policy in
+   * force and removes the partial new sets.
+   */
+  setUidPolicy(uid: number, policy: UidPolicy): void {
+    const key = encodeUid(uid);
+    const old = this.maps.uid_policy.lookup(key);
+    const set = this.nextSet++;
+    try {
+      for (const id of policy.suidAllow) this.maps.suid_allow.update(encodeInodeKey(set, id), Buffer.from([1]));
+      for (const id of policy.sshClients) this.maps.ssh_clients.update(encodeInodeKey(set, id), Buffer.from([1]));
+      for (const cidr of policy.cidrs) this.maps.connect_cidrs.update(encodeCidrKey(set, cidr), Buffer.from([1]));
+      const value: PolicyValue = { modes: policy.modes, connectAllowlist: policy.connectMode === 'allowlist', set };
+      this.maps.uid_policy.update(key, encodePolicy(value));
+    } catch (err) {
+      this.deleteSets(new Set([set]));
+      throw err;
+    }
+    if (old) {
+      synchronizeRcu();
+      this.deleteSets(new Set([decodePolicy(old).set]));
+    }
+  }
+
+  /** Remove a uid's policy; returns false if it had none. */
+  clearUidPolicy(uid: number): boolean {
+    const key = encodeUid(uid);
+    const old = this.maps.uid_policy.lookup(key);
+    if (!old) return false;
+    this.maps.uid_policy.delete(key);
+    synchronizeRcu();
+    this.deleteSets(new Set([decodePolicy(old).set]));
+    return true;
+  }
+
+  uidPolicy(uid: number): PolicyValue | null {
+    const value = this.maps.uid_policy.lookup(encodeUid(uid));
+    return value ? decodePolicy(value) : null;
+  }
+
+  /** every uid with an entry in the kernel, with its policy */
+  uidPolicies(): Map<number, PolicyValue> {
+    const out = new Map<number, PolicyValue>();
+    for (const key of this.maps.uid_policy.keys()) {
+      const value = this.maps.uid_policy.lookup(key);
+      if (value) out.set(key.readUInt32LE(0), decodePolicy(value));
+    }
+    return out;
+  }
+
+  /** number of entries in each per-set map, for status and tests */
+  setEntryCounts(): Record<(typeof SET_MAPS)[number], number> {
+    return {
+      suid_allow: this.maps.suid_allow.keys().length,
+      ssh_clients: this.maps.ssh_clients.keys().length,
+      connect_cidrs: this.maps.connect_cidrs.keys().length,
+    };
+  }
+
+  /**
+   * Delete set entries no uid refers to: what a crash between writing a new set and deleting the old
+   * one leaves behind. Returns the number of entries removed.
+   */
+  collectGarbage(): number {
+    const live = new Set([...this.uidPolicies().values()].map((p) => p.set));
+    return this.deleteSetsWhere((set) => !live.has(set));
+  }
+
+  private deleteSets(sets: Set<number>): number {
+    return this.deleteSetsWhere((set) => sets.has(set));
+  }
+
+  private deleteSetsWhere(doomed: (set: number) => boolean): number {
+    let removed = 0;
+    for (const name of SET_MAPS) {
+      const map = this.maps[name];
+      const setOf = name === 'connect_cidrs' ? cidrKeySet : inodeKeySet;
+      for (const key of map.keys()) {
+        if (doomed(setOf(key)) && map.delete(key)) removed++;
+      }
+    }
+    return removed;
+  }
+
+  private highestSetInUse(): number {
+    let highest = 0;
+    for (const p of this.uidPolicies().values()) highest = Math.max(highest, p.set);
+    for (const key of this.maps.suid_allow.keys()) highest = Math.max(highest, inodeKeySet(key));
+    for (const key of this.maps.ssh_clients.keys()) highest = Math.max(highest, inodeKeySet(key));
+    for (const key of this.maps.connect_cidrs.keys()) highest = Math.max(highest, cidrKeySet(key));
+    return highest;
+  }
+
+  // ------------------------------------------------------------------ killtasks protection
+
+  /**
+   * Protect a process (all its threads) from fatal and stop signals and from ptrace attach. 'all': from
+   * every sender but init and the process itself (the agent). 'policy': from senders whose uid has
+   * killtasks on, with that uid's mode (daemons listed in the config). startTicks defaults to the
+   * process's own start time; an entry whose start time is not the live process's protects nothing.
+   */
+  protect(pid: number, scope: ProtectScope = 'all', mode: Mode = 'enforce', startTicks?: bigint): void {
+    const value: ProtectValue = { startTicks: startTicks ?? processStartTicks(pid), scope, mode };
+    this.maps.protected.update(encodeUid(pid), encodeProtect(value));
+  }
+
+  unprotect(pid: number): boolean {
+    return this.maps.protected.delete(encodeUid(pid));
+  }
+
+  protectedPids(): Map<number, ProtectValue> {
+    const out = new Map<number, ProtectValue>();
+    for (const key of this.maps.protected.keys()) {
+      const value = this.maps.protected.lookup(key);
+      if (value) out.set(key.readUInt32LE(0), decodeProtect(value));
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------------ counters and events
+
+  /** the kernel's per-CPU decision counters, summed over CPUs */
+  counters(): Counters {
+    const out = {} as Counters;
+    for (const policy of POLICIES) {
+      const row = {} as Record<CounterSlot, bigint>;
+      for (const slot of COUNTER_SLOTS) {
+        row[slot] = this.maps.counters.sumPerCpuU64(encodeUid(counterIndex(policy, slot)));
+      }
+      out[policy] = row;
+    }
+    return out;
+  }
+
+  /**
+   * Stream decoded events. One consumer at a time; events that arrived while nobody consumed wait in
+   * the ring buffer (or were counted as dropped if it filled).
+   */
+  subscribe(onEvent: (event: KrsiEvent) => void, opts: { budget?: number; onError?: (err: Error) => void } = {}): void {
+    if (this.ring) throw new Error('krsi enforcer: events already have a subscriber');
+    const ringOpts: { budget?: number; onError?: (err: Error) => void } = {};
+    if (opts.budget !== undefined) ringOpts.budget = opts.budget;
+    if (opts.onError !== undefined) ringOpts.onError = opts.onError;
+    this.ring = new RingBuffer(this.maps.events, (data: Buffer) => onEvent(decodeEvent(data)), ringOpts);
+    this.ring.start();
+  }
+
+  async unsubscribe(): Promise<void> {
+    const ring = this.ring;
+    this.ring = undefined;
+    await ring?.close();
+  }
+
+  /** Release this process's handles. Pinned programs and maps stay in the kernel and keep enforcing. */
+  async close(): Promise<void> {
+    await this.unsubscribe();
+    if (this.object) {
+      this.object.close();
+    } else {
+      for (const map of Object.values(this.maps)) map.close();
+    }
+  }
+}
+

@@ -1,0 +1,285 @@
+/**
+ * The byte layout of everything that crosses between bpf/krsi.h and TypeScript: map keys and values,
+ * ring-buffer events, counter indices. Offsets are written out once here; test/unit/layout.test.ts
+ * checks every one of them against the BTF of the built object, so a change to krsi.h that is not
+ * mirrored here fails the unit tests instead of decoding garbage.
+ */
+import { formatAddress, isV4Mapped, type Cidr } from './cidr.js';
+
+export const POLICIES = ['fileperms', 'suidexec', 'sshlisteners', 'skconnections', 'killtasks'] as const;
+export type PolicyName = (typeof POLICIES)[number];
+
+export const MODES = ['off', 'audit', 'enforce'] as const;
+export type Mode = (typeof MODES)[number];
+
+export const DECISIONS = ['deny', 'audit'] as const;
+export type Decision = (typeof DECISIONS)[number];
+
+/** counter slots per policy, in krsi.h order (enum krsi_counter_slot) */
+export const COUNTER_SLOTS = ['deny', 'audit', 'dropped'] as const;
+export type CounterSlot = (typeof COUNTER_SLOTS)[number];
+export const COUNTER_ENTRIES = POLICIES.length * COUNTER_SLOTS.length;
+
+export function counterIndex(policy: PolicyName, slot: CounterSlot): number {
+  return POLICIES.indexOf(policy) * COUNTER_SLOTS.length + COUNTER_SLOTS.indexOf(slot);
+}
+
+/** enum krsi_event_type, by value; the names are the event log's `type=` (the seed's names where it had one) */
+export const EVENT_TYPES: Record<number, string> = {
+  1: 'creat',
+  2: 'mknod',
+  3: 'mkdir',
+  4: 'chmod',
+  5: 'setacl',
+  6: 'link',
+  7: 'exsuid',
+  8: 'listen',
+  9: 'skconn',
+  10: 'sksend',
+  11: 'sgkill',
+  12: 'ptrace',
+};
+
+export const CONNECT_ALLOWLIST_FLAG = 1 << 0;
+
+export const PROTECT_SCOPES = ['all', 'policy'] as const;
+export type ProtectScope = (typeof PROTECT_SCOPES)[number];
+
+/** [offset, size] of each field, per struct, as in krsi.h */
+export const LAYOUT = {
+  krsi_policy: { size: 16, fields: { mode: [0, 8], flags: [8, 4], set: [12, 4] } },
+  krsi_inode_key: { size: 16, fields: { set: [0, 4], dev: [4, 4], ino: [8, 8] } },
+  krsi_cidr_key: { size: 24, fields: { prefixlen: [0, 4], set: [4, 4], addr: [8, 16] } },
+  krsi_protect: { size: 16, fields: { start_ticks: [0, 8], scope: [8, 1], mode: [9, 1], pad: [10, 6] } },
+  krsi_file_identity: { size: 24, fields: { fd: [0, 4], dev: [4, 4], ino: [8, 8], mode: [16, 4], pad: [20, 4] } },
+  krsi_event: {
+    size: 192,
+    fields: {
+      ts_ns: [0, 8],
+      cgroup_id: [8, 8],
+      type: [16, 4],
+      uid: [20, 4],
+      gid: [24, 4],
+      pid: [28, 4],
+      tid: [32, 4],
+      policy: [36, 1],
+      decision: [37, 1],
+      pad0: [38, 2],
+      comm: [40, 16],
+      ino: [56, 8],
+      dev: [64, 4],
+      old_mode: [68, 4],
+      req_mode: [72, 4],
+      umask: [76, 4],
+      new_mode: [80, 4],
+      family: [84, 2],
+      port: [86, 2],
+      proto: [88, 2],
+      sock_type: [90, 2],
+      addr: [92, 16],
+      target_pid: [108, 4],
+      target_tgid: [112, 4],
+      target_uid: [116, 4],
+      signal: [120, 4],
+      name: [124, 64],
+    },
+  },
+} as const;
+
+const P = LAYOUT.krsi_policy.fields;
+const IK = LAYOUT.krsi_inode_key.fields;
+const CK = LAYOUT.krsi_cidr_key.fields;
+const PR = LAYOUT.krsi_protect.fields;
+const FI = LAYOUT.krsi_file_identity.fields;
+const EV = LAYOUT.krsi_event.fields;
+
+/** A uid's entry in uid_policy. */
+export interface PolicyValue {
+  modes: Record<PolicyName, Mode>;
+  connectAllowlist: boolean;
+  set: number;
+}
+
+export function encodePolicy(value: PolicyValue): Buffer {
+  const buf = Buffer.alloc(LAYOUT.krsi_policy.size);
+  POLICIES.forEach((name, i) => buf.writeUInt8(MODES.indexOf(value.modes[name]), P.mode[0] + i));
+  buf.writeUInt32LE(value.connectAllowlist ? CONNECT_ALLOWLIST_FLAG : 0, P.flags[0]);
+  buf.writeUInt32LE(value.set, P.set[0]);
+  return buf;
+}
+
+export function decodePolicy(buf: Buffer): PolicyValue {
+  const modes = {} as Record<PolicyName, Mode>;
+  POLICIES.forEach((name, i) => {
+    modes[name] = MODES[buf.readUInt8(P.mode[0] + i)] ?? 'enforce';
+  });
+  return {
+    modes,
+    connectAllowlist: (buf.readUInt32LE(P.flags[0]) & CONNECT_ALLOWLIST_FLAG) !== 0,
+    set: buf.readUInt32LE(P.set[0]),
+  };
+}
+
+export function encodeUid(uid: number): Buffer {
+  const buf = Buffer.alloc(4);
+  buf.writeUInt32LE(uid);
+  return buf;
+}
+
+/** A file as the kernel identifies it: super block s_dev (kernel encoding) and inode number. */
+export interface KernelFileId {
+  dev: number;
+  ino: bigint;
+}
+
+export function encodeInodeKey(set: number, id: KernelFileId): Buffer {
+  const buf = Buffer.alloc(LAYOUT.krsi_inode_key.size);
+  buf.writeUInt32LE(set, IK.set[0]);
+  buf.writeUInt32LE(id.dev, IK.dev[0]);
+  buf.writeBigUInt64LE(id.ino, IK.ino[0]);
+  return buf;
+}
+
+export function inodeKeySet(key: Buffer): number {
+  return key.readUInt32LE(IK.set[0]);
+}
+
+/** LPM key: set id (network order) then the address as IPv6, IPv4 as IPv4-mapped. */
+export function encodeCidrKey(set: number, cidr: Cidr): Buffer {
+  const buf = Buffer.alloc(LAYOUT.krsi_cidr_key.size);
+  buf.writeUInt32LE(32 + cidr.mappedPrefix, CK.prefixlen[0]);
+  buf.writeUInt32BE(set, CK.set[0]);
+  cidr.mappedAddress.copy(buf, CK.addr[0]);
+  return buf;
+}
+
+export function cidrKeySet(key: Buffer): number {
+  return key.readUInt32BE(CK.set[0]);
+}
+
+export interface ProtectValue {
+  startTicks: bigint;
+  scope: ProtectScope;
+  mode: Mode;
+}
+
+export function encodeProtect(value: ProtectValue): Buffer {
+  const buf = Buffer.alloc(LAYOUT.krsi_protect.size);
+  buf.writeBigUInt64LE(value.startTicks, PR.start_ticks[0]);
+  buf.writeUInt8(PROTECT_SCOPES.indexOf(value.scope), PR.scope[0]);
+  buf.writeUInt8(MODES.indexOf(value.mode), PR.mode[0]);
+  return buf;
+}
+
+export function decodeProtect(buf: Buffer): ProtectValue {
+  return {
+    startTicks: buf.readBigUInt64LE(PR.start_ticks[0]),
+    scope: PROTECT_SCOPES[buf.readUInt8(PR.scope[0])] ?? 'all',
+    mode: MODES[buf.readUInt8(PR.mode[0])] ?? 'enforce',
+  };
+}
+
+export interface FileIdentityRecord {
+  fd: number;
+  dev: number;
+  ino: bigint;
+  mode: number;
+}
+
+export function decodeFileIdentities(buf: Buffer): FileIdentityRecord[] {
+  const size = LAYOUT.krsi_file_identity.size;
+  const out: FileIdentityRecord[] = [];
+  for (let off = 0; off + size <= buf.length; off += size) {
+    out.push({
+      fd: buf.readUInt32LE(off + FI.fd[0]),
+      dev: buf.readUInt32LE(off + FI.dev[0]),
+      ino: buf.readBigUInt64LE(off + FI.ino[0]),
+      mode: buf.readUInt32LE(off + FI.mode[0]),
+    });
+  }
+  return out;
+}
+
+/** A decoded ring-buffer record. Which of the hook fields are meaningful depends on `type`. */
+export interface KrsiEvent {
+  /** nanoseconds since boot (CLOCK_BOOTTIME) */
+  bootNs: bigint;
+  cgroupId: bigint;
+  type: string;
+  typeId: number;
+  policy: PolicyName;
+  decision: Decision;
+  uid: number;
+  gid: number;
+  pid: number;
+  tid: number;
+  comm: string;
+  dev: number;
+  ino: bigint;
+  oldMode: number;
+  reqMode: number;
+  umask: number;
+  newMode: number;
+  family: number;
+  port: number;
+  proto: number;
+  sockType: number;
+  /** printable address: dotted quad for AF_INET, RFC 5952 text for AF_INET6 (::ffff:a.b.c.d when mapped); '' when none */
+  addr: string;
+  targetPid: number;
+  targetTgid: number;
+  targetUid: number;
+  signal: number;
+  name: string;
+}
+
+function cString(buf: Buffer, [offset, size]: readonly [number, number]): string {
+  const field = buf.subarray(offset, offset + size);
+  const end = field.indexOf(0);
+  return field.subarray(0, end === -1 ? size : end).toString('utf8');
+}
+
+const AF_INET = 2;
+
+function formatEventAddress(family: number, addr16: Buffer): string {
+  if (family === AF_INET) return formatAddress(addr16);
+  const text = formatAddress(addr16, true);
+  return isV4Mapped(addr16) ? `::ffff:${formatAddress(addr16)}` : text;
+}
+
+export function decodeEvent(buf: Buffer): KrsiEvent {
+  if (buf.length < LAYOUT.krsi_event.size) {
+    throw new Error(`krsi event record is ${buf.length} bytes, expected ${LAYOUT.krsi_event.size}`);
+  }
+  const typeId = buf.readUInt32LE(EV.type[0]);
+  const family = buf.readUInt16LE(EV.family[0]);
+  return {
+    bootNs: buf.readBigUInt64LE(EV.ts_ns[0]),
+    cgroupId: buf.readBigUInt64LE(EV.cgroup_id[0]),
+    type: EVENT_TYPES[typeId] ?? `type${typeId}`,
+    typeId,
+    policy: POLICIES[buf.readUInt8(EV.policy[0])] ?? 'fileperms',
+    decision: DECISIONS[buf.readUInt8(EV.decision[0])] ?? 'deny',
+    uid: buf.readUInt32LE(EV.uid[0]),
+    gid: buf.readUInt32LE(EV.gid[0]),
+    pid: buf.readUInt32LE(EV.pid[0]),
+    tid: buf.readUInt32LE(EV.tid[0]),
+    comm: cString(buf, EV.comm),
+    dev: buf.readUInt32LE(EV.dev[0]),
+    ino: buf.readBigUInt64LE(EV.ino[0]),
+    oldMode: buf.readUInt32LE(EV.old_mode[0]),
+    reqMode: buf.readUInt32LE(EV.req_mode[0]),
+    umask: buf.readUInt32LE(EV.umask[0]),
+    newMode: buf.readUInt32LE(EV.new_mode[0]),
+    family,
+    port: buf.readUInt16LE(EV.port[0]),
+    proto: buf.readUInt16LE(EV.proto[0]),
+    sockType: buf.readUInt16LE(EV.sock_type[0]),
+    addr: family === 0 ? '' : formatEventAddress(family, buf.subarray(EV.addr[0], EV.addr[0] + 16)),
+    targetPid: buf.readUInt32LE(EV.target_pid[0]),
+    targetTgid: buf.readUInt32LE(EV.target_tgid[0]),
+    targetUid: buf.readUInt32LE(EV.target_uid[0]),
+    signal: buf.readUInt32LE(EV.signal[0]),
+    name: cString(buf, EV.name),
+  };
+}
