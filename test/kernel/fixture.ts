@@ -1,0 +1,152 @@
+/**
+ * Shared fixture of the kernel specs. They run as root inside the VM (test/vm/run-kernel-specs.ts), on
+ * a real kernel with BPF LSM, against the real programs: one Enforcer for the whole mocha run, pinned
+ * under a test pin dir, with every event it streams kept for assertions.
+ *
+ * Actions are attempted by real processes running as the test uids (coreutils, setfacl, and
+ * build/probe/krsi-probe for the syscall variants), so what is checked is what the kernel answered.
+ */
+import { mkdirSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { Enforcer, type UidPolicy } from '../../agent/enforcement/enforcer.js';
+import { POLICIES, type KrsiEvent, type Mode, type PolicyName } from '../../agent/enforcement/layout.js';
+
+/** the repository root, whether running from dist/test/kernel or test/kernel */
+export const ROOT = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!dir.endsWith('/dist') && dir !== '/') dir = dirname(dir);
+  return dir === '/' ? resolve(dirname(fileURLToPath(import.meta.url)), '../..') : dirname(dir);
+})();
+export const OBJECT = join(ROOT, 'build/bpf/krsi.bpf.o');
+export const IDENTITY_OBJECT = join(ROOT, 'build/bpf/identity.bpf.o');
+export const PREFLIGHT_OBJECT = join(ROOT, 'build/bpf/preflight.bpf.o');
+export const PROBE = join(ROOT, 'build/probe/krsi-probe');
+export const PIN_DIR = '/sys/fs/bpf/krsi-test';
+
+/** the job's user (restricted) and another user (never restricted) */
+export const USER = 1000;
+export const OTHER = 1001;
+
+/** a scratch directory every test uid may write in (sticky, like /tmp) */
+export const SCRATCH = '/tmp/krsi-scratch';
+
+export interface RunResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** run a program as a uid (gid = uid, no supplementary groups); never throws on a non-zero exit */
+export async function runAs(uid: number, file: string, args: string[]): Promise<RunResult> {
+  const r = await execa(file, args, {
+    uid,
+    gid: uid,
+    reject: false,
+    cwd: '/',
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C' },
+    extendEnv: false,
+  });
+  return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout).trim(), stderr: String(r.stderr).trim() };
+}
+
+/** krsi-probe as a uid: returns its one-line verdict, "OK" or "ERR <ERRNO>" */
+export async function probe(uid: number, ...args: string[]): Promise<string> {
+  const r = await runAs(uid, PROBE, args);
+  if (r.exitCode === 2) throw new Error(`krsi-probe usage error: ${r.stderr}`);
+  return r.stdout.split('\n').pop() ?? '';
+}
+
+/** a shell command line as a uid, with a umask (the paper's attacks are shell commands) */
+export async function shellAs(uid: number, umask: string, command: string): Promise<RunResult> {
+  return runAs(uid, '/bin/sh', ['-c', `umask ${umask} && ${command}`]);
+}
+
+export function modes(overrides: Partial<Record<PolicyName, Mode>>): Record<PolicyName, Mode> {
+  const out = {} as Record<PolicyName, Mode>;
+  for (const p of POLICIES) out[p] = overrides[p] ?? 'off';
+  return out;
+}
+
+export function policy(overrides: Partial<UidPolicy> & { modes: Record<PolicyName, Mode> }): UidPolicy {
+  return { connectMode: 'denylist', cidrs: [], suidAllow: [], sshClients: [], ...overrides };
+}
+
+let enforcer: Enforcer | undefined;
+export const events: KrsiEvent[] = [];
+
+export function getEnforcer(): Enforcer {
+  if (!enforcer) throw new Error('kernel fixture not started');
+  return enforcer;
+}
+
+export async function startFixture(): Promise<Enforcer> {
+  if (enforcer) return enforcer;
+  Enforcer.removePinned(PIN_DIR);
+  enforcer = Enforcer.open({ objectPath: OBJECT, pinDir: PIN_DIR });
+  enforcer.subscribe((e) => events.push(e));
+  rmSync(SCRATCH, { recursive: true, force: true });
+  mkdirSync(SCRATCH, { mode: 0o1777 });
+  return enforcer;
+}
+
+export async function stopFixture(): Promise<void> {
+  await enforcer?.close();
+  enforcer = undefined;
+  Enforcer.removePinned(PIN_DIR);
+}
+
+/** a fresh per-test directory owned by a uid */
+export async function userDir(uid: number, name: string): Promise<string> {
+  const dir = join(SCRATCH, `${name}-${uid}`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { mode: 0o755 });
+  await execa('chown', [`${uid}:${uid}`, dir]);
+  return dir;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Wait until `count` events matching `match` have arrived after index `from`; returns them. */
+export async function eventsSince(from: number, match: (e: KrsiEvent) => boolean, count = 1, timeoutMs = 5000): Promise<KrsiEvent[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = events.slice(from).filter(match);
+    if (found.length >= count || Date.now() > deadline) return found;
+    await sleep(20);
+  }
+}
+
+/** Let in-flight events arrive, then return everything after `from`. */
+export async function settle(from: number, ms = 300): Promise<KrsiEvent[]> {
+  await sleep(ms);
+  return events.slice(from);
+}
+
+/**
+ * Register hooks that check, for one policy over a whole spec file, that the kernel's per-CPU decision
+ * counters moved by exactly the number of events user space received, and that nothing was dropped.
+ */
+export function checkAccounting(policyName: PolicyName): void {
+  let baseline: ReturnType<Enforcer['counters']>[PolicyName];
+  let from = 0;
+  before(async () => {
+    const e = await startFixture();
+    baseline = e.counters()[policyName];
+    from = events.length;
+  });
+  after(async () => {
+    const seen = (await settle(from)).filter((e) => e.policy === policyName);
+    const now = getEnforcer().counters()[policyName];
+    const denied = seen.filter((e) => e.decision === 'deny').length;
+    const audited = seen.filter((e) => e.decision === 'audit').length;
+    const msg = `${policyName}: counters deny ${now.deny - baseline.deny}, audit ${now.audit - baseline.audit}, ` +
+      `dropped ${now.dropped - baseline.dropped}; events deny ${denied}, audit ${audited}`;
+    if (now.deny - baseline.deny !== BigInt(denied) || now.audit - baseline.audit !== BigInt(audited) || now.dropped !== baseline.dropped) {
+      throw new Error(`kernel counters and received events disagree: ${msg}`);
+    }
+    if (denied + audited === 0) throw new Error(`${policyName}: the spec produced no decisions at all`);
+    console.log(`      accounting ok: ${msg}`);
+  });
+}

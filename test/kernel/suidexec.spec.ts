@@ -1,0 +1,156 @@
+/**
+ * suidexec on the real kernel: exec of set-uid / set-gid files denied unless allowlisted, the
+ * allowlist keyed by the kernel's own (s_dev, i_ino), checked on tmpfs and on a block-device-backed ext4.
+ */
+import { expect } from 'chai';
+import { copyFileSync, chmodSync, mkdirSync, renameSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { kernelDevFromStDev, resolveFileIdentities } from '../../agent/enforcement/identity.js';
+import {
+  IDENTITY_OBJECT, OTHER, SCRATCH, USER, checkAccounting, eventsSince, events, getEnforcer, modes, policy, probe,
+} from './fixture.js';
+
+const SOURCE = '/usr/bin/id';
+
+function suidCopy(path: string, mode = 0o4755): string {
+  rmSync(path, { force: true });
+  copyFileSync(SOURCE, path);
+  chmodSync(path, mode);
+  return path;
+}
+
+function identities(...paths: string[]) {
+  const { files, missing } = resolveFileIdentities(IDENTITY_OBJECT, paths);
+  expect(missing, 'allowlisted files must resolve').to.deep.equal([]);
+  return files;
+}
+
+describe('suidexec (kernel)', function () {
+  checkAccounting('suidexec');
+  const dir = join(SCRATCH, 'suidexec');
+  let denied: string;
+  let allowed: string;
+
+  before(() => {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { mode: 0o755 });
+    denied = suidCopy(join(dir, 'suid-id'));
+    allowed = suidCopy(join(dir, 'allowed-id'));
+  });
+  beforeEach(() => {
+    getEnforcer().setUidPolicy(USER, policy({ modes: modes({ suidexec: 'enforce' }), suidAllow: identities(allowed) }));
+  });
+  afterEach(() => {
+    getEnforcer().clearUidPolicy(USER);
+  });
+
+  it('denies exec of a set-uid file and logs its kernel dev, inode and mode (figure 9)', async () => {
+    const from = events.length;
+    expect(await probe(USER, 'exec', denied, '-u')).to.equal('ERR EPERM');
+    const [e] = await eventsSince(from, (x) => x.type === 'exsuid');
+    const [id] = identities(denied);
+    expect(e).to.include({ policy: 'suidexec', decision: 'deny', uid: USER, comm: 'krsi-probe', name: denied, dev: id!.dev });
+    expect(e!.ino).to.equal(id!.ino);
+    expect(e!.oldMode).to.equal(0o104755);
+  });
+
+  it('allows exec of an allowlisted set-uid file, which then runs with its owner\'s euid', async () => {
+    expect(await probe(USER, 'exec', allowed, '-u')).to.equal('0');
+  });
+
+  it('denies exec of a set-gid (g+x) file', async () => {
+    const sgid = suidCopy(join(dir, 'sgid-id'), 0o2755);
+    expect(await probe(USER, 'exec', sgid, '-u')).to.equal('ERR EPERM');
+  });
+
+  it('denies through a symlink, and through the shell', async () => {
+    const link = join(dir, 'innocent-name');
+    rmSync(link, { force: true });
+    symlinkSync(denied, link);
+    expect(await probe(USER, 'exec', link)).to.equal('ERR EPERM');
+    const r = await execa('/bin/sh', ['-c', `${denied} -u`], { uid: USER, gid: USER, reject: false });
+    expect(r.exitCode).to.not.equal(0);
+    expect(String(r.stderr)).to.match(/Operation not permitted/);
+  });
+
+  it('allows ordinary executables and set-uid files on a nosuid mount (no privilege to gain)', async () => {
+    expect(await probe(USER, 'exec', '/usr/bin/id', '-u')).to.equal(String(USER));
+    const nosuid = join(dir, 'nosuid-mnt');
+    mkdirSync(nosuid, { recursive: true });
+    await execa('mount', ['-t', 'tmpfs', '-o', 'nosuid,mode=755', 'tmpfs', nosuid]);
+    try {
+      const copy = suidCopy(join(nosuid, 'suid-id'));
+      expect(await probe(USER, 'exec', copy, '-u')).to.equal(String(USER));
+    } finally {
+      await execa('umount', [nosuid]);
+    }
+  });
+
+  it('allows another uid and root, with no event', async () => {
+    const from = events.length;
+    expect(await probe(OTHER, 'exec', denied, '-u')).to.equal('0');
+    expect(await probe(0, 'exec', denied, '-u')).to.equal('0');
+    const seen = events.slice(from).filter((e) => e.policy === 'suidexec');
+    expect(seen).to.have.length(0);
+  });
+
+  it('audit mode runs the file and logs audit', async () => {
+    getEnforcer().setUidPolicy(USER, policy({ modes: modes({ suidexec: 'audit' }) }));
+    const from = events.length;
+    expect(await probe(USER, 'exec', denied, '-u')).to.equal('0');
+    const [e] = await eventsSince(from, (x) => x.type === 'exsuid');
+    expect(e).to.include({ decision: 'audit', uid: USER });
+  });
+
+  it('a replaced allowlisted file is denied until re-resolved, then allowed again', async () => {
+    const fresh = join(dir, 'allowed-id.new');
+    suidCopy(fresh);
+    renameSync(fresh, allowed); // what a package upgrade does: new inode under the old name
+    expect(await probe(USER, 'exec', allowed, '-u')).to.equal('ERR EPERM');
+    getEnforcer().setUidPolicy(USER, policy({ modes: modes({ suidexec: 'enforce' }), suidAllow: identities(allowed) }));
+    expect(await probe(USER, 'exec', allowed, '-u')).to.equal('0');
+  });
+
+  it('clearing the policy restores exec', async () => {
+    expect(await probe(USER, 'exec', denied, '-u')).to.equal('ERR EPERM');
+    getEnforcer().clearUidPolicy(USER);
+    expect(await probe(USER, 'exec', denied, '-u')).to.equal('0');
+  });
+
+  describe('on a block-device-backed ext4 (loop device)', () => {
+    const image = join(SCRATCH, 'ext4.img');
+    const mnt = '/mnt/krsi-ext4';
+
+    before(async function () {
+      this.timeout(60000);
+      await execa('modprobe', ['loop']);
+      await execa('modprobe', ['ext4']);
+      await execa('truncate', ['-s', '32M', image]);
+      await execa('mkfs.ext4', ['-q', '-F', image]);
+      mkdirSync(mnt, { recursive: true });
+      await execa('mount', ['-o', 'loop', image, mnt]);
+    });
+    after(async () => {
+      await execa('umount', [mnt], { reject: false });
+      rmSync(image, { force: true });
+    });
+
+    it('the kernel s_dev differs from stat\'s st_dev encoding, and the allowlist uses the kernel\'s', async () => {
+      const ok = suidCopy(join(mnt, 'allowed-id'));
+      const bad = suidCopy(join(mnt, 'suid-id'));
+      const stDev = statSync(ok, { bigint: true }).dev;
+      const [id] = identities(ok);
+      // loop devices have major 7: st_dev is 7 << 8 | minor, the kernel's dev_t is 7 << 20 | minor
+      expect(Number(stDev >> 8n) & 0xfff).to.equal(7);
+      expect(id!.dev).to.equal(kernelDevFromStDev(stDev));
+      expect(BigInt(id!.dev)).to.not.equal(stDev);
+      getEnforcer().setUidPolicy(USER, policy({ modes: modes({ suidexec: 'enforce' }), suidAllow: [id!] }));
+      expect(await probe(USER, 'exec', ok, '-u')).to.equal('0');
+      const from = events.length;
+      expect(await probe(USER, 'exec', bad, '-u')).to.equal('ERR EPERM');
+      const [e] = await eventsSince(from, (x) => x.type === 'exsuid');
+      expect(e!.dev).to.equal(id!.dev);
+    });
+  });
+});
