@@ -65,7 +65,7 @@ export function resolveFileIdentities(identityObjectPath: string, paths: readonl
 
     obj = BpfObject.open(identityObjectPath);
     obj.load();
-    const link = obj.program('krsi_file_identity').attachIter();
+    const link = obj.program('krsi_file_identity').attach();
     try {
       iterFd = link.createIter();
       const records = decodeFileIdentities(readAll(iterFd));

@@ -12,15 +12,17 @@ import {
   OTHER, PROBE, USER, checkAccounting, eventsSince, events, getEnforcer, modes, policy, probe,
 } from './fixture.js';
 
+const targetOptions = (uid: number) => ({ uid, gid: uid, reject: false, buffer: false }) as const;
+
 interface Target {
-  proc: ResultPromise;
+  proc: ResultPromise<ReturnType<typeof targetOptions>>;
   tgid: number;
   tids: number[];
 }
 
 /** a process of `uid` with 2 extra threads; resolves once it printed its ids */
 async function startTarget(uid: number): Promise<Target> {
-  const proc = execa(PROBE, ['threads', '2'], { uid, gid: uid, reject: false, buffer: false });
+  const proc = execa(PROBE, ['threads', '2'], targetOptions(uid));
   const line = await new Promise<string>((resolve, reject) => {
     let out = '';
     proc.stdout!.on('data', (chunk: Buffer) => {
