@@ -1,0 +1,105 @@
+// The /init of the test VM's initramfs (busybox ash, PID 1).
+//
+// It loads the modules listed in /modules.order, mounts the host's root read-only over 9p with a tmpfs
+// overlay on top, mounts the writable results share and any extra shares named on the kernel command line,
+// the usual pseudo filesystems inside the new root, then chroots and runs /krsi-results/run.sh. The script's
+// exit status goes to /krsi-results/exit-status; then the VM powers off. Any failure before the script runs
+// prints "krsi-init: FATAL" and powers off without an exit-status file, which the host reports as an error.
+//
+// Kernel command line parameters it reads:
+//   krsi.hostname=NAME          hostname inside the VM (default krsi-vm)
+//   krsi.share=TAG:PATH:ro|rw   extra 9p share mounted at PATH inside the new root (repeatable)
+//   krsi.rootcache=MODE         9p cache mode of the host root (default loose)
+
+/** Markers the host watches for on the console. */
+export const MARK_READY = 'krsi-init: starting run.sh';
+export const MARK_STATUS = 'krsi-init: run.sh exited with status';
+export const MARK_FATAL = 'krsi-init: FATAL';
+
+export const INIT_SCRIPT = `#!/bin/busybox sh
+/bin/busybox mkdir -p /bin /sbin /usr/bin /usr/sbin /proc /sys /dev
+/bin/busybox --install -s
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+exec 0</dev/console 1>/dev/console 2>&1
+
+say() { echo "krsi-init: $*"; }
+halt_now() {
+  sync
+  poweroff -f
+  echo o > /proc/sysrq-trigger
+  sleep 30
+}
+fatal() {
+  echo "${MARK_FATAL}: $*"
+  halt_now
+}
+
+vm_hostname=krsi-vm
+shares=
+rootcache=loose
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in
+    krsi.hostname=*) vm_hostname="\${arg#*=}" ;;
+    krsi.share=*) shares="$shares \${arg#*=}" ;;
+    krsi.rootcache=*) rootcache="\${arg#*=}" ;;
+  esac
+done
+
+while read -r mod; do
+  [ -n "$mod" ] || continue
+  insmod "/lib/modules/$mod" || fatal "insmod $mod failed"
+done </modules.order
+
+p9opts="trans=virtio,version=9p2000.L,msize=262144"
+mkdir -p /mnt/host /mnt/rw /newroot
+mount -t 9p -o "ro,$p9opts,cache=$rootcache" hostroot /mnt/host || fatal "cannot mount the host root (9p tag hostroot)"
+mount -t tmpfs -o mode=0755 tmpfs /mnt/rw || fatal "cannot mount the overlay tmpfs"
+mkdir -p /mnt/rw/upper /mnt/rw/work
+mount -t overlay -o lowerdir=/mnt/host,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work overlay /newroot \\
+  || fatal "cannot mount the overlay root"
+R=/newroot
+
+mkdir -p "$R/krsi-results"
+# the results share must reach the host as soon as the VM stops: no page cache for writes
+mount -t 9p -o "$p9opts,cache=mmap" results "$R/krsi-results" || fatal "cannot mount the results share"
+for share in $shares; do
+  tag="\${share%%:*}"; rest="\${share#*:}"; at="\${rest%%:*}"; mode="\${rest##*:}"
+  mkdir -p "$R$at"
+  # read-only shares are not expected to change during a run: cache them like the root
+  cache=mmap; [ "$mode" = ro ] && cache="$rootcache"
+  mount -t 9p -o "$mode,$p9opts,cache=$cache" "$tag" "$R$at" || fatal "cannot mount share $tag at $at"
+done
+
+mount -t proc proc "$R/proc" || fatal "cannot mount proc"
+mount -t sysfs sysfs "$R/sys" || fatal "cannot mount sysfs"
+mount -t securityfs securityfs "$R/sys/kernel/security" || fatal "cannot mount securityfs"
+mount -t bpf -o mode=0700 bpf "$R/sys/fs/bpf" || fatal "cannot mount bpffs"
+mount -t cgroup2 -o nsdelegate cgroup2 "$R/sys/fs/cgroup" || fatal "cannot mount cgroup2"
+mount -t tracefs tracefs "$R/sys/kernel/tracing" 2>/dev/null || say "tracefs not mounted"
+mount -t debugfs debugfs "$R/sys/kernel/debug" 2>/dev/null || say "debugfs not mounted"
+mount -t devtmpfs devtmpfs "$R/dev" || fatal "cannot mount devtmpfs"
+mkdir -p "$R/dev/pts" "$R/dev/shm"
+mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$R/dev/pts" || fatal "cannot mount devpts"
+mount -t tmpfs -o mode=1777 tmpfs "$R/dev/shm" || fatal "cannot mount /dev/shm"
+mount -t tmpfs -o mode=1777 tmpfs "$R/tmp" || fatal "cannot mount /tmp"
+mount -t tmpfs -o mode=0755 tmpfs "$R/run" || fatal "cannot mount /run"
+mkdir -p "$R/run/lock"
+
+ip link set lo up || fatal "cannot bring lo up"
+hostname "$vm_hostname"
+
+say "starting run.sh (uptime $(cut -d' ' -f1 /proc/uptime)s)"
+chroot "$R" /usr/bin/env -i \\
+  PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
+  HOME=/root LANG=C.UTF-8 TERM=dumb KRSI_VM=1 KRSI_RESULTS_DIR=/krsi-results \\
+  /bin/bash /krsi-results/run.sh </dev/null
+status=$?
+echo "$status" >"$R/krsi-results/exit-status"
+sync
+echo "${MARK_STATUS} $status (uptime $(cut -d' ' -f1 /proc/uptime)s)"
+halt_now
+`;

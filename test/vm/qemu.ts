@@ -1,0 +1,200 @@
+// Boots the Debian kernel under qemu (software emulation) with the host's root as a read-only overlay root,
+// runs one shell script inside as root and returns its exit status. See init-script.ts for the guest side.
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { isAbsolute, join } from 'node:path';
+import { execa } from 'execa';
+
+import { MARK_FATAL, MARK_READY } from './init-script.js';
+import { ensureInitramfs, HarnessError, QEMU } from './initramfs.js';
+import { workDir } from './paths.js';
+
+export interface VmShare {
+  /** Host folder to share. */
+  hostPath: string;
+  /** 9p mount tag: letters, digits, _ and -; not hostroot or results. */
+  tag: string;
+  /** Absolute path inside the VM. */
+  mountAt: string;
+  readonly: boolean;
+}
+
+export interface RunInVmOptions {
+  /** Bash script run as root inside the VM (cwd /, host root visible read-only at the same paths). */
+  script: string;
+  /** Kill the VM after this long (default 10 minutes). */
+  timeoutMs?: number;
+  /** Extra kernel arguments; an lsm= here replaces the default LSM list. */
+  kernelArgs?: string[];
+  memoryMiB?: number;
+  /** vCPUs (default 2); forced to 1 with icount. */
+  smp?: number;
+  /** Deterministic instruction counting (-icount shift=0,sleep=off, one vCPU): for benchmarks. */
+  icount?: boolean;
+  shares?: VmShare[];
+  /** Kernel version to boot (default: newest /boot/vmlinuz-*-amd64). */
+  kernelVersion?: string;
+  /** Called with each console line as it arrives. */
+  onConsole?: (line: string) => void;
+}
+
+export interface RunInVmResult {
+  /** Exit status of the script. */
+  exitCode: number;
+  /** Everything the VM printed on its serial console. */
+  console: string;
+  /** Host folder mounted at /krsi-results inside the VM (kept after the run). */
+  resultsDir: string;
+  /** Seconds from starting qemu until the script started. */
+  bootSeconds: number;
+  /** Seconds from starting qemu until it exited. */
+  totalSeconds: number;
+}
+
+/** LSM list of Debian 6.1's CONFIG_LSM as it takes effect, with bpf; explicit so a changed default cannot drop bpf. */
+export const DEFAULT_LSM = 'landlock,lockdown,yama,integrity,apparmor,bpf';
+
+const DEFAULT_TIMEOUT_MS = 10 * 60_000;
+const CONSOLE_TAIL_LINES = 50;
+const KEEP_RUNS = 10;
+// kernel messages carry a [seconds] timestamp (CONFIG_PRINTK_TIME), which test output does not
+const PANIC_RE = /Kernel panic - not syncing.*|^\[\s*\d+\.\d+\]\s+(?:BUG: |Oops: |general protection fault).*/m;
+// firmware clears the screen and sets modes; keep the console text plain
+// eslint-disable-next-line no-control-regex
+const TERMINAL_CONTROL_RE = /\r|\u001bc|\u001b\[[0-9;?]*[A-Za-z]/g;
+const TAG_RE = /^[A-Za-z0-9_-]{1,31}$/;
+
+export class VmError extends HarnessError {
+  override name = 'VmError';
+  constructor(
+    message: string,
+    readonly consoleTail: string,
+  ) {
+    super(`${message}\n--- last ${CONSOLE_TAIL_LINES} console lines ---\n${consoleTail}`);
+  }
+}
+
+export function consoleTail(text: string, lines = CONSOLE_TAIL_LINES): string {
+  const all = text.split('\n');
+  if (all[all.length - 1] === '') all.pop();
+  return all.slice(-lines).join('\n');
+}
+
+/** The kernel command line for a run. */
+export function kernelCommandLine(opts: { kernelArgs?: string[]; shares?: VmShare[] }): string {
+  const extra = opts.kernelArgs ?? [];
+  const args = ['console=ttyS0', 'quiet', 'panic=-1', 'random.trust_cpu=on'];
+  if (!extra.some((a) => a.startsWith('lsm='))) args.push(`lsm=${DEFAULT_LSM}`);
+  for (const s of opts.shares ?? []) args.push(`krsi.share=${s.tag}:${s.mountAt}:${s.readonly ? 'ro' : 'rw'}`);
+  return [...args, ...extra].join(' ');
+}
+
+function validateShares(shares: VmShare[]): void {
+  const tags = new Set(['hostroot', 'results']);
+  for (const s of shares) {
+    if (!TAG_RE.test(s.tag) || tags.has(s.tag)) throw new HarnessError(`krsi-vm: bad or duplicate share tag ${JSON.stringify(s.tag)}`);
+    tags.add(s.tag);
+    if (!isAbsolute(s.mountAt) || /[\s:,]/.test(s.mountAt)) {
+      throw new HarnessError(`krsi-vm: share mountAt must be an absolute path without spaces, ':' or ',': ${JSON.stringify(s.mountAt)}`);
+    }
+    if (/,/.test(s.hostPath) || !existsSync(s.hostPath)) {
+      throw new HarnessError(`krsi-vm: share hostPath must exist and contain no ',': ${JSON.stringify(s.hostPath)}`);
+    }
+  }
+}
+
+/** A fresh results folder under .vm-work/runs/, pruning all but the newest runs. */
+async function freshResultsDir(): Promise<string> {
+  const runs = join(workDir(), 'runs');
+  await mkdir(runs, { recursive: true });
+  const old = (await readdir(runs)).filter((n) => n.startsWith('run-')).sort();
+  for (const name of old.slice(0, Math.max(0, old.length - (KEEP_RUNS - 1)))) {
+    await rm(join(runs, name), { recursive: true, force: true });
+  }
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  return mkdtemp(join(runs, `run-${stamp}-`));
+}
+
+export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
+  const shares = opts.shares ?? [];
+  validateShares(shares);
+  const log = (msg: string): void => void process.stderr.write(`krsi-vm: ${msg}\n`);
+  const initramfs = await ensureInitramfs(opts.kernelVersion === undefined ? { log } : { log, kernelVersion: opts.kernelVersion });
+  const resultsDir = await freshResultsDir();
+  await writeFile(join(resultsDir, 'run.sh'), opts.script, { mode: 0o755 });
+
+  const icount = opts.icount ?? false;
+  const smp = icount ? 1 : (opts.smp ?? 2);
+  const args = [
+    '-accel', icount || smp === 1 ? 'tcg' : 'tcg,thread=multi',
+    ...(icount ? ['-icount', 'shift=0,sleep=off'] : []),
+    '-cpu', 'max',
+    '-m', String(opts.memoryMiB ?? 2048),
+    '-smp', String(smp),
+    '-nodefaults', '-no-user-config',
+    '-nographic', '-serial', 'stdio',
+    '-no-reboot',
+    '-nic', 'none',
+    '-kernel', initramfs.bootImage,
+    '-initrd', initramfs.path,
+    '-append', kernelCommandLine(opts),
+    '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
+    '-virtfs', `local,path=${resultsDir},mount_tag=results,security_model=none,multidevs=remap`,
+    ...shares.flatMap((s) => [
+      '-virtfs',
+      `local,path=${s.hostPath},mount_tag=${s.tag},security_model=none,multidevs=remap${s.readonly ? ',readonly=on' : ''}`,
+    ]),
+  ];
+
+  const started = process.hrtime.bigint();
+  const elapsed = (): number => Number(process.hrtime.bigint() - started) / 1e9;
+  let consoleText = '';
+  let pending = '';
+  let bootSeconds: number | undefined;
+  const onLine = (raw: string): void => {
+    const line = raw.replace(TERMINAL_CONTROL_RE, '');
+    if (bootSeconds === undefined && line.includes(MARK_READY)) bootSeconds = elapsed();
+    opts.onConsole?.(line);
+  };
+
+  const qemu = execa(QEMU, args, { stdin: 'ignore', buffer: { stdout: false, stderr: true }, reject: false });
+  qemu.stdout.setEncoding('utf8');
+  qemu.stdout.on('data', (chunk: string) => {
+    consoleText += chunk;
+    pending += chunk;
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) onLine(line);
+  });
+
+  let timedOut = false;
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    qemu.kill('SIGKILL');
+  }, timeoutMs);
+  const result = await qemu.finally(() => clearTimeout(timer));
+  if (pending !== '') onLine(pending);
+  const totalSeconds = elapsed();
+  consoleText = consoleText.replace(TERMINAL_CONTROL_RE, '');
+  const tail = consoleTail(consoleText);
+
+  if (timedOut) throw new VmError(`krsi-vm: timed out after ${timeoutMs / 1000} s; qemu killed`, tail);
+  if (result.exitCode !== 0) {
+    throw new VmError(`krsi-vm: ${QEMU} failed (${result.exitCode ?? result.signal}): ${String(result.stderr).trim()}`, tail);
+  }
+  const panic = PANIC_RE.exec(consoleText);
+  if (panic) throw new VmError(`krsi-vm: the guest kernel crashed (${panic[0].trim()})`, tail);
+  if (consoleText.includes(MARK_FATAL)) throw new VmError('krsi-vm: the VM init failed before running the script', tail);
+
+  let statusText: string;
+  try {
+    statusText = await readFile(join(resultsDir, 'exit-status'), 'utf8');
+  } catch {
+    throw new VmError('krsi-vm: VM did not report an exit status', tail);
+  }
+  const exitCode = Number.parseInt(statusText.trim(), 10);
+  if (!Number.isInteger(exitCode)) throw new VmError(`krsi-vm: unreadable exit status ${JSON.stringify(statusText)}`, tail);
+
+  return { exitCode, console: consoleText, resultsDir, bootSeconds: bootSeconds ?? totalSeconds, totalSeconds };
+}
