@@ -105,6 +105,7 @@ const enum krsi_decision *unused_decision __attribute__((unused));
 const enum krsi_counter_slot *unused_counter_slot __attribute__((unused));
 const enum krsi_event_type *unused_event_type __attribute__((unused));
 const enum krsi_protect_scope *unused_protect_scope __attribute__((unused));
+const enum krsi_cidr_verdict *unused_cidr_verdict __attribute__((unused));
 
 static __always_inline struct krsi_policy *current_policy(void)
 {
@@ -335,31 +336,85 @@ static __always_inline bool is_posix_acl_xattr(const char *name)
 }
 
 /*
- * Linux < 6.2: POSIX ACLs are written as xattrs; value is the kernel copy of the posix_acl_xattr
- * blob (a 4-byte header, then 8-byte entries: le16 tag, le16 perm, le32 id).
+ * Linux < 6.2 writes POSIX ACLs as xattrs, and its verifier will not let an LSM program read the
+ * hook's `const void *value`. The value is read one step earlier instead: do_setxattr() (every
+ * setxattr syscall and io_uring's) holds the kernel's own copy in struct xattr_ctx, which a tracing
+ * program may read. It leaves its finding for the same thread in acl_grants, and inode_setxattr, which
+ * runs next in that thread, takes it. The copy is the kernel's, so a racing thread that rewrites the
+ * user buffer cannot change what is judged.
  */
-SEC("lsm/inode_setxattr")
-int BPF_PROG(krsi_inode_setxattr, void *idmap, struct dentry *dentry, const char *name, const void *value,
-	     size_t size, int flags, int ret)
-{
-	__u8 pmode;
-	__u32 n;
+struct xattr_ctx___krsi {
+	void *kvalue;
+	size_t size;
+	struct xattr_name *kname;
+} __attribute__((preserve_access_index));
 
-	if (ret)
-		return ret;
-	pmode = fileperms_mode();
-	if (pmode == KRSI_MODE_OFF || !value || !is_posix_acl_xattr(name))
-		return 0;
-	n = (size - 4) / 8;
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);	/* pid_tgid */
+	__type(value, __u8);	/* 1: the POSIX ACL being written grants "other" write */
+} acl_grants SEC(".maps");
+
+/* a posix_acl_xattr blob (4-byte header, 8-byte entries: le16 tag, le16 perm, le32 id) */
+static __always_inline bool acl_xattr_grants_other_write(const void *value, __u64 size)
+{
+	__u64 n = size >= 4 ? (size - 4) / 8 : 0;
+
 	for (__u32 i = 0; i < KRSI_ACL_MAX_ENTRIES && i < n; i++) {
 		__u16 entry[2] = {};
 
 		if (bpf_probe_read_kernel(entry, sizeof(entry), value + 4 + i * 8))
 			break;
 		if (entry[0] == ACL_OTHER && (entry[1] & ACL_WRITE))
-			return fileperms_acl_decision(pmode, dentry);
+			return true;
 	}
+	return false;
+}
+
+SEC("fentry/do_setxattr")
+int BPF_PROG(krsi_do_setxattr, void *idmap, struct dentry *dentry, struct xattr_ctx___krsi *xctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct xattr_name *kname;
+	__u8 grants;
+
+	if (fileperms_mode() == KRSI_MODE_OFF)
+		return 0;
+	kname = BPF_CORE_READ(xctx, kname);
+	if (!kname || !is_posix_acl_xattr(kname->name)) {
+		bpf_map_delete_elem(&acl_grants, &id);
+		return 0;
+	}
+	grants = acl_xattr_grants_other_write(BPF_CORE_READ(xctx, kvalue), BPF_CORE_READ(xctx, size));
+	bpf_map_update_elem(&acl_grants, &id, &grants, BPF_ANY);
 	return 0;
+}
+
+/* written without BPF_PROG: the 6.1 verifier refuses even a load of the `value` argument */
+SEC("lsm/inode_setxattr")
+int krsi_inode_setxattr(unsigned long long *ctx)
+{
+	struct dentry *dentry = (struct dentry *)ctx[1];
+	const char *name = (const char *)ctx[2];
+	int ret = (int)ctx[6];
+	__u64 id = bpf_get_current_pid_tgid();
+	__u8 *grants, pmode;
+
+	if (ret)
+		return ret;
+	pmode = fileperms_mode();
+	if (pmode == KRSI_MODE_OFF || !is_posix_acl_xattr(name))
+		return 0;
+	grants = bpf_map_lookup_elem(&acl_grants, &id);
+	if (!grants)
+		return 0;
+	if (!*grants) {
+		bpf_map_delete_elem(&acl_grants, &id);
+		return 0;
+	}
+	bpf_map_delete_elem(&acl_grants, &id);
+	return fileperms_acl_decision(pmode, dentry);
 }
 
 /* Linux >= 6.2: POSIX ACLs have their own hook; loaded only where the kernel has it */
@@ -524,7 +579,8 @@ static __always_inline int skconnections_decide(__u32 type, struct krsi_policy *
 	struct krsi_cidr_key key = {};
 	struct krsi_event *e;
 	__u16 family, port;
-	bool matched, decide;
+	__u8 *verdict_entry;
+	bool deny;
 	__u8 pmode = p->mode[KRSI_POLICY_SKCONNECTIONS];
 
 	if (bpf_probe_read_kernel(&family, sizeof(family), &address->sa_family))
@@ -557,9 +613,12 @@ static __always_inline int skconnections_decide(__u32 type, struct krsi_policy *
 
 	key.prefixlen = 32 + 128;
 	key.set = bpf_htonl(p->set);
-	matched = bpf_map_lookup_elem(&connect_cidrs, &key) != NULL;
-	decide = (p->flags & KRSI_F_CONNECT_ALLOWLIST) ? !matched : matched;
-	if (!decide)
+	verdict_entry = bpf_map_lookup_elem(&connect_cidrs, &key);
+	if (verdict_entry)
+		deny = *verdict_entry == KRSI_CIDR_DENY;
+	else
+		deny = p->flags & KRSI_F_CONNECT_DEFAULT_DENY;
+	if (!deny)
 		return 0;
 
 	e = decision_begin(type, KRSI_POLICY_SKCONNECTIONS, decision_of(pmode));

@@ -41,7 +41,17 @@ enum krsi_counter_slot {
 #define KRSI_COUNTER_ENTRIES (KRSI_POLICY_COUNT * KRSI_COUNTER_SLOTS)
 
 /* krsi_policy.flags */
-#define KRSI_F_CONNECT_ALLOWLIST (1U << 0)	/* skconnections: deny what the trie does NOT match */
+#define KRSI_F_CONNECT_DEFAULT_DENY (1U << 0)	/* skconnections: a destination no trie entry matches is denied */
+
+/*
+ * Value of a connect_cidrs entry: the verdict for destinations whose longest matching prefix it is.
+ * A deny-list is allow-by-default with deny entries; an allow-list is deny-by-default with allow entries,
+ * and deny entries inside allowed networks carve holes in it.
+ */
+enum krsi_cidr_verdict {
+	KRSI_CIDR_DENY = 1,
+	KRSI_CIDR_ALLOW = 2,
+};
 
 /*
  * Value of the uid_policy map (key: __u32 uid). `set` names the generation of per-uid sets (suid

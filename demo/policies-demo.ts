@@ -83,8 +83,8 @@ async function main(): Promise<void> {
   const { files: sshClients } = resolveFileIdentities(OBJECTS.identity, ['/usr/bin/ssh']);
   enforcer.setUidPolicy(BILLY, {
     modes: { fileperms: 'enforce', suidexec: 'enforce', sshlisteners: 'enforce', skconnections: 'enforce', killtasks: 'enforce' },
-    connectMode: 'denylist',
-    cidrs: ['192.0.2.0/24', '2001:db8::/32'].map(parseCidr),
+    connectDefault: 'allow',
+    connectRules: ['192.0.2.0/24', '2001:db8::/32'].map((c) => ({ cidr: parseCidr(c), verdict: 'deny' as const })),
     suidAllow,
     sshClients,
   });

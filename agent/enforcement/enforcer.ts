@@ -10,6 +10,12 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:f
 import { join } from 'node:path';
 import { BpfMap, BpfObject, RingBuffer } from '../../libbpf-ts/index.js';
 import type { Cidr } from './cidr.js';
+
+export type CidrVerdict = 'allow' | 'deny';
+export interface CidrRule {
+  cidr: Cidr;
+  verdict: CidrVerdict;
+}
 import {
   COUNTER_SLOTS,
   POLICIES,
@@ -19,6 +25,7 @@ import {
   decodePolicy,
   decodeProtect,
   encodeCidrKey,
+  encodeCidrVerdict,
   encodeInodeKey,
   encodePolicy,
   encodeProtect,
@@ -40,9 +47,13 @@ export const DEFAULT_PIN_DIR = '/sys/fs/bpf/slurm-krsi';
 /** What one uid is held to. The agent computes it as the union of the uid's jobs' policies. */
 export interface UidPolicy {
   modes: Record<PolicyName, Mode>;
-  /** skconnections: deny what `cidrs` match ('denylist') or everything they do not match ('allowlist') */
-  connectMode: 'denylist' | 'allowlist';
-  cidrs: readonly Cidr[];
+  /**
+   * skconnections: the verdict for a destination is that of its longest matching rule, or `connectDefault`
+   * when none matches (a deny-list: default allow with deny rules; an allow-list: default deny with allow
+   * rules, and deny rules inside them).
+   */
+  connectDefault: CidrVerdict;
+  connectRules: readonly CidrRule[];
   suidAllow: readonly KernelFileId[];
   sshClients: readonly KernelFileId[];
 }
@@ -59,20 +70,28 @@ export interface EnforcerOptions {
 type Counters = Record<PolicyName, Record<CounterSlot, bigint>>;
 
 const SET_MAPS = ['suid_allow', 'ssh_clients', 'connect_cidrs'] as const;
-const MAP_NAMES = ['uid_policy', ...SET_MAPS, 'protected', 'counters', 'events'] as const;
+const MAP_NAMES = ['uid_policy', ...SET_MAPS, 'protected', 'counters', 'events', 'acl_grants'] as const;
 type MapName = (typeof MAP_NAMES)[number];
 
-/** Programs for hooks this kernel may not have; they are skipped, not failed, where the hook is absent. */
-const OPTIONAL_HOOK_PROGRAMS: Record<string, string> = {
-  krsi_inode_set_acl: 'bpf_lsm_inode_set_acl', // Linux >= 6.2
+/**
+ * Programs that exist for one kernel generation only. POSIX ACL writes reach the inode_set_acl hook
+ * from Linux 6.2; before that they are xattrs, judged by do_setxattr + inode_setxattr together.
+ */
+const KERNEL_SPECIFIC_PROGRAMS: Record<string, { needs: (has: (symbol: string) => boolean) => boolean; why: string }> = {
+  krsi_inode_set_acl: { needs: (has) => has('bpf_lsm_inode_set_acl'), why: 'no inode_set_acl LSM hook (Linux < 6.2)' },
+  krsi_do_setxattr: {
+    needs: (has) => !has('bpf_lsm_inode_set_acl') && has('do_setxattr'),
+    why: 'POSIX ACLs have their own hook on this kernel (inode_set_acl)',
+  },
 };
 
-function kernelHasSymbol(symbol: string): boolean {
-  try {
-    return new RegExp(` ${symbol}$`, 'm').test(readFileSync('/proc/kallsyms', 'utf8'));
-  } catch {
-    return false;
-  }
+/** kernel symbols, read once per open() */
+function kernelSymbols(): (symbol: string) => boolean {
+  let text: string | undefined;
+  return (symbol) => {
+    text ??= readFileSync('/proc/kallsyms', 'utf8');
+    return new RegExp(` ${symbol}$`, 'm').test(text);
+  };
 }
 
 /** starttime (field 22 of /proc/<pid>/stat), in USER_HZ ticks since boot */
@@ -125,11 +144,12 @@ export class Enforcer {
     const object = BpfObject.open(opts.objectPath);
     let keepObject = false;
     try {
+      const has = kernelSymbols();
       const wanted = object.programs().filter((prog) => {
-        const symbol = OPTIONAL_HOOK_PROGRAMS[prog.name];
-        if (symbol === undefined || kernelHasSymbol(symbol)) return true;
+        const specific = KERNEL_SPECIFIC_PROGRAMS[prog.name];
+        if (specific === undefined || specific.needs(has)) return true;
         prog.setAutoload(false);
-        log(`program ${prog.name} skipped: this kernel has no ${symbol.replace('bpf_lsm_', '')} hook`);
+        log(`program ${prog.name} not used: ${specific.why}`);
         return false;
       });
       const pinnedLinks = new Set(existsSync(linkDir) ? readdirSync(linkDir) : []);
@@ -203,8 +223,10 @@ export class Enforcer {
     try {
       for (const id of policy.suidAllow) this.maps.suid_allow.update(encodeInodeKey(set, id), Buffer.from([1]));
       for (const id of policy.sshClients) this.maps.ssh_clients.update(encodeInodeKey(set, id), Buffer.from([1]));
-      for (const cidr of policy.cidrs) this.maps.connect_cidrs.update(encodeCidrKey(set, cidr), Buffer.from([1]));
-      const value: PolicyValue = { modes: policy.modes, connectAllowlist: policy.connectMode === 'allowlist', set };
+      for (const rule of policy.connectRules) {
+        this.maps.connect_cidrs.update(encodeCidrKey(set, rule.cidr), encodeCidrVerdict(rule.verdict));
+      }
+      const value: PolicyValue = { modes: policy.modes, connectDefaultDeny: policy.connectDefault === 'deny', set };
       this.maps.uid_policy.update(key, encodePolicy(value));
     } catch (err) {
       this.deleteSets(new Set([set]));

@@ -40,7 +40,14 @@ export const EVENT_TYPES: Record<number, string> = {
   12: 'ptrace',
 };
 
-export const CONNECT_ALLOWLIST_FLAG = 1 << 0;
+export const CONNECT_DEFAULT_DENY_FLAG = 1 << 0;
+
+/** enum krsi_cidr_verdict: the value of a connect_cidrs entry */
+export const CIDR_VERDICTS = { deny: 1, allow: 2 } as const;
+
+export function encodeCidrVerdict(verdict: keyof typeof CIDR_VERDICTS): Buffer {
+  return Buffer.from([CIDR_VERDICTS[verdict]]);
+}
 
 export const PROTECT_SCOPES = ['all', 'policy'] as const;
 export type ProtectScope = (typeof PROTECT_SCOPES)[number];
@@ -96,14 +103,15 @@ const EV = LAYOUT.krsi_event.fields;
 /** A uid's entry in uid_policy. */
 export interface PolicyValue {
   modes: Record<PolicyName, Mode>;
-  connectAllowlist: boolean;
+  /** skconnections denies destinations that no rule matches */
+  connectDefaultDeny: boolean;
   set: number;
 }
 
 export function encodePolicy(value: PolicyValue): Buffer {
   const buf = Buffer.alloc(LAYOUT.krsi_policy.size);
   POLICIES.forEach((name, i) => buf.writeUInt8(MODES.indexOf(value.modes[name]), P.mode[0] + i));
-  buf.writeUInt32LE(value.connectAllowlist ? CONNECT_ALLOWLIST_FLAG : 0, P.flags[0]);
+  buf.writeUInt32LE(value.connectDefaultDeny ? CONNECT_DEFAULT_DENY_FLAG : 0, P.flags[0]);
   buf.writeUInt32LE(value.set, P.set[0]);
   return buf;
 }
@@ -115,7 +123,7 @@ export function decodePolicy(buf: Buffer): PolicyValue {
   });
   return {
     modes,
-    connectAllowlist: (buf.readUInt32LE(P.flags[0]) & CONNECT_ALLOWLIST_FLAG) !== 0,
+    connectDefaultDeny: (buf.readUInt32LE(P.flags[0]) & CONNECT_DEFAULT_DENY_FLAG) !== 0,
     set: buf.readUInt32LE(P.set[0]),
   };
 }

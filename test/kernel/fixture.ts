@@ -70,7 +70,7 @@ export function modes(overrides: Partial<Record<PolicyName, Mode>>): Record<Poli
 }
 
 export function policy(overrides: Partial<UidPolicy> & { modes: Record<PolicyName, Mode> }): UidPolicy {
-  return { connectMode: 'denylist', cidrs: [], suidAllow: [], sshClients: [], ...overrides };
+  return { connectDefault: 'allow', connectRules: [], suidAllow: [], sshClients: [], ...overrides };
 }
 
 let enforcer: Enforcer | undefined;

@@ -9,13 +9,14 @@ import {
   OTHER, USER, checkAccounting, eventsSince, events, getEnforcer, modes, policy, probe,
 } from './fixture.js';
 
-const DENY = ['192.0.2.0/24', '2001:db8::/32', '198.51.100.7'].map(parseCidr);
+const rules = (verdict: 'allow' | 'deny', ...cidrs: string[]) => cidrs.map((c) => ({ cidr: parseCidr(c), verdict }));
+const DENY = rules('deny', '192.0.2.0/24', '2001:db8::/32', '198.51.100.7');
 
 describe('skconnections (kernel)', function () {
   checkAccounting('skconnections');
 
   beforeEach(() => {
-    getEnforcer().setUidPolicy(USER, policy({ modes: modes({ skconnections: 'enforce' }), cidrs: DENY }));
+    getEnforcer().setUidPolicy(USER, policy({ modes: modes({ skconnections: 'enforce' }), connectRules: DENY }));
   });
   afterEach(() => {
     getEnforcer().clearUidPolicy(USER);
@@ -74,7 +75,7 @@ describe('skconnections (kernel)', function () {
     });
 
     it('judges the unspecified address as loopback, so 0.0.0.0 cannot reach a denied 127.0.0.0/8', async () => {
-      getEnforcer().setUidPolicy(USER, policy({ modes: modes({ skconnections: 'enforce' }), cidrs: ['127.0.0.0/8', '::1'].map(parseCidr) }));
+      getEnforcer().setUidPolicy(USER, policy({ modes: modes({ skconnections: 'enforce' }), connectRules: rules('deny', '127.0.0.0/8', '::1') }));
       expect(await probe(USER, 'connect4', '0.0.0.0', '1', 'tcp')).to.equal('ERR EPERM');
       expect(await probe(USER, 'connect6', '::', '1', 'tcp')).to.equal('ERR EPERM');
       expect(await probe(USER, 'connect6', '0.0.0.0', '1', 'tcp')).to.equal('ERR EPERM');
@@ -85,8 +86,8 @@ describe('skconnections (kernel)', function () {
     beforeEach(() => {
       getEnforcer().setUidPolicy(USER, policy({
         modes: modes({ skconnections: 'enforce' }),
-        connectMode: 'allowlist',
-        cidrs: ['127.0.0.0/8', '::1/128', '198.51.100.0/24'].map(parseCidr),
+        connectDefault: 'deny',
+        connectRules: [...rules('allow', '127.0.0.0/8', '::1/128', '198.51.100.0/24'), ...rules('deny', '198.51.100.128/25')],
       }));
     });
 
@@ -102,11 +103,17 @@ describe('skconnections (kernel)', function () {
       expect(await probe(USER, 'connect6', '127.0.0.1', '1', 'tcp')).to.equal('ERR ECONNREFUSED');
       expect(await probe(USER, 'connect4', '198.51.100.9', '22', 'tcp')).to.equal('ERR ENETUNREACH');
     });
+
+    it('a deny rule inside an allowed network carves a hole in it (longest prefix wins)', async () => {
+      expect(await probe(USER, 'connect4', '198.51.100.200', '22', 'tcp')).to.equal('ERR EPERM');
+      expect(await probe(USER, 'connect6', '198.51.100.200', '22', 'tcp')).to.equal('ERR EPERM');
+      expect(await probe(USER, 'connect4', '198.51.100.127', '22', 'tcp')).to.equal('ERR ENETUNREACH');
+    });
   });
 
   describe('modes and lifetimes', () => {
     it('audit mode lets the connect proceed and logs audit', async () => {
-      getEnforcer().setUidPolicy(USER, policy({ modes: modes({ skconnections: 'audit' }), cidrs: DENY }));
+      getEnforcer().setUidPolicy(USER, policy({ modes: modes({ skconnections: 'audit' }), connectRules: DENY }));
       const from = events.length;
       expect(await probe(USER, 'connect4', '192.0.2.10', '22', 'tcp')).to.equal('ERR ENETUNREACH');
       const [e] = await eventsSince(from, (x) => x.type === 'skconn');
@@ -116,7 +123,7 @@ describe('skconnections (kernel)', function () {
     it('replacing the policy swaps the lists atomically and leaves no stale entries', async () => {
       const enforcer = getEnforcer();
       const before = enforcer.setEntryCounts().connect_cidrs;
-      enforcer.setUidPolicy(USER, policy({ modes: modes({ skconnections: 'enforce' }), cidrs: [parseCidr('203.0.113.0/24')] }));
+      enforcer.setUidPolicy(USER, policy({ modes: modes({ skconnections: 'enforce' }), connectRules: rules('deny', '203.0.113.0/24') }));
       expect(enforcer.setEntryCounts().connect_cidrs).to.equal(before - DENY.length + 1);
       expect(await probe(USER, 'connect4', '203.0.113.5', '22', 'tcp')).to.equal('ERR EPERM');
       expect(await probe(USER, 'connect4', '192.0.2.10', '22', 'tcp')).to.equal('ERR ENETUNREACH');

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  COUNTER_SLOTS, DECISIONS, EVENT_TYPES, LAYOUT, MODES, POLICIES, PROTECT_SCOPES,
+  CIDR_VERDICTS, COUNTER_SLOTS, DECISIONS, EVENT_TYPES, LAYOUT, MODES, POLICIES, PROTECT_SCOPES,
 } from '../../agent/enforcement/layout.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -85,6 +85,11 @@ describe('shared layout: TypeScript decoders vs the BTF of the built BPF objects
       values.forEach((v, i) => expect(v.val, v.name).to.equal(i));
     });
   }
+
+  it('enum krsi_cidr_verdict matches CIDR_VERDICTS', () => {
+    const [, t] = findNamed('ENUM', 'krsi_cidr_verdict');
+    expect(Object.fromEntries(t.values!.map((v) => [v.name.slice('KRSI_CIDR_'.length).toLowerCase(), v.val]))).to.deep.equal(CIDR_VERDICTS);
+  });
 
   it('enum krsi_event_type: every value has its log name', () => {
     const logNames: Record<string, string> = {
