@@ -150,3 +150,9 @@ export function checkAccounting(policyName: PolicyName): void {
     console.log(`      accounting ok: ${msg}`);
   });
 }
+
+// root-level hook (this module is loaded by the spec files, inside mocha): release the ring buffer and
+// unpin everything once all specs ran, so the VM's node process can exit
+after(async () => {
+  await stopFixture();
+});
