@@ -66,14 +66,6 @@ R=/newroot
 mkdir -p "$R/krsi-results"
 # the results share must reach the host as soon as the VM stops: no page cache for writes
 mount -t 9p -o "$p9opts,cache=mmap" results "$R/krsi-results" || fatal "cannot mount the results share"
-for share in $shares; do
-  tag="\${share%%:*}"; rest="\${share#*:}"; at="\${rest%%:*}"; mode="\${rest##*:}"
-  mkdir -p "$R$at"
-  # read-only shares are not expected to change during a run: cache them like the root
-  cache=mmap; [ "$mode" = ro ] && cache="$rootcache"
-  mount -t 9p -o "$mode,$p9opts,cache=$cache" "$tag" "$R$at" || fatal "cannot mount share $tag at $at"
-done
-
 mount -t proc proc "$R/proc" || fatal "cannot mount proc"
 mount -t sysfs sysfs "$R/sys" || fatal "cannot mount sysfs"
 mount -t securityfs securityfs "$R/sys/kernel/security" || fatal "cannot mount securityfs"
@@ -88,6 +80,15 @@ mount -t tmpfs -o mode=1777 tmpfs "$R/dev/shm" || fatal "cannot mount /dev/shm"
 mount -t tmpfs -o mode=1777 tmpfs "$R/tmp" || fatal "cannot mount /tmp"
 mount -t tmpfs -o mode=0755 tmpfs "$R/run" || fatal "cannot mount /run"
 mkdir -p "$R/run/lock"
+
+# extra shares last, so that one under /tmp or /run is not hidden by the tmpfs mounted there
+for share in $shares; do
+  tag="\${share%%:*}"; rest="\${share#*:}"; at="\${rest%%:*}"; mode="\${rest##*:}"
+  mkdir -p "$R$at"
+  # read-only shares are not expected to change during a run: cache them like the root
+  cache=mmap; [ "$mode" = ro ] && cache="$rootcache"
+  mount -t 9p -o "$mode,$p9opts,cache=$cache" "$tag" "$R$at" || fatal "cannot mount share $tag at $at"
+done
 
 ip link set lo up || fatal "cannot bring lo up"
 hostname "$vm_hostname"

@@ -7,7 +7,7 @@ import { execa } from 'execa';
 
 import { MARK_FATAL, MARK_READY } from './init-script.js';
 import { ensureInitramfs, HarnessError, QEMU } from './initramfs.js';
-import { workDir } from './paths.js';
+import { repoRoot, workDir } from './paths.js';
 
 export interface VmShare {
   /** Host folder to share. */
@@ -116,7 +116,10 @@ async function freshResultsDir(): Promise<string> {
 }
 
 export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
-  const shares = opts.shares ?? [];
+  // the repository itself, at its own path: the host root share alone would not show a checkout under
+  // /tmp or /run, where the VM mounts fresh tmpfs
+  const root = repoRoot();
+  const shares = [{ hostPath: root, tag: 'krsirepo', mountAt: root, readonly: true }, ...(opts.shares ?? [])];
   validateShares(shares);
   const log = (msg: string): void => void process.stderr.write(`krsi-vm: ${msg}\n`);
   const initramfs = await ensureInitramfs(opts.kernelVersion === undefined ? { log } : { log, kernelVersion: opts.kernelVersion });
@@ -137,7 +140,7 @@ export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
     '-nic', 'none',
     '-kernel', initramfs.bootImage,
     '-initrd', initramfs.path,
-    '-append', kernelCommandLine(opts),
+    '-append', kernelCommandLine({ ...opts, shares }),
     '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
     '-virtfs', `local,path=${resultsDir},mount_tag=results,security_model=none,multidevs=remap`,
     ...shares.flatMap((s) => [
