@@ -202,10 +202,12 @@ export class Enforcer {
     if (existsSync(pinDir)) rmSync(pinDir, { recursive: true });
   }
 
-  /** the pinned link of each program, for status reporting */
-  pinnedLinks(): string[] {
-    const dir = join(this.pinDir, 'links');
-    return existsSync(dir) ? readdirSync(dir).sort() : [];
+  /** what is pinned under pinDir ("links/<program>", "maps/<map>"), for status reporting */
+  pinned(): string[] {
+    return ['links', 'maps'].flatMap((sub) => {
+      const dir = join(this.pinDir, sub);
+      return existsSync(dir) ? readdirSync(dir).sort().map((name) => `${sub}/${name}`) : [];
+    });
   }
 
   // ------------------------------------------------------------------ per-uid policies

@@ -1,0 +1,80 @@
+/**
+ * Prometheus metrics (prom-client, a private registry). Kernel counters are read in collect(), at scrape
+ * time, never on a timer. No uid or job id is ever a label: their number is unbounded.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { POLICIES, type PolicyName } from '../enforcement/layout.js';
+
+export interface MetricsSource {
+  /** kernel decision counters, summed over CPUs */
+  kernelCounters(): Record<PolicyName, { deny: bigint; audit: bigint; dropped: bigint }>;
+  /** events this agent process logged, per policy and decision */
+  logged(policy: PolicyName, decision: 'deny' | 'audit'): number;
+  jobs(): number;
+  uidsUnderPolicy(): number;
+  programsAttached(): number;
+}
+
+export interface AgentMetrics {
+  registry: Registry;
+  /** observe the duration of one uid policy write */
+  observeApply(seconds: number): void;
+}
+
+/** A counter that mirrors a monotonically growing external value: collect() adds what it grew by. */
+function mirrorCounter<L extends string>(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly L[],
+  read: () => { labels: Record<L, string>; value: number }[],
+): void {
+  const last = new Map<string, number>();
+  new Counter({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      for (const { labels, value } of read()) {
+        const key = JSON.stringify(labels);
+        const delta = value - (last.get(key) ?? 0);
+        // a value that went down was reset at its source (programs re-pinned): count it from zero
+        this.inc(labels as never, delta >= 0 ? delta : value);
+        last.set(key, value);
+      }
+    },
+  });
+}
+
+export function createMetrics(source: MetricsSource, info: { version: string; kernel: string }): AgentMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'krsi_agent_' });
+
+  mirrorCounter(registry, 'krsi_decisions_total', 'Decisions taken in the kernel by the LSM programs, by policy and decision (deny or audit).',
+    ['policy', 'decision'] as const, () => {
+      const k = source.kernelCounters();
+      return POLICIES.flatMap((policy) => (['deny', 'audit'] as const).map((decision) => ({ labels: { policy, decision }, value: Number(k[policy][decision]) })));
+    });
+  mirrorCounter(registry, 'krsi_events_dropped_total', 'Decisions whose event did not fit in the ring buffer (still counted in krsi_decisions_total).',
+    ['policy'] as const, () => {
+      const k = source.kernelCounters();
+      return POLICIES.map((policy) => ({ labels: { policy }, value: Number(k[policy].dropped) }));
+    });
+  mirrorCounter(registry, 'krsi_events_logged_total', 'Events this agent process wrote to the event log, by policy and decision.',
+    ['policy', 'decision'] as const, () =>
+      POLICIES.flatMap((policy) => (['deny', 'audit'] as const).map((decision) => ({ labels: { policy, decision }, value: source.logged(policy, decision) }))));
+
+  new Gauge({ name: 'krsi_jobs', help: 'Jobs the agent holds under policy on this node.', registers: [registry], collect() { this.set(source.jobs()); } });
+  new Gauge({ name: 'krsi_uids_under_policy', help: 'Uids with an entry in the kernel policy map.', registers: [registry], collect() { this.set(source.uidsUnderPolicy()); } });
+  new Gauge({ name: 'krsi_programs_attached', help: 'BPF LSM programs attached (pinned links).', registers: [registry], collect() { this.set(source.programsAttached()); } });
+  const buildInfo = new Gauge({ name: 'krsi_build_info', help: 'Agent version and kernel, always 1.', labelNames: ['version', 'kernel'] as const, registers: [registry] });
+  buildInfo.set({ version: info.version, kernel: info.kernel }, 1);
+  const apply = new Histogram({
+    name: 'krsi_policy_apply_duration_seconds',
+    help: 'Time to write one uid policy into the kernel maps (union, file identities, map writes, grace period).',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [registry],
+  });
+  return { registry, observeApply: (seconds) => apply.observe(seconds) };
+}

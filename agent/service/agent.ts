@@ -1,0 +1,308 @@
+/**
+ * The agent's core: job lifetimes to kernel entries. A job's policy is the floor united with the
+ * profile it asks for; a uid's kernel entry is the union over its live jobs, rewritten atomically on
+ * every change and removed with the uid's last job. The job table is persisted before the kernel is
+ * changed, so a crash in between is repaired by the restarted agent, which re-applies every uid from
+ * the table (and clears kernel entries of uids that have no job left).
+ *
+ * Mutations are serialized: Slurm runs the prologs of different jobs concurrently.
+ */
+import { release } from 'node:os';
+import { loadConfig, strictestProfile, type KrsiConfig, type ProfileConfig } from '../config/config.js';
+import { ConfigError } from '../config/errors.js';
+import type { Enforcer } from '../enforcement/enforcer.js';
+import { POLICIES, type KrsiEvent, type PolicyName } from '../enforcement/layout.js';
+import { EventPipeline } from '../events/pipeline.js';
+import type { Logger } from '../log/logger.js';
+import { FileWatcher, IdentityCache, compilePolicy } from './compile.js';
+import { JobTable } from './job-table.js';
+import { mergeProfiles } from './merge.js';
+import { chooseProfile } from './profile-choice.js';
+import {
+  ERR,
+  KrsiError,
+  type AddJobResult,
+  type AgentService,
+  type AgentStatus,
+  type EffectivePolicy,
+  type EventsPage,
+  type JobRecord,
+  type JobRequest,
+  type PolicyCounters,
+  type ProfileView,
+  type ReloadResult,
+  type RemoveJobResult,
+} from './types.js';
+
+export interface AgentOptions {
+  config: KrsiConfig;
+  enforcer: Enforcer;
+  identityObject: string;
+  log: Logger;
+  version: string;
+  lsm: string[];
+  /** builds the event pipeline once the agent can attribute events to jobs */
+  makePipeline: (jobOf: (e: KrsiEvent) => string) => EventPipeline;
+  /** called with the duration of every uid policy write, in seconds (metrics) */
+  onApply?: (seconds: number) => void;
+}
+
+export class KrsiAgent implements AgentService {
+  private config: KrsiConfig;
+  private readonly table: JobTable;
+  private readonly identities: IdentityCache;
+  private readonly watcher: FileWatcher;
+  readonly pipeline: EventPipeline;
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly startedAt = new Date();
+  private readonly log: Logger;
+
+  constructor(private readonly opts: AgentOptions) {
+    this.config = opts.config;
+    this.log = opts.log;
+    this.table = new JobTable(opts.config.agent.stateDir);
+    this.identities = new IdentityCache(opts.identityObject, opts.log.child('identity'));
+    this.watcher = new FileWatcher((paths) => void this.filesChanged(paths), opts.log.child('watch'));
+    this.pipeline = opts.makePipeline((e) => this.jobOf(e));
+  }
+
+  /** run `fn` after every mutation queued before it */
+  private serialize<T>(fn: () => T | Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Resume: read the job table, rewrite every uid with jobs (each write is an atomic swap, so a uid
+   * that the previous agent left enforced stays enforced throughout), clear uids that have no job.
+   */
+  async start(): Promise<void> {
+    await this.serialize(() => {
+      this.table.load();
+      for (const job of this.table.all()) this.table.set(this.withProfiles(job, job.requested));
+      const live = this.table.uids();
+      for (const uid of live) this.applyUid(uid);
+      for (const uid of this.opts.enforcer.uidPolicies().keys()) {
+        if (!live.has(uid)) {
+          this.opts.enforcer.clearUidPolicy(uid);
+          this.log.info('cleared kernel entry of a uid with no job', { uid });
+        }
+      }
+      const removed = this.opts.enforcer.collectGarbage();
+      if (removed > 0) this.log.info('removed orphaned set entries', { entries: removed });
+      this.table.save();
+      this.watchAllowlists();
+      this.log.info('resumed job table', { jobs: this.table.size, uids: live.size });
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.queue;
+    this.watcher.close();
+    await this.pipeline.close();
+  }
+
+  // ---------------------------------------------------------------- jobs
+
+  addJob(req: JobRequest): Promise<AddJobResult> {
+    return this.serialize(() => {
+      const existing = this.table.get(req.job_id);
+      if (existing) {
+        if (existing.uid !== req.uid) {
+          throw new KrsiError(ERR.BAD_REQUEST, 409, `job ${req.job_id} is already registered for uid ${existing.uid}, not uid ${req.uid}`);
+        }
+        return { job: existing, created: false, jobPolicy: this.policyOfJob(existing), uidPolicy: this.policyOfUid(req.uid) };
+      }
+      const choice = chooseProfile(req.profile, req.comment);
+      const base: JobRecord = {
+        jobId: req.job_id,
+        uid: req.uid,
+        user: req.user ?? null,
+        requested: choice.name,
+        profiles: [],
+        unknownProfile: null,
+        addedAt: new Date().toISOString(),
+      };
+      const job = this.withProfiles(base, choice.name, choice.problem);
+      this.table.set(job);
+      this.table.save();
+      try {
+        this.applyUid(job.uid);
+      } catch (err) {
+        this.table.delete(job.jobId);
+        this.table.save();
+        throw new KrsiError(ERR.ENFORCEMENT, 503, `cannot write the policy of uid ${job.uid} into the kernel: ${(err as Error).message}`);
+      }
+      this.log.info('job added', {
+        job: job.jobId, uid: job.uid, user: job.user, profiles: job.profiles.join(','), requested: job.requested,
+      });
+      return { job, created: true, jobPolicy: this.policyOfJob(job), uidPolicy: this.policyOfUid(job.uid) };
+    });
+  }
+
+  removeJob(jobId: string): Promise<RemoveJobResult> {
+    return this.serialize(() => {
+      const job = this.table.delete(jobId);
+      if (!job) return { removed: false, uidPolicy: null };
+      this.table.save();
+      const remaining = this.table.ofUid(job.uid).length;
+      if (remaining === 0) {
+        this.opts.enforcer.clearUidPolicy(job.uid);
+      } else {
+        this.applyUid(job.uid);
+      }
+      this.log.info('job removed', { job: jobId, uid: job.uid, remainingJobsOfUid: remaining });
+      return { removed: true, uidPolicy: remaining === 0 ? null : this.policyOfUid(job.uid) };
+    });
+  }
+
+  listJobs(): JobRecord[] {
+    return this.table.all();
+  }
+
+  getJob(jobId: string): JobRecord | null {
+    return this.table.get(jobId) ?? null;
+  }
+
+  /**
+   * The profiles a job gets: the floor, plus the requested profile, or when that is unknown or
+   * malformed, the strictest configured profile (logged: the user's mistake must not loosen anything).
+   */
+  private withProfiles(job: JobRecord, requested: string | null, problem: string | null = null): JobRecord {
+    const floor = this.config.agent.defaultProfile;
+    if (requested === null) return { ...job, profiles: [floor], unknownProfile: null };
+    if (problem === null && this.config.profiles.has(requested)) {
+      return { ...job, profiles: [...new Set([floor, requested])], unknownProfile: null };
+    }
+    const strictest = strictestProfile(this.config).name;
+    this.log.warn('job asks for a profile this node does not have: applying the floor and the strictest profile', {
+      job: job.jobId, uid: job.uid, requested, problem: problem ?? 'unknown profile', applied: strictest,
+    });
+    return { ...job, profiles: [...new Set([floor, strictest])], unknownProfile: requested };
+  }
+
+  private profilesNamed(names: readonly string[]): ProfileConfig[] {
+    return names.map((n) => this.config.profiles.get(n)).filter((p): p is ProfileConfig => p !== undefined);
+  }
+
+  private policyOfJob(job: JobRecord): EffectivePolicy {
+    return mergeProfiles(this.profilesNamed(job.profiles));
+  }
+
+  private policyOfUid(uid: number): EffectivePolicy {
+    return mergeProfiles(this.profilesNamed(this.table.ofUid(uid).flatMap((j) => j.profiles)));
+  }
+
+  /** write a uid's union policy into the kernel (an atomic swap) */
+  private applyUid(uid: number): void {
+    const started = process.hrtime.bigint();
+    const policy = this.policyOfUid(uid);
+    this.opts.enforcer.setUidPolicy(uid, compilePolicy(policy, this.identities));
+    this.opts.onApply?.(Number(process.hrtime.bigint() - started) / 1e9);
+  }
+
+  // ---------------------------------------------------------------- allowlisted files
+
+  private watchAllowlists(): void {
+    const paths = new Set<string>();
+    for (const p of this.config.profiles.values()) {
+      for (const path of [...p.suidexecAllow, ...p.sshClients]) paths.add(path);
+    }
+    this.watcher.watchPaths(paths);
+  }
+
+  /** an allowlisted file was replaced, created or removed: re-resolve it and rewrite every uid */
+  private filesChanged(paths: string[]): Promise<void> {
+    return this.serialize(() => {
+      for (const p of paths) this.identities.forget(p);
+      for (const uid of this.table.uids()) this.applyUid(uid);
+      this.log.info('allowlisted files changed: identities re-resolved', { paths: paths.join(','), uids: this.table.uids().size });
+    });
+  }
+
+  // ---------------------------------------------------------------- config
+
+  reload(): Promise<ReloadResult> {
+    return this.serialize(() => {
+      let next: KrsiConfig;
+      try {
+        next = loadConfig(this.config.path);
+      } catch (err) {
+        if (err instanceof ConfigError) {
+          this.log.error('reload rejected: the running configuration stays in force', { problems: err.problems.join(' | ') });
+          throw Object.assign(new KrsiError(ERR.CONFIG, 422, `reload rejected, the running configuration stays in force:\n${err.message}`), {
+            problems: err.problems,
+          });
+        }
+        throw err;
+      }
+      for (const key of ['socket', 'pinDir', 'stateDir', 'ringBufferBytes', 'metricsListen'] as const) {
+        if (JSON.stringify(next.agent[key]) !== JSON.stringify(this.config.agent[key])) {
+          next.warnings.push(`${next.path}: [agent] ${key}: changed, takes effect when the agent restarts`);
+        }
+      }
+      this.config = next;
+      for (const job of this.table.all()) this.table.set(this.withProfiles(job, job.requested));
+      this.table.save();
+      const uids = this.table.uids();
+      for (const uid of uids) this.applyUid(uid);
+      this.watchAllowlists();
+      for (const w of next.warnings) this.log.warn(w);
+      this.log.info('configuration reloaded', { path: next.path, uidsUpdated: uids.size });
+      return { configPath: next.path, warnings: next.warnings, uidsUpdated: uids.size };
+    });
+  }
+
+  get currentConfig(): KrsiConfig {
+    return this.config;
+  }
+
+  profiles(): ProfileView[] {
+    return [...this.config.profiles.values()]
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((p) => ({ name: p.name, isDefault: p.name === this.config.agent.defaultProfile, policy: mergeProfiles([p]) }));
+  }
+
+  // ---------------------------------------------------------------- events and status
+
+  /** job id(s) an event is attributed to: the jobs its uid has on this node */
+  private jobOf(e: KrsiEvent): string {
+    return this.table
+      .ofUid(e.uid)
+      .map((j) => j.jobId)
+      .join(',');
+  }
+
+  events(since: number, limit: number): EventsPage {
+    return this.pipeline.page(since, limit);
+  }
+
+  status(): AgentStatus {
+    const enforcer = this.opts.enforcer;
+    const kernel = enforcer.counters();
+    const counters = {} as Record<PolicyName, PolicyCounters>;
+    let dropped = 0;
+    for (const p of POLICIES) {
+      counters[p] = { deny: Number(kernel[p].deny), audit: Number(kernel[p].audit), dropped: Number(kernel[p].dropped) };
+      dropped += counters[p].dropped;
+    }
+    return {
+      version: this.opts.version,
+      kernel: release(),
+      lsm: this.opts.lsm,
+      configPath: this.config.path,
+      pinDir: enforcer.pinDir,
+      programs: enforcer.programs,
+      pinned: enforcer.pinned(),
+      adopted: enforcer.adopted,
+      jobs: this.table.size,
+      uidsUnderPolicy: [...enforcer.uidPolicies().keys()].sort((a, b) => a - b),
+      counters,
+      events: { logged: this.pipeline.loggedCount(), dropped },
+      uptimeSeconds: Math.round((Date.now() - this.startedAt.getTime()) / 1000),
+      startedAt: this.startedAt.toISOString(),
+      warnings: this.config.warnings,
+    };
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * The agent's operations as the control API (agent/api/) and krsictl see them. The JSON shapes here are
+ * the wire format of /v1/*: snake_case where they are request bodies Slurm's prolog sends, camelCase in
+ * responses. Nothing here knows about HTTP.
+ */
+import type { Mode, PolicyName } from '../enforcement/layout.js';
+
+/** POST /v1/jobs body (what the prolog sends) */
+export interface JobRequest {
+  /** Slurm job id (SLURM_JOB_ID; array/het jobs: the id slurmd gives the prolog) */
+  job_id: string;
+  uid: number;
+  /** SLURM_JOB_USER, for logs only */
+  user?: string;
+  /** SLURM_JOB_COMMENT, verbatim; `policy:NAME` anywhere in it names the profile */
+  comment?: string;
+  /** a profile name given directly; wins over the comment */
+  profile?: string;
+}
+
+export interface JobRecord {
+  jobId: string;
+  uid: number;
+  user: string | null;
+  /** the profile the job asked for (from `profile` or the comment), null when none */
+  requested: string | null;
+  /** the profiles applied: the floor (default_profile), plus the requested one or, if that is unknown, the strictest */
+  profiles: string[];
+  /** set when the requested profile does not exist (or is malformed) on this node */
+  unknownProfile: string | null;
+  /** ISO time the agent first saw the job */
+  addedAt: string;
+}
+
+export type CidrVerdict = 'allow' | 'deny';
+
+/** a policy as configured (paths, CIDR text), before file identities are resolved */
+export interface EffectivePolicy {
+  modes: Record<PolicyName, Mode>;
+  suidexecAllow: string[];
+  sshClients: string[];
+  connectDefault: CidrVerdict;
+  connectRules: { cidr: string; verdict: CidrVerdict }[];
+}
+
+export interface AddJobResult {
+  job: JobRecord;
+  /** false when the job id was already known (the call is idempotent) */
+  created: boolean;
+  /** the job's own policy (floor ∪ requested) */
+  jobPolicy: EffectivePolicy;
+  /** what the uid is now held to: the union over all its jobs on this node */
+  uidPolicy: EffectivePolicy;
+}
+
+export interface RemoveJobResult {
+  /** false when the job was unknown (still a success) */
+  removed: boolean;
+  /** the uid's policy after removal; null when its last job ended and its entries are gone */
+  uidPolicy: EffectivePolicy | null;
+}
+
+export interface PolicyCounters {
+  deny: number;
+  audit: number;
+  dropped: number;
+}
+
+export interface AgentStatus {
+  version: string;
+  kernel: string;
+  lsm: string[];
+  configPath: string;
+  pinDir: string;
+  programs: string[];
+  /** pinned objects under pinDir (links/…, maps/…) */
+  pinned: string[];
+  /** true when this agent adopted programs a previous instance left pinned */
+  adopted: boolean;
+  jobs: number;
+  uidsUnderPolicy: number[];
+  counters: Record<PolicyName, PolicyCounters>;
+  events: { logged: number; dropped: number };
+  uptimeSeconds: number;
+  startedAt: string;
+  warnings: string[];
+}
+
+/** one decoded kernel event as the API returns it */
+export interface EventRecord {
+  /** increasing sequence number, for `GET /v1/events?since=` */
+  seq: number;
+  time: string;
+  type: string;
+  policy: PolicyName;
+  decision: 'deny' | 'audit';
+  uid: number;
+  gid: number;
+  pid: number;
+  comm: string;
+  /** job id(s) of the uid on this node when the event happened, comma separated; '' when none */
+  job: string;
+  /** the event log line, exactly as written to the log */
+  line: string;
+}
+
+export interface EventsPage {
+  events: EventRecord[];
+  /** pass as `since` to get the events after these */
+  next: number;
+  /** events older than the in-memory window that were asked for but are gone (0 if none) */
+  missed: number;
+}
+
+export interface ProfileView {
+  name: string;
+  isDefault: boolean;
+  policy: EffectivePolicy;
+}
+
+export interface ReloadResult {
+  configPath: string;
+  warnings: string[];
+  /** uids whose kernel entries were rewritten */
+  uidsUpdated: number;
+}
+
+/** What the API calls. Implemented by agent/service/agent.ts; tests may pass a stand-in for route tests. */
+export interface AgentService {
+  addJob(req: JobRequest): Promise<AddJobResult>;
+  removeJob(jobId: string): Promise<RemoveJobResult>;
+  listJobs(): JobRecord[];
+  getJob(jobId: string): JobRecord | null;
+  status(): AgentStatus;
+  events(since: number, limit: number): EventsPage;
+  profiles(): ProfileView[];
+  reload(): Promise<ReloadResult>;
+}
+
+/** Errors with a stable code and an HTTP status; the message names the input that was wrong. */
+export class KrsiError extends Error {
+  constructor(
+    readonly code: string,
+    readonly statusCode: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'KrsiError';
+  }
+}
+
+export const ERR = {
+  BAD_REQUEST: 'KRSI_ERR_BAD_REQUEST',
+  FORBIDDEN: 'KRSI_ERR_FORBIDDEN',
+  NOT_FOUND: 'KRSI_ERR_NOT_FOUND',
+  CONFIG: 'KRSI_ERR_CONFIG',
+  ENFORCEMENT: 'KRSI_ERR_ENFORCEMENT',
+  PAYLOAD_TOO_LARGE: 'KRSI_ERR_PAYLOAD_TOO_LARGE',
+  INTERNAL: 'KRSI_ERR_INTERNAL',
+} as const;

@@ -1,0 +1,111 @@
+import { expect } from 'chai';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig, type ProfileConfig } from '../../../agent/config/config.js';
+import { parseCidr } from '../../../agent/enforcement/cidr.js';
+import { POLICIES, type Mode, type PolicyName } from '../../../agent/enforcement/layout.js';
+import { JobTable } from '../../../agent/service/job-table.js';
+import { mergeConnections, mergeProfiles } from '../../../agent/service/merge.js';
+import { chooseProfile, profileFromComment } from '../../../agent/service/profile-choice.js';
+
+function profile(name: string, modes: Partial<Record<PolicyName, Mode>>, rest: Partial<ProfileConfig> = {}): ProfileConfig {
+  const all = Object.fromEntries(POLICIES.map((p) => [p, modes[p] ?? 'off'])) as Record<PolicyName, Mode>;
+  return { name, modes: all, suidexecAllow: [], sshClients: [], connectDeny: [], connectAllow: null, ...rest };
+}
+const cidrs = (...list: string[]) => list.map(parseCidr);
+
+describe('policy union (merge)', () => {
+  it('takes the strictest mode per policy', () => {
+    const m = mergeProfiles([profile('floor', { fileperms: 'audit' }), profile('strict', { fileperms: 'enforce', suidexec: 'audit' })]);
+    expect(m.modes).to.deep.equal({ fileperms: 'enforce', suidexec: 'audit', sshlisteners: 'off', skconnections: 'off', killtasks: 'off' });
+  });
+
+  it('intersects suid allowlists of the parts that have suidexec on, unites ssh clients', () => {
+    const a = profile('a', { suidexec: 'enforce', sshlisteners: 'enforce' }, { suidexecAllow: ['/usr/bin/passwd', '/usr/bin/su'], sshClients: ['/usr/bin/ssh'] });
+    const b = profile('b', { suidexec: 'audit', sshlisteners: 'audit' }, { suidexecAllow: ['/usr/bin/passwd'], sshClients: ['/opt/ssh'] });
+    const off = profile('off', {}, { suidexecAllow: ['/usr/bin/mount'], sshClients: ['/ignored'] });
+    const m = mergeProfiles([a, b, off]);
+    expect(m.suidexecAllow).to.deep.equal(['/usr/bin/passwd']);
+    expect(m.sshClients).to.deep.equal(['/opt/ssh', '/usr/bin/ssh']);
+  });
+
+  it('unites deny-lists (default allow)', () => {
+    const r = mergeConnections([{ deny: cidrs('192.0.2.0/24'), allow: null }, { deny: cidrs('2001:db8::/32', '192.0.2.0/24'), allow: null }]);
+    expect(r.connectDefault).to.equal('allow');
+    expect(r.rules.map((x) => `${x.verdict} ${x.cidr.text}`)).to.deep.equal(['deny 192.0.2.0/24', 'deny 2001:db8::/32']);
+  });
+
+  it('intersects allow-lists, keeps deny holes inside them, drops allowed networks that are denied whole', () => {
+    const r = mergeConnections([
+      { deny: cidrs('198.51.100.128/25', '203.0.113.0/24'), allow: null },
+      { deny: [], allow: cidrs('198.51.100.0/24', '203.0.113.64/26', '127.0.0.0/8') },
+      { deny: [], allow: cidrs('198.51.100.0/23', '127.0.0.1', '203.0.113.0/24') },
+    ]);
+    expect(r.connectDefault).to.equal('deny');
+    expect(r.rules.map((x) => `${x.verdict} ${x.cidr.text}`)).to.deep.equal([
+      'allow 198.51.100.0/24', 'allow 127.0.0.1/32', 'deny 198.51.100.128/25',
+    ]);
+  });
+
+  it('an allow-list and a deny-list of different families stay apart', () => {
+    const r = mergeConnections([{ deny: cidrs('2001:db8::/32'), allow: null }, { deny: [], allow: cidrs('10.0.0.0/8', '2001:db8:1::/48') }]);
+    expect(r.rules.map((x) => `${x.verdict} ${x.cidr.text}`)).to.deep.equal(['allow 10.0.0.0/8']);
+  });
+
+  it('the shipped strict profile united with the floor', () => {
+    const config = parseConfig(readFileSync(new URL('../../../deploy/krsi.ini', import.meta.url), 'utf8'), 'krsi.ini', { fileExists: () => true });
+    const m = mergeProfiles([config.profiles.get('default')!, config.profiles.get('strict')!]);
+    expect(m.modes.fileperms).to.equal('enforce');
+    expect(m.connectRules).to.deep.equal([{ cidr: '192.0.2.0/24', verdict: 'deny' }, { cidr: '2001:db8::/32', verdict: 'deny' }]);
+  });
+});
+
+describe('choosing a profile from the job comment', () => {
+  it('finds policy:NAME anywhere, or nothing', () => {
+    expect(profileFromComment('run 3 policy:strict')).to.deep.equal({ name: 'strict', problem: null });
+    expect(profileFromComment('policy:strict')).to.deep.equal({ name: 'strict', problem: null });
+    expect(profileFromComment('x,policy:gpu.v2;y')).to.deep.equal({ name: 'gpu.v2', problem: null });
+    expect(profileFromComment('no policy here')).to.deep.equal({ name: null, problem: null });
+    expect(profileFromComment('mypolicy:strict')).to.deep.equal({ name: null, problem: null });
+    expect(profileFromComment(undefined)).to.deep.equal({ name: null, problem: null });
+  });
+
+  it('reports malformed and ambiguous requests (they get the strictest profile)', () => {
+    expect(profileFromComment('policy:$(reboot)').problem).to.match(/malformed/);
+    expect(profileFromComment('policy:').problem).to.match(/malformed/);
+    expect(profileFromComment("policy:str'ict\n").problem).to.match(/malformed/);
+    expect(profileFromComment('policy:a policy:b').problem).to.match(/several/);
+    expect(profileFromComment('policy:a policy:a')).to.deep.equal({ name: 'a', problem: null });
+  });
+
+  it('a profile given directly wins over the comment', () => {
+    expect(chooseProfile('strict', 'policy:default')).to.deep.equal({ name: 'strict', problem: null });
+    expect(chooseProfile('bad name', undefined).problem).to.match(/malformed/);
+  });
+});
+
+describe('job table', () => {
+  let dir: string;
+  beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'krsi-jobs-')); });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('persists atomically and reloads the same jobs', () => {
+    const t = new JobTable(join(dir, 'state'));
+    t.load();
+    expect(t.size).to.equal(0);
+    t.set({ jobId: '42', uid: 1000, user: 'billy', requested: 'strict', profiles: ['default', 'strict'], unknownProfile: null, addedAt: 'x' });
+    t.set({ jobId: '43_1', uid: 1000, user: null, requested: null, profiles: ['default'], unknownProfile: null, addedAt: 'y' });
+    t.save();
+    const again = new JobTable(join(dir, 'state'));
+    again.load();
+    expect(again.all()).to.deep.equal(t.all());
+    expect([...again.uids()]).to.deep.equal([1000]);
+  });
+
+  it('refuses a corrupt table with an error naming the file', () => {
+    const t = new JobTable(dir);
+    writeFileSync(t.path, '{"version":1,"jobs":[');
+    expect(() => t.load()).to.throw(t.path);
+  });
+});
