@@ -6,7 +6,7 @@
  * Actions are attempted by real processes running as the test uids (coreutils, setfacl, and
  * build/probe/krsi-probe for the syscall variants), so what is checked is what the kernel answered.
  */
-import { mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
@@ -87,7 +87,8 @@ export async function startFixture(): Promise<Enforcer> {
   enforcer = Enforcer.open({ objectPath: OBJECT, pinDir: PIN_DIR });
   enforcer.subscribe((e) => events.push(e));
   rmSync(SCRATCH, { recursive: true, force: true });
-  mkdirSync(SCRATCH, { mode: 0o1777 });
+  mkdirSync(SCRATCH);
+  chmodSync(SCRATCH, 0o1777); // not through mkdir's mode: the umask would take o+w away
   return enforcer;
 }
 

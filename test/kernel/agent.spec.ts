@@ -1,0 +1,300 @@
+/**
+ * The real agent (dist/agent/main.js) on the real kernel, driven through its real socket: jobs change
+ * what the kernel allows, peer credentials decide who may ask, events reach the log, the API and the
+ * metrics with matching counts, kill -9 and restart never open a gap, reload keeps a bad config out.
+ */
+import { expect } from 'chai';
+import { mkdirSync, readFileSync, rmSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { request, type ClientResponse } from '../../agent/client/client.js';
+import { Enforcer } from '../../agent/enforcement/enforcer.js';
+import { OTHER, ROOT, SCRATCH, USER, probe, runAs, userDir } from './fixture.js';
+
+const DIR = '/tmp/krsi-agent-spec';
+const CONFIG = join(DIR, 'krsi.ini');
+const SOCKET = '/run/slurm-krsi/agent.sock';
+const PIN_DIR = '/sys/fs/bpf/slurm-krsi';
+const STATE = join(DIR, 'state');
+const EVENT_LOG = join(DIR, 'events.log');
+const METRICS = 'http://127.0.0.1:9817/metrics';
+const AGENT = join(ROOT, 'dist/agent/main.js');
+const KRSICTL = join(ROOT, 'dist/agent/cli/krsictl.js');
+const SUID = join(SCRATCH, 'agent-suid-id');
+
+function config(strictFileperms = 'enforce', extra = ''): string {
+  return `[agent]
+socket = ${SOCKET}
+metrics_listen = 127.0.0.1:9817
+state_dir = ${STATE}
+event_log = ${EVENT_LOG}
+pin_dir = ${PIN_DIR}
+default_profile = default
+${extra}
+[profile default]
+fileperms = audit
+
+[profile strict]
+fileperms = ${strictFileperms}
+suidexec = enforce
+suidexec_allow = /usr/bin/passwd
+sshlisteners = enforce
+skconnections = enforce
+connect_deny = 192.0.2.0/24, 2001:db8::/32
+killtasks = enforce
+`;
+}
+
+const agentOptions = { reject: false, all: true, buffer: false } as const;
+let agent: ResultPromise<typeof agentOptions> | undefined;
+let agentOutput = '';
+let userTmp = '';
+
+async function api(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<ClientResponse> {
+  return request(SOCKET, method, path, body, { timeoutMs: 10000 });
+}
+
+async function startAgent(): Promise<number> {
+  const proc = execa(process.execPath, [AGENT, '--config', CONFIG], agentOptions);
+  proc.all!.on('data', (chunk: Buffer) => {
+    agentOutput += chunk.toString();
+  });
+  agent = proc;
+  const deadline = Date.now() + 30000;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error(`agent exited early: ${agentOutput}`);
+    try {
+      const r = await api('GET', '/v1/status');
+      if (r.status === 200) return proc.pid!;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`agent did not come up: ${agentOutput}`);
+}
+
+/** stop the agent the way a crash does; the agent protects itself, so lift that first, as root can */
+async function killAgent(signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
+  const proc = agent!;
+  const enforcer = Enforcer.open({ objectPath: join(ROOT, 'build/bpf/krsi.bpf.o'), pinDir: PIN_DIR });
+  try {
+    expect(enforcer.adopted).to.equal(true);
+    enforcer.unprotect(proc.pid!);
+  } finally {
+    await enforcer.close();
+  }
+  proc.kill(signal);
+  await proc;
+  agent = undefined;
+}
+
+async function scrape(): Promise<string> {
+  const r = await fetch(METRICS);
+  expect(r.status).to.equal(200);
+  return r.text();
+}
+
+function metric(text: string, name: string, labels: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
+  return line === undefined ? 0 : Number(line.split(' ').pop());
+}
+
+describe('krsi-agent on the real kernel', function () {
+  this.timeout(120000);
+
+  before(async () => {
+    rmSync(DIR, { recursive: true, force: true });
+    mkdirSync(DIR, { recursive: true });
+    writeFileSync(CONFIG, config());
+    Enforcer.removePinned(PIN_DIR);
+    mkdirSync(SCRATCH, { recursive: true });
+    chmodSync(SCRATCH, 0o1777);
+    userTmp = await userDir(USER, 'agent');
+    rmSync(SUID, { force: true });
+    copyFileSync('/usr/bin/id', SUID);
+    chmodSync(SUID, 0o4755);
+    await startAgent();
+  });
+
+  after(async () => {
+    if (agent) await killAgent('SIGTERM');
+    Enforcer.removePinned(PIN_DIR);
+  });
+
+  afterEach(async () => {
+    for (const job of ['100', '101', '102', '103']) await api('DELETE', `/v1/jobs/${job}`);
+  });
+
+  it('reports its status: programs attached and pinned, no jobs', async () => {
+    const r = await api('GET', '/v1/status');
+    const s = r.body as { programs: string[]; pinned: string[]; jobs: number; adopted: boolean; lsm: string[] };
+    expect(s.programs).to.include.members(['krsi_inode_create', 'krsi_path_chmod', 'krsi_bprm_check_security', 'krsi_socket_listen', 'krsi_socket_connect', 'krsi_task_kill']);
+    expect(s.pinned.filter((p) => p.startsWith('links/'))).to.have.length(s.programs.length);
+    expect(s).to.include({ jobs: 0, adopted: false });
+    expect(s.lsm).to.include('bpf');
+  });
+
+  it('a strict job restricts its uid in the kernel, another uid stays free, and removal frees it', async () => {
+    const add = await api('POST', '/v1/jobs', { job_id: '100', uid: USER, user: 'billy', comment: 'run 3 policy:strict' });
+    expect(add.status).to.equal(201);
+    expect((add.body as { job: { profiles: string[] } }).job.profiles).to.deep.equal(['default', 'strict']);
+    expect(await probe(USER, 'create', join(userTmp, 'agent-w'), '0666', '0')).to.equal('ERR EPERM');
+    expect(await probe(USER, 'exec', SUID, '-u')).to.equal('ERR EPERM');
+    expect(await probe(USER, 'connect4', '192.0.2.1', '22', 'tcp')).to.equal('ERR EPERM');
+    expect(await probe(OTHER, 'connect4', '192.0.2.1', '22', 'tcp')).to.equal('ERR ENETUNREACH');
+    expect(await probe(0, 'exec', SUID, '-u')).to.equal('0');
+    const del = await api('DELETE', '/v1/jobs/100');
+    expect(del.body).to.deep.include({ removed: true, uidPolicy: null });
+    expect(await probe(USER, 'exec', SUID, '-u')).to.equal('0');
+    expect((await api('DELETE', '/v1/jobs/100')).body).to.deep.include({ removed: false });
+  });
+
+  it('POST is idempotent per job id', async () => {
+    const first = await api('POST', '/v1/jobs', { job_id: '101', uid: USER, comment: 'policy:strict' });
+    const again = await api('POST', '/v1/jobs', { job_id: '101', uid: USER, comment: 'policy:strict' });
+    expect([first.status, again.status]).to.deep.equal([201, 200]);
+    expect(((await api('GET', '/v1/jobs')).body as { jobs: unknown[] }).jobs).to.have.length(1);
+  });
+
+  it('two jobs of one uid: the union holds until the stricter one ends', async () => {
+    await api('POST', '/v1/jobs', { job_id: '101', uid: USER, comment: 'policy:strict' });
+    await api('POST', '/v1/jobs', { job_id: '102', uid: USER });
+    expect(await probe(USER, 'exec', SUID, '-u')).to.equal('ERR EPERM');
+    await api('DELETE', '/v1/jobs/101');
+    expect(await probe(USER, 'exec', SUID, '-u')).to.equal('0');
+    expect(await probe(USER, 'create', join(userTmp, 'agent-floor'), '0666', '0')).to.equal('OK'); // floor: audit
+    await api('DELETE', '/v1/jobs/102');
+    const status = (await api('GET', '/v1/status')).body as { uidsUnderPolicy: number[] };
+    expect(status.uidsUnderPolicy).to.not.include(USER);
+  });
+
+  it('an unknown profile gets the floor plus the strictest profile, and the agent logs it', async () => {
+    const r = await api('POST', '/v1/jobs', { job_id: '103', uid: USER, comment: 'policy:nosuch' });
+    expect((r.body as { job: { unknownProfile: string; profiles: string[] } }).job).to.deep.include({ unknownProfile: 'nosuch', profiles: ['default', 'strict'] });
+    expect(await probe(USER, 'exec', SUID, '-u')).to.equal('ERR EPERM');
+    expect(agentOutput).to.match(/profile this node does not have.*requested=nosuch/);
+  });
+
+  it('refuses non-root callers with 403 (peer credentials), and survives hostile requests', async () => {
+    const ctl = await runAs(USER, process.execPath, [KRSICTL, '--socket', SOCKET, 'jobs']);
+    expect(ctl.exitCode).to.equal(4);
+    expect(ctl.stderr).to.match(/uid 1000/);
+    const post = await runAs(USER, process.execPath, ['-e', `
+      import('${join(ROOT, 'dist/agent/client/client.js')}').then(async (c) => {
+        const r = await c.request('${SOCKET}', 'POST', '/v1/jobs', { job_id: '666', uid: 1000 });
+        console.log(r.status, JSON.stringify(r.body));
+      });`]);
+    expect(post.stdout).to.match(/^403 .*KRSI_ERR_FORBIDDEN/);
+    for (const body of ['{', '[]', JSON.stringify({ job_id: '1;reboot', uid: 1 }), JSON.stringify({ job_id: '1', uid: -1 })]) {
+      const r = await fetchUnix('POST', '/v1/jobs', body);
+      expect(r.status, body).to.be.within(400, 499);
+    }
+    expect((await api('GET', '/v1/status')).status).to.equal(200);
+  });
+
+  it('events reach the log file, the API and the metrics, with counts that match the kernel', async () => {
+    await api('POST', '/v1/jobs', { job_id: '100', uid: USER, comment: 'policy:strict' });
+    const before = await scrape();
+    let from = 0;
+    for (;;) {
+      const page = (await api('GET', `/v1/events?since=${from}&limit=10000`)).body as { events: unknown[]; next: number };
+      if (page.events.length === 0) break;
+      from = page.next;
+    }
+    for (let i = 0; i < 3; i++) expect(await probe(USER, 'connect6', '2001:db8::1', '80', 'tcp')).to.equal('ERR EPERM');
+    await new Promise((r) => setTimeout(r, 500));
+    const page = (await api('GET', `/v1/events?since=${from}&limit=100`)).body as { events: { type: string; job: string; line: string }[] };
+    const conns = page.events.filter((e) => e.type === 'skconn');
+    expect(conns).to.have.length(3);
+    expect(conns[0]!.job).to.equal('100');
+    const log = readFileSync(EVENT_LOG, 'utf8');
+    for (const e of conns) expect(log).to.include(e.line);
+    expect(conns[0]!.line).to.match(/type=skconn policy=skconnections comm=krsi-probe uid=1000 .* job=100 proto=6 daddr=2001:db8::1 dport=80 act=deny/);
+    const after = await scrape();
+    const grew = (name: string, labels: string) => metric(after, name, labels) - metric(before, name, labels);
+    expect(grew('krsi_decisions_total', 'policy="skconnections",decision="deny"')).to.equal(3);
+    expect(grew('krsi_events_logged_total', 'policy="skconnections",decision="deny"')).to.equal(3);
+    expect(metric(after, 'krsi_events_dropped_total', 'policy="skconnections"')).to.equal(0);
+    expect(after).to.match(/^krsi_jobs 1$/m);
+    expect(after).to.match(/^krsi_build_info\{version="[^"]+",kernel="6\.1[^"]*"\} 1$/m);
+    expect(after).to.match(/^krsi_policy_apply_duration_seconds_count \d+$/m);
+    const status = (await api('GET', '/v1/status')).body as { counters: Record<string, { deny: number; audit: number; dropped: number }>; events: { logged: number; dropped: number } };
+    expect(status.counters.skconnections!.deny).to.equal(metric(after, 'krsi_decisions_total', 'policy="skconnections",decision="deny"'));
+    // every decision since this agent attached the programs was logged by it, none dropped
+    const decisions = Object.values(status.counters).reduce((n, c) => n + c.deny + c.audit, 0);
+    expect(status.events).to.deep.equal({ logged: decisions, dropped: 0 });
+  });
+
+  it('the agent cannot be killed, by root either', async () => {
+    expect(await probe(0, 'kill', String(agent!.pid), '9')).to.equal('ERR EPERM');
+    expect(await probe(0, 'kill', String(agent!.pid), '15')).to.equal('ERR EPERM');
+    expect(await probe(0, 'kill', String(agent!.pid), '1')).to.equal('ERR EPERM');
+  });
+
+  it('kill -9 under enforcement: no gap while it is down, the same jobs and entries after restart', async () => {
+    await api('POST', '/v1/jobs', { job_id: '100', uid: USER, comment: 'policy:strict' });
+    await api('POST', '/v1/jobs', { job_id: '102', uid: OTHER });
+    const before = (await api('GET', '/v1/status')).body as { uidsUnderPolicy: number[] };
+    const peek = Enforcer.open({ objectPath: join(ROOT, 'build/bpf/krsi.bpf.o'), pinDir: PIN_DIR });
+    const entriesBefore = peek.setEntryCounts();
+    await peek.close();
+
+    await killAgent('SIGKILL');
+    expect(await probe(USER, 'exec', SUID, '-u'), 'denied while the agent is down').to.equal('ERR EPERM');
+    expect(await probe(USER, 'connect4', '192.0.2.9', '22', 'tcp')).to.equal('ERR EPERM');
+
+    await startAgent();
+    const after = (await api('GET', '/v1/status')).body as { uidsUnderPolicy: number[]; adopted: boolean; jobs: number };
+    expect(after).to.deep.include({ adopted: true, jobs: 2 });
+    expect(after.uidsUnderPolicy).to.deep.equal(before.uidsUnderPolicy);
+    const peek2 = Enforcer.open({ objectPath: join(ROOT, 'build/bpf/krsi.bpf.o'), pinDir: PIN_DIR });
+    expect(peek2.setEntryCounts(), 'nothing duplicated, nothing lost').to.deep.equal(entriesBefore);
+    await peek2.close();
+    expect(await probe(USER, 'exec', SUID, '-u')).to.equal('ERR EPERM');
+    await api('DELETE', '/v1/jobs/100');
+    await api('DELETE', '/v1/jobs/102');
+    expect(await probe(USER, 'exec', SUID, '-u')).to.equal('0');
+  });
+
+  it('reload: a bad config is rejected naming file, section and key, and the running one stays; a good one applies at once', async () => {
+    await api('POST', '/v1/jobs', { job_id: '100', uid: USER, comment: 'policy:strict' });
+    writeFileSync(CONFIG, config('enforse'));
+    const bad = await api('POST', '/v1/reload');
+    expect(bad.status).to.equal(422);
+    expect(JSON.stringify(bad.body)).to.match(/krsi\.ini.*\[profile strict\] fileperms/);
+    expect(await probe(USER, 'create', join(userTmp, 'agent-r1'), '0666', '0')).to.equal('ERR EPERM');
+
+    writeFileSync(CONFIG, config('audit'));
+    const good = await api('POST', '/v1/reload');
+    expect(good.status).to.equal(200);
+    expect(good.body).to.deep.include({ uidsUpdated: 1 });
+    expect(await probe(USER, 'create', join(userTmp, 'agent-r2'), '0666', '0')).to.equal('OK');
+    expect(await probe(USER, 'exec', SUID, '-u')).to.equal('ERR EPERM');
+    writeFileSync(CONFIG, config());
+    expect((await api('POST', '/v1/reload')).status).to.equal(200);
+  });
+
+  it('krsictl status and a metrics scrape, for the record', async () => {
+    await api('POST', '/v1/jobs', { job_id: '100', uid: USER, comment: 'policy:strict' });
+    const status = await execa(process.execPath, [KRSICTL, '--socket', SOCKET, 'status'], { reject: false });
+    expect(status.exitCode).to.equal(0);
+    console.log(`      --- krsictl status ---\n${String(status.stdout).replace(/^/gm, '      ')}`);
+    const text = await scrape();
+    console.log(`      --- GET /metrics (krsi_ lines) ---\n${text.split('\n').filter((l) => l.startsWith('krsi_') && !l.startsWith('krsi_agent_')).map((l) => `      ${l}`).join('\n')}`);
+  });
+});
+
+/** a raw request with an arbitrary body, for hostile input */
+async function fetchUnix(method: string, path: string, body: string): Promise<{ status: number }> {
+  const { request: httpRequest } = await import('node:http');
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ socketPath: SOCKET, method, path, headers: { 'content-type': 'application/json' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
