@@ -148,7 +148,12 @@ async function main(): Promise<void> {
   if (slurmdUid === null) log.warn('slurmd_user does not exist: only root may add and remove jobs', { user: config.agent.slurmdUser });
   const app = buildApp({
     service: agent,
-    access: { writerUids: new Set([0, ...(slurmdUid === null ? [] : [slurmdUid])]), readerGids: new Set(adminGid === null ? [] : [adminGid]) },
+    access: {
+      writerUids: new Set([0, ...(slurmdUid === null ? [] : [slurmdUid])]),
+      readerGids: new Set(adminGid === null ? [] : [adminGid]),
+      slurmdUser: config.agent.slurmdUser,
+      ...(config.agent.adminGroup ? { adminGroup: config.agent.adminGroup } : {}),
+    },
   });
   const closeSocket = await listenUnix(app, config.agent.socket, { mode: DEFAULT_SOCKET_MODE, uid: 0, gid: 0 });
   log.info('krsi-agent serving', {
