@@ -139,6 +139,9 @@ async function main(): Promise<void> {
   metricsHolder.observeApply = metrics.observeApply;
   const metricsServer = startMetrics(config, metrics.registry, log.child('metrics'));
 
+  const notes = setInterval(() => void agent.applyRemovalNotes().catch((err: Error) => log.error('epilog notes failed', { error: err.message })), 30_000);
+  notes.unref();
+
   const daemons = new DaemonProtector(enforcer, () => agent.currentConfig.agent.protectDaemons, log.child('killtasks'));
   daemons.start();
 
@@ -166,6 +169,7 @@ async function main(): Promise<void> {
     stopping = true;
     log.info('stopping: programs, maps and job entries stay pinned and enforcing', { signal });
     daemons.stop();
+    clearInterval(notes);
     await closeSocket();
     metricsServer?.close();
     await agent.stop();

@@ -7,13 +7,16 @@
  *
  * Mutations are serialized: Slurm runs the prologs of different jobs concurrently.
  */
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { release } from 'node:os';
+import { join } from 'node:path';
 import { loadConfig, strictestProfile, type KrsiConfig, type ProfileConfig } from '../config/config.js';
 import { ConfigError } from '../config/errors.js';
 import type { Enforcer } from '../enforcement/enforcer.js';
 import { POLICIES, type KrsiEvent, type PolicyName } from '../enforcement/layout.js';
 import { EventPipeline } from '../events/pipeline.js';
 import type { Logger } from '../log/logger.js';
+import { JOB_ID } from '../slurm/hook.js';
 import { FileWatcher, IdentityCache, compilePolicy } from './compile.js';
 import { JobTable } from './job-table.js';
 import { mergeProfiles } from './merge.js';
@@ -80,6 +83,9 @@ export class KrsiAgent implements AgentService {
   async start(): Promise<void> {
     await this.serialize(() => {
       this.table.load();
+      for (const jobId of this.takeRemovalNotes()) {
+        if (this.table.delete(jobId)) this.log.info('job removed by an epilog note left while the agent was down', { job: jobId });
+      }
       for (const job of this.table.all()) this.table.set(this.withProfiles(job, job.requested));
       const live = this.table.uids();
       for (const uid of live) this.applyUid(uid);
@@ -95,6 +101,24 @@ export class KrsiAgent implements AgentService {
       this.watchAllowlists();
       this.log.info('resumed job table', { jobs: this.table.size, uids: live.size });
     });
+  }
+
+  /** removals the epilog noted down while it could not reach the agent (agent/slurm/hook.ts) */
+  private takeRemovalNotes(): string[] {
+    const dir = join(this.config.agent.stateDir, 'pending-removals');
+    if (!existsSync(dir)) return [];
+    const ids: string[] = [];
+    for (const name of readdirSync(dir)) {
+      rmSync(join(dir, name), { force: true });
+      if (JOB_ID.test(name)) ids.push(name);
+    }
+    return ids;
+  }
+
+  /** apply removal notes that appear while the agent runs (an epilog that timed out) */
+  async applyRemovalNotes(): Promise<void> {
+    const ids = await this.serialize(() => this.takeRemovalNotes());
+    for (const id of ids) await this.removeJob(id);
   }
 
   async stop(): Promise<void> {

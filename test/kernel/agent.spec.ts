@@ -4,7 +4,7 @@
  * metrics with matching counts, kill -9 and restart never open a gap, reload keeps a bad config out.
  */
 import { expect } from 'chai';
-import { mkdirSync, readFileSync, rmSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { request, type ClientResponse } from '../../agent/client/client.js';
@@ -124,6 +124,7 @@ describe('krsi-agent on the real kernel', function () {
 
   afterEach(async () => {
     for (const job of ['100', '101', '102', '103']) await api('DELETE', `/v1/jobs/${job}`);
+    rmSync('/tmp/pwned', { force: true });
   });
 
   it('reports its status: programs attached and pinned, no jobs', async () => {
@@ -273,6 +274,75 @@ describe('krsi-agent on the real kernel', function () {
     expect(await probe(USER, 'exec', SUID, '-u')).to.equal('ERR EPERM');
     writeFileSync(CONFIG, config());
     expect((await api('POST', '/v1/reload')).status).to.equal(200);
+  });
+
+  describe('the Slurm prolog and epilog against the real agent', () => {
+    const PROLOG = join(ROOT, 'dist/prolog/prolog.js');
+    const EPILOG = join(ROOT, 'dist/epilog/epilog.js');
+    const slurmEnv = (jobId: string, uid: number, extra: Record<string, string> = {}) => ({
+      SLURM_JOB_ID: jobId, SLURM_JOB_UID: String(uid), SLURM_JOB_USER: `user${uid}`, SLURM_SCRIPT_CONTEXT: 'prolog_slurmd', KRSI_CONFIG: CONFIG, ...extra,
+    });
+    const hook = (script: string, env: Record<string, string>) =>
+      execa(process.execPath, [script], { env, extendEnv: false, reject: false });
+
+    it('passes a hostile comment through as data: policy:strict found, nothing executed', async () => {
+      const comment = `x $(touch /tmp/pwned) \`touch /tmp/pwned2\` ; rm -rf / \n'" policy:strict\n\u0000?`;
+      const r = await hook(PROLOG, slurmEnv('100', USER, { SLURM_JOB_COMMENT: comment.replace('\u0000', '') }));
+      expect(r.exitCode, r.stderr).to.equal(0);
+      expect(r.stderr).to.match(/job 100 uid 1000: profiles default,strict in force/);
+      const job = (await api('GET', '/v1/jobs/100')).body as { requested: string };
+      expect(job.requested).to.equal('strict');
+      expect(existsSync('/tmp/pwned') || existsSync('/tmp/pwned2')).to.equal(false);
+      expect(await probe(USER, 'exec', SUID, '-u')).to.equal('ERR EPERM');
+      const e = await hook(EPILOG, slurmEnv('100', USER));
+      expect(e.exitCode).to.equal(0);
+      expect(await probe(USER, 'exec', SUID, '-u')).to.equal('0');
+    });
+
+    it('64 concurrent prologs all succeed, then 64 epilogs', async () => {
+      const ids = Array.from({ length: 64 }, (_, i) => String(5000 + i));
+      const started = Date.now();
+      const pro = await Promise.all(ids.map((id, i) => hook(PROLOG, slurmEnv(id, 2000 + (i % 8), { SLURM_JOB_COMMENT: 'policy:strict' }))));
+      const took = Date.now() - started;
+      expect(pro.map((r) => r.exitCode)).to.deep.equal(ids.map(() => 0));
+      const jobs = ((await api('GET', '/v1/jobs')).body as { jobs: { jobId: string }[] }).jobs.map((j) => j.jobId);
+      expect(jobs).to.include.members(ids);
+      const epi = await Promise.all(ids.map((id, i) => hook(EPILOG, slurmEnv(id, 2000 + (i % 8)))));
+      expect(epi.map((r) => r.exitCode)).to.deep.equal(ids.map(() => 0));
+      const status = (await api('GET', '/v1/status')).body as { jobs: number; uidsUnderPolicy: number[] };
+      expect(status.uidsUnderPolicy.filter((u) => u >= 2000 && u < 2008)).to.deep.equal([]);
+      console.log(`      64 concurrent prologs in ${took} ms (VM, software emulation)`);
+    });
+
+    it('the epilog succeeds for a job the agent never saw, twice', async () => {
+      for (let i = 0; i < 2; i++) {
+        const r = await hook(EPILOG, slurmEnv('424242', USER));
+        expect(r.exitCode).to.equal(0);
+        expect(r.stderr).to.match(/not known to the agent/);
+      }
+    });
+
+    it('agent unreachable: the prolog fails with on_error = fail, passes with allow; the epilog leaves a note', async () => {
+      const down = join(DIR, 'down.ini');
+      writeFileSync(down, config('enforce', 'on_error = fail').replace(SOCKET, '/run/krsi-nowhere.sock'));
+      const fail = await hook(PROLOG, slurmEnv('7001', USER, { KRSI_CONFIG: down }));
+      expect(fail.exitCode).to.equal(1);
+      expect(fail.stderr).to.match(/slurm-krsi: prolog: job 7001: node fault.*agent unreachable.*krsi-nowhere/);
+      writeFileSync(down, config('enforce', 'on_error = allow').replace(SOCKET, '/run/krsi-nowhere.sock'));
+      const allow = await hook(PROLOG, slurmEnv('7002', USER, { KRSI_CONFIG: down }));
+      expect(allow.exitCode).to.equal(0);
+      expect(allow.stderr).to.match(/NOT under policy/);
+      const epi = await hook(EPILOG, slurmEnv('7003', USER, { KRSI_CONFIG: down }));
+      expect(epi.exitCode).to.equal(0);
+      expect(existsSync(join(STATE, 'pending-removals', '7003'))).to.equal(true);
+      rmSync(join(STATE, 'pending-removals', '7003'));
+    });
+
+    it('refuses an environment that is not slurmd\'s', async () => {
+      const r = await hook(PROLOG, { SLURM_JOB_ID: '1;reboot', SLURM_JOB_UID: '1000', KRSI_CONFIG: CONFIG });
+      expect(r.exitCode).to.equal(1);
+      expect(r.stderr).to.match(/SLURM_JOB_ID "1;reboot" .* not a job id/);
+    });
   });
 
   it('krsictl status and a metrics scrape, for the record', async () => {

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# install.sh - install slurm-krsi on this compute node from a built checkout
+#
+# SYNOPSIS
+#     deploy/install.sh [--force] [--no-enable]
+#
+# DESCRIPTION
+#     Run as root from a checkout where `npm ci && npm run build` has run. Installs the built agent with
+#     its production dependencies into /usr/lib/slurm-krsi, and:
+#       /usr/sbin/krsi-agent, /usr/sbin/krsictl          (on root's PATH)
+#       /usr/libexec/slurm-krsi/prolog, .../epilog      (slurm.conf Prolog= / Epilog=)
+#       /etc/slurm-krsi/krsi.ini                        (the sample, only if none exists)
+#       /etc/slurm-krsi/profiles.lua                    (profile names for slurm/job_submit.lua)
+#       /etc/systemd/system/krsi-agent.service          (when systemd is present; enabled unless --no-enable)
+#     Idempotent: running it again upgrades the files and keeps the config. The agent keeps enforcing
+#     during an upgrade: its programs stay pinned while it restarts.
+#     Refuses, with the reason and the fix, on a node where BPF LSM cannot be used (--force installs anyway).
+#
+# EXIT STATUS
+#     0 installed; 1 refused or failed.
+set -euo pipefail
+
+force=no
+enable=yes
+for arg in "$@"; do
+  case "$arg" in
+    --force) force=yes ;;
+    --no-enable) enable=no ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    *) echo "install.sh: unknown argument $arg (see --help)" >&2; exit 1 ;;
+  esac
+done
+
+die() { echo "slurm-krsi install: $*" >&2; exit 1; }
+say() { echo "slurm-krsi install: $*"; }
+
+src=$(cd "$(dirname "$0")/.." && pwd)
+prefix=/usr/lib/slurm-krsi
+[ "$(id -u)" -eq 0 ] || die "must run as root"
+[ -f "$src/build/bpf/krsi.bpf.o" ] && [ -f "$src/dist/agent/main.js" ] && [ -d "$src/node_modules" ] ||
+  die "$src is not built: run npm ci && npm run build there first"
+node=$(command -v node) || die "node not found on PATH (Node.js >= 20.19 is needed)"
+"$node" -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' ||
+  die "Node.js $("$node" --version) is too old: 20.19 or newer is needed (22 or 24 LTS recommended)"
+
+# can this node enforce at all? (the config is checked by the agent at start)
+if ! check=$("$node" "$src/dist/agent/cli/krsictl.js" check --config "$src/deploy/krsi.ini" 2>&1); then
+  if [ "$force" = yes ]; then
+    say "WARNING: installing anyway (--force):"; echo "$check" >&2
+  else
+    echo "$check" >&2
+    die "refusing to install: this node cannot enforce policies (see above; --force to install anyway)"
+  fi
+fi
+
+# the new tree next to the old one, then swapped in
+stage="$prefix.new"
+rm -rf "$stage"
+mkdir -p "$stage/build" "$stage/node_modules"
+cp -a "$src/dist" "$src/package.json" "$src/README.md" "$stage/"
+cp -a "$src/build/bpf" "$stage/build/"
+# production dependencies only, as npm resolved them (no network needed)
+(cd "$src" && npm ls --omit=dev --all --parseable 2>/dev/null || true) | while read -r dir; do
+  case "$dir" in "$src/node_modules/"*) ;; *) continue ;; esac
+  rel=${dir#"$src/"}
+  mkdir -p "$stage/$(dirname "$rel")"
+  [ -e "$stage/$rel" ] || cp -a "$dir" "$stage/$rel"
+done
+[ -d "$stage/node_modules/koffi" ] && [ -d "$stage/node_modules/fastify" ] || die "production dependencies missing after copy (npm ls failed?)"
+rm -rf "$prefix.old"
+[ -d "$prefix" ] && mv "$prefix" "$prefix.old"
+mv "$stage" "$prefix"
+rm -rf "$prefix.old"
+
+wrapper() { # path script
+  mkdir -p "$(dirname "$1")"
+  printf '#!/bin/sh\n# installed by slurm-krsi deploy/install.sh\nexec %s %s/%s "$@"\n' "$node" "$prefix" "$2" >"$1.tmp"
+  chmod 0755 "$1.tmp"
+  mv "$1.tmp" "$1"
+}
+wrapper /usr/sbin/krsi-agent dist/agent/main.js
+wrapper /usr/sbin/krsictl dist/agent/cli/krsictl.js
+wrapper /usr/libexec/slurm-krsi/prolog dist/prolog/prolog.js
+wrapper /usr/libexec/slurm-krsi/epilog dist/epilog/epilog.js
+
+install -d -m 0755 /etc/slurm-krsi
+if [ -f /etc/slurm-krsi/krsi.ini ]; then
+  say "keeping the existing /etc/slurm-krsi/krsi.ini"
+else
+  install -m 0644 "$src/deploy/krsi.ini" /etc/slurm-krsi/krsi.ini
+  say "installed the sample config /etc/slurm-krsi/krsi.ini"
+fi
+/usr/sbin/krsictl profiles --lua --config /etc/slurm-krsi/krsi.ini >/etc/slurm-krsi/profiles.lua.tmp &&
+  mv /etc/slurm-krsi/profiles.lua.tmp /etc/slurm-krsi/profiles.lua
+install -d -m 0700 /var/lib/slurm-krsi
+install -d -m 0750 /var/log/slurm-krsi
+
+if [ -d /etc/systemd/system ]; then
+  install -m 0644 "$src/deploy/krsi-agent.service" /etc/systemd/system/krsi-agent.service
+  if [ -d /run/systemd/system ]; then
+    systemctl daemon-reload
+    if [ "$enable" = yes ]; then
+      systemctl enable krsi-agent.service >/dev/null
+      systemctl restart krsi-agent.service
+      say "krsi-agent.service enabled and (re)started"
+    fi
+  fi
+fi
+say "installed into $prefix ($(cd "$src" && git describe --always --dirty 2>/dev/null || echo unknown))"

@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+/**
+ * slurm-krsi epilog (installed at /usr/libexec/slurm-krsi/epilog; slurm.conf Epilog=). Tells the agent
+ * the job ended; the agent undoes it by job id from its own table (never from the comment, which the user
+ * may have changed while the job ran), and the uid's entries go with its last job.
+ *
+ * Idempotent, and succeeds for jobs the agent never saw (Slurm runs the epilog even when the prolog did
+ * not run). When the agent cannot be reached, the removal is written down under the state directory and
+ * the agent applies it when it is back: the uid stays restricted meanwhile (the safe side), and the
+ * epilog still succeeds, so the node is not drained for a job that has already ended.
+ */
+import { HookInputError, callAgent, describeFailure, hookSettings, jobFromEnv, leaveRemovalNote, say } from '../agent/slurm/hook.js';
+
+async function main(): Promise<number> {
+  const settings = hookSettings();
+  let job;
+  try {
+    job = jobFromEnv(process.env);
+  } catch (err) {
+    say(`epilog: ${(err as HookInputError).message}`);
+    return 1;
+  }
+  const defer = (cause: string): number => {
+    try {
+      const note = leaveRemovalNote(settings.stateDir, job.jobId);
+      say(`epilog: job ${job.jobId}: ${cause}; removal noted in ${note} for the agent to apply when it is back`);
+      return 0;
+    } catch (err) {
+      say(`epilog: job ${job.jobId}: ${cause}, and cannot note the removal: ${(err as Error).message}`);
+      return settings.onError === 'fail' ? 1 : 0;
+    }
+  };
+  let res;
+  try {
+    res = await callAgent(settings.socket, 'DELETE', `/v1/jobs/${encodeURIComponent(job.jobId)}`);
+  } catch (err) {
+    return defer(`agent unreachable: ${describeFailure(err)}`);
+  }
+  if (res.status === 200) {
+    const removed = (res.body as { removed?: boolean } | null)?.removed;
+    say(`epilog: job ${job.jobId}: ${removed ? 'policy entries undone' : 'not known to the agent, nothing to undo'}`);
+    return 0;
+  }
+  const error = (res.body as { error?: { code?: string; message?: string } } | null)?.error;
+  return defer(`agent answered ${res.status} ${error?.code ?? ''}: ${error?.message ?? ''}`);
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    say(`epilog: unexpected failure: ${err.message}`);
+    process.exit(1);
+  },
+);
