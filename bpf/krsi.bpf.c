@@ -722,6 +722,22 @@ int BPF_PROG(krsi_task_kill, struct task_struct *p, struct kernel_siginfo *info,
 	return killtasks_decide(KRSI_EV_KILL, p, sig);
 }
 
+/*
+ * The other way to signal a process: F_SETOWN + F_SETSIG on a file, then I/O on it. The kernel sends
+ * that signal without task_kill; SIGIO itself terminates by default.
+ */
+SEC("lsm/file_send_sigiotask")
+int BPF_PROG(krsi_file_send_sigiotask, struct task_struct *tsk, struct fown_struct *fown, int sig, int ret)
+{
+	if (ret)
+		return ret;
+	if (sig == 0)
+		sig = 29; /* F_SETSIG 0 means SIGIO */
+	if (sig < 0 || (sig < 64 && (KRSI_SIG_ALLOWED & (1ULL << sig))))
+		return 0;
+	return killtasks_decide(KRSI_EV_SIGIO, tsk, sig);
+}
+
 SEC("lsm/ptrace_access_check")
 int BPF_PROG(krsi_ptrace_access_check, struct task_struct *child, unsigned int mode, int ret)
 {

@@ -113,6 +113,7 @@ enum krsi_event_type {
 	KRSI_EV_SENDMSG = 10,	/* socket_sendmsg with a destination address */
 	KRSI_EV_KILL = 11,	/* task_kill */
 	KRSI_EV_PTRACE = 12,	/* ptrace_access_check (attach) */
+	KRSI_EV_SIGIO = 13,	/* file_send_sigiotask: a signal through F_SETOWN/F_SETSIG */
 };
 
 #define KRSI_COMM_LEN 16

@@ -38,6 +38,7 @@ export const EVENT_TYPES: Record<number, string> = {
   10: 'sksend',
   11: 'sgkill',
   12: 'ptrace',
+  13: 'sigio',
 };
 
 export const CONNECT_DEFAULT_DENY_FLAG = 1 << 0;

@@ -46,6 +46,7 @@ function hookFields(e: KrsiEvent): [string, string | number | bigint][] {
     case 'sksend':
       return [['proto', e.proto], ['daddr', e.addr], ['dport', e.port]];
     case 'sgkill':
+    case 'sigio':
       return [['targetpid', e.targetPid], ['targettgid', e.targetTgid], ['targetuid', e.targetUid], ['targetcomm', e.name], ['signo', e.signal]];
     case 'ptrace':
       return [['targetpid', e.targetPid], ['targettgid', e.targetTgid], ['targetuid', e.targetUid], ['targetcomm', e.name], ['ptracemode', e.signal]];

@@ -92,6 +92,18 @@ describe('killtasks (kernel)', function () {
     expect(e).to.include({ targetPid: thread, targetTgid: target.tgid, signal: 9 });
   });
 
+  it('denies a signal sent through F_SETOWN/F_SETSIG (SIGIO path), which bypasses task_kill', async () => {
+    const from = events.length;
+    expect(await probe(0, 'sigio', String(target.tgid), '9')).to.equal('OK'); // the write itself succeeds
+    const [e] = await eventsSince(from, (x) => x.type === 'sigio');
+    expect(e).to.include({ policy: 'killtasks', decision: 'deny', targetTgid: target.tgid, signal: 9 });
+    expect(alive(target.tgid)).to.equal(true);
+    // the attack is real: unprotected, the same write kills it
+    getEnforcer().unprotect(target.tgid);
+    expect(await probe(0, 'sigio', String(target.tgid), '9')).to.equal('OK');
+    expect((await target.proc).signal).to.equal('SIGKILL');
+  });
+
   it('denies ptrace attach and seize, but not reading /proc/<pid>/status', async () => {
     const from = events.length;
     expect(await probe(0, 'ptrace-attach', String(target.tgid))).to.equal('ERR EPERM');

@@ -242,6 +242,16 @@ int main(int argc, char **argv)
 			return report(fd);
 		return report(syscall(SYS_pidfd_send_signal, fd, atoi(argv[3]), NULL, 0));
 	}
+	/* sigio PID SIG: make PID the owner of a pipe with F_SETSIG SIG, then write to it (kernel sends SIG) */
+	if (!strcmp(cmd, "sigio") && argc >= 4) {
+		int fds[2];
+		if (pipe(fds) < 0)
+			return report(-1);
+		if (fcntl(fds[0], F_SETOWN, atoi(argv[2])) < 0 || fcntl(fds[0], F_SETSIG, atoi(argv[3])) < 0 ||
+		    fcntl(fds[0], F_SETFL, O_ASYNC | O_NONBLOCK) < 0)
+			return report(-1);
+		return report(write(fds[1], "x", 1));
+	}
 	if (!strcmp(cmd, "ptrace-attach") && argc >= 3) {	/* ptrace-attach PID */
 		long rc = ptrace(PTRACE_ATTACH, atoi(argv[2]), NULL, NULL);
 		if (rc == 0)

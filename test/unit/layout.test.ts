@@ -94,7 +94,7 @@ describe('shared layout: TypeScript decoders vs the BTF of the built BPF objects
   it('enum krsi_event_type: every value has its log name', () => {
     const logNames: Record<string, string> = {
       CREATE: 'creat', MKNOD: 'mknod', MKDIR: 'mkdir', CHMOD: 'chmod', SETACL: 'setacl', LINK: 'link',
-      EXEC: 'exsuid', LISTEN: 'listen', CONNECT: 'skconn', SENDMSG: 'sksend', KILL: 'sgkill', PTRACE: 'ptrace',
+      EXEC: 'exsuid', LISTEN: 'listen', CONNECT: 'skconn', SENDMSG: 'sksend', KILL: 'sgkill', PTRACE: 'ptrace', SIGIO: 'sigio',
     };
     const [, t] = findNamed('ENUM', 'krsi_event_type');
     expect(t.values!.length).to.equal(Object.keys(EVENT_TYPES).length);
