@@ -115,6 +115,9 @@ async function freshResultsDir(): Promise<string> {
   return mkdtemp(join(runs, `run-${stamp}-`));
 }
 
+/** the machine-wide lock that serializes VMs */
+export const VM_LOCK = '/tmp/krsi-vm.lock';
+
 export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
   // the repository itself, at its own path: the host root share alone would not show a checkout under
   // /tmp or /run, where the VM mounts fresh tmpfs
@@ -160,7 +163,14 @@ export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
     opts.onConsole?.(line);
   };
 
-  const qemu = execa(QEMU, args, { stdin: 'ignore', buffer: { stdout: false, stderr: true }, reject: false });
+  // one VM at a time on this machine (2 cores): the shell takes a machine-wide lock on fd 9 and execs
+  // qemu, which keeps the lock for its lifetime (and is the process a timeout kills); concurrent runs
+  // queue instead of slowing each other past their timeouts
+  const qemu = execa('/bin/sh', ['-c', 'exec 9>"$0" && flock 9 && exec "$@"', VM_LOCK, QEMU, ...args], {
+    stdin: 'ignore',
+    buffer: { stdout: false, stderr: true },
+    reject: false,
+  });
   qemu.stdout.setEncoding('utf8');
   qemu.stdout.on('data', (chunk: string) => {
     consoleText += chunk;
