@@ -113,6 +113,8 @@ export class Enforcer {
   private readonly object: BpfObject | undefined;
   private nextSet: number;
   private ring: RingBuffer | undefined;
+  private readonly retiring = new Set<number>();
+  private reclaiming: Promise<void> | undefined;
 
   private constructor(
     pinDir: string,
@@ -215,7 +217,7 @@ export class Enforcer {
   /**
    * Replace a uid's policy atomically: the new sets are written under a fresh set id, then the single
    * uid_policy value is swapped (the old policy holds until that instant, the new one from it), then,
-   * after a grace period, the old sets are deleted. A failure before the swap leaves the old policy in
+   * after a grace period and in the background, the old sets are deleted (see retireSet). A failure before the swap leaves the old policy in
    * force and removes the partial new sets.
    */
   setUidPolicy(uid: number, policy: UidPolicy): void {
@@ -234,10 +236,7 @@ export class Enforcer {
       this.deleteSets(new Set([set]));
       throw err;
     }
-    if (old) {
-      synchronizeRcu();
-      this.deleteSets(new Set([decodePolicy(old).set]));
-    }
+    if (old) this.retireSet(decodePolicy(old).set);
   }
 
   /** Remove a uid's policy; returns false if it had none. */
@@ -246,9 +245,28 @@ export class Enforcer {
     const old = this.maps.uid_policy.lookup(key);
     if (!old) return false;
     this.maps.uid_policy.delete(key);
-    synchronizeRcu();
-    this.deleteSets(new Set([decodePolicy(old).set]));
+    this.retireSet(decodePolicy(old).set);
     return true;
+  }
+
+  /**
+   * A set no uid refers to any more is deleted after a grace period, in the background: the swap that
+   * retired it has already taken effect, and the caller need not wait.
+   */
+  private retireSet(set: number): void {
+    this.retiring.add(set);
+    this.reclaiming ??= (async () => {
+      await synchronizeRcu();
+      const sets = new Set(this.retiring);
+      this.retiring.clear();
+      this.reclaiming = undefined;
+      this.deleteSets(sets);
+    })();
+  }
+
+  /** wait until retired sets are deleted (tests, status, shutdown) */
+  async settle(): Promise<void> {
+    while (this.reclaiming) await this.reclaiming;
   }
 
   uidPolicy(uid: number): PolicyValue | null {
@@ -371,6 +389,7 @@ export class Enforcer {
 
   /** Release this process's handles. Pinned programs and maps stay in the kernel and keep enforcing. */
   async close(): Promise<void> {
+    await this.settle();
     await this.unsubscribe();
     if (this.object) {
       this.object.close();

@@ -81,7 +81,7 @@ export class KrsiAgent implements AgentService {
    * that the previous agent left enforced stays enforced throughout), clear uids that have no job.
    */
   async start(): Promise<void> {
-    await this.serialize(() => {
+    await this.serialize(async () => {
       this.table.load();
       for (const jobId of this.takeRemovalNotes()) {
         if (this.table.delete(jobId)) this.log.info('job removed by an epilog note left while the agent was down', { job: jobId });
@@ -95,6 +95,7 @@ export class KrsiAgent implements AgentService {
           this.log.info('cleared kernel entry of a uid with no job', { uid });
         }
       }
+      await this.opts.enforcer.settle();
       const removed = this.opts.enforcer.collectGarbage();
       if (removed > 0) this.log.info('removed orphaned set entries', { entries: removed });
       this.table.save();

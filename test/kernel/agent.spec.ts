@@ -89,6 +89,29 @@ async function killAgent(signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
   agent = undefined;
 }
 
+/**
+ * Entries per set map, once the agent's background reclaim of retired sets (after a grace period) has
+ * run: two readings 200 ms apart that agree.
+ */
+async function settledEntryCounts(): Promise<Record<string, number>> {
+  const read = async () => {
+    const peek = Enforcer.open({ objectPath: join(ROOT, 'build/bpf/krsi.bpf.o'), pinDir: PIN_DIR });
+    try {
+      return JSON.stringify(peek.setEntryCounts());
+    } finally {
+      await peek.close();
+    }
+  };
+  let last = await read();
+  for (let i = 0; i < 20; i++) {
+    await new Promise((r) => setTimeout(r, 200));
+    const now = await read();
+    if (now === last) return JSON.parse(now) as Record<string, number>;
+    last = now;
+  }
+  throw new Error(`set entry counts never settled: ${last}`);
+}
+
 async function scrape(): Promise<string> {
   const r = await fetch(METRICS);
   expect(r.status).to.equal(200);
@@ -237,9 +260,7 @@ describe('krsi-agent on the real kernel', function () {
     await api('POST', '/v1/jobs', { job_id: '100', uid: USER, comment: 'policy:strict' });
     await api('POST', '/v1/jobs', { job_id: '102', uid: OTHER });
     const before = (await api('GET', '/v1/status')).body as { uidsUnderPolicy: number[] };
-    const peek = Enforcer.open({ objectPath: join(ROOT, 'build/bpf/krsi.bpf.o'), pinDir: PIN_DIR });
-    const entriesBefore = peek.setEntryCounts();
-    await peek.close();
+    const entriesBefore = await settledEntryCounts();
 
     await killAgent('SIGKILL');
     expect(await probe(USER, 'exec', SUID, '-u'), 'denied while the agent is down').to.equal('ERR EPERM');
@@ -249,9 +270,7 @@ describe('krsi-agent on the real kernel', function () {
     const after = (await api('GET', '/v1/status')).body as { uidsUnderPolicy: number[]; adopted: boolean; jobs: number };
     expect(after).to.deep.include({ adopted: true, jobs: 2 });
     expect(after.uidsUnderPolicy).to.deep.equal(before.uidsUnderPolicy);
-    const peek2 = Enforcer.open({ objectPath: join(ROOT, 'build/bpf/krsi.bpf.o'), pinDir: PIN_DIR });
-    expect(peek2.setEntryCounts(), 'nothing duplicated, nothing lost').to.deep.equal(entriesBefore);
-    await peek2.close();
+    expect(await settledEntryCounts(), 'nothing duplicated, nothing lost').to.deep.equal(entriesBefore);
     expect(await probe(USER, 'exec', SUID, '-u')).to.equal('ERR EPERM');
     await api('DELETE', '/v1/jobs/100');
     await api('DELETE', '/v1/jobs/102');

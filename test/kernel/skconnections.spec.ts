@@ -124,6 +124,7 @@ describe('skconnections (kernel)', function () {
       const enforcer = getEnforcer();
       const before = enforcer.setEntryCounts().connect_cidrs;
       enforcer.setUidPolicy(USER, policy({ modes: modes({ skconnections: 'enforce' }), connectRules: rules('deny', '203.0.113.0/24') }));
+      await enforcer.settle(); // the old set goes after a grace period
       expect(enforcer.setEntryCounts().connect_cidrs).to.equal(before - DENY.length + 1);
       expect(await probe(USER, 'connect4', '203.0.113.5', '22', 'tcp')).to.equal('ERR EPERM');
       expect(await probe(USER, 'connect4', '192.0.2.10', '22', 'tcp')).to.equal('ERR ENETUNREACH');
@@ -133,6 +134,7 @@ describe('skconnections (kernel)', function () {
       expect(await probe(USER, 'connect4', '192.0.2.10', '22', 'tcp')).to.equal('ERR EPERM');
       const before = getEnforcer().setEntryCounts().connect_cidrs;
       getEnforcer().clearUidPolicy(USER);
+      await getEnforcer().settle();
       expect(getEnforcer().setEntryCounts().connect_cidrs).to.equal(before - DENY.length);
       expect(await probe(USER, 'connect4', '192.0.2.10', '22', 'tcp')).to.equal('ERR ENETUNREACH');
     });
