@@ -122,6 +122,7 @@ describe('skconnections (kernel)', function () {
 
     it('replacing the policy swaps the lists atomically and leaves no stale entries', async () => {
       const enforcer = getEnforcer();
+      await enforcer.settle(); // sets retired by earlier tests go after a grace period
       const before = enforcer.setEntryCounts().connect_cidrs;
       enforcer.setUidPolicy(USER, policy({ modes: modes({ skconnections: 'enforce' }), connectRules: rules('deny', '203.0.113.0/24') }));
       await enforcer.settle(); // the old set goes after a grace period
@@ -132,6 +133,7 @@ describe('skconnections (kernel)', function () {
 
     it('clearing the policy restores access and removes its trie entries', async () => {
       expect(await probe(USER, 'connect4', '192.0.2.10', '22', 'tcp')).to.equal('ERR EPERM');
+      await getEnforcer().settle();
       const before = getEnforcer().setEntryCounts().connect_cidrs;
       getEnforcer().clearUidPolicy(USER);
       await getEnforcer().settle();
