@@ -364,6 +364,47 @@ describe('krsi-agent on the real kernel', function () {
     });
   });
 
+  it('a replaced allowlisted file (a package upgrade) is re-resolved by the agent on its own', async () => {
+    await api('POST', '/v1/jobs', { job_id: '100', uid: USER, comment: 'policy:strict' });
+    expect(await probe(USER, 'exec', '/usr/bin/passwd', '--help')).to.not.equal('ERR EPERM');
+    // what dpkg does: the new file under a temporary name, renamed over the old one (a new inode)
+    copyFileSync('/usr/bin/passwd', '/usr/bin/passwd.krsi-new');
+    chmodSync('/usr/bin/passwd.krsi-new', 0o4755);
+    const { renameSync } = await import('node:fs');
+    renameSync('/usr/bin/passwd.krsi-new', '/usr/bin/passwd');
+    let verdict = '';
+    for (let i = 0; i < 30 && verdict !== 'OK'; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      verdict = (await probe(USER, 'exec', '/usr/bin/passwd', '--help')) === 'ERR EPERM' ? 'EPERM' : 'OK';
+    }
+    expect(verdict, 'the new passwd is allowlisted again').to.equal('OK');
+    expect(agentOutput).to.match(/allowlisted files changed: identities re-resolved.*\/usr\/bin\/passwd/);
+  });
+
+  it('SIGHUP from init reloads the config (simulated: protection lifted for the test)', async () => {
+    await api('POST', '/v1/jobs', { job_id: '100', uid: USER, comment: 'policy:strict' });
+    writeFileSync(CONFIG, config('audit'));
+    const enforcer = Enforcer.open({ objectPath: join(ROOT, 'build/bpf/krsi.bpf.o'), pinDir: PIN_DIR });
+    const pid = agent!.pid!;
+    const prot = enforcer.protectedPids().get(pid)!;
+    enforcer.unprotect(pid);
+    try {
+      process.kill(pid, 'SIGHUP');
+      let ok = false;
+      for (let i = 0; i < 50 && !ok; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        ok = /configuration reloaded/.test(agentOutput);
+      }
+      expect(ok, 'agent logged the reload').to.equal(true);
+      expect(await probe(USER, 'create', join(userTmp, 'hup'), '0666', '0')).to.equal('OK');
+    } finally {
+      enforcer.protect(pid, prot.scope, prot.mode);
+      await enforcer.close();
+      writeFileSync(CONFIG, config());
+      await api('POST', '/v1/reload');
+    }
+  });
+
   it('krsictl status and a metrics scrape, for the record', async () => {
     await api('POST', '/v1/jobs', { job_id: '100', uid: USER, comment: 'policy:strict' });
     const status = await execa(process.execPath, [KRSICTL, '--socket', SOCKET, 'status'], { reject: false });

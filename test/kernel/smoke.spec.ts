@@ -1,8 +1,9 @@
-// Throwaway smoke test of the VM harness: the guest looks like what the kernel specs expect.
+// Smoke test of the VM harness: the guest looks like what the kernel specs expect.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-// node:assert, not chai: chai 6 ships no type declarations and @types/chai is not a dependency yet
 import assert from 'node:assert/strict';
+import { preflight } from '../../agent/enforcement/preflight.js';
+import { OBJECTS } from '../../agent/paths.js';
 
 const sh = (cmd: string, args: string[]): string => execFileSync(cmd, args, { encoding: 'utf8' });
 
@@ -30,6 +31,12 @@ describe('test VM smoke', () => {
       assert.equal(readFileSync(f, 'utf8'), 'ok');
       rmSync(f);
     }
+  });
+
+  it('passes the preflight: this kernel loads BPF LSM programs', () => {
+    const result = preflight({ probeObjectPath: OBJECTS.preflight });
+    assert.deepEqual(result.problems, []);
+    assert.ok(result.ok);
   });
 
   it('has no network device but lo', () => {
