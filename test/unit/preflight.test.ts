@@ -29,6 +29,6 @@ describe('preflight on this machine', () => {
 
   it('names each problem with its fix', () => {
     const msg = preflightMessage({ ok: false, kernel: '6.1.0', lsm: ['lockdown', 'capability'], btf: true, bpffs: true, problems: ['BPF LSM is not active (active LSMs: lockdown,capability). Add it to the kernel command line: lsm=lockdown,capability,bpf'] });
-    expect(msg).to.match(/cannot enforce policies on kernel 6\.1\.0:\n  - BPF LSM is not active.*lsm=lockdown,capability,bpf/);
+    expect(msg).to.match(/cannot enforce policies on kernel 6\.1\.0:\n {2}- BPF LSM is not active.*lsm=lockdown,capability,bpf/);
   });
 });
