@@ -1,0 +1,35 @@
+/**
+ * `npm test`: the unit tests on the host, then the kernel, agent and Slurm tests in the VM, and one
+ * closing line that counts both: "N passed, N failed". Both suites always run; the exit status is
+ * non-zero if either failed.
+ */
+import { execa } from 'execa';
+import { join } from 'node:path';
+import { parseMochaSummary } from './vm/mocha-summary.js';
+import { repoRoot } from './vm/paths.js';
+
+const root = repoRoot();
+
+async function run(title: string, file: string, args: string[]): Promise<{ passed: number; failed: number; exitCode: number }> {
+  console.log(`\n==> ${title}`);
+  let out = '';
+  const proc = execa(file, args, { cwd: root, reject: false, all: true, buffer: false, env: { FORCE_COLOR: '0' } });
+  proc.all!.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+    process.stdout.write(chunk);
+  });
+  const r = await proc;
+  const exitCode = r.exitCode ?? 1;
+  // the VM runner ends with its own "N passed, N failed"; mocha on the host ends with "N passing"
+  const own = /^(\d+) passed, (\d+) failed$/m.exec(out.split('\n').filter((l) => /^\d+ passed, \d+ failed$/.test(l)).pop() ?? '');
+  if (own) return { passed: Number(own[1]), failed: Number(own[2]), exitCode };
+  const summary = parseMochaSummary(out);
+  if (!summary) return { passed: 0, failed: 1, exitCode: exitCode || 1 };
+  return { passed: summary.passing, failed: summary.failing, exitCode };
+}
+
+const unit = await run('unit tests (host)', process.execPath, [join(root, 'node_modules/mocha/bin/mocha.js'), '--import=tsx/esm', 'test/unit/**/*.test.ts']);
+const vm = await run('kernel, agent and Slurm tests (VM)', process.execPath, [join(root, 'dist/test/vm/run-kernel-specs.js')]);
+console.log(`\nunit: ${unit.passed} passed, ${unit.failed} failed; VM: ${vm.passed} passed, ${vm.failed} failed`);
+console.log(`${unit.passed + vm.passed} passed, ${unit.failed + vm.failed} failed`);
+process.exit(unit.exitCode !== 0 || vm.exitCode !== 0 || unit.failed + vm.failed > 0 ? 1 : 0);
