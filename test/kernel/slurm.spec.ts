@@ -1,0 +1,362 @@
+/**
+ * Slurm end to end, inside the VM: Debian's munge, slurmctld and slurmd (22.05) on one node, slurm-krsi
+ * installed by deploy/install.sh, the installed agent started as the unit would start it, and jobs
+ * submitted as real users. What each job's processes could or could not do is read from the jobs' own
+ * output; what was decided is read from the agent's event log.
+ */
+import { expect } from 'chai';
+import { createWriteStream, existsSync, readFileSync, writeFileSync, type WriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { request } from '../../agent/client/client.js';
+import { Enforcer } from '../../agent/enforcement/enforcer.js';
+import {
+  WORK, asUser, jobInfo, nodeInfo, resumeNode, saveLogs, sbatch, sbatchRaw, slurmLogGrep, startCluster, stopCluster, until,
+  waitJobEnded, waitJobRunning, type Cluster,
+} from '../slurm/cluster.js';
+import { OBJECT, OTHER, PROBE, ROOT, USER, probe } from './fixture.js';
+
+const INSTALL = join(ROOT, 'deploy/install.sh');
+const AGENT = '/usr/sbin/krsi-agent';
+const KRSICTL = '/usr/sbin/krsictl';
+const PROLOG = '/usr/libexec/slurm-krsi/prolog';
+const EPILOG = '/usr/libexec/slurm-krsi/epilog';
+const CONFIG = '/etc/slurm-krsi/krsi.ini';
+const SOCKET = '/run/slurm-krsi/agent.sock';
+const PIN_DIR = '/sys/fs/bpf/slurm-krsi';
+const EVENT_LOG = '/var/log/slurm-krsi/events.log';
+const NOTES = '/var/lib/slurm-krsi/pending-removals';
+const AGENT_LOG = join(WORK, 'agent.log');
+const ATTACKS = join(ROOT, 'test/slurm/jobs/attacks.sh');
+const HOLD = join(ROOT, 'test/slurm/jobs/hold.sh');
+const LUA = join(ROOT, 'slurm/job_submit.lua');
+
+const agentOptions = { reject: false, buffer: false, stdin: 'ignore' } as const;
+let agent: ResultPromise<typeof agentOptions> | undefined;
+let agentLog: WriteStream | undefined;
+let cluster: Cluster;
+let originalConfig = '';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function api<T>(method: 'GET' | 'POST' | 'DELETE', path: string): Promise<{ status: number; body: T }> {
+  const r = await request(SOCKET, method, path, undefined, { timeoutMs: 10_000 });
+  return { status: r.status, body: r.body as T };
+}
+
+async function agentJobs(): Promise<{ jobId: string; uid: number; requested: string | null; profiles: string[] }[]> {
+  return (await api<{ jobs: { jobId: string; uid: number; requested: string | null; profiles: string[] }[] }>('GET', '/v1/jobs')).body.jobs;
+}
+
+async function uidsUnderPolicy(): Promise<number[]> {
+  return (await api<{ uidsUnderPolicy: number[] }>('GET', '/v1/status')).body.uidsUnderPolicy;
+}
+
+/** the installed agent, started the way the unit starts it; its stdout and stderr go to AGENT_LOG */
+async function startAgent(): Promise<number> {
+  agentLog ??= createWriteStream(AGENT_LOG, { flags: 'a' });
+  const proc = execa(AGENT, ['--config', CONFIG], agentOptions);
+  proc.stdout!.pipe(agentLog, { end: false });
+  proc.stderr!.pipe(agentLog, { end: false });
+  agent = proc;
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error(`krsi-agent exited early (${proc.exitCode}):\n${tail(AGENT_LOG)}`);
+    try {
+      if ((await request(SOCKET, 'GET', '/v1/status', undefined, { timeoutMs: 2000 })).status === 200) return proc.pid!;
+    } catch {
+      // not listening yet
+    }
+    await sleep(200);
+  }
+  throw new Error(`krsi-agent did not come up in 60 s:\n${tail(AGENT_LOG)}`);
+}
+
+/** a crash (SIGKILL) or a stop (SIGTERM); the agent protects itself, so lift that first, as root can */
+async function stopAgent(signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
+  const proc = agent;
+  if (!proc) return;
+  const enforcer = Enforcer.open({ objectPath: OBJECT, pinDir: PIN_DIR });
+  try {
+    enforcer.unprotect(proc.pid!);
+  } finally {
+    await enforcer.close();
+  }
+  proc.kill(signal);
+  await proc;
+  agent = undefined;
+}
+
+function tail(path: string, lines = 30): string {
+  return existsSync(path) ? readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n') : `(no ${path})`;
+}
+
+/** the lines of the event log that name a job; polls until `count` of them match `re`, or 10 s */
+async function jobEvents(jobId: string, re: RegExp = /./, count = 1): Promise<string[]> {
+  const jobRe = new RegExp(`\\bjob=(?:[^ ]*,)?${jobId}(?:,[^ ]*)?(?: |$)`);
+  let found: string[] = [];
+  for (let i = 0; i < 50; i++) {
+    const text = existsSync(EVENT_LOG) ? readFileSync(EVENT_LOG, 'utf8') : '';
+    found = text.split('\n').filter((l) => jobRe.test(l));
+    if (found.filter((l) => re.test(l)).length >= count) break;
+    await sleep(200);
+  }
+  return found;
+}
+
+/** ATTEMPT lines of a job's output: name -> "rc=N what it printed" */
+function attempts(output: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const m of output.matchAll(/^ATTEMPT (\S+) (rc=.*)$/gm)) out[m[1]!] = m[2]!;
+  return out;
+}
+
+function release(jobId: string): void {
+  writeFileSync(join(WORK, `release-${jobId}`), '');
+}
+
+/** the verdict of exec'ing a set-uid program that strict does not allowlist, as a uid, outside any job */
+async function suidExec(uid: number): Promise<'denied' | 'ran'> {
+  return (await probe(uid, 'exec', '/usr/bin/chfn', '--help')) === 'ERR EPERM' ? 'denied' : 'ran';
+}
+
+function setOnError(value: 'fail' | 'allow'): void {
+  const lines = originalConfig.split('\n').filter((l) => !/^\s*on_error\s*=/.test(l));
+  const at = lines.findIndex((l) => l.trim() === '[agent]');
+  lines.splice(at + 1, 0, `on_error = ${value}`);
+  writeFileSync(CONFIG, lines.join('\n'));
+}
+
+function evidence(title: string, text: string): void {
+  console.log(`      --- ${title} ---\n${text.trimEnd().replace(/^/gm, '      ')}`);
+}
+
+describe('Slurm end to end', function () {
+  this.timeout(180_000);
+
+  before(async function () {
+    this.timeout(300_000);
+    if (!existsSync(INSTALL)) throw new Error(`${INSTALL} does not exist: the spec installs slurm-krsi with it`);
+    const t0 = Date.now();
+    const inst = await execa('bash', [INSTALL, '--no-enable'], { reject: false, all: true, timeout: 240_000 });
+    if (inst.exitCode !== 0) throw new Error(`deploy/install.sh failed (${inst.exitCode}):\n${inst.all}`);
+    for (const f of [AGENT, KRSICTL, PROLOG, EPILOG, CONFIG]) {
+      if (!existsSync(f)) throw new Error(`deploy/install.sh did not create ${f}:\n${inst.all}`);
+    }
+    originalConfig = readFileSync(CONFIG, 'utf8');
+    console.log(`      install.sh: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+
+    cluster = await startCluster({
+      prolog: PROLOG,
+      epilog: EPILOG,
+      ...(existsSync('/usr/lib/x86_64-linux-gnu/slurm-wlm/job_submit_lua.so') ? { jobSubmitLua: LUA } : {}),
+      users: { [USER]: 'krsiuser', [OTHER]: 'krsiother' },
+    });
+    console.log(`      cluster up in ${cluster.seconds.toFixed(1)} s on node ${cluster.node}; users ${JSON.stringify(cluster.users)}`);
+
+    Enforcer.removePinned(PIN_DIR);
+    const t1 = Date.now();
+    await startAgent();
+    const st = await execa(KRSICTL, ['status'], { reject: false });
+    if (st.exitCode !== 0) throw new Error(`krsictl status exited ${st.exitCode}: ${st.stderr}`);
+    console.log(`      agent ready in ${((Date.now() - t1) / 1000).toFixed(1)} s (krsictl status exit 0)`);
+  });
+
+  after(async function () {
+    this.timeout(60_000);
+    if (originalConfig) writeFileSync(CONFIG, originalConfig);
+    if (process.env.KRSI_RESULTS_DIR) saveLogs(join(process.env.KRSI_RESULTS_DIR, 'slurm'), [AGENT_LOG, EVENT_LOG, CONFIG]);
+    await stopCluster();
+    await stopAgent('SIGTERM').catch(() => undefined);
+    agentLog?.end();
+    Enforcer.removePinned(PIN_DIR);
+  });
+
+  it('a strict job of uid 1000: each of the paper\'s attacks is denied and logged with the job id; a job of uid 1001 without a policy is not stopped; after the job uid 1000 is free', async () => {
+    const env = { KRSI_PROBE: PROBE, KRSI_AGENT_PID: String(agent!.pid) };
+    const exportArg = `--export=ALL,KRSI_PROBE=${env.KRSI_PROBE},KRSI_AGENT_PID=${env.KRSI_AGENT_PID}`;
+    const strict = await sbatch(USER, ATTACKS, ['--comment=policy:strict', '-J', 'attacks-strict', `--output=${WORK}/out-%j.txt`, exportArg]);
+    const plain = await sbatch(OTHER, ATTACKS, ['-J', 'attacks-plain', `--output=${WORK}/out-%j.txt`, exportArg]);
+    const [si, pi] = await Promise.all([waitJobEnded(strict), waitJobEnded(plain)]);
+    const strictOut = readFileSync(join(WORK, `out-${strict}.txt`), 'utf8');
+    const plainOut = readFileSync(join(WORK, `out-${plain}.txt`), 'utf8');
+    evidence(`job ${strict} (uid ${USER}, --comment=policy:strict) ${si.JobState} ExitCode=${si.ExitCode}`, strictOut);
+    evidence(`job ${plain} (uid ${OTHER}, no comment) ${pi.JobState} ExitCode=${pi.ExitCode}`, plainOut);
+    expect(strictOut).to.match(/^DONE$/m);
+    expect(plainOut).to.match(/^DONE$/m);
+
+    const s = attempts(strictOut);
+    const p = attempts(plainOut);
+    const EPERM = /Operation not permitted|ERR EPERM/;
+    for (const name of ['chmod_suid', 'umask_touch', 'suid_exec', 'ssh_listen', 'tcp_connect', 'udp_connect', 'tcp6_connect', 'kill_agent']) {
+      expect(s[name], `uid ${USER} ${name}`).to.match(EPERM);
+      expect(s[name], `uid ${USER} ${name}`).to.not.match(/^rc=0 /);
+    }
+    expect(s.suid_allowlisted, 'passwd is allowlisted').to.match(/^rc=0 /);
+    expect(s.loopback_connect, 'loopback is not a denied destination').to.match(/ERR ECONNREFUSED/);
+
+    for (const name of ['chmod_suid', 'umask_touch', 'suid_exec', 'suid_allowlisted', 'ssh_listen']) {
+      expect(p[name], `uid ${OTHER} ${name}`).to.match(/^rc=0 /);
+    }
+    for (const name of ['tcp_connect', 'udp_connect', 'tcp6_connect']) {
+      expect(p[name], `uid ${OTHER} ${name}`).to.match(/Network is unreachable|ENETUNREACH/);
+      expect(p[name], `uid ${OTHER} ${name}`).to.not.match(EPERM);
+    }
+    expect(p.loopback_connect).to.match(/ERR ECONNREFUSED/);
+    // a user may never signal root's agent: the kernel's ordinary permission check answers before any LSM
+    expect(p.kill_agent).to.match(EPERM);
+
+    const expected: [string, RegExp, number][] = [
+      ['chmod u+s', /type=chmod policy=fileperms comm=chmod uid=1000 .*act=deny/, 1],
+      ['umask 0000 touch', /type=creat policy=fileperms comm=touch uid=1000 .*act=deny/, 1],
+      ['set-uid exec', /type=exsuid policy=suidexec .*uid=1000 .*act=deny/, 1],
+      ['ssh listener', /type=listen policy=sshlisteners comm=ssh uid=1000 .*act=deny/, 1],
+      ['connects to denied networks', /type=skconn policy=skconnections .*uid=1000 .*act=deny/, 3],
+    ];
+    const strictEvents = await jobEvents(strict, /type=skconn/, 3);
+    evidence(`event log lines with job=${strict}`, strictEvents.join('\n'));
+    for (const [what, re, n] of expected) {
+      expect(strictEvents.filter((l) => re.test(l)), `${what} logged with job=${strict}`).to.have.length.of.at.least(n);
+    }
+    expect(strictEvents.filter((l) => /act=deny/.test(l) && /type=skconn/.test(l)).map((l) => /daddr=(\S+)/.exec(l)?.[1]))
+      .to.include.members(['192.0.2.10', '2001:db8::10']);
+    // killtasks: the agent's own protection is not reached by a user's kill (DAC said no first): no event
+    const kills = strictEvents.filter((l) => /type=sgkill/.test(l));
+    console.log(`      kill -9 of the agent by uid ${USER}: ${kills.length} sgkill event(s) (the DAC check precedes the LSM hook)`);
+
+    // uid 1001 ran under the floor only: fileperms audit, nothing else
+    const plainEvents = await jobEvents(plain, /type=chmod/);
+    evidence(`event log lines with job=${plain}`, plainEvents.join('\n'));
+    expect(plainEvents.filter((l) => /type=chmod policy=fileperms comm=chmod uid=1001 .*act=audit/.test(l))).to.have.length(1);
+    expect(plainEvents.filter((l) => /act=deny/.test(l))).to.deep.equal([]);
+    expect(plainEvents.filter((l) => /policy=(suidexec|sshlisteners|skconnections)/.test(l))).to.deep.equal([]);
+
+    // after both epilogs: nobody under policy, and uid 1000 can do it again
+    expect(await uidsUnderPolicy()).to.not.include.members([USER, OTHER]);
+    expect((await agentJobs()).map((j) => j.jobId)).to.not.include.members([strict, plain]);
+    expect(await suidExec(USER)).to.equal('ran');
+    expect((await asUser(USER, '/bin/sh', ['-c', `umask 0000 && touch ${WORK}/free-${USER} && chmod u+s ${WORK}/free-${USER} && echo ok`])).stdout).to.equal('ok');
+    const ctl = await execa(KRSICTL, ['status'], { reject: false });
+    evidence('krsictl status after the jobs', String(ctl.stdout));
+  });
+
+  it('two concurrent jobs of one uid (strict, default): the union holds until the strict one ends; a comment changed mid-job changes nothing', async () => {
+    const a = await sbatch(USER, HOLD, ['--comment=policy:strict', '-J', 'hold-strict', `--output=${WORK}/out-%j.txt`]);
+    const b = await sbatch(USER, HOLD, ['--comment=policy:default', '-J', 'hold-default', `--output=${WORK}/out-%j.txt`]);
+    await Promise.all([waitJobRunning(a), waitJobRunning(b)]);
+    await until(`the agent has jobs ${a} and ${b}`, async () => (await agentJobs()).filter((j) => j.jobId === a || j.jobId === b).length === 2);
+    expect(await suidExec(USER), 'union of strict and default').to.equal('denied');
+
+    // the user rewrites the strict job's comment while it runs
+    const upd = await asUser(USER, 'scontrol', ['update', `JobId=${a}`, 'Comment=policy:default']);
+    expect(upd.exitCode, upd.stderr).to.equal(0);
+    expect((await jobInfo(a)).Comment).to.equal('policy:default');
+    const rec = (await agentJobs()).find((j) => j.jobId === a)!;
+    expect(rec).to.deep.include({ requested: 'strict', profiles: ['default', 'strict'] });
+    expect(await suidExec(USER), 'still strict after the comment change').to.equal('denied');
+
+    release(a);
+    await waitJobEnded(a);
+    expect((await agentJobs()).map((j) => j.jobId)).to.deep.equal([b]);
+    expect(await uidsUnderPolicy()).to.include(USER);
+    expect(await suidExec(USER), 'only the default profile left').to.equal('ran');
+    expect(await probe(USER, 'create', join(WORK, `floor-${a}`), '0666', '0'), 'floor: fileperms audit').to.equal('OK');
+    expect(await jobEvents(b, /type=creat .*act=audit/)).to.satisfy((ls: string[]) => ls.some((l) => /type=creat .*uid=1000 .*act=audit/.test(l)));
+
+    release(b);
+    await waitJobEnded(b);
+    expect(await uidsUnderPolicy()).to.not.include(USER);
+  });
+
+  it('salloc without srun: with PrologFlags=Alloc the prolog registers the allocation while it lives, the epilog ends it', async () => {
+    const r = await asUser(USER, 'salloc', ['--no-shell', '--comment=policy:strict', '-J', 'salloc-nosrun', '--ntasks=1']);
+    const id = /Granted job allocation (\d+)/.exec(r.stderr)?.[1];
+    expect(id, `salloc: ${r.stderr}`).to.be.a('string');
+    await until(`the agent has allocation ${id}`, async () => (await agentJobs()).some((j) => j.jobId === id && j.requested === 'strict'));
+    expect(await suidExec(USER)).to.equal('denied');
+    expect((await jobInfo(id!)).JobState).to.equal('RUNNING');
+    const c = await asUser(USER, 'scancel', [id!]);
+    expect(c.exitCode, c.stderr).to.equal(0);
+    await waitJobEnded(id!);
+    await until('the allocation is gone from the agent', async () => !(await agentJobs()).some((j) => j.jobId === id));
+    expect(await uidsUnderPolicy()).to.not.include(USER);
+    expect(await suidExec(USER)).to.equal('ran');
+  });
+
+  it('an unknown or malformed policy is rejected at submission by job_submit.lua, listing the valid ones', async function () {
+    if (!existsSync('/usr/lib/x86_64-linux-gnu/slurm-wlm/job_submit_lua.so')) this.skip();
+    const unknown = await sbatchRaw(USER, HOLD, ['--comment=policy:nosuch', `--output=${WORK}/out-%j.txt`]);
+    evidence('sbatch --comment=policy:nosuch', `exit ${unknown.exitCode}\n${unknown.stderr}`);
+    expect(unknown.exitCode).to.not.equal(0);
+    expect(unknown.stderr).to.match(/unknown policy "nosuch".*Valid policies: default, strict/);
+    const malformed = await sbatchRaw(USER, HOLD, ['--comment=run 3 policy:', `--output=${WORK}/out-%j.txt`]);
+    expect(malformed.exitCode).to.not.equal(0);
+    expect(malformed.stderr).to.match(/malformed policy name/);
+    const fine = await sbatchRaw(USER, HOLD, ['--comment=run 3 policy:strict', '--hold']);
+    expect(fine.exitCode, fine.stderr).to.equal(0);
+    await asUser(USER, 'scancel', [fine.stdout.trim()]);
+  });
+
+  it('the agent down: the epilog leaves a note; on_error = fail drains the node naming slurm-krsi and requeues held; allow runs the job; the agent back frees the uid', async function () {
+    this.timeout(240_000);
+    const j1 = await sbatch(USER, HOLD, ['--comment=policy:strict', '-J', 'down-epilog', `--output=${WORK}/out-%j.txt`]);
+    await waitJobRunning(j1);
+    await until(`the agent has job ${j1}`, async () => (await agentJobs()).some((j) => j.jobId === j1));
+
+    const deniedExecs = () => (existsSync(EVENT_LOG) ? readFileSync(EVENT_LOG, 'utf8') : '').split('\n')
+      .filter((l) => /type=exsuid policy=suidexec comm=krsi-probe uid=1000 .*act=deny/.test(l)).length;
+    await stopAgent('SIGKILL');
+    const deniedBefore = deniedExecs();
+    expect(await suidExec(USER), 'enforcement holds while the agent is down').to.equal('denied');
+
+    // the epilog with the agent down: succeeds (the node is not drained), notes the removal
+    release(j1);
+    const e1 = await waitJobEnded(j1);
+    expect(e1.JobState).to.equal('COMPLETED');
+    expect(existsSync(join(NOTES, j1)), `removal note ${join(NOTES, j1)}`).to.equal(true);
+    expect((await nodeInfo()).State).to.match(/^IDLE/);
+    expect(await suidExec(USER), 'still restricted until the agent applies the note').to.equal('denied');
+
+    // on_error = fail (the sample's default): the prolog fails, the node drains, the job is requeued held
+    const j2 = await sbatch(OTHER, HOLD, ['--comment=policy:strict', '-J', 'down-fail', `--output=${WORK}/out-%j.txt`]);
+    await until(`node drained after job ${j2}'s prolog`, async () => /DRAIN/.test((await nodeInfo()).State ?? ''), 60_000);
+    await until(`job ${j2} requeued held`, async () => {
+      const i = await jobInfo(j2);
+      return i.JobState === 'PENDING' && /held|Held/.test(i.Reason ?? '');
+    }, 60_000);
+    const node = await nodeInfo();
+    const j2info = await jobInfo(j2);
+    evidence('scontrol show node (agent down, on_error = fail)', `State=${node.State} Reason=${node.Reason}`);
+    evidence(`scontrol show job ${j2}`, `JobState=${j2info.JobState} Reason=${j2info.Reason} Restarts=${j2info.Restarts}`);
+    evidence('slurmctld log about the prolog', slurmLogGrep(/[Pp]rolog|drain/i, 'slurmctld').slice(-8).join('\n'));
+    evidence('slurmd log about the prolog', slurmLogGrep(/[Pp]rolog|slurm-krsi/i, 'slurmd').slice(-8).join('\n'));
+    expect(node.Reason, 'drain reason').to.match(/slurm-krsi/);
+    await asUser(OTHER, 'scancel', [j2]);
+    await waitJobEnded(j2);
+
+    // on_error = allow: the job runs, not under policy
+    setOnError('allow');
+    await resumeNode();
+    const j3 = await sbatch(OTHER, ATTACKS, ['--comment=policy:strict', '-J', 'down-allow', `--output=${WORK}/out-%j.txt`,
+      `--export=ALL,KRSI_PROBE=${PROBE},KRSI_AGENT_PID=1`]);
+    const e3 = await waitJobEnded(j3);
+    const out3 = readFileSync(join(WORK, `out-${j3}.txt`), 'utf8');
+    evidence(`job ${j3} (uid ${OTHER}, policy:strict, agent down, on_error = allow) ${e3.JobState}`, out3);
+    expect(e3.JobState).to.equal('COMPLETED');
+    const a3 = attempts(out3);
+    expect(a3.suid_exec).to.match(/^rc=0 /);
+    expect(a3.tcp_connect).to.match(/Network is unreachable/);
+    expect((await nodeInfo()).State).to.match(/^IDLE/);
+    writeFileSync(CONFIG, originalConfig);
+
+    // the agent returns: it applies the notes, uid 1000 is free
+    await startAgent();
+    await until('uid 1000 freed by the noted removal', async () => !(await uidsUnderPolicy()).includes(USER));
+    expect(existsSync(join(NOTES, j1))).to.equal(false);
+    expect((await agentJobs()).map((j) => j.jobId)).to.not.include(j1);
+    expect(await suidExec(USER)).to.equal('ran');
+    // the two denials made while the agent was down waited in the ring buffer and are logged now
+    await until('denials made while the agent was down are logged', () => deniedExecs() >= deniedBefore + 2, 10_000);
+    evidence('agent log (tail)', tail(AGENT_LOG, 12));
+  });
+});

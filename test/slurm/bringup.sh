@@ -1,0 +1,105 @@
+#!/bin/bash
+# bringup.sh - a throwaway single-node Slurm 22.05 cluster inside the test VM (see test/slurm/cluster.ts).
+#
+# Environment (all set by cluster.ts):
+#   KRSI_SLURM_CONF       the slurm.conf text to install
+#   KRSI_SLURM_LUA        path of a job_submit.lua to install, or empty
+#   KRSI_SLURM_USERS      "UID:NAME UID:NAME ...": users that must exist (created when missing)
+#   KRSI_SLURM_ADDR       the address of the dummy interface (CIDR)
+#   KRSI_SLURM_WORK       a scratch directory for jobs (made world-writable, sticky)
+#
+# Every step says what it does; on a failure the daemons' logs are printed.
+set -euo pipefail
+
+[ "${KRSI_VM:-}" = 1 ] || { echo "bringup.sh: refusing to run outside the test VM (KRSI_VM=1 not set): it rewrites /etc" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || { echo "bringup.sh: must run as root" >&2; exit 1; }
+
+step() { echo "slurm-bringup: $*"; }
+logs() {
+  for f in /var/log/munge/munged.log /var/log/slurm/slurmctld.log /var/log/slurm/slurmd.log; do
+    [ -f "$f" ] || continue
+    echo "----- tail of $f -----"
+    tail -n 40 "$f"
+  done
+}
+fail() {
+  echo "slurm-bringup: FAILED: $*" >&2
+  logs >&2
+  exit 1
+}
+trap 'fail "command failed at line $LINENO: $BASH_COMMAND"' ERR
+
+host=$(hostname)
+
+step "network: dummy interface krsi-dummy0 with $KRSI_SLURM_ADDR (Slurm resolves with AI_ADDRCONFIG)"
+modprobe dummy
+ip link show krsi-dummy0 >/dev/null 2>&1 || ip link add krsi-dummy0 type dummy
+ip addr replace "$KRSI_SLURM_ADDR" dev krsi-dummy0
+ip link set krsi-dummy0 up
+printf '127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost ip6-loopback\n' "$host" >/etc/hosts
+
+step "cgroup v2: system.slice, controllers cpuset cpu memory pids (slurmd dies without cgroup/v2 set up)"
+[ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ] || fail "/sys/fs/cgroup is not cgroup2"
+mkdir -p /sys/fs/cgroup/system.slice
+echo "+cpuset +cpu +memory +pids" >/sys/fs/cgroup/cgroup.subtree_control
+echo "+cpuset +cpu +memory +pids" >/sys/fs/cgroup/system.slice/cgroup.subtree_control
+
+step "users: $KRSI_SLURM_USERS"
+for spec in $KRSI_SLURM_USERS; do
+  uid=${spec%%:*} name=${spec#*:}
+  if ! getent passwd "$uid" >/dev/null; then
+    getent group "$uid" >/dev/null || groupadd -g "$uid" "$name"
+    useradd -u "$uid" -g "$uid" -M -d "/home/$name" -s /bin/bash "$name"
+  fi
+  home=$(getent passwd "$uid" | cut -d: -f6)
+  mkdir -p "$home"
+  chown "$uid:$uid" "$home"
+done
+
+step "work directory $KRSI_SLURM_WORK"
+mkdir -p "$KRSI_SLURM_WORK"
+chmod 1777 "$KRSI_SLURM_WORK"
+
+step "munge"
+install -d -o munge -g munge -m 0700 /etc/munge /var/lib/munge /var/log/munge
+install -d -o munge -g munge -m 0755 /run/munge
+if [ ! -s /etc/munge/munge.key ]; then
+  mungekey --create --keyfile=/etc/munge/munge.key
+fi
+chown munge:munge /etc/munge/munge.key
+chmod 0400 /etc/munge/munge.key
+runuser -u munge -- /usr/sbin/munged
+for _ in $(seq 100); do [ -S /run/munge/munge.socket.2 ] && break; sleep 0.1; done
+munge -n | unmunge >/dev/null || fail "munge does not round-trip a credential"
+
+step "slurm.conf, cgroup.conf${KRSI_SLURM_LUA:+, job_submit.lua}"
+mkdir -p /etc/slurm
+printf '%s\n' "$KRSI_SLURM_CONF" >/etc/slurm/slurm.conf
+printf 'CgroupPlugin=cgroup/v2\nIgnoreSystemd=yes\n' >/etc/slurm/cgroup.conf
+rm -f /etc/slurm/job_submit.lua
+if [ -n "$KRSI_SLURM_LUA" ]; then install -m 0644 "$KRSI_SLURM_LUA" /etc/slurm/job_submit.lua; fi
+
+step "state directories (empty)"
+rm -rf /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /run/slurm
+install -d -o slurm -g slurm -m 0755 /var/spool/slurmctld /var/log/slurm /run/slurm
+install -d -m 0755 /var/spool/slurmd
+
+step "slurmctld (as slurm)"
+runuser -u slurm -- /usr/sbin/slurmctld
+up=no
+for _ in $(seq 150); do
+  if scontrol ping 2>/dev/null | grep -q 'is UP'; then up=yes; break; fi
+  sleep 0.2
+done
+[ "$up" = yes ] || fail "slurmctld does not answer scontrol ping"
+
+step "slurmd (as root)"
+/usr/sbin/slurmd
+state=
+for _ in $(seq 200); do
+  state=$(sinfo -h -N -o %T 2>/dev/null | head -n1 || true)
+  [ "$state" = idle ] && break
+  sleep 0.2
+done
+[ "$state" = idle ] || fail "node $host did not become idle (state: ${state:-none})"
+step "node $host idle"
