@@ -17,6 +17,13 @@ export interface RingBufferOptions {
   /** epoll_wait timeout in ms: how often the waiting thread comes back. Default 500. */
   pollTimeoutMs?: number;
   /**
+   * Wait this long after the ring becomes readable before consuming. The kernel wakes the reader only
+   * for a record written while the reader had caught up, so records arriving during the wait cost no
+   * wakeup: under a flood, one wakeup then carries a batch instead of one record. Adds at most this much
+   * latency. Default 0 (consume at once).
+   */
+  batchDelayMs?: number;
+  /**
    * Called when onRecord throws (or consume fails). The reader stops; start() resumes it. Without this
    * option the error is rethrown from the event loop (an uncaught exception).
    */
@@ -43,6 +50,7 @@ export class RingBuffer {
   readonly #onError: ((err: unknown) => void) | null;
   readonly #budget: number;
   readonly #timeoutMs: number;
+  readonly #batchDelayMs: number;
 
   // owned native resources; null / -1 once released
   #cb: Ptr | null = null;
@@ -82,6 +90,10 @@ export class RingBuffer {
     this.#onError = opts.onError ?? null;
     this.#budget = positiveInt(opts.budget ?? DEFAULT_BUDGET, 'budget');
     this.#timeoutMs = positiveInt(opts.pollTimeoutMs ?? DEFAULT_POLL_TIMEOUT_MS, 'pollTimeoutMs');
+    this.#batchDelayMs = opts.batchDelayMs ?? 0;
+    if (!Number.isInteger(this.#batchDelayMs) || this.#batchDelayMs < 0) {
+      throw new RangeError(`RingBuffer: batchDelayMs must be a non-negative integer, got ${this.#batchDelayMs}`);
+    }
     if (map.type !== MapType.RINGBUF) throw new TypeError(`RingBuffer: map '${this.#mapName}' is not a ring buffer map (type ${map.type})`);
     const mapFd = map.fd;
     if (mapFd < 0) throw new Error(`RingBuffer: map '${this.#mapName}' has no fd (load the object first)`);
@@ -132,7 +144,7 @@ export class RingBuffer {
     this.#state = 'running';
     this.#waitFailures = 0;
     // a wait from before a stop may still be in flight: its completion continues the loop
-    if (!this.#waiting) this.#drain();
+    if (!this.#waiting && this.#retry === null) this.#drain();
   }
 
   /**
@@ -190,8 +202,13 @@ export class RingBuffer {
         return;
       }
       this.#waitFailures = 0;
-      if (ready > 0) this.#drain();
-      else this.#poll();
+      if (ready === 0) this.#poll();
+      else if (this.#batchDelayMs > 0) {
+        this.#retry = setTimeout(() => {
+          this.#retry = null;
+          this.#drain();
+        }, this.#batchDelayMs);
+      } else this.#drain();
     });
   }
 

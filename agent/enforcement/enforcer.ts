@@ -372,10 +372,14 @@ export class Enforcer {
    * Stream decoded events. One consumer at a time; events that arrived while nobody consumed wait in
    * the ring buffer (or were counted as dropped if it filled).
    */
-  subscribe(onEvent: (event: KrsiEvent) => void, opts: { budget?: number; onError?: (err: unknown) => void } = {}): void {
+  subscribe(
+    onEvent: (event: KrsiEvent) => void,
+    opts: { budget?: number; batchDelayMs?: number; onError?: (err: unknown) => void } = {},
+  ): void {
     if (this.ring) throw new Error('krsi enforcer: events already have a subscriber');
-    const ringOpts: { budget?: number; onError?: (err: unknown) => void } = {};
+    const ringOpts: { budget?: number; batchDelayMs?: number; onError?: (err: unknown) => void } = {};
     if (opts.budget !== undefined) ringOpts.budget = opts.budget;
+    if (opts.batchDelayMs !== undefined) ringOpts.batchDelayMs = opts.batchDelayMs;
     if (opts.onError !== undefined) ringOpts.onError = opts.onError;
     this.ring = new RingBuffer(this.maps.events, (data: Buffer) => onEvent(decodeEvent(data)), ringOpts);
     this.ring.start();

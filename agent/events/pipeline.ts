@@ -27,12 +27,16 @@ export class EventPipeline {
   private readonly window: (EventRecord | undefined)[];
   private seq = 0;
   private file: WriteStream | null = null;
-  private readonly writeStdout: (line: string) => void;
+  private readonly writeStdout: (lines: string[]) => void;
+  /** lines not written yet: written together once the current batch of events is handled */
+  private pending: string[] = [];
+  private flushScheduled: NodeJS.Immediate | null = null;
   /** events logged by this agent process, per policy and decision */
   readonly logged = new Map<string, number>();
 
   constructor(private readonly opts: EventPipelineOptions) {
-    this.writeStdout = opts.writeStdout ?? ((line) => void process.stdout.write(`${line}\n`));
+    const perLine = opts.writeStdout;
+    this.writeStdout = perLine ? (lines) => lines.forEach((l) => perLine(l)) : (lines) => void process.stdout.write(`${lines.join('\n')}\n`);
     this.window = new Array<EventRecord | undefined>(opts.windowSize);
     this.openFile();
   }
@@ -45,6 +49,7 @@ export class EventPipeline {
 
   /** reopen the log file (after logrotate moved it) */
   reopen(): void {
+    this.flush();
     this.file?.end();
     this.openFile();
   }
@@ -69,9 +74,21 @@ export class EventPipeline {
     this.window[record.seq % this.window.length] = record;
     const key = `${event.policy}/${event.decision}`;
     this.logged.set(key, (this.logged.get(key) ?? 0) + 1);
-    this.writeStdout(line);
-    this.file?.write(`${line}\n`);
+    // one write per batch, not per event: the ring buffer delivers events in batches under load
+    this.pending.push(line);
+    this.flushScheduled ??= setImmediate(() => this.flush());
     return record;
+  }
+
+  /** write the lines of the events handled so far to stdout and the log file */
+  flush(): void {
+    if (this.flushScheduled) clearImmediate(this.flushScheduled);
+    this.flushScheduled = null;
+    if (this.pending.length === 0) return;
+    const lines = this.pending;
+    this.pending = [];
+    this.writeStdout(lines);
+    this.file?.write(`${lines.join('\n')}\n`);
   }
 
   loggedCount(policy?: PolicyName, decision?: 'deny' | 'audit'): number {
@@ -97,6 +114,7 @@ export class EventPipeline {
   }
 
   async close(): Promise<void> {
+    this.flush();
     const file = this.file;
     this.file = null;
     if (file) await new Promise<void>((resolve) => file.end(resolve));
