@@ -1,0 +1,281 @@
+/**
+ * docs/BENCHMARKS.md from what the two benchmark boots measured (bench/vm/driver.ts). Every figure in
+ * the document comes from the run's result files; the prose around them is fixed.
+ */
+import type { BootResult, ConfigResult, PipelineStep } from './vm/common.js';
+import { median, nsPerOp, percentile, spreadPct } from './vm/common.js';
+
+export interface HostInfo {
+  cpuModel: string;
+  cores: number;
+  hostKernel: string;
+  os: string;
+  qemu: string;
+  node: string;
+  date: string;
+}
+
+export interface ReportInput {
+  host: HostInfo;
+  on: BootResult | undefined;
+  off: BootResult | undefined;
+  hostPrologMs: number[];
+  vmSeconds: { on: number; off: number };
+  totalSeconds: number;
+  quick: boolean;
+}
+
+const CONFIGS: { key: string; title: string }[] = [
+  { key: 'bpf-off', title: 'BPF LSM off' },
+  { key: 'no-programs', title: 'BPF LSM on, no programs' },
+  { key: 'agent-no-job', title: 'agent, all programs, no job' },
+  { key: 'strict-other-uid', title: 'strict job, another uid (map miss)' },
+  { key: 'strict-self', title: 'strict job, measuring uid' },
+  { key: 'audit-self', title: 'floor job (fileperms = audit), measuring uid' },
+];
+
+const WORKLOADS: { key: string; title: string; unit: string; kind: 'syscall' | 'cpu'; strictNote: string }[] = [
+  { key: 'mdstress', title: 'mdstress (umask 022)', unit: 'loop', kind: 'syscall', strictNote: 'allowed (0644): check only' },
+  { key: 'mdstress-umask0', title: 'mdstress, umask 0 (world-writable)', unit: 'loop', kind: 'syscall', strictNote: 'every create denied (EPERM) and logged' },
+  { key: 'chmod', title: 'chmod 0600 / 0640', unit: 'chmod', kind: 'syscall', strictNote: 'allowed: check only' },
+  { key: 'chmod-o+w', title: 'chmod 0600 / 0602 (adds o+w)', unit: 'chmod', kind: 'syscall', strictNote: 'every second chmod denied and logged' },
+  { key: 'connect', title: 'TCP connect+accept+close, loopback', unit: 'connection', kind: 'syscall', strictNote: 'allowed after the CIDR lookup' },
+  { key: 'fork-exec', title: 'fork + exec + wait', unit: 'exec', kind: 'syscall', strictNote: 'allowed (not set-uid)' },
+  { key: 'dgemm', title: 'dgemm 160x160 (xhpl stand-in)', unit: 'flop', kind: 'cpu', strictNote: 'no hooks' },
+];
+
+const f = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+const pct = (x: number) => (Number.isFinite(x) ? `${x >= 0 ? '+' : ''}${x.toFixed(2)}%` : '-');
+const thousands = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '-');
+
+function allConfigs(input: ReportInput): ConfigResult[] {
+  return [...(input.off?.configs ?? []), ...(input.on?.configs ?? [])];
+}
+
+function medianNs(configs: ConfigResult[], config: string, workload: string): { med: number; spread: number; errors: number } {
+  const r = configs.find((c) => c.config === config)?.results.find((w) => w.workload === workload);
+  if (!r) return { med: NaN, spread: NaN, errors: NaN };
+  const xs = nsPerOp(r.samples);
+  return { med: median(xs), spread: spreadPct(xs), errors: Math.max(...r.samples.map((s) => s.errors)) };
+}
+
+function overhead(configs: ConfigResult[], config: string, workload: string, base = 'no-programs'): number {
+  const a = medianNs(configs, config, workload).med;
+  const b = medianNs(configs, base, workload).med;
+  return (a / b - 1) * 100;
+}
+
+function section2(input: ReportInput, goals: string[]): string {
+  const configs = allConfigs(input);
+  const present = CONFIGS.filter((c) => configs.some((r) => r.config === c.key));
+  const reps = configs[0]?.results[0]?.samples.length ?? 0;
+  let s = `## 2. Overhead (the paper's figures 15-17, as ratios)\n\n`;
+  s += `Each workload ran ${reps} times per configuration (after one warm-up run), as uid 1000, round-robin over the workloads. `;
+  s += `Cells: median virtual ns per operation (= guest instructions), and in brackets the spread (max - min) / median of the runs.\n\n`;
+  s += `| workload | ${present.map((c) => c.title).join(' | ')} |\n|---|${present.map(() => '---:').join('|')}|\n`;
+  for (const w of WORKLOADS) {
+    s += `| ${w.title}, ns/${w.unit} | ${present
+      .map((c) => {
+        const m = medianNs(configs, c.key, w.key);
+        return `${f(m.med, w.kind === 'cpu' ? 3 : 0)} (${f(m.spread, 2)}%)`;
+      })
+      .join(' | ')} |\n`;
+  }
+  s += `\nOverhead against **BPF LSM on, no programs** (positive: slower), and against BPF LSM off:\n\n`;
+  const rel = present.filter((c) => c.key !== 'no-programs');
+  s += `| workload | ${rel.map((c) => c.title).join(' | ')} | strict job, measuring uid vs BPF LSM off |\n|---|${rel.map(() => '---:').join('|')}|---:|\n`;
+  for (const w of WORKLOADS) {
+    s += `| ${w.title} | ${rel.map((c) => pct(overhead(configs, c.key, w.key))).join(' | ')} | ${pct(overhead(configs, 'strict-self', w.key, 'bpf-off'))} |\n`;
+  }
+  s += `\nWhat the strict job's uid meets in each loop (the same syscalls run in every configuration):\n\n`;
+  for (const w of WORKLOADS) {
+    const e = medianNs(configs, 'strict-self', w.key).errors;
+    s += `- ${w.title}: ${w.strictNote}${Number.isFinite(e) && e > 0 ? ` (${thousands(e)} failed syscalls per run)` : ''}.\n`;
+  }
+
+  // goals
+  const cpu = ['agent-no-job', 'strict-other-uid', 'strict-self'].map((c) => Math.abs(overhead(configs, c, 'dgemm')));
+  const cpuNoise = medianNs(configs, 'no-programs', 'dgemm').spread;
+  goals.push(
+    `CPU-bound work unchanged within noise (dgemm): worst |overhead| ${f(Math.max(...cpu), 2)}% against a run-to-run spread of ${f(cpuNoise, 2)}%: ` +
+      `**${Math.max(...cpu) <= Math.max(cpuNoise, 0.5) ? 'met' : 'not met'}**.`,
+  );
+  const syscall = WORKLOADS.filter((w) => w.kind === 'syscall');
+  const unrestricted = ['agent-no-job', 'strict-other-uid'].flatMap((c) => syscall.map((w) => ({ c, w: w.title, o: overhead(configs, c, w.key) })));
+  const worstU = unrestricted.reduce((a, b) => (b.o > a.o ? b : a), unrestricted[0]!);
+  goals.push(
+    `Unrestricted uids within 1% of "no programs": worst ${pct(worstU.o)} (${worstU.w}, ${CONFIGS.find((x) => x.key === worstU.c)!.title}): ` +
+      `**${unrestricted.every((u) => u.o <= 1) ? 'met' : 'not met'}**.`,
+  );
+  const strictCheck = ['mdstress', 'chmod', 'connect', 'fork-exec'].map((k) => ({ k, o: overhead(configs, 'strict-self', k) }));
+  const strictDeny = ['mdstress-umask0', 'chmod-o+w'].map((k) => ({ k, o: overhead(configs, 'strict-self', k) }));
+  goals.push(
+    `A strict uid within 3% on the syscall-bound loops it is allowed to run (${strictCheck.map((x) => `${x.k} ${pct(x.o)}`).join(', ')}): ` +
+      `**${strictCheck.every((x) => x.o <= 3) ? 'met' : 'not met'}**. On the deny paths, where every operation or every second one is refused ` +
+      `and logged, the loops measure ${strictDeny.map((x) => `${x.k} ${pct(x.o)}`).join(', ')}: a refused create is cheaper than a real one, while ` +
+      `each logged event also costs the agent's user-space work on the same single vCPU (see section 3).`,
+  );
+  const md = overhead(configs, 'strict-self', 'mdstress');
+  const mdAudit = overhead(configs, 'audit-self', 'mdstress-umask0');
+  goals.push(
+    `Against the paper: mdstress at 50k/s cost about 2% with mac_fileperms (${pct(md)} here for a strict job, all five policies), ` +
+      `and 11% with world-writable files, each one an event (${pct(mdAudit)} here with every create audited and logged, agent included).`,
+  );
+  return s;
+}
+
+function sectionStats(input: ReportInput): string {
+  const stats = input.on?.bpfStats ?? [];
+  if (stats.length === 0) return '';
+  let s = `### Per-program kernel cost (kernel.bpf_stats_enabled)\n\n`;
+  s += `One pass of every workload as uid 1000 with \`kernel.bpf_stats_enabled=1\` (the counting adds its own two clock reads per run; the timed runs above had it off). `;
+  s += `run_time_ns / run_cnt per program from \`bpftool prog show\`, in virtual ns (instructions). Runs include the bench driver's and the agent's own syscalls (root, no policy).\n\n`;
+  const names = [...new Set(stats.flatMap((x) => x.programs.filter((p) => p.runCnt > 0).map((p) => p.name)))];
+  s += `| program | ${stats.map((x) => `${x.config}: runs | ns/run`).join(' | ')} |\n|---|${stats.map(() => '---:|---:').join('|')}|\n`;
+  for (const n of names) {
+    s += `| ${n} | ${stats
+      .map((x) => {
+        const p = x.programs.find((q) => q.name === n);
+        return p && p.runCnt > 0 ? `${thousands(p.runCnt)} | ${f(p.runTimeNs / p.runCnt)}` : '0 | -';
+      })
+      .join(' | ')} |\n`;
+  }
+  return `${s}\n`;
+}
+
+function section3(input: ReportInput, goals: string[]): string {
+  const steps: PipelineStep[] = input.on?.pipeline ?? [];
+  let s = `## 3. Event pipeline limits\n\n`;
+  s += `A job with a profile that audits connects to 192.0.2.0/24 (\`skconnections = audit\`); the generator (bench/workloads/evgen.c) connect()s a UDP socket `;
+  s += `to 192.0.2.1 at a paced rate for one virtual second per step (the last step unpaced): each call is one audit decision, logged and allowed, then `;
+  s += `fails with ENETUNREACH (no route in the VM). Decisions are the kernel's per-CPU counters, logged is the agent's count (\`/v1/status\` events.logged), `;
+  s += `dropped is the kernel's count of events the ring buffer (${f((input.on?.pipelineRingBytes ?? 0) / 1048576)} MiB) had no room for. `;
+  s += `Drain: virtual seconds the agent still needed after the generator stopped. The generator and the agent share one vCPU.\n\n`;
+  s += `| requested/s | achieved/s | decisions | logged | dropped | unaccounted | drain s |\n|---:|---:|---:|---:|---:|---:|---:|\n`;
+  for (const x of steps) {
+    s += `| ${x.requestedRate ? thousands(x.requestedRate) : 'unpaced'} | ${thousands(x.achievedRate)} | ${thousands(x.decisions)} | ${thousands(x.logged)} | ${thousands(x.dropped)} | ${thousands(x.unaccounted)} | ${f(x.drainSeconds, 2)} |\n`;
+  }
+  const clean = steps.filter((x) => x.dropped === 0);
+  const best = clean.reduce((a, b) => (b.achievedRate > a ? b.achievedRate : a), 0);
+  const allAccounted = steps.every((x) => x.unaccounted === 0);
+  const sustained = steps.filter((x) => x.requestedRate > 0 && x.drainSeconds > 0.1).map((x) => x.logged / (x.ops / x.achievedRate + x.drainSeconds));
+  s += `\nHighest rate with zero drops: **${thousands(best)} events/s** (achieved) for a one-second burst. logged + dropped = decisions at every rate: **${allAccounted ? 'yes' : 'no'}**.\n\n`;
+  if (sustained.length > 0) {
+    s += `Read the zero-drop figure as a burst: where the agent needed time after the generator stopped, it was working through a backlog that the ring buffer held `;
+    s += `(${f((input.on?.pipelineRingBytes ?? 0) / 1048576)} MiB, about ${thousands((input.on?.pipelineRingBytes ?? 0) / 200)} events of 200 bytes). The agent's sustained logging rate on this vCPU, `;
+    s += `logged / (generator time + drain time), was ${sustained.map((x) => thousands(x)).join(', ')} events/s at those steps: a flood longer than the ring can hold `;
+    s += `loses events above roughly that rate, and every one of them is still counted as dropped.\n\n`;
+  }
+  goals.push(`Nothing unaccounted at any rate: **${allAccounted ? 'met' : 'not met'}**.`);
+  goals.push(
+    `Zero drops up to 50,000 events/s in the VM: **${best >= 50000 ? 'met' : 'not met'}** (highest zero-drop rate achieved: ${thousands(best)}/s). ` +
+      (best >= 50000
+        ? ''
+        : `On one vCPU the generator and the agent compete: every logged event costs the agent's JavaScript (decode, format, two writes) ` +
+          `tens of thousands of instructions, so above that rate the generator falls behind its schedule (achieved < requested) and the ring fills. ` +
+          `The next step is in-kernel aggregation of repeated audit events (one record with a count per uid/hook/target per short window), not a bigger ring.`),
+  );
+  return s;
+}
+
+function section4(input: ReportInput, goals: string[]): string {
+  const j = input.on?.jobStart;
+  if (!j) return '';
+  const p = (xs: number[], q: number) => f(percentile(xs, q));
+  let s = `## 4. Job start cost\n\n`;
+  s += `The real prolog and epilog (dist/prolog/prolog.js, dist/epilog/epilog.js: a Node.js process each) against the real agent over its unix socket, `;
+  s += `with Slurm's environment, a strict profile per job; times from the driver's clock (virtual ms, i.e. millions of instructions), process start included.\n\n`;
+  s += `| what | n | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|---:|\n`;
+  s += `| prolog, one at a time | ${j.sequential.prologMs.length} | ${p(j.sequential.prologMs, 50)} | ${p(j.sequential.prologMs, 99)} | ${f(Math.max(...j.sequential.prologMs))} |\n`;
+  s += `| epilog, one at a time | ${j.sequential.epilogMs.length} | ${p(j.sequential.epilogMs, 50)} | ${p(j.sequential.epilogMs, 99)} | ${f(Math.max(...j.sequential.epilogMs))} |\n`;
+  s += `| prolog, 64 started together | ${j.concurrent.prologMs.length} | ${p(j.concurrent.prologMs, 50)} | ${p(j.concurrent.prologMs, 99)} | ${f(Math.max(...j.concurrent.prologMs))} |\n`;
+  if (input.hostPrologMs.length > 0) {
+    s += `| host: prolog process start to exit, no agent (on_error = allow), real ms | ${input.hostPrologMs.length} | ${p(input.hostPrologMs, 50)} | ${p(input.hostPrologMs, 99)} | ${f(Math.max(...input.hostPrologMs))} |\n`;
+  }
+  s += `\n64 concurrent prologs: ${j.concurrent.ok}/64 succeeded, all done in ${f(j.concurrent.totalMs)} virtual ms; 64 concurrent epilogs: ${j.concurrent.epilogOk}/64 in ${f(j.concurrent.epilogTotalMs)} ms. `;
+  s += `On one vCPU the 64 Node.js process starts run one after the other, so the batch takes about 64 process starts.\n\n`;
+  const a = j.apply;
+  const bucketPct = (q: number) => {
+    const need = (q / 100) * a.count;
+    return a.buckets.find((b) => b.count >= need)?.le ?? NaN;
+  };
+  const p50 = bucketPct(50);
+  const p99 = bucketPct(99);
+  s += `Agent apply time (krsi_policy_apply_duration_seconds, every uid policy write during this section): ${a.count} writes, mean ${f((a.sumSeconds / a.count) * 1000, 2)} ms, `;
+  s += `p50 <= ${f(p50 * 1000, 1)} ms, p99 <= ${f(p99 * 1000, 1)} ms (histogram bucket bounds). The histogram includes the 64-concurrent batch, where the agent `;
+  s += `shares the one vCPU with 64 starting Node.js processes: its clock keeps running while it is preempted, so the tail measures the scheduler as much as the apply.\n\n`;
+  s += `Agent memory (VmRSS): ${f(j.rss.idleKiB / 1024, 1)} MiB idle after start, ${f(j.rss.afterWorkloadsKiB / 1024, 1)} MiB after the overhead runs, `;
+  s += `${f(j.rss.afterFloodKiB / 1024, 1)} MiB after the event flood of section 3, peak (VmHWM) ${f(j.rss.peakKiB / 1024, 1)} MiB.\n\n`;
+  const vmP99 = percentile(j.sequential.prologMs, 99);
+  const hostP99 = percentile(input.hostPrologMs, 99);
+  goals.push(
+    `Prolog p99 under 150 ms including process start: in the VM **${vmP99 < 150 ? 'met' : 'not met'}** (${f(vmP99)} virtual ms; ` +
+      `instruction-counted, where a Node.js start alone is a few hundred million instructions); on the host the prolog process alone (no agent) takes p99 ${f(hostP99)} ms.`,
+  );
+  goals.push(`Agent apply p99 under 5 ms: **${p99 <= 0.005 ? 'met' : 'not met'}** (p99 <= ${f(p99 * 1000, 1)} ms).`);
+  goals.push(`Agent RSS under 120 MB: **${j.rss.peakKiB / 1024 < 120 ? 'met' : 'not met'}** (idle ${f(j.rss.idleKiB / 1024, 1)} MiB, peak ${f(j.rss.peakKiB / 1024, 1)} MiB).`);
+  return s;
+}
+
+function section1(input: ReportInput, goals: string[]): string {
+  const a = input.on?.adversary;
+  if (!a) return '';
+  let s = `## 1. Adversary emulation (the paper's Figure 14)\n\n`;
+  s += `Not under Slurm: the single-node cluster bring-up (test/slurm/cluster.ts) was still being written when this benchmark was, so the jobs are `;
+  s += `registered the way slurmd would do it, by running the real prolog (and epilog) with Slurm's environment against the real agent. `;
+  s += `${thousands(a.actions)} actions in ${a.jobs.length} consecutive strict jobs of uid 1000 (jobs ${a.jobs.join(', ')}), one action chosen at random every 20 virtual ms `;
+  s += `(achieved: ${f(a.actions / a.virtualSeconds, 1)} actions per virtual second), each a fresh process (build/probe/krsi-probe, or a copy of it registered as an ssh client) `;
+  s += `that makes exactly one syscall and prints what the kernel answered, so each attempt is known to have reached the kernel (EPERM from the policy) or not (another error). `;
+  s += `"Logged" counts attempts whose process id appears in the agent's event log with the expected event type; "right job" those whose event names the job the attempt ran in `;
+  s += `(for the root actions against the agent: no job). The paper's Appendix B actions come first, then attacker variants.\n\n`;
+  s += `| action | policy | attempts | denied (EPERM) | allowed | failed otherwise | logged | logged, right job |\n|---|---|---:|---:|---:|---:|---:|---:|\n`;
+  for (const r of a.rows) {
+    s += `| ${r.action} | ${r.policy} | ${r.attempts} | ${r.denied} | ${r.allowed} | ${r.otherError} | ${r.logged} | ${r.loggedRightJob} |\n`;
+  }
+  const t = a.rows.reduce(
+    (acc, r) => ({ attempts: acc.attempts + r.attempts, denied: acc.denied + r.denied, logged: acc.logged + r.logged, right: acc.right + r.loggedRightJob }),
+    { attempts: 0, denied: 0, logged: 0, right: 0 },
+  );
+  s += `| **total** | | **${t.attempts}** | **${t.denied}** | | | **${t.logged}** | **${t.right}** |\n\n`;
+  s += `Kernel decisions during the emulation: ${thousands(a.kernelDecisions)}; logged by the agent: ${thousands(a.logged)}; dropped: ${thousands(a.dropped)}.\n\n`;
+  goals.push(`Adversary emulation: ${t.denied}/${t.attempts} attempts denied, ${t.right}/${t.attempts} logged with the right job id (the paper: 3 of about 23,000 not logged, cause unknown).`);
+  return s;
+}
+
+export function renderReport(input: ReportInput): string {
+  const goals: string[] = [];
+  const h = input.host;
+  const on = input.on;
+  const off = input.off;
+  let s = `# Benchmarks\n\n`;
+  s += `Generated by \`npm run bench\` (bench/run-bench.ts) on ${h.date}${input.quick ? ' — **quick mode: reduced iterations, not for citing**' : ''}. `;
+  s += `The run took ${f(input.totalSeconds / 60, 1)} minutes (VM with BPF LSM on: ${f(input.vmSeconds.on)} s, off: ${f(input.vmSeconds.off)} s). `;
+  s += `These are figures, not tests: nothing here fails a build.\n\n`;
+  s += `## Machine\n\n`;
+  s += `| | |\n|---|---|\n`;
+  s += `| host CPU | ${h.cpuModel}, ${h.cores} cores |\n| host OS, kernel | ${h.os}, ${h.hostKernel} |\n| emulator | ${h.qemu}, \`-accel tcg -icount shift=0,sleep=off\`, 1 vCPU (\`-cpu max\`), 2 GiB |\n`;
+  s += `| guest kernel | ${on?.kernel ?? off?.kernel ?? '-'} |\n`;
+  if (on) s += `| LSMs, boot A (BPF LSM on) | ${on.lsm} |\n`;
+  if (off) s += `| LSMs, boot B (BPF LSM off) | ${off.lsm} |\n`;
+  s += `| Node.js | ${h.node} |\n\n`;
+  s += `## Method\n\n`;
+  s += `- The host kernel refuses BPF LSM programs, so everything runs in a qemu VM under software emulation with **instruction counting**: `;
+  s += `with \`-icount shift=0,sleep=off\` the guest clock advances one nanosecond per guest instruction, and an idle guest skips ahead to its next timer. `;
+  s += `"ns" below are therefore virtual nanoseconds = instructions executed on the guest CPU (by every process, the agent included). They count instructions, `;
+  s += `not cycles: cache misses, branch mispredictions and memory bandwidth are not in them. Runs repeat to within a fraction of a percent, so small ratios are measurable.\n`;
+  s += `- Two boots, all configurations of one LSM setting in one boot: boot A with \`lsm=…,bpf\` measures "no programs" first, then starts the real agent `;
+  s += `(dist/agent/main.js, all programs attached) and changes only its jobs between configurations; boot B drops \`bpf\` from \`lsm=\` (the paper's non-KRSI kernel).\n`;
+  s += `- Workloads are small C programs (bench/workloads/, \`cc -O2\`, built by bench/build.sh) copied to tmpfs; each runs a fixed number of iterations and prints `;
+  s += `operations and elapsed CLOCK_MONOTONIC ns. mdstress follows the paper's Appendix C (create, write "mdstress", close, unlink), unpaced here; `;
+  s += `dgemm (blocked matrix multiply) stands in for xhpl; the loopback connect loop stands in for tcpkali.\n`;
+  s += `- The strict profile is the one of docs/DESIGN (fileperms, suidexec, sshlisteners, skconnections with 192.0.2.0/24, 198.51.100.0/24, 2001:db8::/32, killtasks, all enforce); `;
+  s += `the floor profile is fileperms = audit. Jobs are added through the agent's socket. After every run the driver waits until the agent has logged every decision, `;
+  s += `so a run carries the logging cost of its own events and none of the previous run's.\n`;
+  s += `- Changes made for these figures: the agent's ring-buffer reader now waits 5 ms after a wakeup before consuming (records arriving meanwhile cost no wakeup: `;
+  s += `the kernel wakes the reader only for a record written while it had caught up), and the event pipeline writes the lines of a batch with one write to stdout `;
+  s += `and one to the log file instead of two writes per event.\n\n`;
+  const body = [section2(input, goals), sectionStats(input), section3(input, goals), section4(input, goals), section1(input, goals)].join('\n');
+  s += body;
+  s += `\n## Goals\n\n${goals.map((g) => `- ${g}`).join('\n')}\n`;
+  return s;
+}

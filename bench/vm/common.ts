@@ -1,0 +1,123 @@
+/**
+ * What the in-VM benchmark driver and the host report share: the result file's shape and small statistics.
+ */
+
+/** One run of a workload: what it printed on its RESULT line. */
+export interface Sample {
+  ops: number;
+  ns: number;
+  errors: number;
+}
+
+export interface WorkloadResult {
+  workload: string;
+  uid: number;
+  samples: Sample[];
+}
+
+export interface ConfigResult {
+  /** configuration key, e.g. "no-programs" */
+  config: string;
+  results: WorkloadResult[];
+}
+
+export interface ProgStat {
+  name: string;
+  runCnt: number;
+  runTimeNs: number;
+}
+
+export interface BpfStatsResult {
+  /** configuration the workloads ran under */
+  config: string;
+  /** per program: runs and run time over one pass of every workload */
+  programs: ProgStat[];
+}
+
+export interface PipelineStep {
+  requestedRate: number;
+  ops: number;
+  achievedRate: number;
+  decisions: number;
+  logged: number;
+  dropped: number;
+  /** decisions - logged - dropped: must be 0 */
+  unaccounted: number;
+  /** virtual seconds the agent needed after the generator stopped to log everything */
+  drainSeconds: number;
+}
+
+export interface JobStartResult {
+  sequential: { prologMs: number[]; epilogMs: number[] };
+  concurrent: { n: number; totalMs: number; prologMs: number[]; ok: number; epilogTotalMs: number; epilogOk: number };
+  apply: { count: number; sumSeconds: number; buckets: { le: number; count: number }[] };
+  rss: { idleKiB: number; afterWorkloadsKiB: number; afterFloodKiB: number; peakKiB: number };
+}
+
+export interface AdversaryRow {
+  action: string;
+  policy: string;
+  attempts: number;
+  /** the kernel answered EPERM */
+  denied: number;
+  /** the action was allowed (a policy failure) */
+  allowed: number;
+  /** failed before reaching the decision (another errno) */
+  otherError: number;
+  /** an event for the attempt's pid reached the agent's log */
+  logged: number;
+  /** ... and named the job the attempt ran in */
+  loggedRightJob: number;
+}
+
+export interface AdversaryResult {
+  actions: number;
+  virtualSeconds: number;
+  jobs: string[];
+  rows: AdversaryRow[];
+  kernelDecisions: number;
+  logged: number;
+  dropped: number;
+}
+
+export interface BootResult {
+  boot: 'on' | 'off';
+  kernel: string;
+  lsm: string;
+  cpuModel: string;
+  icount: boolean;
+  quick: boolean;
+  configs: ConfigResult[];
+  bpfStats: BpfStatsResult[];
+  pipeline: PipelineStep[];
+  pipelineRingBytes: number;
+  jobStart: JobStartResult | null;
+  adversary: AdversaryResult | null;
+  notes: string[];
+}
+
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** nearest-rank percentile */
+export function percentile(xs: readonly number[], p: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const rank = Math.max(1, Math.ceil((p / 100) * s.length));
+  return s[rank - 1]!;
+}
+
+/** ns per operation of each sample */
+export function nsPerOp(samples: readonly Sample[]): number[] {
+  return samples.map((s) => s.ns / s.ops);
+}
+
+/** (max - min) / median, in percent */
+export function spreadPct(xs: readonly number[]): number {
+  if (xs.length === 0) return NaN;
+  return ((Math.max(...xs) - Math.min(...xs)) / median(xs)) * 100;
+}

@@ -1,0 +1,557 @@
+/**
+ * The benchmark driver that runs inside the VM as root (started by bench/run-bench.ts through runInVm).
+ *
+ *   node dist/bench/vm/driver.js --boot on|off --out FILE [--quick]
+ *
+ * --boot off (BPF LSM not in the LSM list): only the overhead workloads, configuration "bpf-off".
+ * --boot on: the overhead workloads under "no programs", then with the real agent (dist/agent/main.js)
+ * with no job, a strict job for another uid, a strict job for the measuring uid and a floor (audit)
+ * job for it; per-program kernel cost (bpf_stats); job start cost through the real prolog/epilog;
+ * the event pipeline at rising rates; the adversary emulation. Everything measured with the guest's
+ * CLOCK_MONOTONIC, which under -icount shift=0,sleep=off counts instructions.
+ */
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, chownSync } from 'node:fs';
+import { release } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { request, type ClientResponse } from '../../agent/client/client.js';
+import type {
+  AdversaryResult, AdversaryRow, BootResult, BpfStatsResult, ConfigResult, JobStartResult, PipelineStep, ProgStat, Sample, WorkloadResult,
+} from './common.js';
+
+const ROOT = (() => {
+  const here = new URL('.', import.meta.url).pathname; // <root>/dist/bench/vm/
+  return join(here, '../../..');
+})();
+const BUILD = join(ROOT, 'build/bench');
+const PROBE_SRC = join(ROOT, 'build/probe/krsi-probe');
+const AGENT = join(ROOT, 'dist/agent/main.js');
+const PROLOG = join(ROOT, 'dist/prolog/prolog.js');
+const EPILOG = join(ROOT, 'dist/epilog/epilog.js');
+
+const WORK = '/tmp/krsi-bench';
+const BIN = join(WORK, 'bin');
+const CONFIG = join(WORK, 'krsi.ini');
+const SOCKET = '/run/slurm-krsi/agent.sock';
+const PIN_DIR = '/sys/fs/bpf/slurm-krsi';
+const EVENT_LOG = join(WORK, 'events.log');
+const AGENT_OUT = join(WORK, 'agent.out');
+const SSH_CLIENT = join(WORK, 'ssh-client');
+const METRICS = 'http://127.0.0.1:9817/metrics';
+
+/** the measuring uid (a job's user) and another uid */
+const USER = 1000;
+const OTHER = 1001;
+
+const args = process.argv.slice(2);
+const boot = args[args.indexOf('--boot') + 1] === 'off' ? 'off' : 'on';
+const out = args[args.indexOf('--out') + 1] ?? '/krsi-results/bench.json';
+const quick = args.includes('--quick');
+const REPS = quick ? 2 : 3;
+const scale = (n: number) => (quick ? Math.max(1, Math.round(n / 5)) : n);
+
+const notes: string[] = [];
+const say = (msg: string) => process.stdout.write(`bench: ${msg}\n`);
+const vnow = () => Number(process.hrtime.bigint()) / 1e6; // ms, guest clock
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function userDir(uid: number): string {
+  return join(WORK, `u${uid}`);
+}
+
+// ------------------------------------------------------------------ processes
+
+function runAs(uid: number, file: string, argv: string[]) {
+  return execa(file, argv, {
+    uid, gid: uid, reject: false, cwd: '/', extendEnv: false, env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C' },
+  });
+}
+
+function parseResult(stdout: string, what: string): Sample {
+  const m = /RESULT ops=(\d+) ns=(\d+) errors=(\d+)/.exec(stdout);
+  if (!m) throw new Error(`${what}: no RESULT line in ${JSON.stringify(stdout)}`);
+  return { ops: Number(m[1]), ns: Number(m[2]), errors: Number(m[3]) };
+}
+
+interface Workload {
+  name: string;
+  argv: (uid: number) => [string, string[]];
+}
+
+const WORKLOADS: Workload[] = [
+  { name: 'mdstress', argv: (uid) => [join(BIN, 'mdstress'), [join(userDir(uid), 'md'), String(scale(5000)), '0', '022']] },
+  { name: 'mdstress-umask0', argv: (uid) => [join(BIN, 'mdstress'), [join(userDir(uid), 'md0'), String(scale(5000)), '0', '0']] },
+  { name: 'chmod', argv: (uid) => [join(BIN, 'chmodloop'), [join(userDir(uid), 'ch'), String(scale(5000)), '0600', '0640']] },
+  { name: 'chmod-o+w', argv: (uid) => [join(BIN, 'chmodloop'), [join(userDir(uid), 'chw'), String(scale(5000)), '0600', '0602']] },
+  { name: 'connect', argv: () => [join(BIN, 'connloop'), [String(scale(1500)), '40123']] },
+  { name: 'fork-exec', argv: () => [join(BIN, 'forkexec'), [String(scale(150)), join(BIN, 'nop')]] },
+  { name: 'dgemm', argv: () => [join(BIN, 'dgemm'), ['160', '2']] },
+];
+
+let agentRunning = false;
+
+async function runWorkload(w: Workload, uid: number): Promise<Sample> {
+  const [file, argv] = w.argv(uid);
+  const r = await runAs(uid, file, argv);
+  if (r.exitCode !== 0) throw new Error(`${w.name} as uid ${uid} failed (${r.exitCode}): ${r.stderr}`);
+  // the agent logs the run's events on the same (only) vCPU: let it finish before the next run starts,
+  // so that each run carries the logging of its own events and nothing of the previous run's
+  if (agentRunning) await drained();
+  return parseResult(String(r.stdout), w.name);
+}
+
+/** wait until the agent has logged (or the kernel dropped) every decision so far; returns virtual seconds waited */
+async function drained(timeoutMs = 120000): Promise<number> {
+  const t0 = vnow();
+  for (;;) {
+    const s = await status();
+    if (s.events.logged + s.events.dropped >= decisions(s) || vnow() - t0 > timeoutMs) return (vnow() - t0) / 1000;
+    await sleep(50);
+  }
+}
+
+async function measureConfig(config: string, uid = USER): Promise<ConfigResult> {
+  const results: WorkloadResult[] = WORKLOADS.map((w) => ({ workload: w.name, uid, samples: [] }));
+  // round-robin over the workloads, so slow drift in the guest touches every workload alike
+  await runWorkload(WORKLOADS[0]!, uid); // warm-up
+  for (let rep = 0; rep < REPS; rep++) {
+    for (let i = 0; i < WORKLOADS.length; i++) results[i]!.samples.push(await runWorkload(WORKLOADS[i]!, uid));
+  }
+  for (const r of results) {
+    const per = r.samples.map((s) => (s.ns / s.ops).toFixed(1)).join(' ');
+    say(`${config} uid ${uid} ${r.workload}: ns/op ${per} errors ${r.samples.map((s) => s.errors).join(' ')}`);
+  }
+  return { config, results };
+}
+
+// ------------------------------------------------------------------ bpf_stats
+
+async function progStats(): Promise<Map<number, ProgStat>> {
+  const r = await execa('bpftool', ['prog', 'show', '--json'], { reject: false });
+  const list = JSON.parse(String(r.stdout || '[]')) as { id: number; name?: string; run_time_ns?: number; run_cnt?: number; type?: string }[];
+  const outMap = new Map<number, ProgStat>();
+  for (const p of list) if (p.type === 'lsm' || p.type === 'tracing') outMap.set(p.id, { name: p.name ?? String(p.id), runCnt: p.run_cnt ?? 0, runTimeNs: p.run_time_ns ?? 0 });
+  return outMap;
+}
+
+async function bpfStats(config: string, uid = USER): Promise<BpfStatsResult> {
+  await execa('sysctl', ['-qw', 'kernel.bpf_stats_enabled=1']);
+  const before = await progStats();
+  for (const w of WORKLOADS) await runWorkload(w, uid);
+  const after = await progStats();
+  await execa('sysctl', ['-qw', 'kernel.bpf_stats_enabled=0']);
+  const programs: ProgStat[] = [];
+  for (const [id, a] of after) {
+    const b = before.get(id);
+    programs.push({ name: a.name, runCnt: a.runCnt - (b?.runCnt ?? 0), runTimeNs: a.runTimeNs - (b?.runTimeNs ?? 0) });
+  }
+  programs.sort((x, y) => y.runTimeNs - x.runTimeNs);
+  say(`bpf_stats ${config}: ${programs.map((p) => `${p.name} ${p.runCnt} runs ${p.runCnt ? (p.runTimeNs / p.runCnt).toFixed(0) : '-'} ns`).join('; ')}`);
+  return { config, programs };
+}
+
+// ------------------------------------------------------------------ the agent
+
+function agentConfig(): string {
+  return `[agent]
+socket = ${SOCKET}
+metrics_listen = 127.0.0.1:9817
+state_dir = ${join(WORK, 'state')}
+event_log = ${EVENT_LOG}
+pin_dir = ${PIN_DIR}
+default_profile = default
+
+[profile default]
+fileperms = audit
+
+[profile strict]
+fileperms = enforce
+suidexec = enforce
+suidexec_allow = /usr/bin/passwd
+sshlisteners = enforce
+ssh_clients = /usr/bin/ssh, ${SSH_CLIENT}
+skconnections = enforce
+connect_deny = 192.0.2.0/24, 198.51.100.0/24, 2001:db8::/32
+killtasks = enforce
+
+; the event pipeline benchmark: connects to a documentation network are logged and allowed
+[profile auditnet]
+skconnections = audit
+connect_deny = 192.0.2.0/24
+`;
+}
+
+async function api(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<ClientResponse> {
+  return request(SOCKET, method, path, body, { timeoutMs: 60000 });
+}
+
+async function startAgent(): Promise<number> {
+  writeFileSync(CONFIG, agentConfig());
+  // stdout stands in for journald: a file, so that its writes cost what writing to a journal pipe would
+  const proc = execa(process.execPath, [AGENT, '--config', CONFIG], { reject: false, stdout: { file: AGENT_OUT }, stderr: { file: `${AGENT_OUT}.err` } });
+  const deadline = vnow() + 120000;
+  while (vnow() < deadline) {
+    if (proc.exitCode !== null) throw new Error(`agent exited early: ${readFileSync(`${AGENT_OUT}.err`, 'utf8')}`);
+    try {
+      if ((await api('GET', '/v1/status')).status === 200) return proc.pid!;
+    } catch {
+      // not listening yet
+    }
+    await sleep(100);
+  }
+  throw new Error('agent did not come up');
+}
+
+interface Status {
+  counters: Record<string, { deny: number; audit: number; dropped: number }>;
+  events: { logged: number; dropped: number };
+}
+
+async function status(): Promise<Status> {
+  return (await api('GET', '/v1/status')).body as Status;
+}
+
+function decisions(s: Status): number {
+  return Object.values(s.counters).reduce((n, c) => n + c.deny + c.audit, 0);
+}
+
+function rssKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : NaN;
+}
+
+async function addJob(jobId: string, uid: number, comment?: string): Promise<void> {
+  const r = await api('POST', '/v1/jobs', { job_id: jobId, uid, ...(comment ? { comment } : {}) });
+  if (r.status !== 200 && r.status !== 201) throw new Error(`add job ${jobId}: ${r.status} ${JSON.stringify(r.body)}`);
+}
+
+async function removeJob(jobId: string): Promise<void> {
+  await api('DELETE', `/v1/jobs/${jobId}`);
+}
+
+// ------------------------------------------------------------------ job start cost
+
+function slurmEnv(jobId: string, uid: number, extra: Record<string, string> = {}): Record<string, string> {
+  return { SLURM_JOB_ID: jobId, SLURM_JOB_UID: String(uid), SLURM_JOB_USER: `user${uid}`, SLURM_SCRIPT_CONTEXT: 'prolog_slurmd', KRSI_CONFIG: CONFIG, ...extra };
+}
+
+async function hook(script: string, env: Record<string, string>): Promise<{ ms: number; ok: boolean }> {
+  const t0 = vnow();
+  const r = await execa(process.execPath, [script], { env, extendEnv: false, reject: false });
+  return { ms: vnow() - t0, ok: r.exitCode === 0 };
+}
+
+async function applyHistogram(): Promise<JobStartResult['apply']> {
+  const text = await (await fetch(METRICS)).text();
+  const buckets: { le: number; count: number }[] = [];
+  let count = 0;
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const b = /^krsi_policy_apply_duration_seconds_bucket\{le="([^"]+)"\} (\d+)/.exec(line);
+    if (b) buckets.push({ le: b[1] === '+Inf' ? Infinity : Number(b[1]), count: Number(b[2]) });
+    const c = /^krsi_policy_apply_duration_seconds_count (\d+)/.exec(line);
+    if (c) count = Number(c[1]);
+    const s = /^krsi_policy_apply_duration_seconds_sum (\S+)/.exec(line);
+    if (s) sum = Number(s[1]);
+  }
+  return { count, sumSeconds: sum, buckets };
+}
+
+async function jobStart(): Promise<JobStartResult> {
+  const before = await applyHistogram();
+  const n = scale(20);
+  const prologMs: number[] = [];
+  const epilogMs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const id = String(20000 + i);
+    const p = await hook(PROLOG, slurmEnv(id, 3000 + (i % 8), { SLURM_JOB_COMMENT: 'policy:strict' }));
+    if (!p.ok) throw new Error(`prolog ${id} failed`);
+    prologMs.push(p.ms);
+  }
+  for (let i = 0; i < n; i++) {
+    const id = String(20000 + i);
+    const e = await hook(EPILOG, slurmEnv(id, 3000 + (i % 8)));
+    if (!e.ok) throw new Error(`epilog ${id} failed`);
+    epilogMs.push(e.ms);
+  }
+  say(`sequential prolog ms: ${prologMs.map((x) => x.toFixed(0)).join(' ')}`);
+  const ids = Array.from({ length: 64 }, (_, i) => String(30000 + i));
+  const t0 = vnow();
+  const pro = await Promise.all(ids.map((id, i) => hook(PROLOG, slurmEnv(id, 4000 + (i % 8), { SLURM_JOB_COMMENT: 'policy:strict' }))));
+  const totalMs = vnow() - t0;
+  const t1 = vnow();
+  const epi = await Promise.all(ids.map((id, i) => hook(EPILOG, slurmEnv(id, 4000 + (i % 8)))));
+  const epilogTotalMs = vnow() - t1;
+  say(`64 concurrent prologs: ${totalMs.toFixed(0)} ms, ${pro.filter((p) => p.ok).length} ok; epilogs ${epilogTotalMs.toFixed(0)} ms`);
+  const after = await applyHistogram();
+  const apply = {
+    count: after.count - before.count,
+    sumSeconds: after.sumSeconds - before.sumSeconds,
+    buckets: after.buckets.map((b, i) => ({ le: b.le, count: b.count - (before.buckets[i]?.count ?? 0) })),
+  };
+  return {
+    sequential: { prologMs, epilogMs },
+    concurrent: { n: 64, totalMs, prologMs: pro.map((p) => p.ms), ok: pro.filter((p) => p.ok).length, epilogTotalMs, epilogOk: epi.filter((e) => e.ok).length },
+    apply,
+    rss: { idleKiB: NaN, afterWorkloadsKiB: NaN, afterFloodKiB: NaN, peakKiB: NaN },
+  };
+}
+
+// ------------------------------------------------------------------ event pipeline
+
+async function pipeline(): Promise<PipelineStep[]> {
+  await addJob('40000', USER, 'policy:auditnet');
+  const rates = quick ? [5000, 50000] : [5000, 10000, 20000, 30000, 50000, 75000, 100000, 0];
+  const steps: PipelineStep[] = [];
+  let dropsSeen = 0;
+  for (const rate of rates) {
+    const s0 = await status();
+    const r = await runAs(USER, join(BIN, 'evgen'), [String(rate), '1', '192.0.2.1']);
+    const sample = parseResult(String(r.stdout), 'evgen');
+    const tEnd = vnow();
+    let s1 = await status();
+    const dec = () => decisions(s1) - decisions(s0);
+    const acc = () => s1.events.logged - s0.events.logged + (s1.events.dropped - s0.events.dropped);
+    const deadline = vnow() + 120000;
+    while (acc() < dec() && vnow() < deadline) {
+      await sleep(100);
+      s1 = await status();
+    }
+    const step: PipelineStep = {
+      requestedRate: rate,
+      ops: sample.ops,
+      achievedRate: sample.ops / (sample.ns / 1e9),
+      decisions: dec(),
+      logged: s1.events.logged - s0.events.logged,
+      dropped: s1.events.dropped - s0.events.dropped,
+      unaccounted: dec() - acc(),
+      drainSeconds: (vnow() - tEnd) / 1000,
+    };
+    steps.push(step);
+    say(`pipeline rate ${rate || 'unpaced'}: achieved ${step.achievedRate.toFixed(0)}/s decisions ${step.decisions} logged ${step.logged} dropped ${step.dropped} unaccounted ${step.unaccounted} drain ${step.drainSeconds.toFixed(2)} s`);
+    if (step.dropped > 0 && ++dropsSeen >= 2) break;
+  }
+  await removeJob('40000');
+  return steps;
+}
+
+// ------------------------------------------------------------------ adversary emulation
+
+interface Action {
+  name: string;
+  policy: string;
+  /** event type the kernel should report */
+  type: string;
+  asRoot?: boolean;
+  /** prepare, then return the probe argv (krsi-probe args) */
+  argv: (n: number) => string[];
+  file?: string;
+}
+
+let port = 30000;
+const nextPort = () => (port = port >= 60000 ? 30000 : port + 1);
+const victim = (n: number) => join(userDir(USER), `victim-${n}`);
+
+function prepareVictim(n: number, mode: number): void {
+  const f = victim(n);
+  writeFileSync(f, 'whoami\n');
+  chmodSync(f, mode);
+  chownSync(f, USER, USER);
+}
+
+function adversaryActions(agentPid: number): Action[] {
+  const dir = userDir(USER);
+  const probe = join(BIN, 'krsi-probe');
+  return [
+    { name: 'create world-writable file', policy: 'fileperms', type: 'creat', argv: (n) => [probe, 'create', join(dir, `woth-${n}`), '0666', '0'] },
+    { name: 'add o+w (chmod 0602)', policy: 'fileperms', type: 'chmod', argv: (n) => (prepareVictim(n, 0o600), [probe, 'chmod', victim(n), '0602']) },
+    { name: 'add u+s (chmod 4600)', policy: 'fileperms', type: 'chmod', argv: (n) => (prepareVictim(n, 0o600), [probe, 'chmod', victim(n), '4600']) },
+    { name: 'run a SUID binary', policy: 'suidexec', type: 'exsuid', argv: () => [probe, 'exec', join(WORK, 'suid-id'), '-u'] },
+    { name: 'ssh proxy (listen, comm ssh)', policy: 'sshlisteners', type: 'listen', argv: () => [probe, '--comm', 'ssh', 'listen4', '127.0.0.1', String(nextPort())] },
+    { name: 'TCP connect', policy: 'skconnections', type: 'skconn', argv: (n) => [probe, 'connect4', `192.0.2.${8 + (n % 16)}`, String(1 + (n % 61000)), 'tcp'] },
+    { name: 'UDP connect', policy: 'skconnections', type: 'skconn', argv: (n) => [probe, 'connect4', `192.0.2.${8 + (n % 16)}`, String(1 + (n % 61000)), 'udp'] },
+    { name: 'kill the agent (root, 9/15)', policy: 'killtasks', type: 'sgkill', asRoot: true, argv: (n) => [probe, 'kill', String(agentPid), n % 2 ? '9' : '15'] },
+    // attacker variants
+    { name: 'add g+s (chmod 2700)', policy: 'fileperms', type: 'chmod', argv: (n) => (prepareVictim(n, 0o700), [probe, 'chmod', victim(n), '2700']) },
+    { name: 'mkdir world-writable', policy: 'fileperms', type: 'mkdir', argv: (n) => [probe, 'mkdir', join(dir, `wdir-${n}`), '0777', '0'] },
+    { name: 'mkfifo world-writable', policy: 'fileperms', type: 'mknod', argv: (n) => [probe, 'mkfifo', join(dir, `fifo-${n}`), '0666', '0'] },
+    { name: 'O_TMPFILE + link (0666)', policy: 'fileperms', type: 'link', argv: (n) => [probe, 'tmpfile-link', dir, '0666', join(dir, `tmpl-${n}`), '0'] },
+    { name: 'ACL granting other write', policy: 'fileperms', type: 'setacl', argv: (n) => (prepareVictim(n, 0o600), [probe, 'setacl', victim(n), '6']) },
+    { name: 'IPv6 TCP connect', policy: 'skconnections', type: 'skconn', argv: (n) => [probe, 'connect6', `2001:db8::${(n % 250) + 1}`, '443', 'tcp'] },
+    { name: 'IPv4-mapped IPv6 connect', policy: 'skconnections', type: 'skconn', argv: (n) => [probe, 'connect6', `::ffff:198.51.100.${(n % 250) + 1}`, '22', 'tcp'] },
+    { name: 'UDP sendto (unconnected)', policy: 'skconnections', type: 'sksend', argv: () => [probe, 'sendto4', '192.0.2.53', '53'] },
+    { name: 'renamed ssh client (comm vim)', policy: 'sshlisteners', type: 'listen', argv: () => [SSH_CLIENT, '--comm', 'vim', 'listen6', '::1', String(nextPort())] },
+    { name: 'ptrace attach to the agent (root)', policy: 'killtasks', type: 'ptrace', asRoot: true, argv: () => [probe, 'ptrace-attach', String(agentPid)] },
+  ];
+}
+
+interface EventRec { type: string; pid: number; job: string; policy: string }
+
+/** the events of the agent's log file from byte `from` on */
+function logEvents(from: number): EventRec[] {
+  const text = readFileSync(EVENT_LOG).subarray(from).toString('utf8');
+  const field = (line: string, key: string) => new RegExp(`(?:^| )${key}=("(?:[^"\\\\]|\\\\.)*"|\\S*)`).exec(line)?.[1]?.replace(/^"(.*)"$/, '$1') ?? '';
+  return text.split('\n').filter((l) => l !== '').map((l) => ({ type: field(l, 'type'), pid: Number(field(l, 'pid')), job: field(l, 'job'), policy: field(l, 'policy') }));
+}
+
+const logSize = () => statSync(EVENT_LOG, { throwIfNoEntry: false })?.size ?? 0;
+
+async function adversary(agentPid: number): Promise<AdversaryResult> {
+  const actions = adversaryActions(agentPid);
+  const total = quick ? 90 : 2000;
+  const perJob = Math.ceil(total / 4);
+  const intervalMs = 20; // a steady 50 actions per (virtual) second when the machine keeps up
+  let seed = 42;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000);
+  await drained();
+  const since = logSize();
+  const s0 = await status();
+  const rows: AdversaryRow[] = actions.map((a) => ({ action: a.name, policy: a.policy, attempts: 0, denied: 0, allowed: 0, otherError: 0, logged: 0, loggedRightJob: 0 }));
+  const attempts: { action: number; pid: number; job: string; uid: number }[] = [];
+  const jobs: string[] = [];
+  let job = '';
+  const t0 = vnow();
+  let nextAt = t0;
+  for (let n = 0; n < total; n++) {
+    if (n % perJob === 0) {
+      if (job) await hook(EPILOG, slurmEnv(job, USER));
+      job = String(50000 + jobs.length);
+      jobs.push(job);
+      const p = await hook(PROLOG, slurmEnv(job, USER, { SLURM_JOB_COMMENT: 'adversary emulation policy:strict' }));
+      if (!p.ok) throw new Error(`prolog of job ${job} failed`);
+    }
+    // every action equally often, in a shuffled order
+    const i = Math.floor(rnd() * actions.length);
+    const a = actions[i]!;
+    const [file, ...argv] = a.argv(n);
+    const uid = a.asRoot ? 0 : USER;
+    const sub = runAs(uid, file!, argv);
+    const pid = sub.pid!;
+    const r = await sub;
+    const verdict = String(r.stdout).trim().split('\n').pop() ?? '';
+    const row = rows[i]!;
+    row.attempts++;
+    if (verdict === 'ERR EPERM') row.denied++;
+    else if (verdict === 'OK' || /^\d+$/.test(verdict)) row.allowed++;
+    else row.otherError++;
+    attempts.push({ action: i, pid, job: uid === USER ? job : '', uid });
+    nextAt += intervalMs;
+    const wait = nextAt - vnow();
+    if (wait > 0) await sleep(wait);
+  }
+  await hook(EPILOG, slurmEnv(job, USER));
+  const virtualSeconds = (vnow() - t0) / 1000;
+  // let the last events arrive
+  let s1 = await status();
+  for (let k = 0; k < 50 && s1.events.logged - s0.events.logged + s1.events.dropped - s0.events.dropped < decisions(s1) - decisions(s0); k++) {
+    await sleep(100);
+    s1 = await status();
+  }
+  await sleep(200); // the file stream's last write
+  const events = logEvents(since);
+  const byPid = new Map<number, EventRec[]>();
+  for (const e of events) byPid.set(e.pid, [...(byPid.get(e.pid) ?? []), e]);
+  for (const at of attempts) {
+    const a = actions[at.action]!;
+    const evs = (byPid.get(at.pid) ?? []).filter((e) => e.type === a.type && e.policy === a.policy);
+    if (evs.length > 0) {
+      rows[at.action]!.logged++;
+      if (evs.some((e) => e.job === at.job)) rows[at.action]!.loggedRightJob++;
+    }
+  }
+  for (const r of rows) say(`adversary ${r.action}: ${r.attempts} attempts, ${r.denied} denied, ${r.allowed} allowed, ${r.otherError} other, ${r.logged} logged, ${r.loggedRightJob} right job`);
+  return {
+    actions: total,
+    virtualSeconds,
+    jobs,
+    rows,
+    kernelDecisions: decisions(s1) - decisions(s0),
+    logged: s1.events.logged - s0.events.logged,
+    dropped: s1.events.dropped - s0.events.dropped,
+  };
+}
+
+// ------------------------------------------------------------------ main
+
+async function setup(): Promise<void> {
+  rmSync(WORK, { recursive: true, force: true });
+  mkdirSync(BIN, { recursive: true });
+  chmodSync(WORK, 0o755);
+  // workloads on tmpfs, not on the 9p share: exec and page cache costs are the local file system's
+  for (const name of readdirSync(BUILD)) {
+    copyFileSync(join(BUILD, name), join(BIN, name));
+    chmodSync(join(BIN, name), 0o755);
+  }
+  copyFileSync(PROBE_SRC, join(BIN, 'krsi-probe'));
+  chmodSync(join(BIN, 'krsi-probe'), 0o755);
+  copyFileSync(PROBE_SRC, SSH_CLIENT);
+  chmodSync(SSH_CLIENT, 0o755);
+  copyFileSync('/usr/bin/id', join(WORK, 'suid-id'));
+  chmodSync(join(WORK, 'suid-id'), 0o4755);
+  for (const uid of [USER, OTHER]) {
+    mkdirSync(userDir(uid), { mode: 0o755 });
+    chownSync(userDir(uid), uid, uid);
+  }
+}
+
+async function main(): Promise<void> {
+  await setup();
+  const lsm = readFileSync('/sys/kernel/security/lsm', 'utf8').trim();
+  const cpuModel = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
+  say(`boot ${boot}: kernel ${release()}, lsm ${lsm}, quick ${quick}`);
+  const result: BootResult = {
+    boot, kernel: release(), lsm, cpuModel, icount: true, quick, configs: [], bpfStats: [], pipeline: [], pipelineRingBytes: 8 << 20,
+    jobStart: null, adversary: null, notes,
+  };
+  const save = () => writeFileSync(out, JSON.stringify(result, null, 1));
+
+  if (boot === 'off') {
+    result.configs.push(await measureConfig('bpf-off'));
+    save();
+    return;
+  }
+  result.configs.push(await measureConfig('no-programs'));
+  save();
+  const agentPid = await startAgent();
+  agentRunning = true;
+  await sleep(2000);
+  const idleKiB = rssKiB(agentPid, 'VmRSS');
+  say(`agent up, pid ${agentPid}, RSS ${idleKiB} KiB`);
+  result.configs.push(await measureConfig('agent-no-job'));
+  save();
+  await addJob('10001', OTHER, 'policy:strict');
+  result.configs.push(await measureConfig('strict-other-uid'));
+  await removeJob('10001');
+  save();
+  await addJob('10000', USER, 'policy:strict');
+  result.configs.push(await measureConfig('strict-self'));
+  result.bpfStats.push(await bpfStats('strict-self'));
+  await removeJob('10000');
+  save();
+  await addJob('10002', USER); // the floor only: fileperms = audit
+  result.configs.push(await measureConfig('audit-self'));
+  await removeJob('10002');
+  result.bpfStats.push(await bpfStats('agent-no-job'));
+  save();
+
+  const afterWorkloadsKiB = rssKiB(agentPid, 'VmRSS');
+  result.jobStart = await jobStart();
+  result.jobStart.rss.idleKiB = idleKiB;
+  result.jobStart.rss.afterWorkloadsKiB = afterWorkloadsKiB;
+  save();
+  result.pipeline = await pipeline();
+  result.jobStart.rss.afterFloodKiB = rssKiB(agentPid, 'VmRSS');
+  result.jobStart.rss.peakKiB = rssKiB(agentPid, 'VmHWM');
+  say(`agent RSS: idle ${result.jobStart.rss.idleKiB} KiB, after the flood ${result.jobStart.rss.afterFloodKiB} KiB, peak ${result.jobStart.rss.peakKiB} KiB`);
+  save();
+  result.adversary = await adversary(agentPid);
+  save();
+}
+
+main().then(
+  () => process.exit(0),
+  (err: Error) => {
+    process.stderr.write(`bench: driver failed: ${err.stack ?? err.message}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Shared bits of the benchmark workloads: a CLOCK_MONOTONIC stopwatch, a rate limiter (the paper's
+ * mdstress pacing: absolute deadlines with clock_nanosleep) and the one result line every workload
+ * prints:  RESULT ops=<operations> ns=<elapsed CLOCK_MONOTONIC ns> errors=<failed syscalls>
+ * Under qemu -icount shift=0,sleep=off the guest clock counts instructions (1 ns per instruction).
+ */
+#ifndef BENCH_COMMON_H
+#define BENCH_COMMON_H
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static inline long long now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+struct pacer {
+	long long delay_ns;	/* 0: unpaced */
+	struct timespec next;
+};
+
+static inline void pacer_init(struct pacer *p, long rate)
+{
+	p->delay_ns = rate > 0 ? 1000000000LL / rate : 0;
+	clock_gettime(CLOCK_MONOTONIC, &p->next);
+}
+
+static inline void pacer_wait(struct pacer *p)
+{
+	if (!p->delay_ns)
+		return;
+	p->next.tv_nsec += p->delay_ns;
+	p->next.tv_sec += p->next.tv_nsec / 1000000000L;
+	p->next.tv_nsec %= 1000000000L;
+	clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &p->next, NULL);
+}
+
+static inline void result(long long ops, long long ns, long long errors)
+{
+	printf("RESULT ops=%lld ns=%lld errors=%lld\n", ops, ns, errors);
+	fflush(stdout);
+}
+
+static inline long arg_long(int argc, char **argv, int i, long def)
+{
+	return argc > i ? strtol(argv[i], NULL, 10) : def;
+}
+#endif

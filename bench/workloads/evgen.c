@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * evgen: audit events at a controlled rate, for the event pipeline benchmark.
+ *   evgen RATE SECONDS [ADDR]
+ * Each operation is one connect(2) of a UDP socket to ADDR (default 192.0.2.1, a documentation address
+ * the job's profile lists in connect_deny with skconnections = audit): the program logs and allows it,
+ * then the connect fails with ENETUNREACH (the VM has no route), so nothing leaves the machine and no
+ * state builds up. One syscall per event keeps the generator cheap enough to reach high rates.
+ * RATE 0 runs unpaced for SECONDS.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "common.h"
+
+int main(int argc, char **argv)
+{
+	long rate = arg_long(argc, argv, 1, 1000), seconds = arg_long(argc, argv, 2, 1), ops = 0, errors = 0;
+	struct sockaddr_in addr;
+	struct pacer pacer;
+	long long begin, end;
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	memset(&addr, 0, sizeof(addr));
+	addr.sin_family = AF_INET;
+	addr.sin_port = htons(9);
+	inet_pton(AF_INET, argc > 3 ? argv[3] : "192.0.2.1", &addr.sin_addr);
+	pacer_init(&pacer, rate);
+	begin = now_ns();
+	end = begin + seconds * 1000000000LL;
+	if (rate > 0) {
+		for (long i = 0; i < rate * seconds; i++) {
+			if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0)
+				errors++; /* a connect that succeeded means the address was routable: not expected */
+			ops++;
+			pacer_wait(&pacer);
+		}
+	} else {
+		while (now_ns() < end) {
+			for (int i = 0; i < 100; i++)
+				if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0)
+					errors++;
+			ops += 100;
+		}
+	}
+	result(ops, now_ns() - begin, errors);
+	return 0;
+}
