@@ -127,6 +127,11 @@ async function main(): Promise<void> {
     batchDelayMs: 5,
     onError: (err) => log.error('event stream failed', { error: (err as Error).message }),
   });
+  // events recorded while no agent ran belong to the jobs of the table as it was: log them before the
+  // epilogs' removal notes change it
+  const backlog = enforcer.drainEvents();
+  if (backlog > 0) log.info('logged events recorded while the agent was down', { events: backlog });
+  await agent.applyRemovalNotes();
 
   const metrics = createMetrics(
     {

@@ -18,8 +18,10 @@ local PROFILES_FILE = "/etc/slurm-krsi/profiles.lua"
 local NAME_MAX = 64
 
 local function load_profiles()
+  -- text only, with an empty environment: the file is data, it must not reach Slurm's globals
   local chunk = loadfile(PROFILES_FILE, "t", {})
   if not chunk then return nil end
+  if setfenv then setfenv(chunk, {}) end -- Lua 5.1 ignores loadfile's environment argument
   local ok, list = pcall(chunk)
   if not ok or type(list) ~= "table" then return nil end
   local set = {}

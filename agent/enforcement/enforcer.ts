@@ -385,6 +385,18 @@ export class Enforcer {
     this.ring.start();
   }
 
+  /**
+   * Deliver, synchronously, every event already waiting in the ring buffer to the subscriber. The agent
+   * calls it at start, before it lets the job table change, so that events recorded while it was down
+   * are attributed to the jobs that were running when they happened.
+   */
+  drainEvents(): number {
+    if (!this.ring) throw new Error('krsi enforcer: drainEvents() needs a subscriber');
+    let total = 0;
+    for (let n = this.ring.consume(); n > 0; n = this.ring.consume()) total += n;
+    return total;
+  }
+
   async unsubscribe(): Promise<void> {
     const ring = this.ring;
     this.ring = undefined;

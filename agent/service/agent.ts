@@ -77,15 +77,13 @@ export class KrsiAgent implements AgentService {
   }
 
   /**
-   * Resume: read the job table, rewrite every uid with jobs (each write is an atomic swap, so a uid
+   * Resume: read the job table as the previous agent left it (epilog notes are applied afterwards, by
+   * applyRemovalNotes(), once the events recorded meanwhile have been read and attributed to their jobs), rewrite every uid with jobs (each write is an atomic swap, so a uid
    * that the previous agent left enforced stays enforced throughout), clear uids that have no job.
    */
   async start(): Promise<void> {
     await this.serialize(async () => {
       this.table.load();
-      for (const jobId of this.takeRemovalNotes()) {
-        if (this.table.delete(jobId)) this.log.info('job removed by an epilog note left while the agent was down', { job: jobId });
-      }
       for (const job of this.table.all()) this.table.set(this.withProfiles(job, job.requested));
       const live = this.table.uids();
       for (const uid of live) this.applyUid(uid);
@@ -116,10 +114,13 @@ export class KrsiAgent implements AgentService {
     return ids;
   }
 
-  /** apply removal notes that appear while the agent runs (an epilog that timed out) */
+  /** apply the removal notes of epilogs that could not reach the agent (while it was down or timing out) */
   async applyRemovalNotes(): Promise<void> {
     const ids = await this.serialize(() => this.takeRemovalNotes());
-    for (const id of ids) await this.removeJob(id);
+    for (const id of ids) {
+      if (this.table.get(id)) this.log.info('job removed by an epilog note left while the agent was unreachable', { job: id });
+      await this.removeJob(id);
+    }
   }
 
   async stop(): Promise<void> {

@@ -357,6 +357,11 @@ describe('Slurm end to end', function () {
     expect(await suidExec(USER)).to.equal('ran');
     // the two denials made while the agent was down waited in the ring buffer and are logged now
     await until('denials made while the agent was down are logged', () => deniedExecs() >= deniedBefore + 2, 10_000);
+    // ... with the job that was in the table when they were made: the backlog is read before the notes apply
+    const downTime = (existsSync(EVENT_LOG) ? readFileSync(EVENT_LOG, 'utf8') : '').split('\n')
+      .filter((l) => /type=exsuid policy=suidexec comm=krsi-probe uid=1000 .*act=deny/.test(l)).slice(deniedBefore, deniedBefore + 2);
+    evidence('denials made while the agent was down', downTime.join('\n'));
+    for (const line of downTime) expect(line).to.match(new RegExp(`\\bjob=${j1}(?: |$)`));
     evidence('agent log (tail)', tail(AGENT_LOG, 12));
   });
 });
