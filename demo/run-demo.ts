@@ -1,7 +1,9 @@
 /**
- * `npm run demo`: boots the test VM (Debian's kernel with BPF LSM, under qemu) and replays the seed
- * paper's figures 8-12 there with the real programs: see policies-demo.ts. Prints the table of what
- * each user tried and what the kernel did, and the agent's event lines.
+ * `npm run demo`: boots the test VM (Debian's kernel with BPF LSM, under qemu), and inside it a
+ * single-node Slurm cluster with slurm-krsi installed, where a strict job and an unrestricted one try the
+ * seed paper's attacks (figures 8-12): see slurm-demo.ts. Prints the jobs, each attempt with allowed or
+ * denied, and the agent's event lines. Everything happens in the VM's throwaway overlay: nothing is left
+ * behind on this machine.
  */
 import { join } from 'node:path';
 import { repoRoot } from '../test/vm/paths.js';
@@ -11,12 +13,12 @@ const root = repoRoot();
 const script = [
   'set -u',
   `cd '${root}'`,
-  `'${process.execPath}' ${join('dist', 'demo', 'policies-demo.js')} 2>&1 | tee /krsi-results/demo.log`,
+  `'${process.execPath}' ${join('dist', 'demo', 'slurm-demo.js')} 2>&1 | tee /krsi-results/demo.log`,
   'exit "${PIPESTATUS[0]}"',
   '',
 ].join('\n');
 
-console.log('krsi-demo: booting the VM (software emulation, about a minute)...');
+console.log('krsi-demo: booting the VM (software emulation) and bringing up Slurm in it: a few minutes...');
 const result = await runInVm({
   script,
   timeoutMs: 10 * 60_000,

@@ -5,111 +5,26 @@
  * output; what was decided is read from the agent's event log.
  */
 import { expect } from 'chai';
-import { createWriteStream, existsSync, readFileSync, writeFileSync, type WriteStream } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
-import { request } from '../../agent/client/client.js';
+import { execa } from 'execa';
 import { Enforcer } from '../../agent/enforcement/enforcer.js';
 import {
   WORK, asUser, jobInfo, nodeInfo, resumeNode, saveLogs, sbatch, sbatchRaw, slurmLogGrep, startCluster, stopCluster, until,
   waitJobEnded, waitJobRunning, type Cluster,
 } from '../slurm/cluster.js';
-import { OBJECT, OTHER, PROBE, ROOT, USER, probe } from './fixture.js';
+import {
+  AGENT_LOG, CONFIG, EPILOG, EVENT_LOG, KRSICTL, NOTES, PIN_DIR, PROLOG, agentJobs, agentPid, attempts, installOnNode, jobEvents,
+  shutdownAgent, startAgent, stopAgent, tail, uidsUnderPolicy,
+} from '../slurm/node.js';
+import { OTHER, PROBE, ROOT, USER, probe } from './fixture.js';
 
-const INSTALL = join(ROOT, 'deploy/install.sh');
-const AGENT = '/usr/sbin/krsi-agent';
-const KRSICTL = '/usr/sbin/krsictl';
-const PROLOG = '/usr/libexec/slurm-krsi/prolog';
-const EPILOG = '/usr/libexec/slurm-krsi/epilog';
-const CONFIG = '/etc/slurm-krsi/krsi.ini';
-const SOCKET = '/run/slurm-krsi/agent.sock';
-const PIN_DIR = '/sys/fs/bpf/slurm-krsi';
-const EVENT_LOG = '/var/log/slurm-krsi/events.log';
-const NOTES = '/var/lib/slurm-krsi/pending-removals';
-const AGENT_LOG = join(WORK, 'agent.log');
 const ATTACKS = join(ROOT, 'test/slurm/jobs/attacks.sh');
 const HOLD = join(ROOT, 'test/slurm/jobs/hold.sh');
 const LUA = join(ROOT, 'slurm/job_submit.lua');
 
-const agentOptions = { reject: false, buffer: false, stdin: 'ignore' } as const;
-let agent: ResultPromise<typeof agentOptions> | undefined;
-let agentLog: WriteStream | undefined;
 let cluster: Cluster;
 let originalConfig = '';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function api<T>(method: 'GET' | 'POST' | 'DELETE', path: string): Promise<{ status: number; body: T }> {
-  const r = await request(SOCKET, method, path, undefined, { timeoutMs: 10_000 });
-  return { status: r.status, body: r.body as T };
-}
-
-async function agentJobs(): Promise<{ jobId: string; uid: number; requested: string | null; profiles: string[] }[]> {
-  return (await api<{ jobs: { jobId: string; uid: number; requested: string | null; profiles: string[] }[] }>('GET', '/v1/jobs')).body.jobs;
-}
-
-async function uidsUnderPolicy(): Promise<number[]> {
-  return (await api<{ uidsUnderPolicy: number[] }>('GET', '/v1/status')).body.uidsUnderPolicy;
-}
-
-/** the installed agent, started the way the unit starts it; its stdout and stderr go to AGENT_LOG */
-async function startAgent(): Promise<number> {
-  agentLog ??= createWriteStream(AGENT_LOG, { flags: 'a' });
-  const proc = execa(AGENT, ['--config', CONFIG], agentOptions);
-  proc.stdout!.pipe(agentLog, { end: false });
-  proc.stderr!.pipe(agentLog, { end: false });
-  agent = proc;
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    if (proc.exitCode !== null) throw new Error(`krsi-agent exited early (${proc.exitCode}):\n${tail(AGENT_LOG)}`);
-    try {
-      if ((await request(SOCKET, 'GET', '/v1/status', undefined, { timeoutMs: 2000 })).status === 200) return proc.pid!;
-    } catch {
-      // not listening yet
-    }
-    await sleep(200);
-  }
-  throw new Error(`krsi-agent did not come up in 60 s:\n${tail(AGENT_LOG)}`);
-}
-
-/** a crash (SIGKILL) or a stop (SIGTERM); the agent protects itself, so lift that first, as root can */
-async function stopAgent(signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
-  const proc = agent;
-  if (!proc) return;
-  const enforcer = Enforcer.open({ objectPath: OBJECT, pinDir: PIN_DIR });
-  try {
-    enforcer.unprotect(proc.pid!);
-  } finally {
-    await enforcer.close();
-  }
-  proc.kill(signal);
-  await proc;
-  agent = undefined;
-}
-
-function tail(path: string, lines = 30): string {
-  return existsSync(path) ? readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n') : `(no ${path})`;
-}
-
-/** the lines of the event log that name a job; polls until `count` of them match `re`, or 10 s */
-async function jobEvents(jobId: string, re: RegExp = /./, count = 1): Promise<string[]> {
-  const jobRe = new RegExp(`\\bjob=(?:[^ ]*,)?${jobId}(?:,[^ ]*)?(?: |$)`);
-  let found: string[] = [];
-  for (let i = 0; i < 50; i++) {
-    const text = existsSync(EVENT_LOG) ? readFileSync(EVENT_LOG, 'utf8') : '';
-    found = text.split('\n').filter((l) => jobRe.test(l));
-    if (found.filter((l) => re.test(l)).length >= count) break;
-    await sleep(200);
-  }
-  return found;
-}
-
-/** ATTEMPT lines of a job's output: name -> "rc=N what it printed" */
-function attempts(output: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const m of output.matchAll(/^ATTEMPT (\S+) (rc=.*)$/gm)) out[m[1]!] = m[2]!;
-  return out;
-}
 
 function release(jobId: string): void {
   writeFileSync(join(WORK, `release-${jobId}`), '');
@@ -136,20 +51,14 @@ describe('Slurm end to end', function () {
 
   before(async function () {
     this.timeout(300_000);
-    if (!existsSync(INSTALL)) throw new Error(`${INSTALL} does not exist: the spec installs slurm-krsi with it`);
-    const t0 = Date.now();
-    const inst = await execa('bash', [INSTALL, '--no-enable'], { reject: false, all: true, timeout: 240_000 });
-    if (inst.exitCode !== 0) throw new Error(`deploy/install.sh failed (${inst.exitCode}):\n${inst.all}`);
-    for (const f of [AGENT, KRSICTL, PROLOG, EPILOG, CONFIG]) {
-      if (!existsSync(f)) throw new Error(`deploy/install.sh did not create ${f}:\n${inst.all}`);
-    }
+    const installSeconds = await installOnNode();
     originalConfig = readFileSync(CONFIG, 'utf8');
-    console.log(`      install.sh: ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    console.log(`      install.sh: ${installSeconds.toFixed(1)} s`);
 
     cluster = await startCluster({
       prolog: PROLOG,
       epilog: EPILOG,
-      ...(existsSync('/usr/lib/x86_64-linux-gnu/slurm-wlm/job_submit_lua.so') ? { jobSubmitLua: LUA } : {}),
+      jobSubmitLua: LUA,
       users: { [USER]: 'krsiuser', [OTHER]: 'krsiother' },
     });
     console.log(`      cluster up in ${cluster.seconds.toFixed(1)} s on node ${cluster.node}; users ${JSON.stringify(cluster.users)}`);
@@ -167,13 +76,12 @@ describe('Slurm end to end', function () {
     if (originalConfig) writeFileSync(CONFIG, originalConfig);
     if (process.env.KRSI_RESULTS_DIR) saveLogs(join(process.env.KRSI_RESULTS_DIR, 'slurm'), [AGENT_LOG, EVENT_LOG, CONFIG]);
     await stopCluster();
-    await stopAgent('SIGTERM').catch(() => undefined);
-    agentLog?.end();
+    await shutdownAgent();
     Enforcer.removePinned(PIN_DIR);
   });
 
   it('a strict job of uid 1000: each of the paper\'s attacks is denied and logged with the job id; a job of uid 1001 without a policy is not stopped; after the job uid 1000 is free', async () => {
-    const env = { KRSI_PROBE: PROBE, KRSI_AGENT_PID: String(agent!.pid) };
+    const env = { KRSI_PROBE: PROBE, KRSI_AGENT_PID: String(agentPid()) };
     const exportArg = `--export=ALL,KRSI_PROBE=${env.KRSI_PROBE},KRSI_AGENT_PID=${env.KRSI_AGENT_PID}`;
     const strict = await sbatch(USER, ATTACKS, ['--comment=policy:strict', '-J', 'attacks-strict', `--output=${WORK}/out-%j.txt`, exportArg]);
     const plain = await sbatch(OTHER, ATTACKS, ['-J', 'attacks-plain', `--output=${WORK}/out-%j.txt`, exportArg]);
@@ -283,8 +191,7 @@ describe('Slurm end to end', function () {
     expect(await suidExec(USER)).to.equal('ran');
   });
 
-  it('an unknown or malformed policy is rejected at submission by job_submit.lua, listing the valid ones', async function () {
-    if (!existsSync('/usr/lib/x86_64-linux-gnu/slurm-wlm/job_submit_lua.so')) this.skip();
+  it('an unknown or malformed policy is rejected at submission by job_submit.lua, listing the valid ones', async () => {
     const unknown = await sbatchRaw(USER, HOLD, ['--comment=policy:nosuch', `--output=${WORK}/out-%j.txt`]);
     evidence('sbatch --comment=policy:nosuch', `exit ${unknown.exitCode}\n${unknown.stderr}`);
     expect(unknown.exitCode).to.not.equal(0);

@@ -1,0 +1,137 @@
+/**
+ * slurm-krsi installed on the VM's node the way an admin installs it (deploy/install.sh: the paths of
+ * DESIGN.md), and the installed agent run as the systemd unit would run it. Used by the Slurm spec, the
+ * benchmarks and the demo, inside the VM only (install.sh writes to /usr, /etc and /var).
+ */
+import { createWriteStream, existsSync, readFileSync, type WriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { request } from '../../agent/client/client.js';
+import { Enforcer } from '../../agent/enforcement/enforcer.js';
+import { REPO, WORK } from './cluster.js';
+
+export const INSTALL = join(REPO, 'deploy/install.sh');
+export const AGENT = '/usr/sbin/krsi-agent';
+export const KRSICTL = '/usr/sbin/krsictl';
+export const PROLOG = '/usr/libexec/slurm-krsi/prolog';
+export const EPILOG = '/usr/libexec/slurm-krsi/epilog';
+export const CONFIG = '/etc/slurm-krsi/krsi.ini';
+export const SOCKET = '/run/slurm-krsi/agent.sock';
+export const PIN_DIR = '/sys/fs/bpf/slurm-krsi';
+export const EVENT_LOG = '/var/log/slurm-krsi/events.log';
+export const NOTES = '/var/lib/slurm-krsi/pending-removals';
+/** the agent's stdout and stderr (what journald would hold) */
+export const AGENT_LOG = join(WORK, 'agent.log');
+/** the enforcement object, to lift the agent's self-protection before stopping it */
+const OBJECT = join(REPO, 'build/bpf/krsi.bpf.o');
+
+/** Run deploy/install.sh (without enabling the unit: there is no systemd in the VM); returns its seconds. */
+export async function installOnNode(): Promise<number> {
+  if (!existsSync(INSTALL)) throw new Error(`${INSTALL} does not exist`);
+  const t0 = Date.now();
+  const inst = await execa('bash', [INSTALL, '--no-enable'], { reject: false, all: true, timeout: 240_000 });
+  if (inst.exitCode !== 0) throw new Error(`deploy/install.sh failed (${inst.exitCode}):\n${inst.all}`);
+  for (const f of [AGENT, KRSICTL, PROLOG, EPILOG, CONFIG]) {
+    if (!existsSync(f)) throw new Error(`deploy/install.sh did not create ${f}:\n${inst.all}`);
+  }
+  return (Date.now() - t0) / 1000;
+}
+
+const agentOptions = { reject: false, buffer: false, stdin: 'ignore' } as const;
+let agent: ResultPromise<typeof agentOptions> | undefined;
+let agentLog: WriteStream | undefined;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function tail(path: string, lines = 30): string {
+  return existsSync(path) ? readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n') : `(no ${path})`;
+}
+
+/** The installed agent, started as the unit starts it; returns its pid once it answers /v1/status. */
+export async function startAgent(): Promise<number> {
+  agentLog ??= createWriteStream(AGENT_LOG, { flags: 'a' });
+  const proc = execa(AGENT, ['--config', CONFIG], agentOptions);
+  proc.stdout!.pipe(agentLog, { end: false });
+  proc.stderr!.pipe(agentLog, { end: false });
+  agent = proc;
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error(`krsi-agent exited early (${proc.exitCode}):\n${tail(AGENT_LOG)}`);
+    try {
+      if ((await request(SOCKET, 'GET', '/v1/status', undefined, { timeoutMs: 2000 })).status === 200) return proc.pid!;
+    } catch {
+      // not listening yet
+    }
+    await sleep(200);
+  }
+  throw new Error(`krsi-agent did not come up in 60 s:\n${tail(AGENT_LOG)}`);
+}
+
+export function agentPid(): number | undefined {
+  return agent?.pid;
+}
+
+/**
+ * A crash (SIGKILL) or a stop (SIGTERM). The agent protects itself from everyone but PID 1 (that is how
+ * `systemctl stop` works); there is no systemd here, so lift the protection first, as root can.
+ */
+export async function stopAgent(signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
+  const proc = agent;
+  if (!proc) return;
+  const enforcer = Enforcer.open({ objectPath: OBJECT, pinDir: PIN_DIR });
+  try {
+    enforcer.unprotect(proc.pid!);
+  } finally {
+    await enforcer.close();
+  }
+  proc.kill(signal);
+  await proc;
+  agent = undefined;
+}
+
+/** stop the agent if it runs and close its log; never throws */
+export async function shutdownAgent(): Promise<void> {
+  await stopAgent('SIGTERM').catch(() => undefined);
+  agentLog?.end();
+  agentLog = undefined;
+}
+
+export async function api<T>(method: 'GET' | 'POST' | 'DELETE', path: string): Promise<{ status: number; body: T }> {
+  const r = await request(SOCKET, method, path, undefined, { timeoutMs: 10_000 });
+  return { status: r.status, body: r.body as T };
+}
+
+export interface AgentJob {
+  jobId: string;
+  uid: number;
+  requested: string | null;
+  profiles: string[];
+}
+
+export async function agentJobs(): Promise<AgentJob[]> {
+  return (await api<{ jobs: AgentJob[] }>('GET', '/v1/jobs')).body.jobs;
+}
+
+export async function uidsUnderPolicy(): Promise<number[]> {
+  return (await api<{ uidsUnderPolicy: number[] }>('GET', '/v1/status')).body.uidsUnderPolicy;
+}
+
+/** the lines of the event log that name a job; polls until `count` of them match `re`, or 10 s */
+export async function jobEvents(jobId: string, re: RegExp = /./, count = 1): Promise<string[]> {
+  const jobRe = new RegExp(`\\bjob=(?:[^ ]*,)?${jobId}(?:,[^ ]*)?(?: |$)`);
+  let found: string[] = [];
+  for (let i = 0; i < 50; i++) {
+    const text = existsSync(EVENT_LOG) ? readFileSync(EVENT_LOG, 'utf8') : '';
+    found = text.split('\n').filter((l) => jobRe.test(l));
+    if (found.filter((l) => re.test(l)).length >= count) break;
+    await sleep(200);
+  }
+  return found;
+}
+
+/** ATTEMPT lines of a job's output (test/slurm/jobs/attacks.sh): name -> "rc=N what it printed" */
+export function attempts(output: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const m of output.matchAll(/^ATTEMPT (\S+) (rc=.*)$/gm)) out[m[1]!] = m[2]!;
+  return out;
+}
