@@ -2,8 +2,12 @@
 /*
  * krsi.bpf.c: the five per-uid policies of slurm-krsi as BPF LSM programs.
  *
- * Every program starts with the cheapest test that lets an unrelated action go: a uid with no entry in
- * uid_policy costs one hash lookup and returns. A matched action is a decision (deny or audit): it is
+ * Every program starts with the cheapest test that lets an unrelated action go. Where the hook's own
+ * arguments show the action cannot be refused (a chmod or create whose mode has no forbidden bit), it
+ * returns before looking at the uid at all. Otherwise a uid is looked up in uid_bits first, a bitmap of
+ * the uids that may have a policy (an array map whose lookup the verifier inlines: a few instructions,
+ * no hash), and only a uid whose bit is set pays the uid_policy hash lookup. Nothing counts allowed
+ * actions, so these early returns change no counter. A matched action is a decision (deny or audit): it is
  * counted in a per-CPU counter whether or not its event fits in the ring buffer, and a failed reserve is
  * counted as dropped, so user space can always account for every decision.
  */
@@ -53,6 +57,19 @@ struct {
 	__type(key, __u32);
 	__type(value, struct krsi_policy);
 } uid_policy SEC(".maps");
+
+/*
+ * The uids that may have a uid_policy entry: bit (uid & 63) of word (uid >> 6) & (words - 1). Several
+ * uids share a bit. User space sets a uid's bit before it writes the uid's policy and clears it only
+ * after the entry is deleted and no other uid with a policy shares the bit, so a clear bit always means
+ * "no policy" and a set bit means "look it up".
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KRSI_UID_BITMAP_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} uid_bits SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -110,7 +127,11 @@ const enum krsi_cidr_verdict *unused_cidr_verdict __attribute__((unused));
 static __always_inline struct krsi_policy *current_policy(void)
 {
 	__u32 uid = (__u32)bpf_get_current_uid_gid();
+	__u32 word = (uid >> 6) & (KRSI_UID_BITMAP_WORDS - 1);
+	__u64 *bits = bpf_map_lookup_elem(&uid_bits, &word);
 
+	if (!bits || !((*bits >> (uid & 63)) & 1))
+		return NULL;
 	return bpf_map_lookup_elem(&uid_policy, &uid);
 }
 
@@ -188,11 +209,15 @@ static __always_inline int fileperms_new_inode(__u32 type, struct dentry *dentry
 {
 	struct krsi_event *e;
 	__u32 umask, new_mode;
-	__u8 pmode = fileperms_mode();
+	__u8 pmode;
 
+	/* the umask only takes bits away: a mode without a forbidden bit cannot get one */
+	if (!(mode & KRSI_FORBIDDEN_BITS))
+		return 0;
+	pmode = fileperms_mode();
 	if (pmode == KRSI_MODE_OFF)
 		return 0;
-	umask = BPF_CORE_READ((struct task_struct *)bpf_get_current_task_btf(), fs, umask);
+	umask = bpf_get_current_task_btf()->fs->umask;
 	new_mode = mode & ~umask;
 	if (!(new_mode & KRSI_FORBIDDEN_BITS))
 		return 0;
@@ -202,7 +227,7 @@ static __always_inline int fileperms_new_inode(__u32 type, struct dentry *dentry
 		e->req_mode = mode;
 		e->umask = umask;
 		e->new_mode = new_mode;
-		read_name(e, BPF_CORE_READ(dentry, d_name.name));
+		read_name(e, dentry->d_name.name);
 		bpf_ringbuf_submit(e, 0);
 	}
 	return verdict(pmode);
@@ -247,11 +272,14 @@ int BPF_PROG(krsi_path_chmod, const struct path *path, umode_t mode, int ret)
 
 	if (ret)
 		return ret;
+	/* a mode without a forbidden bit can only keep or remove bits: nothing to decide */
+	if (!(mode & KRSI_FORBIDDEN_BITS))
+		return 0;
 	pmode = fileperms_mode();
 	if (pmode == KRSI_MODE_OFF)
 		return 0;
-	inode = BPF_CORE_READ(path, dentry, d_inode);
-	old_mode = BPF_CORE_READ(inode, i_mode);
+	inode = path->dentry->d_inode;
+	old_mode = inode->i_mode;
 	if ((old_mode & S_IFMT) == S_IFLNK)
 		return 0;
 	added = mode & KRSI_FORBIDDEN_BITS & ~old_mode;
@@ -260,12 +288,12 @@ int BPF_PROG(krsi_path_chmod, const struct path *path, umode_t mode, int ret)
 
 	e = decision_begin(KRSI_EV_CHMOD, KRSI_POLICY_FILEPERMS, decision_of(pmode));
 	if (e) {
-		e->ino = BPF_CORE_READ(inode, i_ino);
-		e->dev = BPF_CORE_READ(inode, i_sb, s_dev);
+		e->ino = inode->i_ino;
+		e->dev = inode->i_sb->s_dev;
 		e->old_mode = old_mode;
 		e->req_mode = mode;
 		e->new_mode = (old_mode & S_IFMT) | (mode & 07777);
-		read_name(e, BPF_CORE_READ(path, dentry, d_name.name));
+		read_name(e, path->dentry->d_name.name);
 		bpf_ringbuf_submit(e, 0);
 	}
 	return verdict(pmode);
@@ -288,18 +316,18 @@ int BPF_PROG(krsi_inode_link, struct dentry *old_dentry, struct inode *dir, stru
 	pmode = fileperms_mode();
 	if (pmode == KRSI_MODE_OFF)
 		return 0;
-	inode = BPF_CORE_READ(old_dentry, d_inode);
-	mode = BPF_CORE_READ(inode, i_mode);
+	inode = old_dentry->d_inode;
+	mode = inode->i_mode;
 	if ((mode & S_IFMT) == S_IFLNK || !(mode & KRSI_FORBIDDEN_BITS))
 		return 0;
 
 	e = decision_begin(KRSI_EV_LINK, KRSI_POLICY_FILEPERMS, decision_of(pmode));
 	if (e) {
-		e->ino = BPF_CORE_READ(inode, i_ino);
-		e->dev = BPF_CORE_READ(inode, i_sb, s_dev);
+		e->ino = inode->i_ino;
+		e->dev = inode->i_sb->s_dev;
 		e->old_mode = mode;
 		e->new_mode = mode;
-		read_name(e, BPF_CORE_READ(new_dentry, d_name.name));
+		read_name(e, new_dentry->d_name.name);
 		bpf_ringbuf_submit(e, 0);
 	}
 	return verdict(pmode);
@@ -461,19 +489,19 @@ int BPF_PROG(krsi_bprm_check_security, struct linux_binprm *bprm, int ret)
 	if (!p || p->mode[KRSI_POLICY_SUIDEXEC] == KRSI_MODE_OFF)
 		return 0;
 	pmode = p->mode[KRSI_POLICY_SUIDEXEC];
-	file = BPF_CORE_READ(bprm, file);
-	inode = BPF_CORE_READ(file, f_inode);
-	mode = BPF_CORE_READ(inode, i_mode);
+	file = bprm->file;
+	inode = file->f_inode;
+	mode = inode->i_mode;
 	/* set-gid without group exec is the mandatory-locking mark, not a privilege */
 	if (!(mode & S_ISUID) && (mode & (S_ISGID | S_IXGRP)) != (S_ISGID | S_IXGRP))
 		return 0;
 	/* a nosuid mount grants no privilege: nothing to stop */
-	if (BPF_CORE_READ(file, f_path.mnt, mnt_flags) & MNT_NOSUID)
+	if (file->f_path.mnt->mnt_flags & MNT_NOSUID)
 		return 0;
 
 	key.set = p->set;
-	key.dev = BPF_CORE_READ(inode, i_sb, s_dev);
-	key.ino = BPF_CORE_READ(inode, i_ino);
+	key.dev = inode->i_sb->s_dev;
+	key.ino = inode->i_ino;
 	if (bpf_map_lookup_elem(&suid_allow, &key))
 		return 0;
 
@@ -583,24 +611,22 @@ static __always_inline int skconnections_decide(__u32 type, struct krsi_policy *
 	bool deny;
 	__u8 pmode = p->mode[KRSI_POLICY_SKCONNECTIONS];
 
-	if (bpf_probe_read_kernel(&family, sizeof(family), &address->sa_family))
-		return 0;
-	if (family == AF_INET) {
-		struct sockaddr_in sin = {};
+	/*
+	 * One read covers both families: sin6_family, sin6_port, sin6_flowinfo, sin6_addr (the 24 bytes of
+	 * SIN6_LEN_RFC2133); an AF_INET address uses the first 8 of them.
+	 */
+	struct { __u16 family; __u16 port; __u32 v4; __u8 addr[16]; } sa = {};
 
-		bpf_probe_read_kernel(&sin, sizeof(sin), address);
-		map_ipv4(key.addr, sin.sin_addr.s_addr);
-		port = sin.sin_port;
-	} else if (family == AF_INET6) {
-		/* sin6_family, sin6_port, sin6_flowinfo, sin6_addr: the 24 bytes of SIN6_LEN_RFC2133 */
-		struct { __u16 family; __u16 port; __u32 flowinfo; __u8 addr[16]; } sin6 = {};
-
-		bpf_probe_read_kernel(&sin6, sizeof(sin6), address);
-		__builtin_memcpy(key.addr, sin6.addr, 16);
-		port = sin6.port;
-	} else {
+	if (bpf_probe_read_kernel(&sa, sizeof(sa), address))
 		return 0;
-	}
+	family = sa.family;
+	port = sa.port;
+	if (family == AF_INET)
+		map_ipv4(key.addr, sa.v4);
+	else if (family == AF_INET6)
+		__builtin_memcpy(key.addr, sa.addr, 16);
+	else
+		return 0;
 
 	/* the unspecified address connects to the local host: judge it as loopback */
 	__u32 *w = (__u32 *)key.addr;
@@ -626,7 +652,7 @@ static __always_inline int skconnections_decide(__u32 type, struct krsi_policy *
 		e->family = family;
 		e->port = bpf_ntohs(port);
 		__builtin_memcpy(e->addr, key.addr, 16);
-		sock_fields(e, BPF_CORE_READ(sock, sk));
+		sock_fields(e, sock->sk);
 		bpf_ringbuf_submit(e, 0);
 	}
 	return verdict(pmode);
@@ -654,7 +680,7 @@ int BPF_PROG(krsi_socket_sendmsg, struct socket *sock, struct msghdr *msg, int s
 
 	if (ret)
 		return ret;
-	name = BPF_CORE_READ(msg, msg_name);
+	name = msg->msg_name;
 	if (!name)
 		return 0;
 	p = current_policy();
@@ -674,14 +700,14 @@ static __always_inline __u8 killtasks_mode(struct task_struct *target)
 {
 	struct krsi_protect *prot;
 	struct krsi_policy *p;
-	__u32 tgid = BPF_CORE_READ(target, tgid);
+	__u32 tgid = target->tgid;
 	__u32 self = bpf_get_current_pid_tgid() >> 32;
 	__u64 start;
 
 	prot = bpf_map_lookup_elem(&protected, &tgid);
 	if (!prot)
 		return KRSI_MODE_OFF;
-	start = BPF_CORE_READ(target, group_leader, start_boottime) / KRSI_NSEC_PER_USER_TICK;
+	start = target->group_leader->start_boottime / KRSI_NSEC_PER_USER_TICK;
 	if (start != prot->start_ticks)
 		return KRSI_MODE_OFF;
 	if (self == tgid || self == 1)

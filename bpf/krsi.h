@@ -86,6 +86,12 @@ struct krsi_cidr_key {
 	__u8 addr[16];
 };
 
+/*
+ * uid_bits: a bitmap of the uids that may have a uid_policy entry, KRSI_UID_BITMAP_WORDS __u64 words
+ * (a power of two). uid u is bit (u & 63) of word (u >> 6) & (KRSI_UID_BITMAP_WORDS - 1).
+ */
+#define KRSI_UID_BITMAP_WORDS 1024
+
 /* killtasks: value of the protected map (key: __u32 tgid) */
 enum krsi_protect_scope {
 	KRSI_PROTECT_ALL = 0,		/* every sender but init and the process itself (the agent) */

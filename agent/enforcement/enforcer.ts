@@ -31,6 +31,7 @@ import {
   encodeProtect,
   encodeUid,
   inodeKeySet,
+  uidBitmapSlot,
   type CounterSlot,
   type KernelFileId,
   type KrsiEvent,
@@ -70,7 +71,7 @@ export interface EnforcerOptions {
 type Counters = Record<PolicyName, Record<CounterSlot, bigint>>;
 
 const SET_MAPS = ['suid_allow', 'ssh_clients', 'connect_cidrs'] as const;
-const MAP_NAMES = ['uid_policy', ...SET_MAPS, 'protected', 'counters', 'events', 'acl_grants'] as const;
+const MAP_NAMES = ['uid_policy', 'uid_bits', ...SET_MAPS, 'protected', 'counters', 'events', 'acl_grants'] as const;
 type MapName = (typeof MAP_NAMES)[number];
 
 /**
@@ -115,6 +116,9 @@ export class Enforcer {
   private ring: RingBuffer | undefined;
   private readonly retiring = new Set<number>();
   private reclaiming: Promise<void> | undefined;
+  /** uids whose uid_bits bit must stay set: every uid with a uid_policy entry, or one being written */
+  private readonly bitmapUids = new Set<number>();
+  private readonly bitmapWords: number;
 
   private constructor(
     pinDir: string,
@@ -129,6 +133,8 @@ export class Enforcer {
     this.programs = programs;
     this.adopted = adopted;
     this.nextSet = this.highestSetInUse() + 1;
+    this.bitmapWords = maps.uid_bits.maxEntries;
+    this.repairUidBitmap();
   }
 
   /**
@@ -224,6 +230,16 @@ export class Enforcer {
     const key = encodeUid(uid);
     const old = this.maps.uid_policy.lookup(key);
     const set = this.nextSet++;
+    // the programs look a uid up only if its bitmap bit is set: set it before the entry exists
+    if (!this.bitmapUids.has(uid)) {
+      this.bitmapUids.add(uid);
+      try {
+        this.writeBitmapWord(uid);
+      } catch (err) {
+        this.bitmapUids.delete(uid);
+        throw err;
+      }
+    }
     try {
       for (const id of policy.suidAllow) this.maps.suid_allow.update(encodeInodeKey(set, id), Buffer.from([1]));
       for (const id of policy.sshClients) this.maps.ssh_clients.update(encodeInodeKey(set, id), Buffer.from([1]));
@@ -234,6 +250,7 @@ export class Enforcer {
       this.maps.uid_policy.update(key, encodePolicy(value));
     } catch (err) {
       this.deleteSets(new Set([set]));
+      if (!old) this.dropFromBitmap(uid);
       throw err;
     }
     if (old) this.retireSet(decodePolicy(old).set);
@@ -243,10 +260,62 @@ export class Enforcer {
   clearUidPolicy(uid: number): boolean {
     const key = encodeUid(uid);
     const old = this.maps.uid_policy.lookup(key);
-    if (!old) return false;
+    if (!old) {
+      this.dropFromBitmap(uid);
+      return false;
+    }
     this.maps.uid_policy.delete(key);
+    // only now that the entry is gone may its bit go (and only if no other uid with a policy shares it)
+    this.dropFromBitmap(uid);
     this.retireSet(decodePolicy(old).set);
     return true;
+  }
+
+  /** the uid_bits word that holds a uid's bit, as the kernel has it (tests, status) */
+  uidBitmapWord(uid: number): bigint {
+    const { word } = uidBitmapSlot(uid, this.bitmapWords);
+    return this.maps.uid_bits.lookup(encodeUid(word))?.readBigUInt64LE(0) ?? 0n;
+  }
+
+  /** whether the kernel will look a uid's policy up at all (its uid_bits bit is set) */
+  uidBitSet(uid: number): boolean {
+    const { bit } = uidBitmapSlot(uid, this.bitmapWords);
+    return ((this.uidBitmapWord(uid) >> BigInt(bit)) & 1n) === 1n;
+  }
+
+  /**
+   * Write the uid_bits word holding a uid's bit as the union of the bits of every uid in bitmapUids
+   * that falls in that word. A word is one 8-byte value: bits other uids rely on are rewritten with
+   * the value they already have, so they never read as clear.
+   */
+  private writeBitmapWord(uid: number): void {
+    const { word } = uidBitmapSlot(uid, this.bitmapWords);
+    let value = 0n;
+    for (const other of this.bitmapUids) {
+      const slot = uidBitmapSlot(other, this.bitmapWords);
+      if (slot.word === word) value |= 1n << BigInt(slot.bit);
+    }
+    const buf = Buffer.alloc(8);
+    buf.writeBigUInt64LE(value);
+    this.maps.uid_bits.update(encodeUid(word), buf);
+  }
+
+  private dropFromBitmap(uid: number): void {
+    if (!this.bitmapUids.delete(uid)) return;
+    this.writeBitmapWord(uid);
+  }
+
+  /**
+   * At open: every uid with an entry gets its bit (a bitmap created after the entries, or an agent that
+   * died between writing a bit and an entry). Bits of uids without an entry are left until their word is
+   * next written: a stray bit costs one hash lookup, never a wrong decision.
+   */
+  private repairUidBitmap(): void {
+    for (const key of this.maps.uid_policy.keys()) {
+      const uid = key.readUInt32LE(0);
+      this.bitmapUids.add(uid);
+      if (!this.uidBitSet(uid)) this.writeBitmapWord(uid);
+    }
   }
 
   /**

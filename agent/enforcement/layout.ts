@@ -135,6 +135,15 @@ export function encodeUid(uid: number): Buffer {
   return buf;
 }
 
+/**
+ * Where a uid sits in the uid_bits bitmap (bpf/krsi.h): bit (uid & 63) of word (uid >> 6) & (words - 1),
+ * for a bitmap of `words` 64-bit words (a power of two). Uids that differ only above the bitmap's
+ * range share a bit.
+ */
+export function uidBitmapSlot(uid: number, words: number): { word: number; bit: number } {
+  return { word: Math.floor(uid / 64) & (words - 1), bit: uid & 63 };
+}
+
 /** A file as the kernel identifies it: super block s_dev (kernel encoding) and inode number. */
 export interface KernelFileId {
   dev: number;

@@ -9,8 +9,9 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  CIDR_VERDICTS, COUNTER_SLOTS, DECISIONS, EVENT_TYPES, LAYOUT, MODES, POLICIES, PROTECT_SCOPES,
+  CIDR_VERDICTS, COUNTER_SLOTS, DECISIONS, EVENT_TYPES, LAYOUT, MODES, POLICIES, PROTECT_SCOPES, uidBitmapSlot,
 } from '../../agent/enforcement/layout.js';
+import { BpfObject } from '../../libbpf-ts/index.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -99,5 +100,22 @@ describe('shared layout: TypeScript decoders vs the BTF of the built BPF objects
     const [, t] = findNamed('ENUM', 'krsi_event_type');
     expect(t.values!.length).to.equal(Object.keys(EVENT_TYPES).length);
     for (const v of t.values!) expect(EVENT_TYPES[v.val], v.name).to.equal(logNames[v.name.slice('KRSI_EV_'.length)]);
+  });
+
+  it('uid_bits: an array of u64 words, a power of two of them, indexed as uidBitmapSlot computes', () => {
+    const obj = BpfObject.open(join(ROOT, 'build/bpf/krsi.bpf.o'));
+    try {
+      const bits = obj.map('uid_bits');
+      expect(bits.valueSize).to.equal(8);
+      expect(bits.keySize).to.equal(4);
+      const words = bits.maxEntries;
+      expect(words & (words - 1), 'power of two').to.equal(0);
+      expect(uidBitmapSlot(1000, words)).to.deep.equal({ word: 15, bit: 40 });
+      expect(uidBitmapSlot(1000 + 64 * words, words)).to.deep.equal(uidBitmapSlot(1000, words));
+      expect(uidBitmapSlot(0xffffffff, words)).to.deep.equal({ word: words - 1, bit: 63 });
+      expect(uidBitmapSlot(1001, words)).to.deep.equal({ word: 15, bit: 41 });
+    } finally {
+      obj.close();
+    }
   });
 });
