@@ -129,7 +129,8 @@ async function main(): Promise<void> {
   });
   // events recorded while no agent ran belong to the jobs of the table as it was: log them before the
   // epilogs' removal notes change it
-  const backlog = enforcer.drainEvents();
+  enforcer.drainEvents();
+  const backlog = agent.pipeline.loggedCount();
   if (backlog > 0) log.info('logged events recorded while the agent was down', { events: backlog });
   await agent.applyRemovalNotes();
 
