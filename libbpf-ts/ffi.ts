@@ -80,9 +80,13 @@ export interface Native {
   // libc
   close(fd: number): number;
   eventfd(initval: number, flags: number): number;
+  epoll_create1(flags: number): number;
   write(fd: number, buf: Buffer, count: number): number;
   epoll_ctl(epfd: number, op: number, fd: number, event: Buffer): number;
   epoll_wait: KoffiFunc<(epfd: number, events: Ptr, maxevents: number, timeoutMs: number) => number>;
+  mmap(addr: null, length: number, prot: number, flags: number, fd: number, offset: number): Ptr | null;
+  munmap(addr: Ptr, length: number): number;
+  getpagesize(): number;
 }
 
 let native: Native | null = null;
@@ -204,10 +208,14 @@ function load(): Native {
 
     close: f(libc, 'int close(int fd)'),
     eventfd: f(libc, 'int eventfd(unsigned int initval, int flags)'),
+    epoll_create1: f(libc, 'int epoll_create1(int flags)'),
     write: f(libc, 'intptr_t write(int fd, const void *buf, size_t count)'),
     epoll_ctl: f(libc, 'int epoll_ctl(int epfd, int op, int fd, void *event)'),
     // called with .async only: it blocks a koffi worker thread, never the event loop
     epoll_wait: libc.func('int epoll_wait(int epfd, void *events, int maxevents, int timeout)') as unknown as Native['epoll_wait'],
+    mmap: f(libc, 'void *mmap(void *addr, size_t length, int prot, int flags, int fd, int64_t offset)'),
+    munmap: f(libc, 'int munmap(void *addr, size_t length)'),
+    getpagesize: f(libc, 'int getpagesize(void)'),
   };
 
   printCallback = koffi.register((level: number, fmt: string | null, args: Ptr | null): number => {

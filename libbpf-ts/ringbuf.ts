@@ -1,15 +1,22 @@
 // RingBuffer: reads a BPF_MAP_TYPE_RINGBUF map into JS without blocking the event loop.
 //
-// Node has no public fd watcher, so a koffi async call of epoll_wait(2) on ring_buffer__epoll_fd() waits on a
-// koffi worker thread; when it reports readiness, ring_buffer__consume() runs synchronously on the main
-// thread and the sample callback copies each record into a Buffer. The callback stops consume after
-// `budget` records and the loop continues from setImmediate, so a flood of records cannot stall the event
-// loop (the ring stays readable until drained). An eventfd in the same epoll set lets close() wake the
-// waiting thread at once; ring_buffer__free only runs once no epoll_wait is in flight.
+// Node has no public fd watcher, so a koffi async call of epoll_wait(2) on an epoll set holding the map's
+// fd waits on a koffi worker thread; when it reports readiness, a consume pass runs synchronously on the
+// main thread. The pass reads the ring itself, in JavaScript, through an mmap of the map (the consumer
+// page read-write, the producer page and the data area read-only) and copies each record into a Buffer:
+// no native call and no C-to-JS callback per record (libbpf's ring_buffer__consume with a koffi callback
+// cost about ten times as much per record). The data area is mapped once, not twice as libbpf does: a
+// record that wraps around the end is copied in two pieces, and the mapping costs half the resident
+// memory (the kernel maps every page of a ring buffer at mmap time). It follows libbpf's
+// ringbuf_process_ring: acquire-load the
+// producer position, stop at a record still BUSY, skip DISCARDed ones, release-store the consumer
+// position (every few hundred records and at the end of the pass, so that the kernel can reuse the
+// space). A pass stops after `budget` records and the loop continues from setImmediate, so a flood of
+// records cannot stall the event loop (the ring stays readable until drained). An eventfd in the same epoll set lets close() wake the
+// waiting thread at once; the mappings and the epoll fd are released only once no epoll_wait is in flight.
 import { getNative, type Native, type Ptr } from './ffi.js';
 import { libbpfError, lastErrno } from './errors.js';
 import { MapType, type BpfMap } from './map.js';
-import { withLogCapture } from './log.js';
 
 export interface RingBufferOptions {
   /** Records per consume pass before yielding to the event loop. Default 4096. */
@@ -37,9 +44,37 @@ const EPOLL_CTL_ADD = 1;
 const EPOLLIN = 0x1;
 const EFD_NONBLOCK = 0o4000;
 const EFD_CLOEXEC = 0o2000000;
+const EPOLL_CLOEXEC = 0o2000000;
 const MAX_EVENTS = 4;
 const EPOLL_EVENT_MAX_SIZE = 16; // 12 on x86_64 (packed), 16 elsewhere
 const MAX_WAIT_FAILURES = 10;
+const PROT_READ = 0x1;
+const PROT_WRITE = 0x2;
+const MAP_SHARED = 0x1;
+const MAP_FAILED = 0xffffffffffffffffn;
+const RINGBUF_BUSY_BIT = 1 << 31;
+const RINGBUF_DISCARD_BIT = 1 << 30;
+const RINGBUF_HDR_SZ = 8;
+/** release-store the consumer position at least this often within a pass */
+const CONSUMER_STORE_EVERY = 256;
+
+/** the ring's memory as this process maps it */
+interface RingMapping {
+  consPtr: Ptr;
+  consLen: number;
+  prodPtr: Ptr;
+  prodLen: number;
+  /** consumer_pos (u64), the only word we write */
+  cons: BigUint64Array;
+  /** producer_pos (u64) */
+  prod: BigUint64Array;
+  /** the data area (mapped once: a record may wrap around its end) */
+  data: Buffer;
+  /** the same bytes as 32-bit words, for atomic loads of record headers (8-byte aligned, never wrapped) */
+  words: Int32Array;
+  /** data area size (max_entries, a power of two) */
+  size: number;
+}
 
 type State = 'idle' | 'running' | 'stopped' | 'closing' | 'closed';
 
@@ -53,15 +88,14 @@ export class RingBuffer {
   readonly #batchDelayMs: number;
 
   // owned native resources; null / -1 once released
-  #cb: Ptr | null = null;
-  #rb: Ptr | null = null;
   #events: Ptr | null = null;
   #wakeFd = -1;
   #epollFd = -1;
+  #ring: RingMapping | null = null;
 
   #state: State = 'idle';
   #waiting = false; // an async epoll_wait is in flight
-  #inPass = false; // inside ring_buffer__consume
+  #inPass = false; // inside a consume pass
   #immediate: NodeJS.Immediate | null = null;
   #retry: NodeJS.Timeout | null = null;
   #waitFailures = 0;
@@ -71,7 +105,6 @@ export class RingBuffer {
   // per-pass state, set by the sample callback
   #batch = 0;
   #budgetHit = false;
-  #stoppedPass = false; // the callback returned a negative value: consume's negative return is ours
   #failed = false;
   #error: unknown = undefined;
 
@@ -99,15 +132,14 @@ export class RingBuffer {
     if (mapFd < 0) throw new Error(`RingBuffer: map '${this.#mapName}' has no fd (load the object first)`);
 
     try {
-      // registered, not transient: libbpf calls it from every later ring_buffer__consume, until ring_buffer__free
-      this.#cb = n.koffi.register(this.#sample, n.koffi.pointer(n.sampleFnType));
-      const cb = this.#cb;
-      this.#rb = withLogCapture((log) => {
-        const rb = n.ring_buffer__new(mapFd, cb, null, null);
-        if (rb === null) throw libbpfError(`ring_buffer__new(map '${this.#mapName}')`, lastErrno(), log);
-        return rb;
-      });
-      this.#epollFd = n.ring_buffer__epoll_fd(this.#rb);
+      this.#epollFd = n.epoll_create1(EPOLL_CLOEXEC);
+      if (this.#epollFd < 0) throw libbpfError(`epoll_create1 (ring buffer '${this.#mapName}')`, lastErrno());
+      const mapEv = Buffer.alloc(EPOLL_EVENT_MAX_SIZE);
+      mapEv.writeUInt32LE(EPOLLIN, 0);
+      if (n.epoll_ctl(this.#epollFd, EPOLL_CTL_ADD, mapFd, mapEv) < 0) {
+        throw libbpfError(`epoll_ctl(ADD map fd, ring buffer '${this.#mapName}')`, lastErrno());
+      }
+      this.#ring = mapRing(n, mapFd, map.maxEntries, this.#mapName);
       this.#events = n.koffi.alloc('uint8_t', MAX_EVENTS * EPOLL_EVENT_MAX_SIZE) as Ptr;
       this.#wakeFd = n.eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
       if (this.#wakeFd < 0) throw libbpfError(`eventfd (ring buffer '${this.#mapName}')`, lastErrno());
@@ -160,7 +192,7 @@ export class RingBuffer {
 
   /**
    * Stop reading and free the ring buffer. Waits for an in-flight epoll_wait to return (woken at once
-   * through the eventfd) before ring_buffer__free. Records still in the ring are not delivered: call
+   * through the eventfd) before the ring is unmapped. Records still in the ring are not delivered: call
    * consume() first to get them. Idempotent.
    */
   close(): Promise<void> {
@@ -230,22 +262,20 @@ export class RingBuffer {
     else this.#poll();
   }
 
-  /** One ring_buffer__consume; sets #batch and #budgetHit, throws onRecord's exception. */
+  /** One consume pass over the ring; sets #batch and #budgetHit, throws onRecord's exception. */
   #pass(): void {
-    const rb = this.#rb;
-    if (rb === null) throw new Error(`RingBuffer: ring buffer '${this.#mapName}' is closed`);
+    const ring = this.#ring;
+    if (ring === null) throw new Error(`RingBuffer: ring buffer '${this.#mapName}' is closed`);
     this.#batch = 0;
     this.#budgetHit = false;
-    this.#stoppedPass = false;
     this.#failed = false;
     this.#error = undefined;
     this.#inPass = true;
-    let ret: number;
     try {
-      ret = this.#n.ring_buffer__consume(rb);
+      this.#readRing(ring);
     } finally {
       this.#inPass = false;
-      // close() from inside onRecord was deferred until consume returned
+      // close() from inside onRecord was deferred until the pass ended
       this.#settle();
     }
     if (this.#failed) {
@@ -253,34 +283,64 @@ export class RingBuffer {
       this.#error = undefined;
       throw err;
     }
-    if (ret < 0 && !this.#stoppedPass) throw libbpfError(`ring_buffer__consume(map '${this.#mapName}')`, ret);
   }
 
-  // the libbpf sample callback: must not throw into C, and must copy (the ring memory is reused)
-  #sample = (_ctx: Ptr | null, data: Ptr, size: number | bigint): number => {
-    if (this.#state === 'closing' || this.#state === 'closed' || this.#failed) {
-      this.#stoppedPass = true;
-      return -1;
-    }
+  /** libbpf's ringbuf_process_ring, in JS: deliver committed records until caught up, the budget, or an error */
+  #readRing(ring: RingMapping): void {
+    const { data, words, size } = ring;
+    let cons = Number(Atomics.load(ring.cons, 0));
+    let unstored = 0;
+    let stop = false;
     try {
-      const len = Number(size);
-      const record = Buffer.from(new Uint8Array(this.#n.koffi.view(data, len)));
-      this.#records++;
-      this.#batch++;
-      this.#onRecord(record);
-    } catch (err) {
-      this.#failed = true;
-      this.#error = err;
-      this.#stoppedPass = true;
-      return -1;
+      while (!stop) {
+        const prod = Number(Atomics.load(ring.prod, 0));
+        if (cons >= prod) break;
+        while (cons < prod) {
+          const off = cons % size;
+          const len = Atomics.load(words, off >> 2);
+          if (len & RINGBUF_BUSY_BIT) {
+            stop = true; // reserved, not committed yet: later records wait for it
+            break;
+          }
+          const sampleLen = len & ~(RINGBUF_BUSY_BIT | RINGBUF_DISCARD_BIT);
+          cons += (sampleLen + RINGBUF_HDR_SZ + 7) & ~7;
+          if ((len & RINGBUF_DISCARD_BIT) === 0) {
+            let start = off + RINGBUF_HDR_SZ;
+            if (start >= size) start -= size;
+            const record = Buffer.allocUnsafe(sampleLen);
+            const first = Math.min(sampleLen, size - start);
+            data.copy(record, 0, start, start + first);
+            if (first < sampleLen) data.copy(record, first, 0, sampleLen - first); // wrapped around the end
+            this.#records++;
+            this.#batch++;
+            try {
+              this.#onRecord(record);
+            } catch (err) {
+              this.#failed = true; // the record counts as consumed, as with libbpf
+              this.#error = err;
+              stop = true;
+              break;
+            }
+            if (this.#state === 'closing' || this.#state === 'closed') {
+              stop = true;
+              break;
+            }
+            if (this.#batch >= this.#budget) {
+              this.#budgetHit = true;
+              stop = true;
+              break;
+            }
+          }
+          if (++unstored >= CONSUMER_STORE_EVERY) {
+            Atomics.store(ring.cons, 0, BigInt(cons));
+            unstored = 0;
+          }
+        }
+      }
+    } finally {
+      Atomics.store(ring.cons, 0, BigInt(cons));
     }
-    if (this.#batch >= this.#budget) {
-      this.#budgetHit = true;
-      this.#stoppedPass = true;
-      return -1;
-    }
-    return 0;
-  };
+  }
 
   #report(err: unknown): void {
     if (this.#onError) {
@@ -311,14 +371,15 @@ export class RingBuffer {
 
   #release(): void {
     const n = this.#n;
-    if (this.#rb !== null) {
-      n.ring_buffer__free(this.#rb); // closes the epoll fd too
-      this.#rb = null;
-      this.#epollFd = -1;
+    if (this.#ring !== null) {
+      const ring = this.#ring;
+      this.#ring = null;
+      n.munmap(ring.prodPtr, ring.prodLen);
+      n.munmap(ring.consPtr, ring.consLen);
     }
-    if (this.#cb !== null) {
-      n.koffi.unregister(this.#cb);
-      this.#cb = null;
+    if (this.#epollFd >= 0) {
+      n.close(this.#epollFd);
+      this.#epollFd = -1;
     }
     if (this.#wakeFd >= 0) {
       n.close(this.#wakeFd);
@@ -334,4 +395,33 @@ export class RingBuffer {
 function positiveInt(v: number, what: string): number {
   if (!Number.isInteger(v) || v <= 0) throw new RangeError(`RingBuffer: ${what} must be a positive integer, got ${v}`);
   return v;
+}
+
+/** mmap a ring buffer map: consumer page read-write, producer page + data area (once) read-only */
+function mapRing(n: Native, mapFd: number, size: number, mapName: string): RingMapping {
+  if (size <= 0 || (size & (size - 1)) !== 0) throw new Error(`RingBuffer: map '${mapName}' size ${size} is not a power of two`);
+  const page = n.getpagesize();
+  const failed = (p: Ptr | null) => p === null || p === MAP_FAILED;
+  const consPtr = n.mmap(null, page, PROT_READ | PROT_WRITE, MAP_SHARED, mapFd, 0);
+  if (failed(consPtr)) throw libbpfError(`mmap(consumer page of ring buffer '${mapName}')`, lastErrno());
+  const prodLen = page + size;
+  const prodPtr = n.mmap(null, prodLen, PROT_READ, MAP_SHARED, mapFd, page);
+  if (failed(prodPtr)) {
+    const errno = lastErrno();
+    n.munmap(consPtr!, page);
+    throw libbpfError(`mmap(data of ring buffer '${mapName}')`, errno);
+  }
+  const consBuf = n.koffi.view(consPtr!, page);
+  const prodBuf = n.koffi.view(prodPtr!, prodLen);
+  return {
+    consPtr: consPtr!,
+    consLen: page,
+    prodPtr: prodPtr!,
+    prodLen,
+    cons: new BigUint64Array(consBuf, 0, 1),
+    prod: new BigUint64Array(prodBuf, 0, 1),
+    data: Buffer.from(prodBuf, page, size),
+    words: new Int32Array(prodBuf, page, size / 4),
+    size,
+  };
 }
