@@ -252,14 +252,24 @@ export interface KrsiEvent {
 }
 
 function cString(buf: Buffer, [offset, size]: readonly [number, number]): string {
-  const field = buf.subarray(offset, offset + size);
-  const end = field.indexOf(0);
-  return field.subarray(0, end === -1 ? size : end).toString('utf8');
+  let end = offset;
+  const limit = offset + size;
+  while (end < limit && buf[end] !== 0) end++;
+  return buf.toString('utf8', offset, end);
 }
 
 const AF_INET = 2;
 
-function formatEventAddress(family: number, addr16: Buffer): string {
+function formatEventAddress(family: number, buf: Buffer, at: number): string {
+  // IPv4 (and IPv4-mapped IPv6): the common case, formatted without copying
+  if (
+    buf[at] === 0 && buf[at + 1] === 0 && buf[at + 2] === 0 && buf[at + 3] === 0 && buf[at + 4] === 0 && buf[at + 5] === 0 &&
+    buf[at + 6] === 0 && buf[at + 7] === 0 && buf[at + 8] === 0 && buf[at + 9] === 0 && buf[at + 10] === 0xff && buf[at + 11] === 0xff
+  ) {
+    const v4 = `${buf[at + 12]}.${buf[at + 13]}.${buf[at + 14]}.${buf[at + 15]}`;
+    return family === AF_INET ? v4 : `::ffff:${v4}`;
+  }
+  const addr16 = buf.subarray(at, at + 16);
   if (family === AF_INET) return formatAddress(addr16);
   const text = formatAddress(addr16, true);
   return isV4Mapped(addr16) ? `::ffff:${formatAddress(addr16)}` : text;
@@ -293,7 +303,7 @@ export function decodeEvent(buf: Buffer): KrsiEvent {
     port: buf.readUInt16LE(EV.port[0]),
     proto: buf.readUInt16LE(EV.proto[0]),
     sockType: buf.readUInt16LE(EV.sock_type[0]),
-    addr: family === 0 ? '' : formatEventAddress(family, buf.subarray(EV.addr[0], EV.addr[0] + 16)),
+    addr: family === 0 ? '' : formatEventAddress(family, buf, EV.addr[0]),
     targetPid: buf.readUInt32LE(EV.target_pid[0]),
     targetTgid: buf.readUInt32LE(EV.target_tgid[0]),
     targetUid: buf.readUInt32LE(EV.target_uid[0]),

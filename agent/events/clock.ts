@@ -37,6 +37,11 @@ export class BootClock {
   }
 
   toDate(bootNs: bigint): Date {
-    return new Date(Number((bootNs + this.offsetNs) / 1_000_000n));
+    return new Date(this.toMs(bootNs));
+  }
+
+  /** wall-clock milliseconds since the epoch */
+  toMs(bootNs: bigint): number {
+    return Number((bootNs + this.offsetNs) / 1_000_000n);
   }
 }

@@ -26,55 +26,52 @@ export function logValue(value: string | number | bigint): string {
 
 const octal = (mode: number) => mode.toString(8).padStart(6, '0');
 
-/** the hook's own fields, in the paper's column order */
-function hookFields(e: KrsiEvent): [string, string | number | bigint][] {
+/*
+ * The line is built as one string, field by field, in the paper's column order: this runs once per kernel
+ * event, so no intermediate arrays. Numbers, octal modes, type, policy and decision are always bare;
+ * what users control (comm, names, the job list, addresses) goes through logValue.
+ */
+
+/** the hook's own fields, in the paper's column order, each with its leading space */
+function hookFields(e: KrsiEvent): string {
   switch (e.type) {
     case 'creat':
     case 'mknod':
     case 'mkdir':
-      return [['name', e.name], ['reqmode', octal(e.reqMode)], ['umask', octal(e.umask)], ['newmode', octal(e.newMode)]];
+      return ` name=${logValue(e.name)} reqmode=${octal(e.reqMode)} umask=${octal(e.umask)} newmode=${octal(e.newMode)}`;
     case 'chmod':
-      return [['name', e.name], ['dev', e.dev], ['inode', e.ino], ['oldmode', octal(e.oldMode)], ['newmode', octal(e.newMode)]];
+      return ` name=${logValue(e.name)} dev=${e.dev} inode=${e.ino} oldmode=${octal(e.oldMode)} newmode=${octal(e.newMode)}`;
     case 'setacl':
     case 'link':
-      return [['name', e.name], ['dev', e.dev], ['inode', e.ino], ['mode', octal(e.oldMode)]];
+      return ` name=${logValue(e.name)} dev=${e.dev} inode=${e.ino} mode=${octal(e.oldMode)}`;
     case 'exsuid':
-      return [['path', e.name], ['dev', e.dev], ['inode', e.ino], ['mode', octal(e.oldMode)]];
+      return ` path=${logValue(e.name)} dev=${e.dev} inode=${e.ino} mode=${octal(e.oldMode)}`;
     case 'listen':
-      return [['proto', e.proto], ['laddr', e.addr], ['lport', e.port], ['exedev', e.dev], ['exeinode', e.ino]];
+      return ` proto=${e.proto} laddr=${logValue(e.addr)} lport=${e.port} exedev=${e.dev} exeinode=${e.ino}`;
     case 'skconn':
     case 'sksend':
-      return [['proto', e.proto], ['daddr', e.addr], ['dport', e.port]];
+      return ` proto=${e.proto} daddr=${logValue(e.addr)} dport=${e.port}`;
     case 'sgkill':
     case 'sigio':
-      return [['targetpid', e.targetPid], ['targettgid', e.targetTgid], ['targetuid', e.targetUid], ['targetcomm', e.name], ['signo', e.signal]];
+      return ` targetpid=${e.targetPid} targettgid=${e.targetTgid} targetuid=${e.targetUid} targetcomm=${logValue(e.name)} signo=${e.signal}`;
     case 'ptrace':
-      return [['targetpid', e.targetPid], ['targettgid', e.targetTgid], ['targetuid', e.targetUid], ['targetcomm', e.name], ['ptracemode', e.signal]];
+      return ` targetpid=${e.targetPid} targettgid=${e.targetTgid} targetuid=${e.targetUid} targetcomm=${logValue(e.name)} ptracemode=${e.signal}`;
     default:
-      return [];
+      return '';
   }
 }
 
 export interface EventContext {
-  /** wall-clock time of the event */
-  time: Date;
+  /** wall-clock time of the event, or its ISO 8601 text (Date.toISOString) when the caller has it already */
+  time: Date | string;
   /** Slurm job id(s) the event is attributed to, '' when none */
   job?: string;
 }
 
 export function formatEvent(e: KrsiEvent, ctx: EventContext): string {
-  const fields: [string, string | number | bigint][] = [
-    ['ts', ctx.time.toISOString()],
-    ['type', e.type],
-    ['policy', e.policy],
-    ['comm', e.comm],
-    ['uid', e.uid],
-    ['gid', e.gid],
-    ['pid', e.pid],
-    ['tid', e.tid],
-    ['job', ctx.job ?? ''],
-    ...hookFields(e),
-    ['act', e.decision],
-  ];
-  return fields.map(([k, v]) => `${k}=${logValue(v)}`).join(' ');
+  const ts = typeof ctx.time === 'string' ? ctx.time : ctx.time.toISOString();
+  return (
+    `ts=${logValue(ts)} type=${logValue(e.type)} policy=${logValue(e.policy)} comm=${logValue(e.comm)} uid=${e.uid} gid=${e.gid} ` +
+    `pid=${e.pid} tid=${e.tid} job=${logValue(ctx.job ?? '')}${hookFields(e)} act=${logValue(e.decision)}`
+  );
 }

@@ -22,6 +22,15 @@ export interface EventPipelineOptions {
   writeStdout?: (line: string) => void;
 }
 
+/** the key of `logged`, one string per policy and decision rather than one per event */
+const loggedKeys = new Map<string, string>();
+function loggedKey(policy: string, decision: string): string {
+  const pair = policy + decision;
+  let key = loggedKeys.get(pair);
+  if (key === undefined) loggedKeys.set(pair, (key = `${policy}/${decision}`));
+  return key;
+}
+
 export class EventPipeline {
   /** circular window of the most recent events: seq numbers in it are contiguous */
   private readonly window: (EventRecord | undefined)[];
@@ -33,6 +42,9 @@ export class EventPipeline {
   private flushScheduled: NodeJS.Immediate | null = null;
   /** events logged by this agent process, per policy and decision */
   readonly logged = new Map<string, number>();
+  /** the ISO text of the last event's millisecond: a flood has many events per millisecond */
+  private lastMs = NaN;
+  private lastIso = '';
 
   constructor(private readonly opts: EventPipelineOptions) {
     const perLine = opts.writeStdout;
@@ -55,12 +67,17 @@ export class EventPipeline {
   }
 
   handle(event: KrsiEvent): EventRecord {
-    const time = this.opts.clock.toDate(event.bootNs);
+    const ms = this.opts.clock.toMs(event.bootNs);
+    if (ms !== this.lastMs) {
+      this.lastMs = ms;
+      this.lastIso = new Date(ms).toISOString();
+    }
+    const time = this.lastIso;
     const job = this.opts.jobOf(event);
     const line = formatEvent(event, { time, job });
     const record: EventRecord = {
       seq: ++this.seq,
-      time: time.toISOString(),
+      time,
       type: event.type,
       policy: event.policy,
       decision: event.decision,
@@ -72,7 +89,7 @@ export class EventPipeline {
       line,
     };
     this.window[record.seq % this.window.length] = record;
-    const key = `${event.policy}/${event.decision}`;
+    const key = loggedKey(event.policy, event.decision);
     this.logged.set(key, (this.logged.get(key) ?? 0) + 1);
     // one write per batch, not per event: the ring buffer delivers events in batches under load
     this.pending.push(line);

@@ -35,6 +35,42 @@ describe('event log lines', () => {
         'name=suidfile dev=42 inode=99 oldmode=100664 newmode=104664 act=deny',
     );
   });
+
+  it('every event type: the exact line (fields, order, quoting)', () => {
+    const cases: [Partial<KrsiEvent>, string][] = [
+      [{ type: 'creat', name: 'w f', reqMode: 0o100666, umask: 0, newMode: 0o100666 }, '42,43'],
+      [{ type: 'mkdir', policy: 'fileperms', decision: 'audit', name: 'd', reqMode: 0o40777, umask: 0o22, newMode: 0o40755 }, '7'],
+      [{ type: 'setacl', name: 'acl', dev: 2049, ino: 1234567890123n, oldMode: 0o100600 }, '7'],
+      [{ type: 'link', name: 'l\n', dev: 1, ino: 2n, oldMode: 0o100666 }, ''],
+      [{ type: 'exsuid', policy: 'suidexec', name: '/tmp/suid id', dev: 5, ino: 6n, oldMode: 0o104755 }, '7'],
+      [{ type: 'listen', policy: 'sshlisteners', proto: 6, addr: '::1', port: 2222, dev: 3, ino: 4n }, '7'],
+      [{ type: 'skconn', policy: 'skconnections', proto: 17, addr: '192.0.2.1', port: 53 }, '7'],
+      [{ type: 'sksend', policy: 'skconnections', proto: 17, addr: '', port: 0 }, '7'],
+      [{ type: 'sgkill', policy: 'killtasks', targetPid: 10, targetTgid: 11, targetUid: 0, name: 'krsi-agent', signal: 9 }, '7'],
+      [{ type: 'sigio', policy: 'killtasks', targetPid: 10, targetTgid: 11, targetUid: 0, name: 'node', signal: 29 }, '7'],
+      [{ type: 'ptrace', policy: 'killtasks', targetPid: 10, targetTgid: 11, targetUid: 0, name: 'x"y', signal: 2 }, '7'],
+      [{ type: 'type99' }, '7'],
+    ];
+    const expected = [
+      'ts=2023-11-14T22:13:20.123Z type=creat policy=fileperms comm="evil comm" uid=1000 gid=1000 pid=7 tid=8 job=42,43 name="w f" reqmode=100666 umask=000000 newmode=100666 act=deny',
+      'ts=2023-11-14T22:13:20.123Z type=mkdir policy=fileperms comm="evil comm" uid=1000 gid=1000 pid=7 tid=8 job=7 name=d reqmode=040777 umask=000022 newmode=040755 act=audit',
+      'ts=2023-11-14T22:13:20.123Z type=setacl policy=fileperms comm="evil comm" uid=1000 gid=1000 pid=7 tid=8 job=7 name=acl dev=2049 inode=1234567890123 mode=100600 act=deny',
+      'ts=2023-11-14T22:13:20.123Z type=link policy=fileperms comm="evil comm" uid=1000 gid=1000 pid=7 tid=8 job="" name="l\\n" dev=1 inode=2 mode=100666 act=deny',
+      'ts=2023-11-14T22:13:20.123Z type=exsuid policy=suidexec comm="evil comm" uid=1000 gid=1000 pid=7 tid=8 job=7 path="/tmp/suid id" dev=5 inode=6 mode=104755 act=deny',
+      'ts=2023-11-14T22:13:20.123Z type=listen policy=sshlisteners comm="evil comm" uid=1000 gid=1000 pid=7 tid=8 job=7 proto=6 laddr=::1 lport=2222 exedev=3 exeinode=4 act=deny',
+      'ts=2023-11-14T22:13:20.123Z type=skconn policy=skconnections comm="evil comm" uid=1000 gid=1000 pid=7 tid=8 job=7 proto=17 daddr=192.0.2.1 dport=53 act=deny',
+      'ts=2023-11-14T22:13:20.123Z type=sksend policy=skconnections comm="evil comm" uid=1000 gid=1000 pid=7 tid=8 job=7 proto=17 daddr="" dport=0 act=deny',
+      'ts=2023-11-14T22:13:20.123Z type=sgkill policy=killtasks comm="evil comm" uid=1000 gid=1000 pid=7 tid=8 job=7 targetpid=10 targettgid=11 targetuid=0 targetcomm=krsi-agent signo=9 act=deny',
+      'ts=2023-11-14T22:13:20.123Z type=sigio policy=killtasks comm="evil comm" uid=1000 gid=1000 pid=7 tid=8 job=7 targetpid=10 targettgid=11 targetuid=0 targetcomm=node signo=29 act=deny',
+      'ts=2023-11-14T22:13:20.123Z type=ptrace policy=killtasks comm="evil comm" uid=1000 gid=1000 pid=7 tid=8 job=7 targetpid=10 targettgid=11 targetuid=0 targetcomm="x\\"y" ptracemode=2 act=deny',
+      'ts=2023-11-14T22:13:20.123Z type=type99 policy=fileperms comm="evil comm" uid=1000 gid=1000 pid=7 tid=8 job=7 act=deny',
+    ];
+    cases.forEach(([over, job], i) => {
+      const line = formatEvent(event({ comm: 'evil comm', tid: 8, ...over }), { time: new Date(1700000000123), job });
+      expect(line, over.type).to.equal(expected[i]);
+      expect(formatEvent(event({ comm: 'evil comm', tid: 8, ...over }), { time: '2023-11-14T22:13:20.123Z', job }), 'time given as text').to.equal(expected[i]);
+    });
+  });
 });
 
 describe('event pipeline', () => {
