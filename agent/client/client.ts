@@ -9,6 +9,7 @@
  *   protocol     the answer was not JSON, was cut off, or too big
  */
 import { request as httpRequest } from 'node:http';
+import { createConnection } from 'node:net';
 
 export const DEFAULT_SOCKET = '/run/slurm-krsi/agent.sock';
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -107,7 +108,10 @@ export function request(
       }
     };
 
-    const req = httpRequest({ socketPath, method, path, headers, agent: false }, (res) => {
+    // no http.Agent (one request per connection anyway): an agent calls net.isIP('localhost') for a TLS
+    // server name, and the first isIP call compiles the IPv6 regular expression, several ms of every
+    // prolog's and epilog's start
+    const req = httpRequest({ socketPath, method, path, headers, createConnection: () => createConnection(socketPath) }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (chunk: Buffer) => {
