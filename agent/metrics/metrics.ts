@@ -72,8 +72,9 @@ export function createMetrics(source: MetricsSource, info: { version: string; ke
   buildInfo.set({ version: info.version, kernel: info.kernel }, 1);
   const apply = new Histogram({
     name: 'krsi_policy_apply_duration_seconds',
-    help: 'Time to write one uid policy into the kernel maps (union, file identities, map writes, grace period).',
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    help: 'Time to write one uid policy into the kernel maps (union, file identities, map writes; old sets are deleted later, in the background).',
+    // fine below 10 ms, where the 5 ms target is, so that a p99 can be read off the buckets
+    buckets: [0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers: [registry],
   });
   return { registry, observeApply: (seconds) => apply.observe(seconds) };
