@@ -72,13 +72,17 @@ rm -rf "$prefix.old"
 mv "$stage" "$prefix"
 rm -rf "$prefix.old"
 
-wrapper() { # path script
+wrapper() { # path script [node options]
   mkdir -p "$(dirname "$1")"
-  printf '#!/bin/sh\n# installed by slurm-krsi deploy/install.sh\nexec %s %s/%s "$@"\n' "$node" "$prefix" "$2" >"$1.tmp"
+  printf '#!/bin/sh\n# installed by slurm-krsi deploy/install.sh\nexec %s %s%s/%s "$@"\n' "$node" "${3:+$3 }" "$prefix" "$2" >"$1.tmp"
   chmod 0755 "$1.tmp"
   mv "$1.tmp" "$1"
 }
-wrapper /usr/sbin/krsi-agent dist/agent/main.js
+# the agent runs for good: V8 options that keep its memory small (deploy/agent-node-options, one line;
+# --max-semi-space-size=1 caps V8's young generation at 1 MiB per semi-space instead of 16, which a flood
+# of events would otherwise fill; the bench starts the agent with the same options)
+agent_node_options=$(tr -s '\n' ' ' <"$src/deploy/agent-node-options" | sed 's/ *$//')
+wrapper /usr/sbin/krsi-agent dist/agent/main.js "$agent_node_options"
 wrapper /usr/sbin/krsictl dist/agent/cli/krsictl.js
 wrapper /usr/libexec/slurm-krsi/prolog dist/prolog/prolog.js
 wrapper /usr/libexec/slurm-krsi/epilog dist/epilog/epilog.js
