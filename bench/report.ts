@@ -2,8 +2,8 @@
  * docs/BENCHMARKS.md from what the two benchmark boots measured (bench/vm/driver.ts). Every figure in
  * the document comes from the run's result files; the prose around them is fixed.
  */
-import type { BootResult, ConfigResult, PipelineStep } from './vm/common.js';
-import { median, nsPerOp, percentile, spreadPct } from './vm/common.js';
+import type { ApplyHistogram, BootResult, ConfigResult, PipelineStep } from './vm/common.js';
+import { histogramQuantileBound, median, nsPerOp, percentile, spreadPct } from './vm/common.js';
 
 export interface HostInfo {
   cpuModel: string;
@@ -20,6 +20,8 @@ export interface ReportInput {
   on: BootResult | undefined;
   off: BootResult | undefined;
   hostPrologMs: number[];
+  /** `node -e 0` on the host, for comparison with the prolog's start (absent in older result files) */
+  hostNodeMs?: number[];
   vmSeconds: { on: number; off: number };
   totalSeconds: number;
   quick: boolean;
@@ -171,7 +173,7 @@ function section3(input: ReportInput, goals: string[]): string {
     `Zero drops up to 50,000 events/s in the VM: **${best >= 50000 ? 'met' : 'not met'}** (highest zero-drop rate achieved: ${thousands(best)}/s). ` +
       (best >= 50000
         ? ''
-        : `On one vCPU the generator and the agent compete: every logged event costs the agent's JavaScript (decode, format, two writes) ` +
+        : `On one vCPU the generator and the agent compete: every logged event costs the agent's JavaScript (copy out of the ring, decode, job lookup, format, window, writes) ` +
           `tens of thousands of instructions, so above that rate the generator falls behind its schedule (achieved < requested) and the ring fills. ` +
           `The next step is in-kernel aggregation of repeated audit events (one record with a count per uid/hook/target per short window), not a bigger ring.`),
   );
@@ -192,19 +194,25 @@ function section4(input: ReportInput, goals: string[]): string {
   if (input.hostPrologMs.length > 0) {
     s += `| host: prolog process start to exit, no agent (on_error = allow), real ms | ${input.hostPrologMs.length} | ${p(input.hostPrologMs, 50)} | ${p(input.hostPrologMs, 99)} | ${f(Math.max(...input.hostPrologMs))} |\n`;
   }
+  if (input.hostNodeMs && input.hostNodeMs.length > 0) {
+    s += `| host: \`node -e 0\` (the runtime's own start), real ms | ${input.hostNodeMs.length} | ${p(input.hostNodeMs, 50)} | ${p(input.hostNodeMs, 99)} | ${f(Math.max(...input.hostNodeMs))} |\n`;
+  }
   s += `\n64 concurrent prologs: ${j.concurrent.ok}/64 succeeded, all done in ${f(j.concurrent.totalMs)} virtual ms; 64 concurrent epilogs: ${j.concurrent.epilogOk}/64 in ${f(j.concurrent.epilogTotalMs)} ms. `;
   s += `On one vCPU the 64 Node.js process starts run one after the other, so the batch takes about 64 process starts.\n\n`;
-  const a = j.apply;
-  const bucketPct = (q: number) => {
-    const need = (q / 100) * a.count;
-    return a.buckets.find((b) => b.count >= need)?.le ?? NaN;
-  };
-  const p50 = bucketPct(50);
-  const p99 = bucketPct(99);
-  s += `Agent apply time (krsi_policy_apply_duration_seconds, every uid policy write during this section): ${a.count} writes, mean ${f((a.sumSeconds / a.count) * 1000, 2)} ms, `;
-  s += `p50 <= ${f(p50 * 1000, 1)} ms, p99 <= ${f(p99 * 1000, 1)} ms (histogram bucket bounds). The histogram includes the 64-concurrent batch, where the agent `;
-  s += `shares the one vCPU with 64 starting Node.js processes: its clock keeps running while it is preempted, so the tail measures the scheduler as much as the apply.\n\n`;
-  s += `Agent memory (VmRSS): ${f(j.rss.idleKiB / 1024, 1)} MiB idle after start, ${f(j.rss.afterWorkloadsKiB / 1024, 1)} MiB after the overhead runs, `;
+  const applyRow = (what: string, h: ApplyHistogram) =>
+    `| ${what} | ${h.count} | ${f((h.sumSeconds / h.count) * 1000, 2)} | ${f(histogramQuantileBound(h, 0.5) * 1000, 2)} | ${f(histogramQuantileBound(h, 0.99) * 1000, 2)} |\n`;
+  s += `Agent apply time: krsi_policy_apply_duration_seconds, the agent's own time to compute and write one uid's policy into the kernel maps, `;
+  s += `from a scrape of /metrics before and after each part. Quantiles are bucket upper bounds ("p99 <= x"; the buckets are 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 7.5, 10, 25 ... ms).\n\n`;
+  s += `| uid policy writes during | writes | mean ms | p50 <= ms | p99 <= ms |\n|---|---:|---:|---:|---:|\n`;
+  if (j.applySequential) s += applyRow('the one-at-a-time prologs and epilogs', j.applySequential);
+  if (j.applyConcurrent) s += applyRow('the 64 prologs and 64 epilogs started together', j.applyConcurrent);
+  s += applyRow('the whole section', j.apply);
+  s += `\nIn the 64-concurrent batch the agent shares the one vCPU with 64 starting Node.js processes: its clock keeps running while it is preempted, `;
+  s += `so that tail measures the scheduler as much as the apply.\n\n`;
+  const applied = j.applySequential ?? j.apply;
+  const p99 = histogramQuantileBound(applied, 0.99);
+  const opts = input.on?.agentNodeOptions;
+  s += `Agent memory (VmRSS${opts && opts.length > 0 ? `; the agent runs with \`${opts.join(' ')}\` as deploy/install.sh starts it` : ''}): ${f(j.rss.idleKiB / 1024, 1)} MiB idle after start, ${f(j.rss.afterWorkloadsKiB / 1024, 1)} MiB after the overhead runs, `;
   s += `${f(j.rss.afterFloodKiB / 1024, 1)} MiB after the event flood of section 3, peak (VmHWM) ${f(j.rss.peakKiB / 1024, 1)} MiB.\n\n`;
   const vmP99 = percentile(j.sequential.prologMs, 99);
   const hostP99 = percentile(input.hostPrologMs, 99);
@@ -212,7 +220,12 @@ function section4(input: ReportInput, goals: string[]): string {
     `Prolog p99 under 150 ms including process start: in the VM **${vmP99 < 150 ? 'met' : 'not met'}** (${f(vmP99)} virtual ms; ` +
       `instruction-counted, where a Node.js start alone is a few hundred million instructions); on the host the prolog process alone (no agent) takes p99 ${f(hostP99)} ms.`,
   );
-  goals.push(`Agent apply p99 under 5 ms: **${p99 <= 0.005 ? 'met' : 'not met'}** (p99 <= ${f(p99 * 1000, 1)} ms).`);
+  const p99Batch = j.applyConcurrent ? histogramQuantileBound(j.applyConcurrent, 0.99) : NaN;
+  goals.push(
+    `Agent apply p99 under 5 ms: **${p99 <= 0.005 ? 'met' : 'not met'}** (one-at-a-time prologs: p99 <= ${f(p99 * 1000, 2)} virtual ms` +
+      (Number.isFinite(p99Batch) ? `; while 64 prologs start at once on the one vCPU: p99 <= ${f(p99Batch * 1000, 2)} ms` : '') +
+      `).`,
+  );
   goals.push(`Agent RSS under 120 MB: **${j.rss.peakKiB / 1024 < 120 ? 'met' : 'not met'}** (idle ${f(j.rss.idleKiB / 1024, 1)} MiB, peak ${f(j.rss.peakKiB / 1024, 1)} MiB).`);
   return s;
 }
@@ -221,10 +234,21 @@ function section1(input: ReportInput, goals: string[]): string {
   const a = input.on?.adversary;
   if (!a) return '';
   let s = `## 1. Adversary emulation (the paper's Figure 14)\n\n`;
-  s += `Not under Slurm: the single-node cluster bring-up (test/slurm/cluster.ts) was still being written when this benchmark was, so the jobs are `;
-  s += `registered the way slurmd would do it, by running the real prolog (and epilog) with Slurm's environment against the real agent. `;
-  s += `${thousands(a.actions)} actions in ${a.jobs.length} consecutive strict jobs of uid 1000 (jobs ${a.jobs.join(', ')}), one action chosen at random every 20 virtual ms `;
-  s += `(achieved: ${f(a.actions / a.virtualSeconds, 1)} actions per virtual second), each a fresh process (build/probe/krsi-probe, or a copy of it registered as an ssh client) `;
+  if (a.slurm) {
+    const sl = a.slurm;
+    s += `Under Slurm: a single-node cluster in the VM (test/slurm/cluster.ts: munge, slurmctld and slurmd of Debian's Slurm 22.05, node ${sl.node}, up in ${f(sl.bringupSeconds, 1)} virtual s) `;
+    s += `whose Prolog and Epilog are the real prolog and epilog talking to the agent. ${thousands(a.actions)} attempts: ${thousands(sl.userAttempts)} by uid 1000 as processes `;
+    s += `of ${a.jobs.length} consecutive \`sbatch --comment="adversary emulation policy:strict"\` jobs (Slurm jobs ${a.jobs.join(', ')}; bench/adversary-job.sh runs each job's list `;
+    s += `one attempt after the other with ${sl.paceMs} virtual ms between them), and ${thousands(sl.rootAttempts)} by root against the agent (kill, ptrace), which cannot run inside `;
+    s += `a user's job and ran from the driver, outside any job, at the same pace. Actions were drawn at random, every action equally likely; `;
+    s += `achieved: ${f(a.actions / a.virtualSeconds, 1)} attempts per virtual second overall, ${f(sl.userAttempts / sl.jobSeconds, 1)} per virtual second `;
+    s += `from the first sbatch to the end of the last job (each job's scheduling, prolog and epilog included). `;
+  } else {
+    s += `Not under Slurm: the jobs are registered the way slurmd would do it, by running the real prolog (and epilog) with Slurm's environment against the real agent. `;
+    s += `${thousands(a.actions)} actions in ${a.jobs.length} consecutive strict jobs of uid 1000 (jobs ${a.jobs.join(', ')}), one action chosen at random every 20 virtual ms `;
+    s += `(achieved: ${f(a.actions / a.virtualSeconds, 1)} actions per virtual second). `;
+  }
+  s += `Each attempt is a fresh process (build/probe/krsi-probe, or a copy of it registered as an ssh client) `;
   s += `that makes exactly one syscall and prints what the kernel answered, so each attempt is known to have reached the kernel (EPERM from the policy) or not (another error). `;
   s += `"Logged" counts attempts whose process id appears in the agent's event log with the expected event type; "right job" those whose event names the job the attempt ran in `;
   s += `(for the root actions against the agent: no job). The paper's Appendix B actions come first, then attacker variants.\n\n`;
@@ -238,7 +262,10 @@ function section1(input: ReportInput, goals: string[]): string {
   );
   s += `| **total** | | **${t.attempts}** | **${t.denied}** | | | **${t.logged}** | **${t.right}** |\n\n`;
   s += `Kernel decisions during the emulation: ${thousands(a.kernelDecisions)}; logged by the agent: ${thousands(a.logged)}; dropped: ${thousands(a.dropped)}.\n\n`;
-  goals.push(`Adversary emulation: ${t.denied}/${t.attempts} attempts denied, ${t.right}/${t.attempts} logged with the right job id (the paper: 3 of about 23,000 not logged, cause unknown).`);
+  goals.push(
+    `Adversary emulation${a.slurm ? ' inside strict-policy Slurm jobs' : ' (not under Slurm)'}: ${t.denied}/${t.attempts} attempts denied, ${t.right}/${t.attempts} logged with the right job id ` +
+      `(the paper: 3 of about 23,000 not logged, cause unknown): **${t.denied === t.attempts && t.right === t.attempts ? 'met' : 'not met'}**.`,
+  );
   return s;
 }
 
@@ -269,11 +296,20 @@ export function renderReport(input: ReportInput): string {
   s += `operations and elapsed CLOCK_MONOTONIC ns. mdstress follows the paper's Appendix C (create, write "mdstress", close, unlink), unpaced here; `;
   s += `dgemm (blocked matrix multiply) stands in for xhpl; the loopback connect loop stands in for tcpkali.\n`;
   s += `- The strict profile is the one of docs/DESIGN (fileperms, suidexec, sshlisteners, skconnections with 192.0.2.0/24, 198.51.100.0/24, 2001:db8::/32, killtasks, all enforce); `;
-  s += `the floor profile is fileperms = audit. Jobs are added through the agent's socket. After every run the driver waits until the agent has logged every decision, `;
+  s += `the floor profile is fileperms = audit. Jobs are added through the agent's socket; after each job change the driver leaves the agent 3 idle virtual seconds for its background work (deleting retired sets on a worker thread). After every run the driver waits until the agent has logged every decision, `;
   s += `so a run carries the logging cost of its own events and none of the previous run's.\n`;
-  s += `- Changes made for these figures: the agent's ring-buffer reader now waits 5 ms after a wakeup before consuming (records arriving meanwhile cost no wakeup: `;
-  s += `the kernel wakes the reader only for a record written while it had caught up), and the event pipeline writes the lines of a batch with one write to stdout `;
-  s += `and one to the log file instead of two writes per event.\n\n`;
+  s += `- Changes made for these figures (the previous run's document is in the git history of docs/BENCHMARKS.md, commit 45729da): `;
+  s += `(1) every LSM program tests the acting uid's bit in \`uid_bits\`, a bitmap of the uids that may have a policy (an array-map lookup the verifier inlines), `;
+  s += `before the \`uid_policy\` hash lookup, and chmod/create/mkdir/mknod return before any lookup when the mode has none of S_ISUID, S_ISGID, S_IWOTH; `;
+  s += `direct BTF pointer reads replace probe-read chains on the hot paths, and a destination address is read with one probe read; `;
+  s += `(2) the agent reads the ring buffer in JavaScript through its own mmap of it (no native call and no C-to-JS callback per record) and builds each log line as one string; `;
+  s += `(3) the prolog's and epilog's client opens its unix socket without an http.Agent, whose first \`net.isIP\` call compiled V8's IPv6 regular expression at every start; `;
+  s += `(4) the agent runs with the V8 options of deploy/agent-node-options; (5) the apply histogram has buckets fine below 10 ms and is reported for the one-at-a-time `;
+  s += `prologs and the 64-concurrent batch apart; (6) the adversary emulation runs inside Slurm jobs. Kept from before: the ring-buffer reader waits 5 ms after a wakeup `;
+  s += `before consuming, and the lines of a batch go out with one write to stdout and one to the log file.\n`;
+  const runNotes = [...(on?.notes ?? []), ...(off?.notes ?? [])];
+  if (runNotes.length > 0) s += `- Notes from this run: ${runNotes.join('; ')}.\n`;
+  s += `\n`;
   const body = [section2(input, goals), sectionStats(input), section3(input, goals), section4(input, goals), section1(input, goals)].join('\n');
   s += body;
   s += `\n## Goals\n\n${goals.map((g) => `- ${g}`).join('\n')}\n`;

@@ -63,6 +63,17 @@ function hostInfo(): HostInfo {
   return { cpuModel: model, cores: cpus().length, hostKernel: release(), os, qemu, node: process.version, date: new Date().toISOString() };
 }
 
+/** `node -e 0` on the host: what any Node.js process start costs there */
+async function hostNodeStart(): Promise<number[]> {
+  const times: number[] = [];
+  for (let i = 0; i < (quick ? 5 : 30); i++) {
+    const t0 = process.hrtime.bigint();
+    await execa(process.execPath, ['-e', '0'], { extendEnv: false, reject: false });
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  return times;
+}
+
 /** prolog start to exit on the host, where no agent runs (on_error = allow): process start on real hardware */
 async function hostPrologStart(): Promise<number[]> {
   const dir = join(root, '.vm-work', 'bench-host');
@@ -96,10 +107,11 @@ async function main(): Promise<void> {
   execFileSync('bash', [join(root, 'bench/build.sh')], { stdio: 'inherit' });
   const host = hostInfo();
   const hostProlog = await hostPrologStart();
+  const hostNode = await hostNodeStart();
   const on = only === 'off' ? undefined : await boot('on');
   const off = only === 'on' ? undefined : await boot('off');
   const input = {
-    host, on: on?.result, off: off?.result, hostPrologMs: hostProlog,
+    host, on: on?.result, off: off?.result, hostPrologMs: hostProlog, hostNodeMs: hostNode,
     vmSeconds: { on: on?.seconds ?? 0, off: off?.seconds ?? 0 }, totalSeconds: (Date.now() - t0) / 1000, quick,
   };
   writeFileSync(join(root, '.vm-work', 'bench-last.json'), JSON.stringify(input, null, 1));

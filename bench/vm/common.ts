@@ -47,10 +47,37 @@ export interface PipelineStep {
   drainSeconds: number;
 }
 
+export interface ApplyHistogram {
+  count: number;
+  sumSeconds: number;
+  /** cumulative, as Prometheus exposes them */
+  buckets: { le: number; count: number }[];
+}
+
+/** the histogram of what happened between two scrapes */
+export function histogramDelta(before: ApplyHistogram, after: ApplyHistogram): ApplyHistogram {
+  return {
+    count: after.count - before.count,
+    sumSeconds: after.sumSeconds - before.sumSeconds,
+    buckets: after.buckets.map((b, i) => ({ le: b.le, count: b.count - (before.buckets[i]?.count ?? 0) })),
+  };
+}
+
+/** upper bound of the bucket holding quantile q (0..1) of a cumulative histogram: "p <= bound" */
+export function histogramQuantileBound(h: ApplyHistogram, q: number): number {
+  const need = q * h.count;
+  return h.buckets.find((b) => b.count >= need)?.le ?? NaN;
+}
+
 export interface JobStartResult {
   sequential: { prologMs: number[]; epilogMs: number[] };
   concurrent: { n: number; totalMs: number; prologMs: number[]; ok: number; epilogTotalMs: number; epilogOk: number };
-  apply: { count: number; sumSeconds: number; buckets: { le: number; count: number }[] };
+  /** every uid policy write of the section (histogram difference) */
+  apply: ApplyHistogram;
+  /** the writes of the one-at-a-time prologs and epilogs only */
+  applySequential?: ApplyHistogram;
+  /** the writes of the 64-concurrent batch only */
+  applyConcurrent?: ApplyHistogram;
   rss: { idleKiB: number; afterWorkloadsKiB: number; afterFloodKiB: number; peakKiB: number };
 }
 
@@ -78,6 +105,8 @@ export interface AdversaryResult {
   kernelDecisions: number;
   logged: number;
   dropped: number;
+  /** present when the attempts ran inside Slurm jobs (the root attempts outside any job) */
+  slurm?: { node: string; bringupSeconds: number; jobSeconds: number; userAttempts: number; rootAttempts: number; paceMs: number };
 }
 
 export interface BootResult {
@@ -92,6 +121,8 @@ export interface BootResult {
   pipeline: PipelineStep[];
   pipelineRingBytes: number;
   jobStart: JobStartResult | null;
+  /** node options the agent was started with (deploy/agent-node-options) */
+  agentNodeOptions?: string[];
   adversary: AdversaryResult | null;
   notes: string[];
 }

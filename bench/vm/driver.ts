@@ -15,8 +15,10 @@ import { release } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { request, type ClientResponse } from '../../agent/client/client.js';
+import { sbatch, startCluster, stopCluster, waitJobEnded, waitJobRunning } from '../../test/slurm/cluster.js';
+import { histogramDelta } from './common.js';
 import type {
-  AdversaryResult, AdversaryRow, BootResult, BpfStatsResult, ConfigResult, JobStartResult, PipelineStep, ProgStat, Sample, WorkloadResult,
+  AdversaryResult, AdversaryRow, ApplyHistogram, BootResult, BpfStatsResult, ConfigResult, JobStartResult, PipelineStep, ProgStat, Sample, WorkloadResult,
 } from './common.js';
 
 const ROOT = (() => {
@@ -26,8 +28,11 @@ const ROOT = (() => {
 const BUILD = join(ROOT, 'build/bench');
 const PROBE_SRC = join(ROOT, 'build/probe/krsi-probe');
 const AGENT = join(ROOT, 'dist/agent/main.js');
+/** the V8 options deploy/install.sh puts in the krsi-agent wrapper */
+const AGENT_NODE_OPTIONS = readFileSync(join(ROOT, 'deploy/agent-node-options'), 'utf8').split(/\s+/).filter((x) => x !== '');
 const PROLOG = join(ROOT, 'dist/prolog/prolog.js');
 const EPILOG = join(ROOT, 'dist/epilog/epilog.js');
+const ADVERSARY_JOB = join(ROOT, 'bench/adversary-job.sh');
 
 const WORK = '/tmp/krsi-bench';
 const BIN = join(WORK, 'bin');
@@ -37,6 +42,9 @@ const PIN_DIR = '/sys/fs/bpf/slurm-krsi';
 const EVENT_LOG = join(WORK, 'events.log');
 const AGENT_OUT = join(WORK, 'agent.out');
 const SSH_CLIENT = join(WORK, 'ssh-client');
+/** slurm.conf Prolog= / Epilog=: the real prolog and epilog, pointed at the bench agent's config */
+const SLURM_PROLOG = join(WORK, 'slurm-prolog');
+const SLURM_EPILOG = join(WORK, 'slurm-epilog');
 const METRICS = 'http://127.0.0.1:9817/metrics';
 
 /** the measuring uid (a job's user) and another uid */
@@ -188,7 +196,7 @@ async function api(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unkno
 async function startAgent(): Promise<number> {
   writeFileSync(CONFIG, agentConfig());
   // stdout stands in for journald: a file, so that its writes cost what writing to a journal pipe would
-  const proc = execa(process.execPath, [AGENT, '--config', CONFIG], { reject: false, stdout: { file: AGENT_OUT }, stderr: { file: `${AGENT_OUT}.err` } });
+  const proc = execa(process.execPath, [...AGENT_NODE_OPTIONS, AGENT, '--config', CONFIG], { reject: false, stdout: { file: AGENT_OUT }, stderr: { file: `${AGENT_OUT}.err` } });
   const deadline = vnow() + 120000;
   while (vnow() < deadline) {
     if (proc.exitCode !== null) throw new Error(`agent exited early: ${readFileSync(`${AGENT_OUT}.err`, 'utf8')}`);
@@ -229,6 +237,16 @@ async function removeJob(jobId: string): Promise<void> {
   await api('DELETE', `/v1/jobs/${jobId}`);
 }
 
+/**
+ * Between configurations: a policy change leaves the agent work to do in the background (the retired
+ * sets are deleted after a grace period, on a worker thread it starts for that), which would otherwise
+ * land in the first timed runs of the next configuration. Idle virtual time costs nothing under
+ * -icount sleep=off.
+ */
+async function settleAgent(): Promise<void> {
+  await sleep(3000);
+}
+
 // ------------------------------------------------------------------ job start cost
 
 function slurmEnv(jobId: string, uid: number, extra: Record<string, string> = {}): Record<string, string> {
@@ -241,7 +259,7 @@ async function hook(script: string, env: Record<string, string>): Promise<{ ms: 
   return { ms: vnow() - t0, ok: r.exitCode === 0 };
 }
 
-async function applyHistogram(): Promise<JobStartResult['apply']> {
+async function applyHistogram(): Promise<ApplyHistogram> {
   const text = await (await fetch(METRICS)).text();
   const buckets: { le: number; count: number }[] = [];
   let count = 0;
@@ -275,6 +293,7 @@ async function jobStart(): Promise<JobStartResult> {
     epilogMs.push(e.ms);
   }
   say(`sequential prolog ms: ${prologMs.map((x) => x.toFixed(0)).join(' ')}`);
+  const afterSequential = await applyHistogram();
   const ids = Array.from({ length: 64 }, (_, i) => String(30000 + i));
   const t0 = vnow();
   const pro = await Promise.all(ids.map((id, i) => hook(PROLOG, slurmEnv(id, 4000 + (i % 8), { SLURM_JOB_COMMENT: 'policy:strict' }))));
@@ -284,15 +303,12 @@ async function jobStart(): Promise<JobStartResult> {
   const epilogTotalMs = vnow() - t1;
   say(`64 concurrent prologs: ${totalMs.toFixed(0)} ms, ${pro.filter((p) => p.ok).length} ok; epilogs ${epilogTotalMs.toFixed(0)} ms`);
   const after = await applyHistogram();
-  const apply = {
-    count: after.count - before.count,
-    sumSeconds: after.sumSeconds - before.sumSeconds,
-    buckets: after.buckets.map((b, i) => ({ le: b.le, count: b.count - (before.buckets[i]?.count ?? 0) })),
-  };
   return {
     sequential: { prologMs, epilogMs },
     concurrent: { n: 64, totalMs, prologMs: pro.map((p) => p.ms), ok: pro.filter((p) => p.ok).length, epilogTotalMs, epilogOk: epi.filter((e) => e.ok).length },
-    apply,
+    apply: histogramDelta(before, after),
+    applySequential: histogramDelta(before, afterSequential),
+    applyConcurrent: histogramDelta(afterSequential, after),
     rss: { idleKiB: NaN, afterWorkloadsKiB: NaN, afterFloodKiB: NaN, peakKiB: NaN },
   };
 }
@@ -471,6 +487,119 @@ async function adversary(agentPid: number): Promise<AdversaryResult> {
   };
 }
 
+/**
+ * The same emulation inside real Slurm jobs: a single-node cluster (test/slurm/cluster.ts: munge,
+ * slurmctld, slurmd) whose Prolog/Epilog are the real prolog and epilog talking to the bench agent. The
+ * user's attempts run as processes of consecutive `sbatch --comment=policy:strict` jobs of uid 1000
+ * (bench/adversary-job.sh runs a list of them at a steady pace and records each attempt's pid and
+ * answer); the root attempts against the agent cannot run inside a user's job and run from the driver,
+ * outside any job, at the same pace.
+ */
+async function adversaryInSlurm(agentPid: number): Promise<AdversaryResult> {
+  const actions = adversaryActions(agentPid);
+  const total = quick ? 90 : 2000;
+  const nJobs = 4;
+  const paceMs = 20;
+  let seed = 42;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000);
+  const order = Array.from({ length: total }, () => Math.floor(rnd() * actions.length));
+  const userOrder = order.filter((i) => !actions[i]!.asRoot);
+  const rootOrder = order.filter((i) => actions[i]!.asRoot);
+
+  const t0 = vnow();
+  const cluster = await startCluster({ prolog: SLURM_PROLOG, epilog: SLURM_EPILOG, cpus: 2 });
+  const bringupSeconds = (vnow() - t0) / 1000;
+  say(`adversary: Slurm cluster up on ${cluster.node} in ${bringupSeconds.toFixed(1)} virtual s`);
+  try {
+    await drained();
+    const since = logSize();
+    const s0 = await status();
+    const rows: AdversaryRow[] = actions.map((a) => ({ action: a.name, policy: a.policy, attempts: 0, denied: 0, allowed: 0, otherError: 0, logged: 0, loggedRightJob: 0 }));
+    const attempts: { action: number; pid: number; job: string; verdict: string }[] = [];
+    const jobs: string[] = [];
+    const dir = userDir(USER);
+    let n = 0;
+    const perJob = Math.ceil(userOrder.length / nJobs);
+    const tRun = vnow();
+    for (let j = 0; j < nJobs; j++) {
+      const chunk = userOrder.slice(j * perJob, (j + 1) * perJob);
+      if (chunk.length === 0) break;
+      const list = join(dir, `adversary-${j}.list`);
+      const outFile = join(dir, `adversary-${j}.out`);
+      const lines = chunk.map((i) => actions[i]!.argv(n++).join(' '));
+      writeFileSync(list, `${lines.join('\n')}\n`);
+      chmodSync(list, 0o644);
+      const id = await sbatch(USER, ADVERSARY_JOB, [
+        '--comment=adversary emulation policy:strict', '-J', `adversary-${j}`, `--output=${join(dir, `adversary-${j}.slurm.txt`)}`,
+        `--export=ALL,ADV_LIST=${list},ADV_PACE=${(paceMs / 1000).toFixed(3)},ADV_OUT=${outFile}`,
+      ]);
+      jobs.push(id);
+      await waitJobRunning(id, 300_000);
+      const info = await waitJobEnded(id, 1_800_000);
+      const printed = readFileSync(outFile, 'utf8').split('\n');
+      let ran = 0;
+      for (const line of printed) {
+        const m = /^(\d+) (\d+) ?(.*)$/.exec(line);
+        if (!m) continue;
+        const k = Number(m[1]);
+        const action = chunk[k];
+        if (action === undefined) continue;
+        attempts.push({ action, pid: Number(m[2]), job: id, verdict: m[3]!.trim() });
+        ran++;
+      }
+      say(`adversary: job ${id} (${info.JobState}): ${ran}/${chunk.length} attempts ran`);
+    }
+    const jobSeconds = (vnow() - tRun) / 1000;
+    // the root attempts against the agent, outside any job, at the same pace
+    let nextAt = vnow();
+    for (const i of rootOrder) {
+      const [file, ...argv] = actions[i]!.argv(n++);
+      const sub = runAs(0, file!, argv);
+      const pid = sub.pid!;
+      const r = await sub;
+      attempts.push({ action: i, pid, job: '', verdict: String(r.stdout).trim().split('\n').pop() ?? '' });
+      nextAt += paceMs;
+      const wait = nextAt - vnow();
+      if (wait > 0) await sleep(wait);
+    }
+    const virtualSeconds = (vnow() - tRun) / 1000;
+    let s1 = await status();
+    for (let k = 0; k < 50 && s1.events.logged - s0.events.logged + s1.events.dropped - s0.events.dropped < decisions(s1) - decisions(s0); k++) {
+      await sleep(100);
+      s1 = await status();
+    }
+    await sleep(200); // the file stream's last write
+    const byPid = new Map<number, EventRec[]>();
+    for (const e of logEvents(since)) byPid.set(e.pid, [...(byPid.get(e.pid) ?? []), e]);
+    for (const at of attempts) {
+      const a = actions[at.action]!;
+      const row = rows[at.action]!;
+      row.attempts++;
+      if (at.verdict === 'ERR EPERM') row.denied++;
+      else if (at.verdict === 'OK' || /^\d+$/.test(at.verdict)) row.allowed++;
+      else row.otherError++;
+      const evs = (byPid.get(at.pid) ?? []).filter((e) => e.type === a.type && e.policy === a.policy);
+      if (evs.length > 0) {
+        row.logged++;
+        if (evs.some((e) => e.job === at.job)) row.loggedRightJob++;
+      }
+    }
+    for (const r of rows) say(`adversary ${r.action}: ${r.attempts} attempts, ${r.denied} denied, ${r.allowed} allowed, ${r.otherError} other, ${r.logged} logged, ${r.loggedRightJob} right job`);
+    return {
+      actions: attempts.length,
+      virtualSeconds,
+      jobs,
+      rows,
+      kernelDecisions: decisions(s1) - decisions(s0),
+      logged: s1.events.logged - s0.events.logged,
+      dropped: s1.events.dropped - s0.events.dropped,
+      slurm: { node: cluster.node, bringupSeconds, jobSeconds, userAttempts: attempts.length - rootOrder.length, rootAttempts: rootOrder.length, paceMs },
+    };
+  } finally {
+    await stopCluster();
+  }
+}
+
 // ------------------------------------------------------------------ main
 
 async function setup(): Promise<void> {
@@ -486,6 +615,10 @@ async function setup(): Promise<void> {
   chmodSync(join(BIN, 'krsi-probe'), 0o755);
   copyFileSync(PROBE_SRC, SSH_CLIENT);
   chmodSync(SSH_CLIENT, 0o755);
+  for (const [wrapper, script] of [[SLURM_PROLOG, PROLOG], [SLURM_EPILOG, EPILOG]] as const) {
+    writeFileSync(wrapper, `#!/bin/sh\n# slurmd runs this with no PATH: the real ${script.endsWith('prolog.js') ? 'prolog' : 'epilog'}, with the bench agent's config\nKRSI_CONFIG=${CONFIG} exec ${process.execPath} ${script}\n`);
+    chmodSync(wrapper, 0o755);
+  }
   copyFileSync('/usr/bin/id', join(WORK, 'suid-id'));
   chmodSync(join(WORK, 'suid-id'), 0o4755);
   for (const uid of [USER, OTHER]) {
@@ -501,7 +634,7 @@ async function main(): Promise<void> {
   say(`boot ${boot}: kernel ${release()}, lsm ${lsm}, quick ${quick}`);
   const result: BootResult = {
     boot, kernel: release(), lsm, cpuModel, icount: true, quick, configs: [], bpfStats: [], pipeline: [], pipelineRingBytes: 8 << 20,
-    jobStart: null, adversary: null, notes,
+    jobStart: null, agentNodeOptions: AGENT_NODE_OPTIONS, adversary: null, notes,
   };
   const save = () => writeFileSync(out, JSON.stringify(result, null, 1));
 
@@ -520,17 +653,21 @@ async function main(): Promise<void> {
   result.configs.push(await measureConfig('agent-no-job'));
   save();
   await addJob('10001', OTHER, 'policy:strict');
+  await settleAgent();
   result.configs.push(await measureConfig('strict-other-uid'));
   await removeJob('10001');
   save();
   await addJob('10000', USER, 'policy:strict');
+  await settleAgent();
   result.configs.push(await measureConfig('strict-self'));
   result.bpfStats.push(await bpfStats('strict-self'));
   await removeJob('10000');
   save();
   await addJob('10002', USER); // the floor only: fileperms = audit
+  await settleAgent();
   result.configs.push(await measureConfig('audit-self'));
   await removeJob('10002');
+  await settleAgent();
   result.bpfStats.push(await bpfStats('agent-no-job'));
   save();
 
@@ -544,7 +681,13 @@ async function main(): Promise<void> {
   result.jobStart.rss.peakKiB = rssKiB(agentPid, 'VmHWM');
   say(`agent RSS: idle ${result.jobStart.rss.idleKiB} KiB, after the flood ${result.jobStart.rss.afterFloodKiB} KiB, peak ${result.jobStart.rss.peakKiB} KiB`);
   save();
-  result.adversary = await adversary(agentPid);
+  try {
+    result.adversary = await adversaryInSlurm(agentPid);
+  } catch (err) {
+    notes.push(`adversary emulation under Slurm failed (${(err as Error).message.split('\n')[0]}); ran it without Slurm instead`);
+    say(`adversary under Slurm failed: ${(err as Error).stack ?? String(err)}`);
+    result.adversary = await adversary(agentPid);
+  }
   save();
 }
 
