@@ -294,10 +294,7 @@ export class KrsiAgent implements AgentService {
 
   /** job id(s) an event is attributed to: the jobs its uid has on this node */
   private jobOf(e: KrsiEvent): string {
-    return this.table
-      .ofUid(e.uid)
-      .map((j) => j.jobId)
-      .join(',');
+    return this.table.jobIdsOfUid(e.uid);
   }
 
   events(since: number, limit: number): EventsPage {

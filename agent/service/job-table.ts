@@ -17,6 +17,8 @@ interface TableFile {
 export class JobTable {
   readonly path: string;
   private readonly jobs = new Map<string, JobRecord>();
+  /** uid -> "id,id", for the event log: asked once per kernel event, so kept until the table changes */
+  private readonly idsByUid = new Map<number, string>();
 
   constructor(stateDir: string) {
     this.path = join(stateDir, 'jobs.json');
@@ -25,6 +27,7 @@ export class JobTable {
   /** Read the table; a missing file is an empty table, an unreadable one is an error naming the file. */
   load(): void {
     this.jobs.clear();
+    this.idsByUid.clear();
     if (!existsSync(this.path)) return;
     let parsed: TableFile;
     try {
@@ -64,11 +67,13 @@ export class JobTable {
 
   set(job: JobRecord): void {
     this.jobs.set(job.jobId, job);
+    this.idsByUid.clear();
   }
 
   delete(jobId: string): JobRecord | undefined {
     const job = this.jobs.get(jobId);
     this.jobs.delete(jobId);
+    this.idsByUid.clear();
     return job;
   }
 
@@ -78,6 +83,16 @@ export class JobTable {
 
   ofUid(uid: number): JobRecord[] {
     return this.all().filter((j) => j.uid === uid);
+  }
+
+  /** the ids of a uid's jobs, comma-separated ('' for none) */
+  jobIdsOfUid(uid: number): string {
+    let ids = this.idsByUid.get(uid);
+    if (ids === undefined) {
+      ids = this.ofUid(uid).map((j) => j.jobId).join(',');
+      this.idsByUid.set(uid, ids);
+    }
+    return ids;
   }
 
   uids(): Set<number> {

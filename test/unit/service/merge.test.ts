@@ -103,6 +103,25 @@ describe('job table', () => {
     expect([...again.uids()]).to.deep.equal([1000]);
   });
 
+  it('names the jobs of a uid for the event log, and follows every change of the table', () => {
+    const t = new JobTable(join(dir, 'state'));
+    const job = (jobId: string, uid: number) => ({ jobId, uid, user: null, requested: null, profiles: ['default'], unknownProfile: null, addedAt: 'x' });
+    expect(t.jobIdsOfUid(1000)).to.equal('');
+    t.set(job('7', 1000));
+    expect(t.jobIdsOfUid(1000)).to.equal('7');
+    t.set(job('8', 1000));
+    t.set(job('9', 1001));
+    expect(t.jobIdsOfUid(1000)).to.equal('7,8');
+    expect(t.jobIdsOfUid(1001)).to.equal('9');
+    t.delete('7');
+    expect(t.jobIdsOfUid(1000)).to.equal('8');
+    t.save();
+    t.delete('8');
+    expect(t.jobIdsOfUid(1000)).to.equal('');
+    t.load();
+    expect(t.jobIdsOfUid(1000)).to.equal('8');
+  });
+
   it('refuses a corrupt table with an error naming the file', () => {
     const t = new JobTable(dir);
     writeFileSync(t.path, '{"version":1,"jobs":[');
