@@ -236,6 +236,14 @@ export class KrsiAgent implements AgentService {
       for (const path of [...p.suidexecAllow, ...p.sshClients]) paths.add(path);
     }
     this.watcher.watchPaths(paths);
+    // resolve them now, not in the first prolog that needs them (the identity iterator is the costly
+    // part of an apply); a failure here is only reported: the apply that needs them will retry and fail
+    // with the error where it matters
+    try {
+      this.identities.resolve([...paths]);
+    } catch (err) {
+      this.log.warn('cannot resolve allowlisted files yet', { error: (err as Error).message });
+    }
   }
 
   /** an allowlisted file was replaced, created or removed: re-resolve it and rewrite every uid */
