@@ -240,22 +240,19 @@ function section4(input: ReportInput, goals: string[]): string {
 
 function section1(input: ReportInput, goals: string[]): string {
   const a = input.on?.adversary;
-  if (!a) return '';
   let s = `## 1. Adversary emulation (the paper's Figure 14)\n\n`;
-  if (a.slurm) {
-    const sl = a.slurm;
-    s += `Under Slurm: a single-node cluster in the VM (test/slurm/cluster.ts: munge, slurmctld and slurmd of Debian's Slurm 22.05, node ${sl.node}, up in ${f(sl.bringupSeconds, 1)} virtual s) `;
-    s += `whose Prolog and Epilog are the real prolog and epilog talking to the agent. ${thousands(a.actions)} attempts: ${thousands(sl.userAttempts)} by uid 1000 as processes `;
-    s += `of ${a.jobs.length} consecutive \`sbatch --comment="adversary emulation policy:strict"\` jobs (Slurm jobs ${a.jobs.join(', ')}; bench/adversary-job.sh runs each job's list `;
-    s += `one attempt after the other with ${sl.paceMs} virtual ms between them), and ${thousands(sl.rootAttempts)} by root against the agent (kill, ptrace), which cannot run inside `;
-    s += `a user's job and ran from the driver, outside any job, at the same pace. Actions were drawn at random, every action equally likely; `;
-    s += `achieved: ${f(a.actions / a.virtualSeconds, 1)} attempts per virtual second overall, ${f(sl.userAttempts / sl.jobSeconds, 1)} per virtual second `;
-    s += `from the first sbatch to the end of the last job (each job's scheduling, prolog and epilog included). `;
-  } else {
-    s += `Not under Slurm: the jobs are registered the way slurmd would do it, by running the real prolog (and epilog) with Slurm's environment against the real agent. `;
-    s += `${thousands(a.actions)} actions in ${a.jobs.length} consecutive strict jobs of uid 1000 (jobs ${a.jobs.join(', ')}), one action chosen at random every 20 virtual ms `;
-    s += `(achieved: ${f(a.actions / a.virtualSeconds, 1)} actions per virtual second). `;
+  if (!a) {
+    goals.push('Adversary emulation inside strict-policy Slurm jobs: **not met** (it did not run: see the run notes).');
+    return `${s}Did not run: see the run notes.\n\n`;
   }
+  const sl = a.slurm;
+  s += `Under Slurm: a single-node cluster in the VM (test/slurm/cluster.ts: munge, slurmctld and slurmd of Debian's Slurm 22.05, node ${sl.node}, up in ${f(sl.bringupSeconds, 1)} virtual s) `;
+  s += `whose Prolog and Epilog are the real prolog and epilog talking to the agent. ${thousands(a.actions)} attempts: ${thousands(sl.userAttempts)} by uid 1000 as processes `;
+  s += `of ${a.jobs.length} consecutive \`sbatch --comment="adversary emulation policy:strict"\` jobs (Slurm jobs ${a.jobs.join(', ')}; bench/adversary-job.sh runs each job's list `;
+  s += `one attempt after the other with ${sl.paceMs} virtual ms between them), and ${thousands(sl.rootAttempts)} by root against the agent (kill, ptrace), which cannot run inside `;
+  s += `a user's job and ran from the driver, outside any job, at the same pace. Actions were drawn at random, every action equally likely; `;
+  s += `achieved: ${f(a.actions / a.virtualSeconds, 1)} attempts per virtual second overall, ${f(sl.userAttempts / sl.jobSeconds, 1)} per virtual second `;
+  s += `from the first sbatch to the end of the last job (each job's scheduling, prolog and epilog included). `;
   s += `Each attempt is a fresh process (build/probe/krsi-probe, or a copy of it registered as an ssh client) `;
   s += `that makes exactly one syscall and prints what the kernel answered, so each attempt is known to have reached the kernel (EPERM from the policy) or not (another error). `;
   s += `"Logged" counts attempts whose process id appears in the agent's event log with the expected event type; "right job" those whose event names the job the attempt ran in `;
@@ -271,7 +268,7 @@ function section1(input: ReportInput, goals: string[]): string {
   s += `| **total** | | **${t.attempts}** | **${t.denied}** | | | **${t.logged}** | **${t.right}** |\n\n`;
   s += `Kernel decisions during the emulation: ${thousands(a.kernelDecisions)}; logged by the agent: ${thousands(a.logged)}; dropped: ${thousands(a.dropped)}.\n\n`;
   goals.push(
-    `Adversary emulation${a.slurm ? ' inside strict-policy Slurm jobs' : ' (not under Slurm)'}: ${t.denied}/${t.attempts} attempts denied, ${t.right}/${t.attempts} logged with the right job id ` +
+    `Adversary emulation inside strict-policy Slurm jobs: ${t.denied}/${t.attempts} attempts denied, ${t.right}/${t.attempts} logged with the right job id ` +
       `(the paper: 3 of about 23,000 not logged, cause unknown): **${t.denied === t.attempts && t.right === t.attempts ? 'met' : 'not met'}**.`,
   );
   return s;

@@ -106,7 +106,7 @@ export interface AdversaryResult {
   logged: number;
   dropped: number;
   /** present when the attempts ran inside Slurm jobs (the root attempts outside any job) */
-  slurm?: { node: string; bringupSeconds: number; jobSeconds: number; userAttempts: number; rootAttempts: number; paceMs: number };
+  slurm: { node: string; bringupSeconds: number; jobSeconds: number; userAttempts: number; rootAttempts: number; paceMs: number };
 }
 
 export interface BootResult {
