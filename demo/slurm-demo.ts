@@ -13,7 +13,7 @@ import { execa } from 'execa';
 import { Enforcer } from '../agent/enforcement/enforcer.js';
 import { REPO, WORK, asUser, sbatch, sbatchRaw, startCluster, stopCluster, waitJobEnded } from '../test/slurm/cluster.js';
 import {
-  EPILOG, EVENT_LOG, KRSICTL, PIN_DIR, PROLOG, agentJobs, attempts, installOnNode, shutdownAgent, startAgent, uidsUnderPolicy,
+  EPILOG, EVENT_LOG, KRSICTL, PIN_DIR, PROLOG, agentJobs, attempts, installOnNode, namesJob, shutdownAgent, startAgent, uidsUnderPolicy,
   type AgentJob,
 } from '../test/slurm/node.js';
 
@@ -107,7 +107,6 @@ function eventLines(): string[] {
   return existsSync(EVENT_LOG) ? readFileSync(EVENT_LOG, 'utf8').split('\n').filter((l) => l !== '') : [];
 }
 
-const hasJob = (line: string, id: string) => new RegExp(`\\bjob=(?:[^ ]*,)?${id}(?:,[^ ]*)?(?: |$)`).test(line);
 
 async function main(): Promise<number> {
   const started = Date.now();
@@ -183,15 +182,15 @@ async function main(): Promise<number> {
   section(`the agent's event log (${EVENT_LOG}), billy's job`);
   await new Promise((r) => setTimeout(r, 500)); // the reader batches for a few ms
   const lines = eventLines();
-  const strictLines = lines.filter((l) => hasJob(l, strictJob));
+  const strictLines = lines.filter((l) => namesJob(l, strictJob));
   for (const l of strictLines) console.log(l);
   const denials = strictLines.filter((l) => / act=deny(?: |$)/.test(l)).length;
   const expectedDenials = ROWS.filter((r) => r.strictDenies).length;
   if (denials < expectedDenials) problems.push(`${denials} deny events name job ${strictJob}, expected at least ${expectedDenials}`);
 
   section("the agent's event log: alice's job (the floor audits fileperms: logged, allowed) and root's kill");
-  for (const l of lines.filter((l) => hasJob(l, plainJob) || / type=(sgkill|ptrace) /.test(l))) console.log(l);
-  if (lines.some((l) => hasJob(l, plainJob) && / act=deny(?: |$)/.test(l))) problems.push(`a deny event names alice's job ${plainJob}`);
+  for (const l of lines.filter((l) => namesJob(l, plainJob) || / type=(sgkill|ptrace) /.test(l))) console.log(l);
+  if (lines.some((l) => namesJob(l, plainJob) && / act=deny(?: |$)/.test(l))) problems.push(`a deny event names alice's job ${plainJob}`);
 
   section('after the jobs: the epilog removed them, billy is free again');
   const left = await uidsUnderPolicy();

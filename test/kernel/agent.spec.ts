@@ -10,6 +10,7 @@ import { execa, type ResultPromise } from 'execa';
 import { request, type ClientResponse } from '../../agent/client/client.js';
 import { Enforcer } from '../../agent/enforcement/enforcer.js';
 import { OTHER, ROOT, SCRATCH, USER, probe, runAs, userDir } from './fixture.js';
+import { liftProtection } from '../slurm/node.js';
 
 const DIR = '/tmp/krsi-agent-spec';
 const CONFIG = join(DIR, 'krsi.ini');
@@ -77,13 +78,7 @@ async function startAgent(): Promise<number> {
 /** stop the agent the way a crash does; the agent protects itself, so lift that first, as root can */
 async function killAgent(signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
   const proc = agent!;
-  const enforcer = Enforcer.open({ objectPath: join(ROOT, 'build/bpf/krsi.bpf.o'), pinDir: PIN_DIR });
-  try {
-    expect(enforcer.adopted).to.equal(true);
-    enforcer.unprotect(proc.pid!);
-  } finally {
-    await enforcer.close();
-  }
+  expect(await liftProtection(proc.pid!, PIN_DIR), 'the agent left its programs pinned').to.equal(true);
   proc.kill(signal);
   await proc;
   agent = undefined;

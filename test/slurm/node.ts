@@ -72,18 +72,25 @@ export function agentPid(): number | undefined {
 }
 
 /**
- * A crash (SIGKILL) or a stop (SIGTERM). The agent protects itself from everyone but PID 1 (that is how
- * `systemctl stop` works); there is no systemd here, so lift the protection first, as root can.
+ * The agent protects itself from everyone but PID 1 (that is how `systemctl stop` works). There is no
+ * systemd in the VM, so a test that stops an agent first lifts its protection through the pinned maps, as
+ * root can. Returns whether the pinned programs were found (adopted).
  */
-export async function stopAgent(signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
-  const proc = agent;
-  if (!proc) return;
-  const enforcer = Enforcer.open({ objectPath: OBJECT, pinDir: PIN_DIR });
+export async function liftProtection(pid: number, pinDir = PIN_DIR): Promise<boolean> {
+  const enforcer = Enforcer.open({ objectPath: OBJECT, pinDir });
   try {
-    enforcer.unprotect(proc.pid!);
+    enforcer.unprotect(pid);
+    return enforcer.adopted;
   } finally {
     await enforcer.close();
   }
+}
+
+/** A crash (SIGKILL) or a stop (SIGTERM) of the installed agent. */
+export async function stopAgent(signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
+  const proc = agent;
+  if (!proc) return;
+  await liftProtection(proc.pid!);
   proc.kill(signal);
   await proc;
   agent = undefined;
@@ -116,13 +123,17 @@ export async function uidsUnderPolicy(): Promise<number[]> {
   return (await api<{ uidsUnderPolicy: number[] }>('GET', '/v1/status')).body.uidsUnderPolicy;
 }
 
+/** whether an event line names a job (job= holds the uid's job ids, comma-separated) */
+export function namesJob(line: string, jobId: string): boolean {
+  return new RegExp(`\\bjob=(?:[^ ]*,)?${jobId}(?:,[^ ]*)?(?: |$)`).test(line);
+}
+
 /** the lines of the event log that name a job; polls until `count` of them match `re`, or 10 s */
 export async function jobEvents(jobId: string, re: RegExp = /./, count = 1): Promise<string[]> {
-  const jobRe = new RegExp(`\\bjob=(?:[^ ]*,)?${jobId}(?:,[^ ]*)?(?: |$)`);
   let found: string[] = [];
   for (let i = 0; i < 50; i++) {
     const text = existsSync(EVENT_LOG) ? readFileSync(EVENT_LOG, 'utf8') : '';
-    found = text.split('\n').filter((l) => jobRe.test(l));
+    found = text.split('\n').filter((l) => namesJob(l, jobId));
     if (found.filter((l) => re.test(l)).length >= count) break;
     await sleep(200);
   }
