@@ -2,28 +2,25 @@
  * The demo (runs as root inside the VM, started by run-demo.ts): a single-node Slurm cluster with
  * slurm-krsi installed by deploy/install.sh, and the seed paper's figures 8-12 live. billy (uid 1000)
  * submits a job with `--comment="demo run policy:strict"`, alice (uid 1001) the same job without a policy;
- * both jobs try the paper's attacks with ordinary tools (demo/jobs/paper-attacks.sh). Printed: the jobs,
+ * both jobs try the paper's attacks with ordinary tools (test/slurm/jobs/attacks.sh, the script the Slurm spec runs). Printed: the jobs,
  * each attempt with what the kernel answered, root's attempt to kill the agent, and the agent's event
  * lines. Exits non-zero when the outcome is not the expected one (an attack of billy's allowed, one of
  * alice's denied, a denial not logged with the job id).
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { Enforcer } from '../agent/enforcement/enforcer.js';
 import { REPO, WORK, asUser, sbatch, sbatchRaw, startCluster, stopCluster, waitJobEnded } from '../test/slurm/cluster.js';
 import {
-  EPILOG, EVENT_LOG, KRSICTL, PIN_DIR, PROLOG, agentJobs, attempts, installOnNode, namesJob, shutdownAgent, startAgent, uidsUnderPolicy,
-  type AgentJob,
+  ATTACKS, EPILOG, EVENT_LOG, KRSICTL, PIN_DIR, PROLOG, agentJobs, attacksExport, attempts, ensureUser, installOnNode, namesJob, shutdownAgent,
+  startAgent, startSshd, stopSshd, uidsUnderPolicy, type AgentJob,
 } from '../test/slurm/node.js';
 
 const BILLY = 1000;
 const ALICE = 1001;
-const SSH_PORT = 2222;
-const JOB_SCRIPT = join(REPO, 'demo/jobs/paper-attacks.sh');
-const PROBE = join(REPO, 'build/probe/krsi-probe');
 
-/** the attempts of paper-attacks.sh: figure, what it is, and whether strict must deny it */
+/** the attempts of attacks.sh: figure, what it is, and whether strict must deny it */
 const ROWS: { name: string; figure: string; action: string; strictDenies: boolean }[] = [
   { name: 'chmod_suid', figure: '8', action: 'chmod u+s own file', strictDenies: true },
   { name: 'chmod_sgid', figure: '8', action: 'chmod g+s own file', strictDenies: true },
@@ -35,6 +32,7 @@ const ROWS: { name: string; figure: string; action: string; strictDenies: boolea
   { name: 'suid_allowlisted', figure: '9', action: 'run set-uid passwd (allowlisted)', strictDenies: false },
   { name: 'ssh_dynamic_forward', figure: '10', action: 'ssh -D (SOCKS proxy on the node)', strictDenies: true },
   { name: 'ssh_renamed_symlink', figure: '10', action: 'ssh -D through a symlink named vim', strictDenies: true },
+  { name: 'ssh_comm_listen', figure: '10', action: 'a program named ssh listening (comm)', strictDenies: true },
   { name: 'tcp_connect', figure: '11', action: 'TCP connect 192.0.2.10:22', strictDenies: true },
   { name: 'udp_connect', figure: '11', action: 'UDP connect 192.0.2.53:53', strictDenies: true },
   { name: 'tcp6_connect', figure: '11', action: 'TCP connect [2001:db8::10]:443', strictDenies: true },
@@ -57,40 +55,6 @@ function verdict(name: string, line: string | undefined): { verdict: Verdict; de
   if (/Operation not permitted|ERR EPERM|Could not request|cannot listen/.test(said)) return { verdict: 'DENIED', detail: said };
   if (rc === 0) return { verdict: 'allowed', detail: said };
   return { verdict: 'failed', detail: said };
-}
-
-async function sh(cmd: string, args: string[]): Promise<void> {
-  const r = await execa(cmd, args, { reject: false, all: true });
-  if (r.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.exitCode}): ${r.all}`);
-}
-
-/** `name` becomes the user with `uid` (the VM's /etc is a throwaway overlay), with an ssh key to itself */
-async function ensureUser(name: string, uid: number): Promise<void> {
-  const current = (await execa('getent', ['passwd', String(uid)], { reject: false })).stdout.split(':')[0];
-  if (current !== name) {
-    if (current) await execa('userdel', ['-f', current], { reject: false });
-    const group = (await execa('getent', ['group', String(uid)], { reject: false })).stdout.split(':')[0];
-    if (group) await execa('groupdel', [group], { reject: false });
-    // password '*': no password login, but not a locked account (sshd refuses key logins to locked ones)
-    await sh('useradd', ['-m', '-u', String(uid), '-U', '-s', '/bin/bash', '-p', '*', name]);
-  }
-  const dir = `/home/${name}/.ssh`;
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  if (!existsSync(`${dir}/id_ed25519`)) await sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', `${dir}/id_ed25519`]);
-  writeFileSync(`${dir}/authorized_keys`, readFileSync(`${dir}/id_ed25519.pub`));
-  await sh('chown', ['-R', `${name}:${name}`, `/home/${name}`]);
-}
-
-/** an sshd on 127.0.0.1 for the ssh -D attempts */
-async function startSshd(): Promise<void> {
-  await sh('ssh-keygen', ['-A']);
-  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-  const config = '/tmp/krsi-demo-sshd_config';
-  writeFileSync(config, [
-    `Port ${SSH_PORT}`, 'ListenAddress 127.0.0.1', 'PasswordAuthentication no', 'UsePAM no',
-    'HostKey /etc/ssh/ssh_host_ed25519_key', 'PidFile /run/sshd-demo.pid', '',
-  ].join('\n'));
-  await sh('/usr/sbin/sshd', ['-f', config]);
 }
 
 function table(header: string[], rows: string[][]): string {
@@ -131,16 +95,16 @@ async function main(): Promise<number> {
   console.log((await execa(KRSICTL, ['profiles'], { reject: false })).stdout);
 
   section('submitting');
-  const rejected = await sbatchRaw(BILLY, JOB_SCRIPT, ['--comment=policy:stirct']);
-  console.log(`billy$ sbatch --comment=policy:stirct paper-attacks.sh\n${rejected.stderr || rejected.stdout} (exit ${rejected.exitCode})`);
+  const rejected = await sbatchRaw(BILLY, ATTACKS, ['--comment=policy:stirct']);
+  console.log(`billy$ sbatch --comment=policy:stirct attacks.sh\n${rejected.stderr || rejected.stdout} (exit ${rejected.exitCode})`);
   if (rejected.exitCode === 0) problems.push('a misspelt policy was accepted at submission');
 
-  const env = `--export=ALL,KRSI_PROBE=${PROBE},KRSI_AGENT_PID=${agentPid},KRSI_SSH_PORT=${SSH_PORT}`;
+  const env = attacksExport(agentPid);
   const out = (who: string) => `--output=${WORK}/demo-${who}-%j.out`;
-  const strictJob = await sbatch(BILLY, JOB_SCRIPT, ['--comment=demo run policy:strict', '-J', 'paper-attacks', out('billy'), env]);
-  console.log(`billy$ sbatch --comment="demo run policy:strict" paper-attacks.sh   -> job ${strictJob}`);
-  const plainJob = await sbatch(ALICE, JOB_SCRIPT, ['-J', 'paper-attacks', out('alice'), env]);
-  console.log(`alice$ sbatch paper-attacks.sh                                      -> job ${plainJob}`);
+  const strictJob = await sbatch(BILLY, ATTACKS, ['--comment=demo run policy:strict', '-J', 'paper-attacks', out('billy'), env]);
+  console.log(`billy$ sbatch --comment="demo run policy:strict" attacks.sh   -> job ${strictJob}`);
+  const plainJob = await sbatch(ALICE, ATTACKS, ['-J', 'paper-attacks', out('alice'), env]);
+  console.log(`alice$ sbatch attacks.sh                                      -> job ${plainJob}`);
 
   // what the agent holds while the jobs run (the prolog registered them; the epilog removes them)
   const seen = new Map<string, AgentJob>();
@@ -220,6 +184,6 @@ try {
   await stopCluster();
   await shutdownAgent();
   Enforcer.removePinned(PIN_DIR);
-  await execa('bash', ['-c', 'kill "$(cat /run/sshd-demo.pid)"'], { reject: false });
+  await stopSshd();
 }
 process.exit(status);

@@ -14,12 +14,11 @@ import {
   waitJobEnded, waitJobRunning, type Cluster,
 } from '../slurm/cluster.js';
 import {
-  AGENT_LOG, CONFIG, EPILOG, EVENT_LOG, KRSICTL, NOTES, PIN_DIR, PROLOG, agentJobs, agentPid, attempts, installOnNode, jobEvents,
-  shutdownAgent, startAgent, stopAgent, tail, uidsUnderPolicy,
+  AGENT_LOG, ATTACKS, CONFIG, EPILOG, EVENT_LOG, KRSICTL, NOTES, PIN_DIR, PROLOG, agentJobs, agentPid, attacksExport, attempts, ensureUser,
+  installOnNode, jobEvents, shutdownAgent, startAgent, startSshd, stopAgent, stopSshd, tail, uidsUnderPolicy,
 } from '../slurm/node.js';
-import { OTHER, PROBE, ROOT, USER, probe } from './fixture.js';
+import { OTHER, ROOT, USER, probe } from './fixture.js';
 
-const ATTACKS = join(ROOT, 'test/slurm/jobs/attacks.sh');
 const HOLD = join(ROOT, 'test/slurm/jobs/hold.sh');
 const LUA = join(ROOT, 'slurm/job_submit.lua');
 
@@ -55,6 +54,10 @@ describe('Slurm end to end', function () {
     originalConfig = readFileSync(CONFIG, 'utf8');
     console.log(`      install.sh: ${installSeconds.toFixed(1)} s`);
 
+    // the attack jobs' ssh -D goes through a real sshd, logging in with each user's own key
+    await ensureUser('krsiuser', USER);
+    await ensureUser('krsiother', OTHER);
+    await startSshd();
     cluster = await startCluster({
       prolog: PROLOG,
       epilog: EPILOG,
@@ -76,16 +79,16 @@ describe('Slurm end to end', function () {
     if (originalConfig) writeFileSync(CONFIG, originalConfig);
     if (process.env.KRSI_RESULTS_DIR) saveLogs(join(process.env.KRSI_RESULTS_DIR, 'slurm'), [AGENT_LOG, EVENT_LOG, CONFIG]);
     await stopCluster();
+    await stopSshd();
     await shutdownAgent();
     Enforcer.removePinned(PIN_DIR);
   });
 
-  it('a strict job of uid 1000: each of the paper\'s attacks is denied and logged with the job id; a job of uid 1001 without a policy is not stopped; after the job uid 1000 is free', async () => {
-    const env = { KRSI_PROBE: PROBE, KRSI_AGENT_PID: String(agentPid()) };
-    const exportArg = `--export=ALL,KRSI_PROBE=${env.KRSI_PROBE},KRSI_AGENT_PID=${env.KRSI_AGENT_PID}`;
+  it('a strict job of uid 1000: each of the paper\'s attacks and its variants is denied and logged with the job id; a job of uid 1001 without a policy is not stopped; after the job uid 1000 is free', async () => {
+    const exportArg = attacksExport(agentPid()!);
     const strict = await sbatch(USER, ATTACKS, ['--comment=policy:strict', '-J', 'attacks-strict', `--output=${WORK}/out-%j.txt`, exportArg]);
     const plain = await sbatch(OTHER, ATTACKS, ['-J', 'attacks-plain', `--output=${WORK}/out-%j.txt`, exportArg]);
-    const [si, pi] = await Promise.all([waitJobEnded(strict), waitJobEnded(plain)]);
+    const [si, pi] = await Promise.all([waitJobEnded(strict, 180_000), waitJobEnded(plain, 180_000)]);
     const strictOut = readFileSync(join(WORK, `out-${strict}.txt`), 'utf8');
     const plainOut = readFileSync(join(WORK, `out-${plain}.txt`), 'utf8');
     evidence(`job ${strict} (uid ${USER}, --comment=policy:strict) ${si.JobState} ExitCode=${si.ExitCode}`, strictOut);
@@ -96,46 +99,56 @@ describe('Slurm end to end', function () {
     const s = attempts(strictOut);
     const p = attempts(plainOut);
     const EPERM = /Operation not permitted|ERR EPERM/;
-    for (const name of ['chmod_suid', 'umask_touch', 'suid_exec', 'ssh_listen', 'tcp_connect', 'udp_connect', 'tcp6_connect', 'kill_agent']) {
+    const FILES = ['chmod_suid', 'chmod_sgid', 'chmod_o+w', 'umask_touch', 'umask_mkdir', 'acl_other_write'];
+    const SSH = ['ssh_dynamic_forward', 'ssh_renamed_symlink', 'ssh_comm_listen'];
+    const NETS = ['tcp_connect', 'udp_connect', 'tcp6_connect', 'v4mapped_connect', 'udp_sendto'];
+    for (const name of [...FILES, 'suid_exec', ...SSH, ...NETS, 'kill_agent']) {
       expect(s[name], `uid ${USER} ${name}`).to.match(EPERM);
       expect(s[name], `uid ${USER} ${name}`).to.not.match(/^rc=0 /);
     }
     expect(s.suid_allowlisted, 'passwd is allowlisted').to.match(/^rc=0 /);
-    expect(s.loopback_connect, 'loopback is not a denied destination').to.match(/ERR ECONNREFUSED/);
+    expect(s.loopback_connect, 'loopback is not a denied destination').to.match(/^rc=0 connected/);
 
-    for (const name of ['chmod_suid', 'umask_touch', 'suid_exec', 'suid_allowlisted', 'ssh_listen']) {
+    // the same attempts by uid 1001 reach the kernel and succeed: the denials above are the policy's
+    for (const name of [...FILES, 'suid_exec', 'suid_allowlisted', ...SSH]) {
       expect(p[name], `uid ${OTHER} ${name}`).to.match(/^rc=0 /);
     }
-    for (const name of ['tcp_connect', 'udp_connect', 'tcp6_connect']) {
+    expect(p.ssh_dynamic_forward, 'the real proxy came up').to.match(/proxy was up/);
+    for (const name of NETS) {
       expect(p[name], `uid ${OTHER} ${name}`).to.match(/Network is unreachable|ENETUNREACH/);
       expect(p[name], `uid ${OTHER} ${name}`).to.not.match(EPERM);
     }
-    expect(p.loopback_connect).to.match(/ERR ECONNREFUSED/);
+    expect(p.loopback_connect).to.match(/^rc=0 connected/);
     // a user may never signal root's agent: the kernel's ordinary permission check answers before any LSM
     expect(p.kill_agent).to.match(EPERM);
 
     const expected: [string, RegExp, number][] = [
-      ['chmod u+s', /type=chmod policy=fileperms comm=chmod uid=1000 .*act=deny/, 1],
+      ['chmod u+s, g+s, o+w', /type=chmod policy=fileperms comm=chmod uid=1000 .*act=deny/, 3],
       ['umask 0000 touch', /type=creat policy=fileperms comm=touch uid=1000 .*act=deny/, 1],
+      ['umask 0000 mkdir', /type=mkdir policy=fileperms comm=mkdir uid=1000 .*act=deny/, 1],
+      ['ACL granting other write', /type=setacl policy=fileperms comm=setfacl uid=1000 .*act=deny/, 1],
       ['set-uid exec', /type=exsuid policy=suidexec .*uid=1000 .*act=deny/, 1],
-      ['ssh listener', /type=listen policy=sshlisteners comm=ssh uid=1000 .*act=deny/, 1],
-      ['connects to denied networks', /type=skconn policy=skconnections .*uid=1000 .*act=deny/, 3],
+      ['ssh listeners (ssh, vim, comm ssh)', /type=listen policy=sshlisteners .*uid=1000 .*act=deny/, 3],
+      ['connects to denied networks', /type=skconn policy=skconnections .*uid=1000 .*act=deny/, 4],
+      ['unconnected sendto', /type=sksend policy=skconnections .*uid=1000 .*act=deny/, 1],
     ];
-    const strictEvents = await jobEvents(strict, /type=skconn/, 3);
+    const strictEvents = await jobEvents(strict, /type=sksend/, 1);
     evidence(`event log lines with job=${strict}`, strictEvents.join('\n'));
     for (const [what, re, n] of expected) {
       expect(strictEvents.filter((l) => re.test(l)), `${what} logged with job=${strict}`).to.have.length.of.at.least(n);
     }
-    expect(strictEvents.filter((l) => /act=deny/.test(l) && /type=skconn/.test(l)).map((l) => /daddr=(\S+)/.exec(l)?.[1]))
-      .to.include.members(['192.0.2.10', '2001:db8::10']);
+    expect(strictEvents.filter((l) => /act=deny/.test(l) && /type=sk(conn|send)/.test(l)).map((l) => /daddr=(\S+)/.exec(l)?.[1]))
+      .to.include.members(['192.0.2.10', '192.0.2.53', '2001:db8::10', '::ffff:192.0.2.10']);
+    expect(strictEvents.filter((l) => /type=listen/.test(l)).map((l) => /comm=(\S+)/.exec(l)?.[1])).to.include.members(['ssh', 'vim']);
     // killtasks: the agent's own protection is not reached by a user's kill (DAC said no first): no event
     const kills = strictEvents.filter((l) => /type=sgkill/.test(l));
     console.log(`      kill -9 of the agent by uid ${USER}: ${kills.length} sgkill event(s) (the DAC check precedes the LSM hook)`);
 
     // uid 1001 ran under the floor only: fileperms audit, nothing else
-    const plainEvents = await jobEvents(plain, /type=chmod/);
+    const plainEvents = await jobEvents(plain, /type=mkdir/); // the last audited attempt
     evidence(`event log lines with job=${plain}`, plainEvents.join('\n'));
-    expect(plainEvents.filter((l) => /type=chmod policy=fileperms comm=chmod uid=1001 .*act=audit/.test(l))).to.have.length(1);
+    // u+s, g+s, o+w (the ACL then grants nothing new: the file is already o+w)
+    expect(plainEvents.filter((l) => /type=chmod policy=fileperms comm=chmod uid=1001 .*act=audit/.test(l))).to.have.length(3);
     expect(plainEvents.filter((l) => /act=deny/.test(l))).to.deep.equal([]);
     expect(plainEvents.filter((l) => /policy=(suidexec|sshlisteners|skconnections)/.test(l))).to.deep.equal([]);
 
@@ -244,8 +257,7 @@ describe('Slurm end to end', function () {
     // on_error = allow: the job runs, not under policy
     setOnError('allow');
     await resumeNode();
-    const j3 = await sbatch(OTHER, ATTACKS, ['--comment=policy:strict', '-J', 'down-allow', `--output=${WORK}/out-%j.txt`,
-      `--export=ALL,KRSI_PROBE=${PROBE},KRSI_AGENT_PID=1`]);
+    const j3 = await sbatch(OTHER, ATTACKS, ['--comment=policy:strict', '-J', 'down-allow', `--output=${WORK}/out-%j.txt`, attacksExport(1)]);
     const e3 = await waitJobEnded(j3);
     const out3 = readFileSync(join(WORK, `out-${j3}.txt`), 'utf8');
     evidence(`job ${j3} (uid ${OTHER}, policy:strict, agent down, on_error = allow) ${e3.JobState}`, out3);

@@ -1,9 +1,10 @@
 /**
  * slurm-krsi installed on the VM's node the way an admin installs it (deploy/install.sh: the paths of
- * DESIGN.md), and the installed agent run as the systemd unit would run it. Used by the Slurm spec, the
+ * DESIGN.md), the installed agent run as the systemd unit would run it, and what the attack jobs need
+ * (users with ssh keys, an sshd on 127.0.0.1). Used by the Slurm spec, the
  * benchmarks and the demo, inside the VM only (install.sh writes to /usr, /etc and /var).
  */
-import { createWriteStream, existsSync, readFileSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { request } from '../../agent/client/client.js';
@@ -22,6 +23,10 @@ export const EVENT_LOG = '/var/log/slurm-krsi/events.log';
 export const NOTES = '/var/lib/slurm-krsi/pending-removals';
 /** the agent's stdout and stderr (what journald would hold) */
 export const AGENT_LOG = join(WORK, 'agent.log');
+/** the sshd the attack jobs forward through (startSshd) */
+export const SSH_PORT = 2222;
+/** the job script that tries the paper's attacks and their variants */
+export const ATTACKS = join(REPO, 'test/slurm/jobs/attacks.sh');
 /** the enforcement object, to lift the agent's self-protection before stopping it */
 const OBJECT = join(REPO, 'build/bpf/krsi.bpf.o');
 
@@ -35,6 +40,50 @@ export async function installOnNode(): Promise<number> {
     if (!existsSync(f)) throw new Error(`deploy/install.sh did not create ${f}:\n${inst.all}`);
   }
   return (Date.now() - t0) / 1000;
+}
+
+async function sh(cmd: string, args: string[]): Promise<void> {
+  const r = await execa(cmd, args, { reject: false, all: true });
+  if (r.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.exitCode}): ${r.all}`);
+}
+
+/** `name` becomes the user with `uid` (the VM's /etc is a throwaway overlay), with an ssh key to itself */
+export async function ensureUser(name: string, uid: number): Promise<void> {
+  const current = (await execa('getent', ['passwd', String(uid)], { reject: false })).stdout.split(':')[0];
+  if (current !== name) {
+    if (current) await execa('userdel', ['-f', current], { reject: false });
+    const group = (await execa('getent', ['group', String(uid)], { reject: false })).stdout.split(':')[0];
+    if (group) await execa('groupdel', [group], { reject: false });
+    // password '*': no password login, but not a locked account (sshd refuses key logins to locked ones)
+    await sh('useradd', ['-m', '-u', String(uid), '-U', '-s', '/bin/bash', '-p', '*', name]);
+  }
+  const dir = `/home/${name}/.ssh`;
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (!existsSync(`${dir}/id_ed25519`)) await sh('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', `${dir}/id_ed25519`]);
+  writeFileSync(`${dir}/authorized_keys`, readFileSync(`${dir}/id_ed25519.pub`));
+  await sh('chown', ['-R', `${name}:${name}`, `/home/${name}`]);
+}
+
+/** an sshd on 127.0.0.1:SSH_PORT that accepts each user's own key: the target of the ssh -D attempts */
+export async function startSshd(): Promise<void> {
+  await sh('ssh-keygen', ['-A']);
+  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+  const config = '/tmp/krsi-sshd_config';
+  writeFileSync(config, [
+    `Port ${SSH_PORT}`, 'ListenAddress 127.0.0.1', 'PasswordAuthentication no', 'UsePAM no',
+    'HostKey /etc/ssh/ssh_host_ed25519_key', 'PidFile /run/sshd-krsi.pid', '',
+  ].join('\n'));
+  await sh('/usr/sbin/sshd', ['-f', config]);
+}
+
+/** stop what startSshd started; never throws */
+export async function stopSshd(): Promise<void> {
+  await execa('bash', ['-c', 'kill "$(cat /run/sshd-krsi.pid)"'], { reject: false });
+}
+
+/** sbatch's --export for test/slurm/jobs/attacks.sh */
+export function attacksExport(agentPid: number): string {
+  return `--export=ALL,KRSI_PROBE=${join(REPO, 'build/probe/krsi-probe')},KRSI_AGENT_PID=${agentPid},KRSI_SSH_PORT=${SSH_PORT}`;
 }
 
 const agentOptions = { reject: false, buffer: false, stdin: 'ignore' } as const;
