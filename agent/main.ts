@@ -118,11 +118,17 @@ async function main(): Promise<void> {
     version: version(),
     lsm: check.lsm,
     makePipeline: (jobOf) =>
-      new EventPipeline({ clock, jobOf, windowSize: config.agent.eventsWindow, logPath: config.agent.eventLog }),
+      new EventPipeline({
+        clock,
+        jobOf,
+        windowSize: config.agent.eventsWindow,
+        logPath: config.agent.eventLog,
+        onLogFileError: (err) => log.error('cannot write the event log file; events still go to stdout', { file: config.agent.eventLog, error: err.message }),
+      }),
     onApply: (s) => metricsHolder.observeApply?.(s),
   });
   await agent.start();
-  enforcer.subscribe((e) => agent.pipeline.handle(e), {
+  enforcer.subscribeRecords((raw) => agent.pipeline.handle(raw), {
     // under a flood, let events gather for a moment so that one wakeup carries many (latency: +5 ms)
     batchDelayMs: 5,
     onError: (err) => log.error('event stream failed', { error: (err as Error).message }),

@@ -3,8 +3,10 @@
  * off), runs bench/vm/driver.ts inside each, and writes docs/BENCHMARKS.md from what they measured.
  *
  *   node dist/bench/run-bench.js [--quick] [--boot on|off] [--out PATH]
+ *   node dist/bench/run-bench.js --sections overhead,jobstart,pipeline,adversary [--quick]
  *
  * --quick: fewer iterations and actions (a smoke run of the harness); --boot: one boot only.
+ * --sections: boot A only, run only those parts, print the driver's results; no document is written.
  * The figures are printed, never asserted: this is not a test and does not fail on a number.
  */
 import { execFileSync } from 'node:child_process';
@@ -21,7 +23,8 @@ import { renderReport, type HostInfo } from './report.js';
 const root = repoRoot();
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
-const only = argv.includes('--boot') ? argv[argv.indexOf('--boot') + 1] : undefined;
+const sections = argv.includes('--sections') ? argv[argv.indexOf('--sections') + 1] : undefined;
+const only = sections ? 'on' : argv.includes('--boot') ? argv[argv.indexOf('--boot') + 1] : undefined;
 const outPath = argv.includes('--out') ? argv[argv.indexOf('--out') + 1]! : join(root, 'docs/BENCHMARKS.md');
 
 /** the default list without bpf: the paper's "non-KRSI kernel" */
@@ -31,7 +34,7 @@ async function boot(which: 'on' | 'off'): Promise<{ result: BootResult; seconds:
   const script = [
     'set -u',
     `cd ${root}`,
-    `${process.execPath} dist/bench/vm/driver.js --boot ${which} --out /krsi-results/bench.json${quick ? ' --quick' : ''} 2>&1 | tee /krsi-results/driver.log`,
+    `${process.execPath} dist/bench/vm/driver.js --boot ${which} --out /krsi-results/bench.json${quick ? ' --quick' : ''}${sections ? ` --sections ${sections}` : ''} 2>&1 | tee /krsi-results/driver.log`,
     'exit "${PIPESTATUS[0]}"',
     '',
   ].join('\n');
@@ -108,6 +111,11 @@ async function main(): Promise<void> {
   const host = hostInfo();
   const hostProlog = await hostPrologStart();
   const hostNode = await hostNodeStart();
+  if (sections) {
+    const part = await boot('on');
+    process.stdout.write(`${JSON.stringify(part.result, null, 1)}\nbench: sections ${sections} done in ${part.seconds.toFixed(0)} s (no document written)\n`);
+    return;
+  }
   const on = only === 'off' ? undefined : await boot('on');
   const off = only === 'on' ? undefined : await boot('off');
   const input = {

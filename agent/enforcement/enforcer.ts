@@ -104,6 +104,14 @@ export function processStartTicks(pid: number): bigint {
   return BigInt(start);
 }
 
+export interface SubscribeOptions {
+  /** records per pass before yielding to the event loop */
+  budget?: number;
+  /** wait this long after a wakeup, so that one pass carries a batch under a flood */
+  batchDelayMs?: number;
+  onError?: (err: unknown) => void;
+}
+
 export class Enforcer {
   /** true when the programs were already pinned and enforcing, and this instance only opened them */
   readonly adopted: boolean;
@@ -441,16 +449,18 @@ export class Enforcer {
    * Stream decoded events. One consumer at a time; events that arrived while nobody consumed wait in
    * the ring buffer (or were counted as dropped if it filled).
    */
-  subscribe(
-    onEvent: (event: KrsiEvent) => void,
-    opts: { budget?: number; batchDelayMs?: number; onError?: (err: unknown) => void } = {},
-  ): void {
+  subscribe(onEvent: (event: KrsiEvent) => void, opts: SubscribeOptions = {}): void {
+    this.subscribeRecords((data) => onEvent(decodeEvent(data)), opts);
+  }
+
+  /** Stream the raw records (struct krsi_event, decodeEvent() reads them), each a copy the consumer may keep. */
+  subscribeRecords(onRecord: (data: Buffer) => void, opts: SubscribeOptions = {}): void {
     if (this.ring) throw new Error('krsi enforcer: events already have a subscriber');
-    const ringOpts: { budget?: number; batchDelayMs?: number; onError?: (err: unknown) => void } = {};
+    const ringOpts: SubscribeOptions = {};
     if (opts.budget !== undefined) ringOpts.budget = opts.budget;
     if (opts.batchDelayMs !== undefined) ringOpts.batchDelayMs = opts.batchDelayMs;
     if (opts.onError !== undefined) ringOpts.onError = opts.onError;
-    this.ring = new RingBuffer(this.maps.events, (data: Buffer) => onEvent(decodeEvent(data)), ringOpts);
+    this.ring = new RingBuffer(this.maps.events, onRecord, ringOpts);
     this.ring.start();
   }
 

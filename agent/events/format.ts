@@ -68,10 +68,26 @@ export interface EventContext {
   job?: string;
 }
 
+/** logValue of the last value seen in one field: a flood repeats the same comm and job list */
+function lastValueMemo(): (value: string) => string {
+  let lastIn = '';
+  let lastOut = logValue('');
+  return (value) => {
+    if (value !== lastIn) {
+      lastIn = value;
+      lastOut = logValue(value);
+    }
+    return lastOut;
+  };
+}
+const commValue = lastValueMemo();
+const jobValue = lastValueMemo();
+
 export function formatEvent(e: KrsiEvent, ctx: EventContext): string {
+  // ts (ISO 8601), type, policy and decision come from the agent's own tables, never from users: always bare
   const ts = typeof ctx.time === 'string' ? ctx.time : ctx.time.toISOString();
   return (
-    `ts=${logValue(ts)} type=${logValue(e.type)} policy=${logValue(e.policy)} comm=${logValue(e.comm)} uid=${e.uid} gid=${e.gid} ` +
-    `pid=${e.pid} tid=${e.tid} job=${logValue(ctx.job ?? '')}${hookFields(e)} act=${logValue(e.decision)}`
+    `ts=${ts} type=${e.type} policy=${e.policy} comm=${commValue(e.comm)} uid=${e.uid} gid=${e.gid} ` +
+    `pid=${e.pid} tid=${e.tid} job=${jobValue(ctx.job ?? '')}${hookFields(e)} act=${e.decision}`
   );
 }

@@ -3,10 +3,18 @@
  * log file, and a bounded in-memory window for GET /v1/events. Each event gets a sequence number; the
  * agent counts what it logged per policy and decision, so that logged + dropped can be checked against
  * the kernel's own decision counters.
+ *
+ * This runs once per kernel event, at tens of thousands of events per second under a flood, so nothing
+ * made for one event outlives it by much. The window keeps each event as its raw ring-buffer record (in one
+ * preallocated buffer) with its time and job, and rebuilds the record and its line only when GET
+ * /v1/events asks; the lines go out in chunks of a few hundred with synchronous writes. Per-event objects
+ * kept for longer (an object and a line per event in the window, or strings queued in a write stream)
+ * survive the young-generation collections and get copied into the old generation, and collecting them
+ * there was half of the agent's time under a flood.
  */
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { KrsiEvent, PolicyName } from '../enforcement/layout.js';
+import { DECISIONS, LAYOUT, POLICIES, decodeEvent, type KrsiEvent, type PolicyName } from '../enforcement/layout.js';
 import type { EventRecord, EventsPage } from '../service/types.js';
 import type { BootClock } from './clock.js';
 import { formatEvent } from './format.js';
@@ -20,28 +28,30 @@ export interface EventPipelineOptions {
   logPath: string | null;
   /** where stdout lines go (default process.stdout) */
   writeStdout?: (line: string) => void;
+  /** told once when the log file cannot be written (the lines still go to stdout) */
+  onLogFileError?: (err: Error) => void;
 }
 
-/** the key of `logged`, one string per policy and decision rather than one per event */
-const loggedKeys = new Map<string, string>();
-function loggedKey(policy: string, decision: string): string {
-  const pair = policy + decision;
-  let key = loggedKeys.get(pair);
-  if (key === undefined) loggedKeys.set(pair, (key = `${policy}/${decision}`));
-  return key;
-}
+/** lines written together: small enough that they die young, large enough that writes are few */
+const LINES_PER_WRITE = 256;
+const RECORD_SIZE = LAYOUT.krsi_event.size;
 
 export class EventPipeline {
-  /** circular window of the most recent events: seq numbers in it are contiguous */
-  private readonly window: (EventRecord | undefined)[];
+  /** the window: the raw records of the most recent events, slot = seq % windowSize; seqs are contiguous */
+  private readonly windowRecords: Buffer;
+  /** wall-clock ms of each window slot's event */
+  private readonly windowMs: Float64Array;
+  /** job id(s) of each window slot's event (strings shared between events of a uid, not one per event) */
+  private readonly windowJobs: string[];
   private seq = 0;
-  private file: WriteStream | null = null;
+  private fd: number | null = null;
+  private fileFailed = false;
   private readonly writeStdout: (lines: string[]) => void;
   /** lines not written yet: written together once the current batch of events is handled */
   private pending: string[] = [];
   private flushScheduled: NodeJS.Immediate | null = null;
-  /** events logged by this agent process, per policy and decision */
-  readonly logged = new Map<string, number>();
+  /** events logged by this agent process, [policy index * 2 + decision index] */
+  private readonly loggedCounts = new Float64Array(POLICIES.length * DECISIONS.length);
   /** the ISO text of the last event's millisecond: a flood has many events per millisecond */
   private lastMs = NaN;
   private lastIso = '';
@@ -49,52 +59,51 @@ export class EventPipeline {
   constructor(private readonly opts: EventPipelineOptions) {
     const perLine = opts.writeStdout;
     this.writeStdout = perLine ? (lines) => lines.forEach((l) => perLine(l)) : (lines) => void process.stdout.write(`${lines.join('\n')}\n`);
-    this.window = new Array<EventRecord | undefined>(opts.windowSize);
+    this.windowRecords = Buffer.alloc(opts.windowSize * RECORD_SIZE);
+    this.windowMs = new Float64Array(opts.windowSize);
+    this.windowJobs = new Array<string>(opts.windowSize).fill('');
     this.openFile();
   }
 
   private openFile(): void {
     if (!this.opts.logPath) return;
     mkdirSync(dirname(this.opts.logPath), { recursive: true, mode: 0o750 });
-    this.file = createWriteStream(this.opts.logPath, { flags: 'a', mode: 0o640 });
+    this.fd = openSync(this.opts.logPath, 'a', 0o640);
+    this.fileFailed = false;
   }
 
   /** reopen the log file (after logrotate moved it) */
   reopen(): void {
     this.flush();
-    this.file?.end();
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
     this.openFile();
   }
 
-  handle(event: KrsiEvent): EventRecord {
-    const ms = this.opts.clock.toMs(event.bootNs);
+  private isoOf(ms: number): string {
     if (ms !== this.lastMs) {
       this.lastMs = ms;
       this.lastIso = new Date(ms).toISOString();
     }
-    const time = this.lastIso;
+    return this.lastIso;
+  }
+
+  /** one raw ring-buffer record (struct krsi_event); returns its sequence number */
+  handle(raw: Buffer): number {
+    const event = decodeEvent(raw);
+    const ms = this.opts.clock.toMs(event.bootNs);
     const job = this.opts.jobOf(event);
-    const line = formatEvent(event, { time, job });
-    const record: EventRecord = {
-      seq: ++this.seq,
-      time,
-      type: event.type,
-      policy: event.policy,
-      decision: event.decision,
-      uid: event.uid,
-      gid: event.gid,
-      pid: event.pid,
-      comm: event.comm,
-      job,
-      line,
-    };
-    this.window[record.seq % this.window.length] = record;
-    const key = loggedKey(event.policy, event.decision);
-    this.logged.set(key, (this.logged.get(key) ?? 0) + 1);
-    // one write per batch, not per event: the ring buffer delivers events in batches under load
-    this.pending.push(line);
-    this.flushScheduled ??= setImmediate(() => this.flush());
-    return record;
+    const seq = ++this.seq;
+    const slot = seq % this.windowMs.length;
+    raw.copy(this.windowRecords, slot * RECORD_SIZE, 0, RECORD_SIZE);
+    this.windowMs[slot] = ms;
+    this.windowJobs[slot] = job;
+    this.loggedCounts[POLICIES.indexOf(event.policy) * DECISIONS.length + DECISIONS.indexOf(event.decision)]! += 1;
+    // one write per chunk of lines, not per event: the ring buffer delivers events in batches under load
+    this.pending.push(formatEvent(event, { time: this.isoOf(ms), job }));
+    if (this.pending.length >= LINES_PER_WRITE) this.flush();
+    else this.flushScheduled ??= setImmediate(() => this.flush());
+    return seq;
   }
 
   /** write the lines of the events handled so far to stdout and the log file */
@@ -105,35 +114,65 @@ export class EventPipeline {
     const lines = this.pending;
     this.pending = [];
     this.writeStdout(lines);
-    this.file?.write(`${lines.join('\n')}\n`);
+    if (this.fd !== null) this.writeFile(`${lines.join('\n')}\n`);
+  }
+
+  private writeFile(text: string): void {
+    try {
+      // synchronous: the write goes to the page cache, and a slow disk slows the reader instead of
+      // queueing lines in memory without bound (the ring buffer then holds them, or counts them dropped)
+      writeSync(this.fd!, text);
+      this.fileFailed = false;
+    } catch (err) {
+      // a full or failing disk must not stop enforcement or logging to stdout: say so once per failure spell
+      if (!this.fileFailed) this.opts.onLogFileError?.(err as Error);
+      this.fileFailed = true;
+    }
   }
 
   loggedCount(policy?: PolicyName, decision?: 'deny' | 'audit'): number {
     let n = 0;
-    for (const [key, count] of this.logged) {
-      const [p, d] = key.split('/');
-      if ((policy === undefined || p === policy) && (decision === undefined || d === decision)) n += count;
-    }
+    POLICIES.forEach((p, pi) => DECISIONS.forEach((d, di) => {
+      if ((policy === undefined || p === policy) && (decision === undefined || d === decision)) n += this.loggedCounts[pi * DECISIONS.length + di]!;
+    }));
     return n;
+  }
+
+  /** the window slot of `seq`, rebuilt as the API's record with the exact line that was logged */
+  private record(seq: number): EventRecord {
+    const slot = seq % this.windowMs.length;
+    const event = decodeEvent(this.windowRecords.subarray(slot * RECORD_SIZE, (slot + 1) * RECORD_SIZE));
+    const time = new Date(this.windowMs[slot]!).toISOString();
+    const job = this.windowJobs[slot]!;
+    return {
+      seq,
+      time,
+      type: event.type,
+      policy: event.policy,
+      decision: event.decision,
+      uid: event.uid,
+      gid: event.gid,
+      pid: event.pid,
+      comm: event.comm,
+      job,
+      line: formatEvent(event, { time, job }),
+    };
   }
 
   page(sinceAsked: number, limit: number): EventsPage {
     // a cursor from before an agent restart (numbers start again at 1): start from the oldest kept
     const since = sinceAsked > this.seq ? 0 : sinceAsked;
-    const oldest = Math.max(1, this.seq - this.window.length + 1);
+    const oldest = Math.max(1, this.seq - this.windowMs.length + 1);
     const first = Math.max(since + 1, oldest);
     const events: EventRecord[] = [];
-    for (let seq = first; seq <= this.seq && events.length < limit; seq++) {
-      events.push(this.window[seq % this.window.length]!);
-    }
+    for (let seq = first; seq <= this.seq && events.length < limit; seq++) events.push(this.record(seq));
     const next = events.length > 0 ? events[events.length - 1]!.seq : Math.max(since, this.seq);
     return { events, next, missed: Math.max(0, oldest - since - 1) };
   }
 
   async close(): Promise<void> {
     this.flush();
-    const file = this.file;
-    this.file = null;
-    if (file) await new Promise<void>((resolve) => file.end(resolve));
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
   }
 }

@@ -1,7 +1,7 @@
 /**
  * The benchmark driver that runs inside the VM as root (started by bench/run-bench.ts through runInVm).
  *
- *   node dist/bench/vm/driver.js --boot on|off --out FILE [--quick]
+ *   node dist/bench/vm/driver.js --boot on|off --out FILE [--quick] [--sections overhead,jobstart,pipeline,adversary]
  *
  * --boot off (BPF LSM not in the LSM list): only the overhead workloads, configuration "bpf-off".
  * --boot on: the overhead workloads under "no programs", then with the real agent (dist/agent/main.js)
@@ -56,6 +56,11 @@ const boot = args[args.indexOf('--boot') + 1] === 'off' ? 'off' : 'on';
 const out = args[args.indexOf('--out') + 1] ?? '/krsi-results/bench.json';
 const quick = args.includes('--quick');
 const REPS = quick ? 2 : 3;
+/** the parts to run (all by default); a partial run is for working on one part, not for the document */
+const SECTIONS = ['overhead', 'jobstart', 'pipeline', 'adversary'] as const;
+const wanted = args.includes('--sections') ? (args[args.indexOf('--sections') + 1] ?? '').split(',') : [...SECTIONS];
+for (const w of wanted) if (!(SECTIONS as readonly string[]).includes(w)) throw new Error(`bench driver: unknown section "${w}" in --sections (known: ${SECTIONS.join(', ')})`);
+const runs = (section: (typeof SECTIONS)[number]) => wanted.includes(section);
 const scale = (n: number) => (quick ? Math.max(1, Math.round(n / 5)) : n);
 
 const notes: string[] = [];
@@ -573,44 +578,47 @@ async function main(): Promise<void> {
     save();
     return;
   }
-  result.configs.push(await measureConfig('no-programs'));
+  if (runs('overhead')) result.configs.push(await measureConfig('no-programs'));
   save();
   const agentPid = await startAgent();
   agentRunning = true;
   await sleep(2000);
   const idleKiB = rssKiB(agentPid, 'VmRSS');
   say(`agent up, pid ${agentPid}, RSS ${idleKiB} KiB`);
-  result.configs.push(await measureConfig('agent-no-job'));
-  save();
-  await addJob('10001', OTHER, 'policy:strict');
-  await settleAgent();
-  result.configs.push(await measureConfig('strict-other-uid'));
-  await removeJob('10001');
-  save();
-  await addJob('10000', USER, 'policy:strict');
-  await settleAgent();
-  result.configs.push(await measureConfig('strict-self'));
-  result.bpfStats.push(await bpfStats('strict-self'));
-  await removeJob('10000');
-  save();
-  await addJob('10002', USER); // the floor only: fileperms = audit
-  await settleAgent();
-  result.configs.push(await measureConfig('audit-self'));
-  await removeJob('10002');
-  await settleAgent();
-  result.bpfStats.push(await bpfStats('agent-no-job'));
-  save();
+  if (runs('overhead')) {
+    result.configs.push(await measureConfig('agent-no-job'));
+    save();
+    await addJob('10001', OTHER, 'policy:strict');
+    await settleAgent();
+    result.configs.push(await measureConfig('strict-other-uid'));
+    await removeJob('10001');
+    save();
+    await addJob('10000', USER, 'policy:strict');
+    await settleAgent();
+    result.configs.push(await measureConfig('strict-self'));
+    result.bpfStats.push(await bpfStats('strict-self'));
+    await removeJob('10000');
+    save();
+    await addJob('10002', USER); // the floor only: fileperms = audit
+    await settleAgent();
+    result.configs.push(await measureConfig('audit-self'));
+    await removeJob('10002');
+    await settleAgent();
+    result.bpfStats.push(await bpfStats('agent-no-job'));
+    save();
+  }
 
   const afterWorkloadsKiB = rssKiB(agentPid, 'VmRSS');
-  result.jobStart = await jobStart();
-  result.jobStart.rss.idleKiB = idleKiB;
-  result.jobStart.rss.afterWorkloadsKiB = afterWorkloadsKiB;
+  if (runs('jobstart')) {
+    result.jobStart = await jobStart();
+    save();
+  }
+  if (runs('pipeline')) result.pipeline = await pipeline();
+  const rss = { idleKiB, afterWorkloadsKiB, afterFloodKiB: rssKiB(agentPid, 'VmRSS'), peakKiB: rssKiB(agentPid, 'VmHWM') };
+  if (result.jobStart) result.jobStart.rss = rss;
+  say(`agent RSS: idle ${rss.idleKiB} KiB, after the workloads ${rss.afterWorkloadsKiB} KiB, after the flood ${rss.afterFloodKiB} KiB, peak ${rss.peakKiB} KiB`);
   save();
-  result.pipeline = await pipeline();
-  result.jobStart.rss.afterFloodKiB = rssKiB(agentPid, 'VmRSS');
-  result.jobStart.rss.peakKiB = rssKiB(agentPid, 'VmHWM');
-  say(`agent RSS: idle ${result.jobStart.rss.idleKiB} KiB, after the flood ${result.jobStart.rss.afterFloodKiB} KiB, peak ${result.jobStart.rss.peakKiB} KiB`);
-  save();
+  if (!runs('adversary')) return;
   try {
     result.adversary = await adversaryInSlurm(agentPid);
   } catch (err) {

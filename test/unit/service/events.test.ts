@@ -78,23 +78,74 @@ describe('event pipeline', () => {
   beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'krsi-events-')); });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
+  /** a raw ring-buffer record as the kernel writes it (the fields these tests vary) */
+  function rawEvent(f: { pid: number; decision: number; uid?: number; comm?: string; bootNs?: bigint }): Buffer {
+    const F = LAYOUT.krsi_event.fields;
+    const b = Buffer.alloc(LAYOUT.krsi_event.size);
+    b.writeBigUInt64LE(f.bootNs ?? 5_000_000_000n, F.ts_ns[0]);
+    b.writeUInt32LE(1, F.type[0]);
+    b.writeUInt32LE(f.uid ?? 1000, F.uid[0]);
+    b.writeUInt32LE(1000, F.gid[0]);
+    b.writeUInt32LE(f.pid, F.pid[0]);
+    b.writeUInt32LE(f.pid, F.tid[0]);
+    b.writeUInt8(0, F.policy[0]);
+    b.writeUInt8(f.decision, F.decision[0]);
+    b.write(f.comm ?? 'chmod', F.comm[0]);
+    b.write('f', F.name[0]);
+    return b;
+  }
+
   it('numbers events, keeps a bounded window, writes stdout and the log file, counts what it logged', async () => {
     const out: string[] = [];
     const p = new EventPipeline({ clock: new BootClock(), jobOf: (e) => (e.uid === 1000 ? '42' : ''), windowSize: 3, logPath: join(dir, 'log/events.log'), writeStdout: (l) => out.push(l) });
-    for (let i = 0; i < 5; i++) p.handle(event({ pid: i, decision: i % 2 ? 'audit' : 'deny' }));
+    for (let i = 0; i < 5; i++) p.handle(rawEvent({ pid: i, decision: i % 2 }));
     await p.close();
     expect(out).to.have.length(5);
     expect(readFileSync(join(dir, 'log/events.log'), 'utf8').trim().split('\n')).to.deep.equal(out);
     expect(p.loggedCount()).to.equal(5);
     expect(p.loggedCount('fileperms', 'audit')).to.equal(2);
+    expect(p.loggedCount('fileperms', 'deny')).to.equal(3);
+    expect(p.loggedCount('suidexec')).to.equal(0);
     const page = p.page(0, 10);
     expect(page.events.map((e) => e.seq)).to.deep.equal([3, 4, 5]);
     expect(page.missed).to.equal(2);
     expect(page.next).to.equal(5);
     expect(page.events[0]!.job).to.equal('42');
+    expect(page.events.map((e) => [e.pid, e.decision])).to.deep.equal([[2, 'deny'], [3, 'audit'], [4, 'deny']]);
     expect(p.page(4, 10).events.map((e) => e.seq)).to.deep.equal([5]);
     expect(p.page(5, 10)).to.deep.include({ events: [], next: 5, missed: 0 });
     expect(p.page(3, 1).events.map((e) => e.seq)).to.deep.equal([4]);
     expect(p.page(99, 10).events.map((e) => e.seq), 'a cursor from before a restart').to.deep.equal([3, 4, 5]);
+  });
+
+  it('the window gives back each event with the exact line that was logged, time and job as they were then', () => {
+    const out: string[] = [];
+    let job = '7';
+    const p = new EventPipeline({ clock: new BootClock(), jobOf: () => job, windowSize: 4, logPath: null, writeStdout: (l) => out.push(l) });
+    p.handle(rawEvent({ pid: 1, decision: 0, comm: 'x act=allow', bootNs: 1_000_000_000n }));
+    job = '7,8'; // the uid's jobs changed: the next event names the new list, the first keeps its own
+    p.handle(rawEvent({ pid: 2, decision: 1, bootNs: 2_500_000_000n }));
+    p.flush();
+    const events = p.page(0, 10).events;
+    expect(events.map((e) => e.line)).to.deep.equal(out);
+    expect(events.map((e) => e.job)).to.deep.equal(['7', '7,8']);
+    expect(events[0]!.comm).to.equal('x act=allow');
+    expect(Date.parse(events[1]!.time) - Date.parse(events[0]!.time)).to.equal(1500);
+  });
+
+  it('a log file that cannot be written is reported once, and the lines still reach stdout', async () => {
+    const out: string[] = [];
+    const errors: string[] = [];
+    // /dev/full accepts the open and fails every write with ENOSPC, like a full disk
+    const p = new EventPipeline({ clock: new BootClock(), jobOf: () => '', windowSize: 4, logPath: '/dev/full', writeStdout: (l) => out.push(l), onLogFileError: (e) => errors.push(e.message) });
+    for (let i = 0; i < 3; i++) {
+      p.handle(rawEvent({ pid: i, decision: 0 }));
+      p.flush();
+    }
+    await p.close();
+    expect(out).to.have.length(3);
+    expect(errors).to.have.length(1);
+    expect(errors[0]).to.match(/ENOSPC/);
+    expect(p.loggedCount()).to.equal(3);
   });
 });
