@@ -453,10 +453,13 @@ export class Enforcer {
     this.subscribeRecords((data) => onEvent(decodeEvent(data)), opts);
   }
 
-  /** Stream the raw records (struct krsi_event, decodeEvent() reads them), each a copy the consumer may keep. */
+  /**
+   * Stream the raw records (struct krsi_event, decodeEvent() reads them). Each is a view into the ring,
+   * valid only during the call: copy what must be kept.
+   */
   subscribeRecords(onRecord: (data: Buffer) => void, opts: SubscribeOptions = {}): void {
     if (this.ring) throw new Error('krsi enforcer: events already have a subscriber');
-    const ringOpts: SubscribeOptions = {};
+    const ringOpts: SubscribeOptions & { borrow: boolean } = { borrow: true };
     if (opts.budget !== undefined) ringOpts.budget = opts.budget;
     if (opts.batchDelayMs !== undefined) ringOpts.batchDelayMs = opts.batchDelayMs;
     if (opts.onError !== undefined) ringOpts.onError = opts.onError;

@@ -255,7 +255,21 @@ function cString(buf: Buffer, [offset, size]: readonly [number, number]): string
   let end = offset;
   const limit = offset + size;
   while (end < limit && buf[end] !== 0) end++;
-  return buf.toString('utf8', offset, end);
+  return end === offset ? '' : buf.toString('utf8', offset, end);
+}
+
+/** the comm of the last record decoded, as 4 words and as text: a flood comes from one process */
+const lastComm = { words: new Uint32Array(4), text: '' };
+
+function commOf(buf: Buffer, v: DataView): string {
+  const at = EV.comm[0];
+  const w = lastComm.words;
+  const w0 = v.getUint32(at, true), w1 = v.getUint32(at + 4, true), w2 = v.getUint32(at + 8, true), w3 = v.getUint32(at + 12, true);
+  if (w0 !== w[0] || w1 !== w[1] || w2 !== w[2] || w3 !== w[3]) {
+    w[0] = w0; w[1] = w1; w[2] = w2; w[3] = w3;
+    lastComm.text = cString(buf, EV.comm);
+  }
+  return lastComm.text;
 }
 
 const AF_INET = 2;
@@ -279,35 +293,38 @@ export function decodeEvent(buf: Buffer): KrsiEvent {
   if (buf.length < LAYOUT.krsi_event.size) {
     throw new Error(`krsi event record is ${buf.length} bytes, expected ${LAYOUT.krsi_event.size}`);
   }
-  const typeId = buf.readUInt32LE(EV.type[0]);
-  const family = buf.readUInt16LE(EV.family[0]);
+  // one DataView per record: its reads compile to plain loads, where Buffer's read methods did not get
+  // inlined in this loop (this runs once per kernel event)
+  const v = new DataView(buf.buffer, buf.byteOffset, LAYOUT.krsi_event.size);
+  const typeId = v.getUint32(EV.type[0], true);
+  const family = v.getUint16(EV.family[0], true);
   return {
-    bootNs: buf.readBigUInt64LE(EV.ts_ns[0]),
-    cgroupId: buf.readBigUInt64LE(EV.cgroup_id[0]),
+    bootNs: v.getBigUint64(EV.ts_ns[0], true),
+    cgroupId: v.getBigUint64(EV.cgroup_id[0], true),
     type: EVENT_TYPES[typeId] ?? `type${typeId}`,
     typeId,
-    policy: POLICIES[buf.readUInt8(EV.policy[0])] ?? 'fileperms',
-    decision: DECISIONS[buf.readUInt8(EV.decision[0])] ?? 'deny',
-    uid: buf.readUInt32LE(EV.uid[0]),
-    gid: buf.readUInt32LE(EV.gid[0]),
-    pid: buf.readUInt32LE(EV.pid[0]),
-    tid: buf.readUInt32LE(EV.tid[0]),
-    comm: cString(buf, EV.comm),
-    dev: buf.readUInt32LE(EV.dev[0]),
-    ino: buf.readBigUInt64LE(EV.ino[0]),
-    oldMode: buf.readUInt32LE(EV.old_mode[0]),
-    reqMode: buf.readUInt32LE(EV.req_mode[0]),
-    umask: buf.readUInt32LE(EV.umask[0]),
-    newMode: buf.readUInt32LE(EV.new_mode[0]),
+    policy: POLICIES[v.getUint8(EV.policy[0])] ?? 'fileperms',
+    decision: DECISIONS[v.getUint8(EV.decision[0])] ?? 'deny',
+    uid: v.getUint32(EV.uid[0], true),
+    gid: v.getUint32(EV.gid[0], true),
+    pid: v.getUint32(EV.pid[0], true),
+    tid: v.getUint32(EV.tid[0], true),
+    comm: commOf(buf, v),
+    dev: v.getUint32(EV.dev[0], true),
+    ino: v.getBigUint64(EV.ino[0], true),
+    oldMode: v.getUint32(EV.old_mode[0], true),
+    reqMode: v.getUint32(EV.req_mode[0], true),
+    umask: v.getUint32(EV.umask[0], true),
+    newMode: v.getUint32(EV.new_mode[0], true),
     family,
-    port: buf.readUInt16LE(EV.port[0]),
-    proto: buf.readUInt16LE(EV.proto[0]),
-    sockType: buf.readUInt16LE(EV.sock_type[0]),
+    port: v.getUint16(EV.port[0], true),
+    proto: v.getUint16(EV.proto[0], true),
+    sockType: v.getUint16(EV.sock_type[0], true),
     addr: family === 0 ? '' : formatEventAddress(family, buf, EV.addr[0]),
-    targetPid: buf.readUInt32LE(EV.target_pid[0]),
-    targetTgid: buf.readUInt32LE(EV.target_tgid[0]),
-    targetUid: buf.readUInt32LE(EV.target_uid[0]),
-    signal: buf.readUInt32LE(EV.signal[0]),
+    targetPid: v.getUint32(EV.target_pid[0], true),
+    targetTgid: v.getUint32(EV.target_tgid[0], true),
+    targetUid: v.getUint32(EV.target_uid[0], true),
+    signal: v.getUint32(EV.signal[0], true),
     name: cString(buf, EV.name),
   };
 }

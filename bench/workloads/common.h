@@ -20,21 +20,32 @@ static inline long long now_ns(void)
 	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/*
+ * Paces a loop at `rate` operations per second, one sleep per millisecond's worth of operations (at least
+ * one operation per sleep): a sleep per operation would cost the generator a timer and two context switches
+ * every few microseconds, more than the operation itself at high rates. Deadlines are absolute, so a loop
+ * that falls behind catches up.
+ */
 struct pacer {
-	long long delay_ns;	/* 0: unpaced */
+	long long delay_ns;	/* sleep interval; 0: unpaced */
+	long batch;		/* operations per sleep */
+	long count;		/* operations since the last sleep */
 	struct timespec next;
 };
 
 static inline void pacer_init(struct pacer *p, long rate)
 {
-	p->delay_ns = rate > 0 ? 1000000000LL / rate : 0;
+	p->batch = rate >= 1000 ? rate / 1000 : 1;
+	p->delay_ns = rate > 0 ? 1000000000LL * p->batch / rate : 0;
+	p->count = 0;
 	clock_gettime(CLOCK_MONOTONIC, &p->next);
 }
 
 static inline void pacer_wait(struct pacer *p)
 {
-	if (!p->delay_ns)
+	if (!p->delay_ns || ++p->count < p->batch)
 		return;
+	p->count = 0;
 	p->next.tv_nsec += p->delay_ns;
 	p->next.tv_sec += p->next.tv_nsec / 1000000000L;
 	p->next.tv_nsec %= 1000000000L;

@@ -74,4 +74,22 @@ describe('event decoding', () => {
     buf.writeUInt16LE(10, f.family[0]);
     expect(decodeEvent(buf).addr).to.equal('::ffff:192.0.2.10');
   });
+
+  it('decodes each comm, however little it differs from the one before (the decoder keeps the last one)', () => {
+    const f = LAYOUT.krsi_event.fields;
+    const withComm = (bytes: Buffer) => {
+      const buf = Buffer.alloc(LAYOUT.krsi_event.size);
+      bytes.copy(buf, f.comm[0]);
+      return buf;
+    };
+    const comms = [
+      Buffer.from('evgen'), Buffer.from('evgen'), Buffer.from('evgeN'),
+      Buffer.from('0123456789abcdef'), Buffer.from('0123456789abcdeF'), // all 16 bytes, no NUL: the last byte differs
+      Buffer.from('vim\0ssh'), Buffer.from('vim\0xyz'), // bytes after the NUL differ: the same comm
+      Buffer.from('ünï'), Buffer.from([0x66, 0xff, 0x6f]), Buffer.alloc(0),
+    ];
+    expect(comms.map((c) => decodeEvent(withComm(c)).comm)).to.deep.equal([
+      'evgen', 'evgen', 'evgeN', '0123456789abcdef', '0123456789abcdeF', 'vim', 'vim', 'ünï', 'f\ufffdo', '',
+    ]);
+  });
 });
