@@ -79,6 +79,8 @@ export interface JobStartResult {
   /** the writes of the 64-concurrent batch only */
   applyConcurrent?: ApplyHistogram;
   rss: { idleKiB: number; afterWorkloadsKiB: number; afterFloodKiB: number; peakKiB: number };
+  /** `node -e 0` in the VM, virtual ms: the floor under any Node.js prolog (absent in older result files) */
+  vmNodeMs?: number[];
 }
 
 export interface AdversaryRow {

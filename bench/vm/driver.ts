@@ -263,9 +263,9 @@ function slurmEnv(jobId: string, uid: number, extra: Record<string, string> = {}
   return { SLURM_JOB_ID: jobId, SLURM_JOB_UID: String(uid), SLURM_JOB_USER: `user${uid}`, SLURM_SCRIPT_CONTEXT: 'prolog_slurmd', KRSI_CONFIG: CONFIG, ...extra };
 }
 
-async function hook(script: string, env: Record<string, string>): Promise<{ ms: number; ok: boolean }> {
+async function hook(script: string, env: Record<string, string>, ...args: string[]): Promise<{ ms: number; ok: boolean }> {
   const t0 = vnow();
-  const r = await execa(process.execPath, [script], { env, extendEnv: false, reject: false });
+  const r = await execa(process.execPath, [script, ...args], { env, extendEnv: false, reject: false });
   return { ms: vnow() - t0, ok: r.exitCode === 0 };
 }
 
@@ -303,6 +303,10 @@ async function jobStart(): Promise<JobStartResult> {
     epilogMs.push(e.ms);
   }
   say(`sequential prolog ms: ${prologMs.map((x) => x.toFixed(0)).join(' ')}`);
+  // the floor under any Node.js prolog here: the runtime starting and exiting, nothing loaded
+  const vmNodeMs: number[] = [];
+  for (let i = 0; i < n; i++) vmNodeMs.push((await hook('-e', {}, '0')).ms);
+  say(`node -e 0 ms: ${vmNodeMs.map((x) => x.toFixed(0)).join(' ')}`);
   const afterSequential = await applyHistogram();
   const ids = Array.from({ length: 64 }, (_, i) => String(30000 + i));
   const t0 = vnow();
@@ -320,6 +324,7 @@ async function jobStart(): Promise<JobStartResult> {
     applySequential: histogramDelta(before, afterSequential),
     applyConcurrent: histogramDelta(afterSequential, after),
     rss: { idleKiB: NaN, afterWorkloadsKiB: NaN, afterFloodKiB: NaN, peakKiB: NaN },
+    vmNodeMs,
   };
 }
 
@@ -571,7 +576,14 @@ async function main(): Promise<void> {
     boot, kernel: release(), lsm, cpuModel, icount: true, quick, configs: [], bpfStats: [], pipeline: [], pipelineRingBytes: 8 << 20,
     jobStart: null, agentNodeOptions: AGENT_NODE_OPTIONS, adversary: null, notes,
   };
-  const save = () => writeFileSync(out, JSON.stringify(result, null, 1));
+  const save = () => {
+    writeFileSync(out, JSON.stringify(result, null, 1));
+    // the agent's own log lines (not the event lines) beside the results, for reading after the run
+    if (agentRunning) {
+      const own = readFileSync(AGENT_OUT, 'utf8').split('\n').filter((l) => / msg=/.test(l) && !/ act=/.test(l));
+      writeFileSync(join(out, '..', 'agent-log.txt'), `${own.join('\n')}\n`);
+    }
+  };
 
   if (boot === 'off') {
     result.configs.push(await measureConfig('bpf-off'));
