@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { request, type ClientResponse } from '../../agent/client/client.js';
 import { sbatch, startCluster, stopCluster, waitJobEnded, waitJobRunning } from '../../test/slurm/cluster.js';
+import { liftProtection } from '../../test/slurm/node.js';
 import { histogramDelta } from './common.js';
 import type {
   AdversaryResult, AdversaryRow, ApplyHistogram, BootResult, BpfStatsResult, ConfigResult, JobStartResult, PipelineStep, ProgStat, Sample, WorkloadResult,
@@ -203,10 +204,12 @@ async function api(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unkno
   return request(SOCKET, method, path, body, { timeoutMs: 60000 });
 }
 
+let agentProc: { pid?: number | undefined; kill(signal: NodeJS.Signals): boolean } & PromiseLike<unknown> | null = null;
+
 async function startAgent(): Promise<number> {
   writeFileSync(CONFIG, agentConfig());
   // stdout stands in for journald: a file, so that its writes cost what writing to a journal pipe would
-  const proc = execa(process.execPath, [...AGENT_NODE_OPTIONS, AGENT, '--config', CONFIG], { reject: false, stdout: { file: AGENT_OUT }, stderr: { file: `${AGENT_OUT}.err` } });
+  const proc = (agentProc = execa(process.execPath, [...AGENT_NODE_OPTIONS, AGENT, '--config', CONFIG], { reject: false, stdout: { file: AGENT_OUT }, stderr: { file: `${AGENT_OUT}.err` } }));
   const deadline = vnow() + 120000;
   while (vnow() < deadline) {
     if (proc.exitCode !== null) throw new Error(`agent exited early: ${readFileSync(`${AGENT_OUT}.err`, 'utf8')}`);
@@ -255,6 +258,55 @@ async function removeJob(jobId: string): Promise<void> {
  */
 async function settleAgent(): Promise<void> {
   await sleep(3000);
+  if (agentProc?.pid) await waitAgentIdle(agentProc.pid);
+}
+
+/** CPU time of every thread of a process so far, ns (schedstat: exact, not sampled) */
+function cpuNs(pid: number): number {
+  let ns = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return ns;
+}
+
+/**
+ * Wait until the agent is idle: under 1% of the CPU over a virtual second. After it starts, V8's
+ * background threads (optimising compilers, concurrent marking) keep it busy for about twenty virtual
+ * seconds; a timed run must not share the vCPU with that. Returns the agent's CPU ns spent meanwhile.
+ */
+async function waitAgentIdle(pid: number, timeoutMs = 180000): Promise<number> {
+  const t0 = vnow();
+  const c0 = cpuNs(pid);
+  for (;;) {
+    const before = cpuNs(pid);
+    await sleep(1000);
+    if (cpuNs(pid) - before < 10e6 || vnow() - t0 > timeoutMs) return cpuNs(pid) - c0;
+  }
+}
+
+/**
+ * Stop the agent. Its programs stay attached through their pins (they keep enforcing, as in an agent
+ * restart) until unpin() removes the pins.
+ */
+async function stopAgent(): Promise<void> {
+  const proc = agentProc;
+  if (!proc?.pid) return;
+  await liftProtection(proc.pid, PIN_DIR);
+  proc.kill('SIGTERM');
+  await proc;
+  agentProc = null;
+  agentRunning = false;
+}
+
+/** remove the pins of a stopped agent: the programs detach, the kernel is as before the agent started */
+async function unpin(): Promise<void> {
+  rmSync(PIN_DIR, { recursive: true, force: true });
+  await sleep(1000); // the links' release (RCU grace periods) before the timed runs
 }
 
 // ------------------------------------------------------------------ job start cost
@@ -592,11 +644,13 @@ async function main(): Promise<void> {
   }
   if (runs('overhead')) result.configs.push(await measureConfig('no-programs'));
   save();
-  const agentPid = await startAgent();
+  let agentPid = await startAgent();
   agentRunning = true;
   await sleep(2000);
   const idleKiB = rssKiB(agentPid, 'VmRSS');
-  say(`agent up, pid ${agentPid}, RSS ${idleKiB} KiB`);
+  const startupCpuNs = await waitAgentIdle(agentPid);
+  say(`agent up, pid ${agentPid}, RSS ${idleKiB} KiB; idle after ${(startupCpuNs / 1e6).toFixed(0)} ms of further CPU`);
+  notes.push(`after it answered its first request, the agent used ${(startupCpuNs / 1e9).toFixed(2)} virtual s of CPU more (V8's background threads) before it was idle; the timed runs started after that`);
   if (runs('overhead')) {
     result.configs.push(await measureConfig('agent-no-job'));
     save();
@@ -618,6 +672,17 @@ async function main(): Promise<void> {
     await settleAgent();
     result.bpfStats.push(await bpfStats('agent-no-job'));
     save();
+    // the programs without the agent process (it stopped; its pins hold the programs), which tells the
+    // programs' cost from the agent's; then the first configuration again, programs detached, which
+    // tells both from drift in the kernel's state over the runs (dentries, slabs)
+    await stopAgent();
+    result.configs.push(await measureConfig('programs-no-agent'));
+    await unpin();
+    result.configs.push(await measureConfig('no-programs-again'));
+    save();
+    agentPid = await startAgent();
+    agentRunning = true;
+    await waitAgentIdle(agentPid);
   }
 
   const afterWorkloadsKiB = rssKiB(agentPid, 'VmRSS');
