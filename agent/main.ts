@@ -194,7 +194,6 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGHUP', () => {
-    agent.pipeline.reopen();
     agent.reload().catch((err: Error) => log.error('reload on SIGHUP failed', { error: err.message }));
   });
 }

@@ -11,6 +11,7 @@
 #       /usr/libexec/slurm-krsi/prolog, .../epilog      (slurm.conf Prolog= / Epilog=)
 #       /etc/slurm-krsi/krsi.ini                        (the sample, only if none exists)
 #       /etc/slurm-krsi/profiles.lua                    (profile names for slurm/job_submit.lua)
+#       /etc/logrotate.d/slurm-krsi                     (when logrotate is present: the event log file)
 #       /etc/systemd/system/krsi-agent.service          (when systemd is present; enabled unless --no-enable)
 #     Idempotent: running it again upgrades the files and keeps the config. The agent keeps enforcing
 #     during an upgrade: its programs stay pinned while it restarts.
@@ -93,6 +94,9 @@ if [ -f /etc/slurm-krsi/krsi.ini ]; then
 else
   install -m 0644 "$src/deploy/krsi.ini" /etc/slurm-krsi/krsi.ini
   say "installed the sample config /etc/slurm-krsi/krsi.ini"
+fi
+if [ -d /etc/logrotate.d ]; then
+  install -m 0644 "$src/deploy/logrotate" /etc/logrotate.d/slurm-krsi
 fi
 /usr/sbin/krsictl profiles --lua --config /etc/slurm-krsi/krsi.ini >/etc/slurm-krsi/profiles.lua.tmp &&
   mv /etc/slurm-krsi/profiles.lua.tmp /etc/slurm-krsi/profiles.lua

@@ -72,12 +72,16 @@ export class EventPipeline {
     this.fileFailed = false;
   }
 
-  /** reopen the log file (after logrotate moved it) */
+  /** reopen the log file (after logrotate moved it); a failure is reported, and lines go on to stdout */
   reopen(): void {
     this.flush();
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
-    this.openFile();
+    try {
+      this.openFile();
+    } catch (err) {
+      this.opts.onLogFileError?.(err as Error);
+    }
   }
 
   private isoOf(ms: number): string {

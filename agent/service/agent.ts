@@ -293,6 +293,8 @@ export class KrsiAgent implements AgentService {
 
   reload(): Promise<ReloadResult> {
     return this.serialize(() => {
+      // a reload is also how logrotate's postrotate tells the agent to start a new event log file
+      this.pipeline.reopen();
       let next: KrsiConfig;
       try {
         next = loadConfig(this.config.path);

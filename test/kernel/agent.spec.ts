@@ -152,6 +152,17 @@ describe('krsi-agent on the real kernel', function () {
     expect(s.pinned.filter((p) => p.startsWith('links/'))).to.have.length(s.programs.length);
     expect(s).to.include({ jobs: 0, adopted: false });
     expect(s.lsm).to.include('bpf');
+    // the start-up priming of the write path (uid (uid_t)-1) leaves nothing behind in the kernel
+    expect((r.body as { uidsUnderPolicy: number[] }).uidsUnderPolicy).to.deep.equal([]);
+    const maps = Enforcer.open({ objectPath: join(ROOT, 'build/bpf/krsi.bpf.o'), pinDir: PIN_DIR });
+    try {
+      expect([...maps.uidPolicies().keys()]).to.deep.equal([]);
+      expect(maps.uidBitSet(0xffffffff)).to.equal(false);
+    } finally {
+      await maps.close();
+    }
+    const sets = await settledEntryCounts();
+    expect(Object.values(sets).every((n) => n === 0), JSON.stringify(sets)).to.equal(true);
   });
 
   it('a strict job restricts its uid in the kernel, another uid stays free, and removal frees it', async () => {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LAYOUT, decodeEvent, type KrsiEvent } from '../../../agent/enforcement/layout.js';
@@ -131,6 +131,26 @@ describe('event pipeline', () => {
     expect(events.map((e) => e.job)).to.deep.equal(['7', '7,8']);
     expect(events[0]!.comm).to.equal('x act=allow');
     expect(Date.parse(events[1]!.time) - Date.parse(events[0]!.time)).to.equal(1500);
+  });
+
+  it('reopen() starts a new file where logrotate moved the old one, and reports a file it cannot open', () => {
+    const log = join(dir, 'events.log');
+    const errors: string[] = [];
+    const p = new EventPipeline({ clock: new BootClock(), jobOf: () => '', windowSize: 4, logPath: log, writeStdout: () => {}, onLogFileError: (e) => errors.push(e.message) });
+    p.handle(rawEvent({ pid: 1, decision: 0 }));
+    p.flush();
+    renameSync(log, `${log}.1`);
+    p.handle(rawEvent({ pid: 2, decision: 0 }));
+    p.reopen(); // flushes pid 2 into the moved file first, as a rotation expects
+    p.handle(rawEvent({ pid: 3, decision: 0 }));
+    p.flush();
+    expect(readFileSync(`${log}.1`, 'utf8').match(/ pid=\d+/g)).to.deep.equal([' pid=1', ' pid=2']);
+    expect(readFileSync(log, 'utf8').match(/ pid=\d+/g)).to.deep.equal([' pid=3']);
+    rmSync(dir, { recursive: true, force: true });
+    writeFileSync(dir, 'not a directory');
+    p.reopen();
+    expect(errors).to.have.length(1);
+    rmSync(dir, { force: true });
   });
 
   it('a log file that cannot be written is reported once, and the lines still reach stdout', async () => {
