@@ -315,7 +315,10 @@ export function renderReport(input: ReportInput): string {
   s += `(dist/agent/main.js, all programs attached) and changes only its jobs between configurations; boot B drops \`bpf\` from \`lsm=\` (the paper's non-KRSI kernel).\n`;
   s += `- Workloads are small C programs (bench/workloads/, \`cc -O2\`, built by bench/build.sh) copied to tmpfs; each runs a fixed number of iterations and prints `;
   s += `operations and elapsed CLOCK_MONOTONIC ns. mdstress follows the paper's Appendix C (create, write "mdstress", close, unlink), unpaced here; `;
-  s += `dgemm (blocked matrix multiply) stands in for xhpl; the loopback connect loop stands in for tcpkali.\n`;
+  s += `dgemm (blocked matrix multiply) stands in for xhpl; the loopback connect loop stands in for tcpkali. `;
+  s += `Each user's files are on a tmpfs of their own, as a job's scratch or node-local /tmp would be: the agent watches the directories of allowlisted files `;
+  s += `with inotify, and any watch on a file system sends every file operation on it through fsnotify's slower path (on a compute node systemd's own watches `;
+  s += `on the root file system already do); in this VM nothing else watches, so a shared file system would charge that kernel path to the agent.\n`;
   s += `- The strict profile is the one of docs/DESIGN (fileperms, suidexec, sshlisteners, skconnections with 192.0.2.0/24, 198.51.100.0/24, 2001:db8::/32, killtasks, all enforce); `;
   s += `the floor profile is fileperms = audit. Jobs are added through the agent's socket; after each job change the driver leaves the agent 3 idle virtual seconds for its background work (deleting retired sets on a worker thread). After every run the driver waits until the agent has logged every decision, and then 1.5 idle virtual seconds for the work the agent defers after a burst (V8's concurrent garbage collection threads), `;
   s += `so a run carries the logging cost of its own events and none of the previous run's.\n`;
@@ -325,7 +328,8 @@ export function renderReport(input: ReportInput): string {
   s += `(2) the agent reads each record in place in the ring (a view, not a copy), decodes it through one DataView and reuses the text of the last comm; `;
   s += `(3) the flood generator sleeps once per millisecond's worth of calls instead of after every call (at 50,000/s a sleep every 20 us cost it a timer and two context switches per call, more than the call); `;
   s += `(4) the agent resolves the allowlisted files' identities when it starts, not in the first prolog that needs them; `;
-  s += `(5) section 4 also times \`node -e 0\` in the VM. Kept from before: the uid bitmap and early returns in the LSM programs, the JavaScript ring reader that waits 5 ms after a wakeup `;
+  s += `(5) section 4 also times \`node -e 0\` in the VM; (6) each user's files are on their own tmpfs (above), and timed runs start only once the agent is idle; `;
+  s += `(7) two more configurations, the programs with the agent stopped and "no programs" again at the end. Kept from before: the uid bitmap and early returns in the LSM programs, the JavaScript ring reader that waits 5 ms after a wakeup `;
   s += `before consuming, the prolog's client without an http.Agent, and the agent's V8 options of deploy/agent-node-options.\n`;
   const runNotes = [...(on?.notes ?? []), ...(off?.notes ?? [])];
   if (runNotes.length > 0) s += `- Notes from this run: ${runNotes.join('; ')}.\n`;
