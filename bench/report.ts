@@ -176,11 +176,15 @@ function section3(input: ReportInput, goals: string[]): string {
   for (const x of steps) {
     s += `| ${x.requestedRate ? thousands(x.requestedRate) : 'unpaced'} | ${thousands(x.achievedRate)} | ${thousands(x.decisions)} | ${thousands(x.logged)} | ${thousands(x.dropped)} | ${thousands(x.unaccounted)} | ${f(x.drainSeconds, 2)} |\n`;
   }
-  const clean = steps.filter((x) => x.dropped === 0);
-  const best = clean.reduce((a, b) => (b.achievedRate > a ? b.achievedRate : a), 0);
+  // a step ran "at" its rate when the generator kept within 1% of it (its one-second run includes its
+  // own start and last sleep, so a step rarely achieves the exact figure)
+  const clean = steps.filter((x) => x.dropped === 0 && x.requestedRate > 0 && x.achievedRate >= 0.99 * x.requestedRate);
+  const bestStep = clean.reduce<PipelineStep | null>((a, b) => (a === null || b.requestedRate > a.requestedRate ? b : a), null);
+  const best = bestStep?.requestedRate ?? 0;
+  const bestText = bestStep ? `${thousands(best)} events/s (achieved ${thousands(bestStep.achievedRate)}/s)` : 'none';
   const allAccounted = steps.every((x) => x.unaccounted === 0);
   const sustained = steps.filter((x) => x.requestedRate > 0 && x.drainSeconds > 0.1).map((x) => x.logged / (x.ops / x.achievedRate + x.drainSeconds));
-  s += `\nHighest rate with zero drops: **${thousands(best)} events/s** (achieved) for a one-second burst. logged + dropped = decisions at every rate: **${allAccounted ? 'yes' : 'no'}**.\n\n`;
+  s += `\nHighest rate with zero drops, the generator within 1% of it: **${bestText}** for a one-second burst. logged + dropped = decisions at every rate: **${allAccounted ? 'yes' : 'no'}**.\n\n`;
   if (sustained.length > 0) {
     s += `Read the zero-drop figure as a burst: where the agent needed time after the generator stopped, it was working through a backlog that the ring buffer held `;
     s += `(${f((input.on?.pipelineRingBytes ?? 0) / 1048576)} MiB, about ${thousands((input.on?.pipelineRingBytes ?? 0) / 200)} events of 200 bytes). The agent's sustained logging rate on this vCPU, `;
@@ -189,7 +193,7 @@ function section3(input: ReportInput, goals: string[]): string {
   }
   goals.push(`Nothing unaccounted at any rate: **${allAccounted ? 'met' : 'not met'}**.`);
   goals.push(
-    `Zero drops up to 50,000 events/s in the VM: **${best >= 50000 ? 'met' : 'not met'}** (highest zero-drop rate achieved: ${thousands(best)}/s, for one-second bursts). ` +
+    `Zero drops up to 50,000 events/s in the VM: **${best >= 50000 ? 'met' : 'not met'}** (highest zero-drop rate: ${bestText}, for one-second bursts). ` +
       `On one vCPU the generator and the agent compete, and each logged event costs the agent's JavaScript (decode, job lookup, format, window, writes) ` +
       `tens of thousands of instructions: a burst is absorbed by the ring buffer and the agent's share of the CPU while the generator runs, and a flood longer than the ring ` +
       `loses what the agent's sustained rate (above) cannot keep up with, every lost event counted as dropped. What got the agent here: nothing made for one event outlives it ` +
