@@ -124,8 +124,14 @@ export class EventPipeline {
   private writeFile(text: string): void {
     try {
       // synchronous: the write goes to the page cache, and a slow disk slows the reader instead of
-      // queueing lines in memory without bound (the ring buffer then holds them, or counts them dropped)
-      writeSync(this.fd!, text);
+      // queueing lines in memory without bound (the ring buffer then holds them, or counts them dropped).
+      // write(2) may take less than it was given (a disk filling up): go on until all of it is written
+      const bytes = Buffer.from(text);
+      for (let done = 0; done < bytes.length; ) {
+        const n = writeSync(this.fd!, bytes, done);
+        if (n === 0) throw new Error(`write to ${this.opts.logPath} made no progress`);
+        done += n;
+      }
       this.fileFailed = false;
     } catch (err) {
       // a full or failing disk must not stop enforcement or logging to stdout: say so once per failure spell

@@ -50,6 +50,11 @@ export interface AgentOptions {
   onApply?: (seconds: number) => void;
 }
 
+/** milliseconds since a process.hrtime.bigint() reading, to the microsecond */
+function msSince(started: bigint): number {
+  return Math.round(Number(process.hrtime.bigint() - started) / 1e3) / 1e3;
+}
+
 export class KrsiAgent implements AgentService {
   private config: KrsiConfig;
   private readonly table: JobTable;
@@ -209,7 +214,7 @@ export class KrsiAgent implements AgentService {
       } else {
         this.applyUid(job.uid);
       }
-      const applyMs = Math.round(Number(process.hrtime.bigint() - started) / 1e3) / 1e3;
+      const applyMs = msSince(started);
       this.log.info('job removed', { job: jobId, uid: job.uid, remainingJobsOfUid: remaining, applyMs });
       return { removed: true, uidPolicy: remaining === 0 ? null : this.policyOfUid(job.uid) };
     });
@@ -257,9 +262,9 @@ export class KrsiAgent implements AgentService {
     const started = process.hrtime.bigint();
     const policy = this.policyOfUid(uid);
     this.opts.enforcer.setUidPolicy(uid, compilePolicy(policy, this.identities));
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    this.opts.onApply?.(seconds);
-    return Math.round(seconds * 1e6) / 1e3;
+    const ms = msSince(started);
+    this.opts.onApply?.(ms / 1e3);
+    return ms;
   }
 
   // ---------------------------------------------------------------- allowlisted files

@@ -10,7 +10,7 @@
  * the event pipeline at rising rates; the adversary emulation. Everything measured with the guest's
  * CLOCK_MONOTONIC, which under -icount shift=0,sleep=off counts instructions.
  */
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, chownSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, chownSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { release } from 'node:os';
 import { join } from 'node:path';
@@ -210,7 +210,7 @@ let agentProc: { pid?: number | undefined; kill(signal: NodeJS.Signals): boolean
 async function startAgent(): Promise<number> {
   writeFileSync(CONFIG, agentConfig());
   // stdout stands in for journald: a file, so that its writes cost what writing to a journal pipe would
-  const proc = (agentProc = execa(process.execPath, [...AGENT_NODE_OPTIONS, AGENT, '--config', CONFIG], { reject: false, stdout: { file: AGENT_OUT }, stderr: { file: `${AGENT_OUT}.err` } }));
+  const proc = (agentProc = execa(process.execPath, [...AGENT_NODE_OPTIONS, AGENT, '--config', CONFIG], { reject: false, stdout: { file: AGENT_OUT, append: true }, stderr: { file: `${AGENT_OUT}.err`, append: true } }));
   const deadline = vnow() + 120000;
   while (vnow() < deadline) {
     if (proc.exitCode !== null) throw new Error(`agent exited early: ${readFileSync(`${AGENT_OUT}.err`, 'utf8')}`);
@@ -564,7 +564,7 @@ async function adversaryInSlurm(agentPid: number): Promise<AdversaryResult> {
       await sleep(100);
       s1 = await status();
     }
-    await sleep(200); // the file stream's last write
+    await sleep(200); // the agent writes a batch's lines once the batch is counted, on its next turn
     const byPid = new Map<number, EventRec[]>();
     for (const e of logEvents(since)) byPid.set(e.pid, [...(byPid.get(e.pid) ?? []), e]);
     for (const at of attempts) {
@@ -638,14 +638,7 @@ async function main(): Promise<void> {
     boot, kernel: release(), lsm, cpuModel, icount: true, quick, configs: [], bpfStats: [], pipeline: [], pipelineRingBytes: 8 << 20,
     jobStart: null, agentNodeOptions: AGENT_NODE_OPTIONS, adversary: null, notes,
   };
-  const save = () => {
-    writeFileSync(out, JSON.stringify(result, null, 1));
-    // the agent's own log lines (not the event lines) beside the results, for reading after the run
-    if (agentRunning) {
-      const own = readFileSync(AGENT_OUT, 'utf8').split('\n').filter((l) => / msg=/.test(l) && !/ act=/.test(l));
-      writeFileSync(join(out, '..', 'agent-log.txt'), `${own.join('\n')}\n`);
-    }
-  };
+  const save = () => writeFileSync(out, JSON.stringify(result, null, 1));
 
   if (boot === 'off') {
     result.configs.push(await measureConfig('bpf-off'));
@@ -716,10 +709,21 @@ async function main(): Promise<void> {
   save();
 }
 
+/** the agents' own log lines (not the event lines) beside the results, for reading after the run */
+function keepAgentLog(): void {
+  if (!existsSync(AGENT_OUT)) return;
+  const own = readFileSync(AGENT_OUT, 'utf8').split('\n').filter((l) => / msg=/.test(l) && !/ act=/.test(l));
+  writeFileSync(join(out, '..', 'agent-log.txt'), `${own.join('\n')}\n`);
+}
+
 main().then(
-  () => process.exit(0),
+  () => {
+    keepAgentLog();
+    process.exit(0);
+  },
   (err: Error) => {
     process.stderr.write(`bench: driver failed: ${err.stack ?? err.message}\n`);
+    keepAgentLog();
     process.exit(1);
   },
 );
