@@ -63,7 +63,18 @@ function hostInfo(): HostInfo {
   } catch {
     // keep unknown
   }
-  return { cpuModel: model, cores: cpus().length, hostKernel: release(), os, qemu, node: process.version, date: new Date().toISOString() };
+  return { cpuModel: model, cores: cpus().length, hostKernel: release(), os, qemu, node: process.version, date: new Date().toISOString(), source: sourceRevision() };
+}
+
+/** which source the figures are of, so that a committed document can be traced to the code it measured */
+function sourceRevision(): string {
+  try {
+    const commit = execFileSync('git', ['-C', root, 'rev-parse', '--short=12', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['-C', root, 'status', '--porcelain', '--untracked-files=no'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';
+    return `commit ${commit}${dirty ? ' with uncommitted changes' : ' (clean tree)'}`;
+  } catch {
+    return 'a source tree that is not a git checkout';
+  }
 }
 
 /** `node -e 0` on the host: what any Node.js process start costs there */
