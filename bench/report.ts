@@ -76,7 +76,7 @@ function section2(input: ReportInput, goals: string[]): string {
   const present = CONFIGS.filter((c) => configs.some((r) => r.config === c.key));
   const reps = configs[0]?.results[0]?.samples.length ?? 0;
   let s = `## 2. Overhead (the paper's figures 15-17, as ratios)\n\n`;
-  s += `Each workload ran ${reps} times per configuration (after one warm-up run), as uid 1000, round-robin over the workloads. `;
+  s += `Each workload ran ${reps} times per configuration (after one warm-up run of each workload), as uid 1000, round-robin over the workloads. `;
   s += `Cells: median virtual ns per operation (= guest instructions), and in brackets the spread (max - min) / median of the runs.\n\n`;
   s += `| workload | ${present.map((c) => c.title).join(' | ')} |\n|---|${present.map(() => '---:').join('|')}|\n`;
   for (const w of WORKLOADS) {
@@ -326,15 +326,16 @@ export function renderReport(input: ReportInput): string {
   s += `with inotify, and any watch on a file system sends every file operation on it through fsnotify's slower path (on a compute node systemd's own watches `;
   s += `on the root file system already do); in this VM nothing else watches, so a shared file system would charge that kernel path to the agent.\n`;
   s += `- The strict profile is the one of docs/DESIGN (fileperms, suidexec, sshlisteners, skconnections with 192.0.2.0/24, 198.51.100.0/24, 2001:db8::/32, killtasks, all enforce); `;
-  s += `the floor profile is fileperms = audit. Jobs are added through the agent's socket; after each job change the driver leaves the agent 3 idle virtual seconds for its background work (deleting retired sets on a worker thread). After every run the driver waits until the agent has logged every decision, and then 1.5 idle virtual seconds for the work the agent defers after a burst (V8's concurrent garbage collection threads), `;
-  s += `so a run carries the logging cost of its own events and none of the previous run's.\n`;
+  s += `the floor profile is fileperms = audit. Jobs are added through the agent's socket; after each job change the driver leaves the agent 3 idle virtual seconds for its background work (deleting retired sets on a worker thread). After every run the driver waits until the agent has logged every decision, so a run carries the logging cost of its own events and none of the previous run's. `;
+  s += `Before every run the whole guest must have been quiet (at most one 10 ms tick of busy CPU per virtual second, from /proc/stat) for 2 virtual seconds, and for 10 before a configuration's first run: `;
+  s += `V8's background threads, the agent's and this driver's own, come back for a few hundred virtual ms some seconds after a process starts or a burst ends, and on one vCPU that lands in whatever runs then.\n`;
   s += `- Changes since the run documented at commit 44ffcba (docs/BENCHMARKS.md in the git history), which these figures reflect: `;
   s += `(1) the agent's event window keeps each event as its raw ring-buffer record (one preallocated buffer) and rebuilds the record and its line only when GET /v1/events asks, `;
   s += `and the lines go out 256 at a time with synchronous writes, so that no object made for one event survives into V8's old generation; `;
   s += `(2) the agent reads each record in place in the ring (a view, not a copy), decodes it through one DataView and reuses the text of the last comm; `;
   s += `(3) the flood generator sleeps once per millisecond's worth of calls instead of after every call (at 50,000/s a sleep every 20 us cost it a timer and two context switches per call, more than the call); `;
   s += `(4) the agent resolves the allowlisted files' identities when it starts, not in the first prolog that needs them; `;
-  s += `(5) section 4 also times \`node -e 0\` in the VM; (6) each user's files are on their own tmpfs (above), and timed runs start only once the agent is idle; `;
+  s += `(5) section 4 also times \`node -e 0\` in the VM; (6) each user's files are on their own tmpfs (above), and timed runs start only on a quiet guest; `;
   s += `(7) two more configurations, the programs with the agent stopped and "no programs" again at the end. Kept from before: the uid bitmap and early returns in the LSM programs, the JavaScript ring reader that waits 5 ms after a wakeup `;
   s += `before consuming, the prolog's client without an http.Agent, and the agent's V8 options of deploy/agent-node-options.\n`;
   const runNotes = [...(on?.notes ?? []), ...(off?.notes ?? [])];

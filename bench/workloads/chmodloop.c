@@ -31,6 +31,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	close(fd);
+	wait_for_quiet_cpu();
 	begin = now_ns();
 	for (i = 0; i < loops; i++) {
 		if (chmod(argv[1], a) < 0)

@@ -30,6 +30,7 @@ int main(int argc, char **argv)
 		perror("bind/listen");
 		return 1;
 	}
+	wait_for_quiet_cpu();
 	begin = now_ns();
 	for (i = 0; i < loops; i++) {
 		int c = socket(AF_INET, SOCK_STREAM, 0), a;

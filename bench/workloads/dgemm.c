@@ -19,6 +19,7 @@ int main(int argc, char **argv)
 		a[i] = (double)(i % 17) / 17.0;
 		b[i] = (double)(i % 13) / 13.0;
 	}
+	wait_for_quiet_cpu();
 	begin = now_ns();
 	for (r = 0; r < reps; r++)
 		for (ii = 0; ii < n; ii += BS)

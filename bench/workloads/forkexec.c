@@ -17,6 +17,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	loops = arg_long(argc, argv, 1, 100);
+	wait_for_quiet_cpu();
 	begin = now_ns();
 	for (i = 0; i < loops; i++) {
 		int status;

@@ -26,6 +26,7 @@ int main(int argc, char **argv)
 	loops = arg_long(argc, argv, 2, 1);
 	umask(argc > 4 ? (mode_t)strtoul(argv[4], NULL, 8) : 022);
 	pacer_init(&pacer, arg_long(argc, argv, 3, 0));
+	wait_for_quiet_cpu();
 	begin = now_ns();
 	for (i = 0; i < loops; i++) {
 		int fd = open(argv[1], O_RDWR | O_CREAT, 0666);
