@@ -113,16 +113,14 @@ export class KrsiAgent implements AgentService {
    * tenth or so about 5 ms: code that runs for the first time, then V8 optimising it, and first allocations
    * in the kernel's maps. Pay that here rather than in jobs' prologs: run the whole write path a few times for
    * the union of every configured profile, for uid 4294967295, (uid_t)-1, which the kernel gives to no task
-   * (so the entry can match nothing), removing the entry each time.
+   * (so the entry can match nothing) and the API refuses (MAX_UID in api/schemas.ts), removing the entry each time.
    */
   private primeApplyPath(): void {
     const NO_TASK_UID = 0xffffffff;
     const names = [...this.config.profiles.keys()];
     try {
       for (let i = 0; i < 16; i++) {
-        this.table.ofUid(NO_TASK_UID);
-        const all = mergeProfiles(this.profilesNamed(names));
-        this.opts.enforcer.setUidPolicy(NO_TASK_UID, compilePolicy(all, this.identities));
+        this.writeUidPolicy(NO_TASK_UID, mergeProfiles(this.profilesNamed(names)));
         this.opts.enforcer.clearUidPolicy(NO_TASK_UID);
       }
     } catch (err) {
@@ -260,11 +258,15 @@ export class KrsiAgent implements AgentService {
   /** write a uid's union policy into the kernel (an atomic swap); returns the time it took, in ms */
   private applyUid(uid: number): number {
     const started = process.hrtime.bigint();
-    const policy = this.policyOfUid(uid);
-    this.opts.enforcer.setUidPolicy(uid, compilePolicy(policy, this.identities));
+    this.writeUidPolicy(uid, this.policyOfUid(uid));
     const ms = msSince(started);
     this.opts.onApply?.(ms / 1e3);
     return ms;
+  }
+
+  /** the write itself, shared by applyUid and the start-up priming (which must not count as an apply) */
+  private writeUidPolicy(uid: number, policy: EffectivePolicy): void {
+    this.opts.enforcer.setUidPolicy(uid, compilePolicy(policy, this.identities));
   }
 
   // ---------------------------------------------------------------- allowlisted files
