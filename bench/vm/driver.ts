@@ -108,7 +108,7 @@ let agentRunning = false;
 async function runWorkload(w: Workload, uid: number): Promise<Sample> {
   // nothing else may share the one vCPU with a timed run: not the agent's deferred work after the
   // previous run's events, not this driver's own V8 threads (they wake some seconds after it starts)
-  await waitGuestQuiet(2, w.name);
+  await waitGuestQuiet(2, `a run of ${w.name}`);
   const [file, argv] = w.argv(uid);
   const r = await runAs(uid, file, argv);
   if (r.exitCode !== 0) throw new Error(`${w.name} as uid ${uid} failed (${r.exitCode}): ${r.stderr}`);
@@ -126,23 +126,28 @@ function guestBusyNs(): number {
 }
 
 /**
- * Wait until the whole guest is quiet: at most one 10 ms tick of busy CPU in each of `seconds`
- * consecutive virtual seconds. Idle virtual time costs nothing under -icount sleep=off. A guest that is
- * never quiet is noted in the results, once per workload, not waited for forever.
+ * Wait until `busyNs` (a CPU-time counter) grows by at most one 10 ms tick in each of `seconds` consecutive
+ * virtual seconds. Idle virtual time costs nothing under -icount sleep=off. Something never quiet is noted
+ * in the results (once per `what`), not waited for forever.
  */
-async function waitGuestQuiet(seconds: number, what: string, timeoutMs = 180000): Promise<void> {
+async function waitQuiet(busyNs: () => number, seconds: number, what: string, timeoutMs = 180000): Promise<void> {
   const t0 = vnow();
   let quiet = 0;
   while (quiet < seconds) {
     if (vnow() - t0 > timeoutMs) {
-      const note = `the guest was not quiet for ${seconds} s within ${timeoutMs / 1000} s before a run of ${what}; it ran anyway`;
+      const note = `${what} was not quiet for ${seconds} s within ${timeoutMs / 1000} s; the bench went on`;
       if (!notes.includes(note)) notes.push(note);
       return;
     }
-    const before = guestBusyNs();
+    const before = busyNs();
     await sleep(1000);
-    quiet = guestBusyNs() - before <= 10e6 ? quiet + 1 : 0;
+    quiet = busyNs() - before <= 10e6 ? quiet + 1 : 0;
   }
+}
+
+/** the whole guest quiet: every task, kernel threads and interrupts included */
+function waitGuestQuiet(seconds: number, before: string): Promise<void> {
+  return waitQuiet(guestBusyNs, seconds, `the guest, before ${before},`);
 }
 
 /** wait until the agent has logged (or the kernel dropped) every decision so far; returns virtual seconds waited */
@@ -158,7 +163,7 @@ async function drained(timeoutMs = 120000): Promise<number> {
 async function measureConfig(config: string, uid = USER): Promise<ConfigResult> {
   const results: WorkloadResult[] = WORKLOADS.map((w) => ({ workload: w.name, uid, samples: [] }));
   // a configuration starts on a quiet guest: after a boot, an agent start or a job change
-  await waitGuestQuiet(10, `${config}'s first workload`);
+  await waitGuestQuiet(10, `${config}'s first run`);
   // round-robin over the workloads, so slow drift in the guest touches every workload alike
   // one warm-up run of each workload: a loop's first run after a pause can pay a one-off cost (the
   // connect loop's first run after boot took about 6 ms more, with no agent and no Node.js running)
@@ -281,14 +286,12 @@ async function removeJob(jobId: string): Promise<void> {
 }
 
 /**
- * Between configurations: a policy change leaves the agent work to do in the background (the retired
- * sets are deleted after a grace period, on a worker thread it starts for that), which would otherwise
- * land in the first timed runs of the next configuration. Idle virtual time costs nothing under
- * -icount sleep=off.
+ * After a job change: the agent deletes the retired sets in the background once an RCU grace period
+ * (milliseconds, waited for on a worker thread) has passed. Three virtual seconds cover that; the quiet
+ * wait at the start of the next configuration (or run) then covers the work itself.
  */
 async function settleAgent(): Promise<void> {
   await sleep(3000);
-  if (agentProc?.pid) await waitAgentIdle(agentProc.pid);
 }
 
 /** CPU time of every thread of a process so far, ns (schedstat: exact, not sampled) */
@@ -305,20 +308,13 @@ function cpuNs(pid: number): number {
 }
 
 /**
- * Wait until the agent is idle: under 1% of the CPU in each of ten consecutive virtual seconds. After it
- * starts, V8's background threads keep it busy for a while and come back once, some seconds later, for
- * a few hundred virtual ms (a deferred garbage collection); a timed run must not share the vCPU with
- * that. Idle virtual time costs nothing here. Returns the agent's CPU ns spent meanwhile.
+ * Wait until the agent is idle for ten consecutive virtual seconds. After it starts, V8's background
+ * threads keep it busy for a while and come back once, some seconds later, for a few hundred virtual ms
+ * (a deferred garbage collection). Returns the agent's CPU ns spent meanwhile, for the report.
  */
-async function waitAgentIdle(pid: number, timeoutMs = 180000): Promise<number> {
-  const t0 = vnow();
+async function waitAgentIdle(pid: number): Promise<number> {
   const c0 = cpuNs(pid);
-  let quiet = 0;
-  while (quiet < 10 && vnow() - t0 < timeoutMs) {
-    const before = cpuNs(pid);
-    await sleep(1000);
-    quiet = cpuNs(pid) - before < 10e6 ? quiet + 1 : 0;
-  }
+  await waitQuiet(() => cpuNs(pid), 10, 'the agent after its start');
   return cpuNs(pid) - c0;
 }
 
@@ -714,7 +710,7 @@ async function main(): Promise<void> {
     save();
     agentPid = await startAgent();
     agentRunning = true;
-    await waitAgentIdle(agentPid);
+    await waitGuestQuiet(10, 'the job start section');
   }
 
   const afterWorkloadsKiB = rssKiB(agentPid, 'VmRSS');
