@@ -12,9 +12,9 @@
  *
  * Exit status: 0 clean stop, 1 config error, 2 usage, 3 this node cannot enforce (preflight), 4 runtime failure.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { release } from 'node:os';
+import { release, setPriority } from 'node:os';
 import { join } from 'node:path';
 import { buildApp } from './api/app.js';
 import { DEFAULT_SOCKET_MODE, listenUnix } from './api/server.js';
@@ -31,6 +31,22 @@ import { DaemonProtector } from './service/daemons.js';
 import { accountGid, accountUid } from './service/accounts.js';
 
 const EXIT = { config: 1, usage: 2, preflight: 3, runtime: 4 } as const;
+
+/**
+ * The agent's CPU priority. Every prolog waits on it, and prologs start while the node's CPUs are busy
+ * with other jobs (and dozens of prologs may start at once, each a Node.js process): at nice 0 the
+ * agent got 1/65 of the CPU and prologs timed out behind its queue. Jobs and prologs run at nice 0.
+ */
+export const AGENT_NICE = -10;
+
+/** renice every thread of this process (Linux priorities are per thread; later threads inherit) */
+function raisePriority(log: Logger): void {
+  try {
+    for (const tid of readdirSync('/proc/self/task')) setPriority(Number(tid), AGENT_NICE);
+  } catch (err) {
+    log.warn('cannot raise the agent\'s CPU priority: prologs may wait longer on a busy node', { nice: AGENT_NICE, error: (err as Error).message });
+  }
+}
 
 function usage(message?: string): never {
   if (message) process.stderr.write(`krsi-agent: ${message}\n`);
@@ -97,6 +113,7 @@ async function main(): Promise<void> {
     process.exit(EXIT.preflight);
   }
 
+  raisePriority(log);
   const enforcer = Enforcer.open({
     objectPath: OBJECTS.enforcement,
     pinDir: config.agent.pinDir,
