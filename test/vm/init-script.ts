@@ -2,8 +2,10 @@
 //
 // It loads the modules listed in /modules.order, mounts the host's root read-only over 9p with a tmpfs
 // overlay on top, mounts the writable results share and any extra shares named on the kernel command line,
-// the usual pseudo filesystems inside the new root, then chroots and runs /krsi-results/run.sh. The script's
-// exit status goes to /krsi-results/exit-status; then the VM powers off. Any failure before the script runs
+// the usual pseudo filesystems inside the new root, then switch_roots into it (not chroot: a chrooted
+// process may not create a user namespace, and the tests need unshare -U, newuidmap and overlay mounts
+// in user namespaces) and execs PID1_SCRIPT there as PID 1. That runs /krsi-results/run.sh, writes its
+// exit status to /krsi-results/exit-status and powers the VM off. Any failure before the script runs
 // prints "krsi-init: FATAL" and powers off without an exit-status file, which the host reports as an error.
 //
 // Kernel command line parameters it reads:
@@ -15,6 +17,9 @@
 export const MARK_READY = 'krsi-init: starting run.sh';
 export const MARK_STATUS = 'krsi-init: run.sh exited with status';
 export const MARK_FATAL = 'krsi-init: FATAL';
+
+/** where PID 1 takes requests from tests (init-control.ts), inside the VM */
+export const INIT_CONTROL_DIR = '/run/krsi-init';
 
 export const INIT_SCRIPT = `#!/bin/busybox sh
 /bin/busybox mkdir -p /bin /sbin /usr/bin /usr/sbin /proc /sys /dev
@@ -93,14 +98,69 @@ done
 ip link set lo up || fatal "cannot bring lo up"
 hostname "$vm_hostname"
 
-say "starting run.sh (uptime $(cut -d' ' -f1 /proc/uptime)s)"
-chroot "$R" /usr/bin/env -i \\
+mkdir -p "$R${INIT_CONTROL_DIR}" || fatal "cannot create ${INIT_CONTROL_DIR}"
+cp /pid1.sh "$R${INIT_CONTROL_DIR}/pid1.sh" || fatal "cannot copy the PID 1 script"
+exec switch_root "$R" /usr/bin/env -i \\
   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
   HOME=/root LANG=C.UTF-8 TERM=dumb KRSI_VM=1 KRSI_RESULTS_DIR=/krsi-results \\
-  /bin/bash /krsi-results/run.sh </dev/null
+  /bin/bash "${INIT_CONTROL_DIR}/pid1.sh"
+fatal "switch_root failed"
+`;
+
+/**
+ * PID 1 of the VM once the overlay root is in place (bash). Runs run.sh as its child and waits for it.
+ *
+ * It also stands in for what a real init does on an admin's behalf: the agent protects itself from every
+ * sender but PID 1 (that is how `systemctl stop` reaches it), so a test that must stop it asks PID 1 to
+ * send the signal. A request is a file ${INIT_CONTROL_DIR}/req-NAME holding "SIGNAL PID"; the test then
+ * sends SIGUSR1 to PID 1, whose trap sends the signal itself and answers in done-NAME ("ok", or "failed:
+ * <kill's message>"). Only signals are served.
+ */
+export const PID1_SCRIPT = `#!/bin/bash
+exec 0</dev/console 1>/dev/console 2>&1
+say() { echo "krsi-init: $*"; }
+ctl=${INIT_CONTROL_DIR}
+
+serving=
+serve_requests() {
+  # tests send SIGUSR1 again while they wait: never serve re-entrantly, and claim each request by
+  # renaming it, so that a request is carried out exactly once
+  [ -z "$serving" ] || return 0
+  serving=1
+  local req name sig pid answer
+  for req in "$ctl"/req-*; do
+    [ -f "$req" ] || continue
+    name=\${req#"$ctl"/req-}
+    mv "$req" "$ctl/taken-$name" || continue
+    read -r sig pid <"$ctl/taken-$name" || true
+    if [[ "$sig" =~ ^[A-Z0-9]+$ && "$pid" =~ ^[0-9]+$ ]]; then
+      # the builtin, in this very process: a subshell ($(...)) would send it from another pid
+      if kill "-$sig" "$pid" 2>"$ctl/taken-$name"; then answer=ok; else answer="failed: $(cat "$ctl/taken-$name")"; fi
+    else
+      answer="failed: bad request $(head -c 80 "$ctl/taken-$name")"
+    fi
+    echo "$answer" >"$ctl/answer-$name"
+    mv "$ctl/answer-$name" "$ctl/done-$name"
+    rm -f "$ctl/taken-$name"
+  done
+  serving=
+}
+trap serve_requests USR1
+
+say "starting run.sh (uptime $(cut -d' ' -f1 /proc/uptime)s)"
+/bin/bash /krsi-results/run.sh </dev/null &
+child=$!
+# wait returns early (status > 128) whenever the trap ran; the child is done once it is gone
+while :; do
+  wait "$child"
+  kill -0 "$child" 2>/dev/null || break
+done
+wait "$child"
 status=$?
-echo "$status" >"$R/krsi-results/exit-status"
+echo "$status" >/krsi-results/exit-status
 sync
 echo "${MARK_STATUS} $status (uptime $(cut -d' ' -f1 /proc/uptime)s)"
-halt_now
+/bin/busybox poweroff -f
+echo o >/proc/sysrq-trigger
+sleep 30
 `;

@@ -1,8 +1,13 @@
 // Pure helpers of the VM harness (test/vm/); booting the VM itself is exercised by `npm run test:vm`.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
-import { INIT_SCRIPT } from '../../vm/init-script.js';
+import { INIT_CONTROL_DIR, INIT_SCRIPT, PID1_SCRIPT } from '../../vm/init-script.js';
+import { signalFromInit } from '../../vm/init-control.js';
+import { waitFor } from '../../vm/pace.js';
 import { parseMochaSummary, shellQuote } from '../../vm/mocha-summary.js';
 import { consoleTail, DEFAULT_LSM, kernelCommandLine } from '../../vm/qemu.js';
 
@@ -60,5 +65,37 @@ describe('VM harness helpers', () => {
 
   it('the /init script parses as shell', () => {
     execFileSync('/bin/busybox', ['sh', '-n', '-c', INIT_SCRIPT]);
+    execFileSync('bash', ['-n', '-c', PID1_SCRIPT]);
+  });
+
+  it('PID 1 sends the signals tests ask it for, and answers a failure with kill\'s message', async function () {
+    this.timeout(20_000);
+    // PID 1's request loop, run here by a bash of our own in place of PID 1, on a scratch control dir
+    const dir = mkdtempSync(join(tmpdir(), 'krsi-init-'));
+    const body = PID1_SCRIPT.slice(PID1_SCRIPT.indexOf('serve_requests() {'), PID1_SCRIPT.indexOf('say "starting run.sh'))
+      .replace(`ctl=${INIT_CONTROL_DIR}`, '');
+    const init = spawn('bash', ['-c', `ctl=${shellQuote(dir)}\n${body}\ntouch "$ctl/ready"\nwhile :; do sleep 0.05; done`], { stdio: 'ignore' });
+    // the victim prints the pid the signal came from: it must be the init's own, not a child's
+    const victim = spawn('python3', ['-c', [
+      'import signal, sys',
+      'signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])',
+      'print("ready", flush=True)',
+      'print(signal.sigwaitinfo([signal.SIGTERM]).si_pid, flush=True)',
+    ].join('\n')], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let said = '';
+    victim.stdout.on('data', (chunk: Buffer) => (said += chunk.toString()));
+    try {
+      await waitFor('the stand-in PID 1 to set its trap', () => existsSync(join(dir, 'ready')));
+      await waitFor('the victim to block SIGTERM', () => said.startsWith('ready'));
+      const exited = new Promise((r) => victim.on('exit', (code) => r(code)));
+      await signalFromInit(victim.pid!, 'TERM', dir, init.pid!);
+      assert.equal(await exited, 0);
+      assert.equal(said.split('\n')[1], String(init.pid), 'the signal was sent by the init process itself');
+      await assert.rejects(signalFromInit(2 ** 22 + 7, 'KILL', dir, init.pid!), /could not send SIGKILL to pid 4194311: failed: .*No such process/);
+    } finally {
+      init.kill('SIGKILL');
+      victim.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
