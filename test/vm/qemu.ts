@@ -22,7 +22,7 @@ export interface VmShare {
 export interface RunInVmOptions {
   /** Bash script run as root inside the VM (cwd /, host root visible read-only at the same paths). */
   script: string;
-  /** Kill the VM after this long (default 10 minutes). */
+  /** Kill the VM this long after it started (default 10 minutes; the wait for the machine lock does not count). */
   timeoutMs?: number;
   /** Extra kernel arguments; an lsm= here replaces the default LSM list. */
   kernelArgs?: string[];
@@ -45,8 +45,10 @@ export interface RunInVmResult {
   console: string;
   /** Host folder mounted at /krsi-results inside the VM (kept after the run). */
   resultsDir: string;
-  /** Seconds from starting qemu until the script started. */
+  /** Seconds from qemu's first output (the machine lock taken) until the script started. */
   bootSeconds: number;
+  /** Seconds spent waiting for another VM on this machine to finish (VM_LOCK) before qemu started. */
+  lockWaitSeconds: number;
   /** Seconds from starting qemu until it exited. */
   totalSeconds: number;
 }
@@ -157,6 +159,7 @@ export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
   let consoleText = '';
   let pending = '';
   let bootSeconds: number | undefined;
+  let firstOutput: number | undefined;
   const onLine = (raw: string): void => {
     const line = raw.replace(TERMINAL_CONTROL_RE, '');
     if (bootSeconds === undefined && line.includes(MARK_READY)) bootSeconds = elapsed();
@@ -171,8 +174,19 @@ export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
     buffer: { stdout: false, stderr: true },
     reject: false,
   });
+  // the timeout counts from qemu's start (its first output), not from the wait for the machine lock
+  let timedOut = false;
+  let timer: NodeJS.Timeout | undefined;
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   qemu.stdout.setEncoding('utf8');
   qemu.stdout.on('data', (chunk: string) => {
+    if (firstOutput === undefined) {
+      firstOutput = elapsed();
+      timer = setTimeout(() => {
+        timedOut = true;
+        qemu.kill('SIGKILL');
+      }, timeoutMs);
+    }
     consoleText += chunk;
     pending += chunk;
     const lines = pending.split('\n');
@@ -180,12 +194,6 @@ export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
     for (const line of lines) onLine(line);
   });
 
-  let timedOut = false;
-  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    qemu.kill('SIGKILL');
-  }, timeoutMs);
   const result = await qemu.finally(() => clearTimeout(timer));
   if (pending !== '') onLine(pending);
   const totalSeconds = elapsed();
@@ -209,5 +217,6 @@ export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
   const exitCode = Number.parseInt(statusText.trim(), 10);
   if (!Number.isInteger(exitCode)) throw new VmError(`krsi-vm: unreadable exit status ${JSON.stringify(statusText)}`, tail);
 
-  return { exitCode, console: consoleText, resultsDir, bootSeconds: bootSeconds ?? totalSeconds, totalSeconds };
+  const lockWaitSeconds = firstOutput ?? 0;
+  return { exitCode, console: consoleText, resultsDir, bootSeconds: (bootSeconds ?? totalSeconds) - lockWaitSeconds, lockWaitSeconds, totalSeconds };
 }
