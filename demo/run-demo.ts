@@ -21,7 +21,7 @@ const script = [
 console.log('krsi-demo: booting the VM (software emulation) and bringing up Slurm in it: a few minutes...');
 const result = await runInVm({
   script,
-  timeoutMs: 10 * 60_000,
+  timeoutMs: 30 * 60_000, // a safety net: about 2-3 minutes on an idle build machine
   onConsole: (line) => {
     if (!/^\[\s*\d+\.\d+\]/.test(line)) process.stdout.write(`${line}\n`);
   },

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { Enforcer } from '../agent/enforcement/enforcer.js';
 import { REPO, WORK, asUser, sbatch, sbatchRaw, startCluster, stopCluster, waitJobEnded } from '../test/slurm/cluster.js';
+import { waitFor } from '../test/vm/pace.js';
 import {
   ATTACKS, EPILOG, EVENT_LOG, KRSICTL, PIN_DIR, PROLOG, agentJobs, attacksExport, attempts, ensureUser, installOnNode, namesJob, shutdownAgent,
   startAgent, startSshd, stopSshd, uidsUnderPolicy, type AgentJob,
@@ -144,12 +145,14 @@ async function main(): Promise<number> {
   }
 
   section(`the agent's event log (${EVENT_LOG}), billy's job`);
-  await new Promise((r) => setTimeout(r, 500)); // the reader batches for a few ms
+  const expectedDenials = ROWS.filter((r) => r.strictDenies).length;
+  const strictDenials = () => eventLines().filter((l) => namesJob(l, strictJob) && / act=deny(?: |$)/.test(l)).length;
+  // the agent's reader batches events for a few ms: wait for the lines (a shortfall is reported below)
+  await waitFor(`${expectedDenials} deny lines naming job ${strictJob}`, () => strictDenials() >= expectedDenials).catch(() => undefined);
   const lines = eventLines();
   const strictLines = lines.filter((l) => namesJob(l, strictJob));
   for (const l of strictLines) console.log(l);
   const denials = strictLines.filter((l) => / act=deny(?: |$)/.test(l)).length;
-  const expectedDenials = ROWS.filter((r) => r.strictDenies).length;
   if (denials < expectedDenials) problems.push(`${denials} deny events name job ${strictJob}, expected at least ${expectedDenials}`);
 
   section("the agent's event log: alice's job (the floor audits fileperms: logged, allowed) and root's kill");

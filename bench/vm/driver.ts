@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { request, type ClientResponse } from '../../agent/client/client.js';
 import { sbatch, startCluster, stopCluster, waitJobEnded, waitJobRunning } from '../../test/slurm/cluster.js';
-import { liftProtection } from '../../test/slurm/node.js';
+import { signalFromInit } from '../../test/vm/init-control.js';
 import { histogramDelta } from './common.js';
 import type {
   AdversaryResult, AdversaryRow, ApplyHistogram, BootResult, BpfStatsResult, ConfigResult, JobStartResult, PipelineStep, ProgStat, Sample, WorkloadResult,
@@ -325,8 +325,7 @@ async function waitAgentIdle(pid: number): Promise<number> {
 async function stopAgent(): Promise<void> {
   const proc = agentProc;
   if (!proc?.pid) return;
-  await liftProtection(proc.pid, PIN_DIR);
-  proc.kill('SIGTERM');
+  await signalFromInit(proc.pid, 'TERM'); // only PID 1 may signal the agent (systemctl stop)
   await proc;
   agentProc = null;
   agentRunning = false;

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { Enforcer, type UidPolicy } from '../../agent/enforcement/enforcer.js';
 import { POLICIES, type KrsiEvent, type Mode, type PolicyName } from '../../agent/enforcement/layout.js';
+import { waitFor } from '../vm/pace.js';
 
 /** the repository root, whether running from dist/test/kernel or test/kernel */
 export const ROOT = (() => {
@@ -107,22 +108,15 @@ export async function userDir(uid: number, name: string): Promise<string> {
   return dir;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Wait until `count` events matching `match` have arrived after index `from`; returns them. */
-export async function eventsSince(from: number, match: (e: KrsiEvent) => boolean, count = 1, timeoutMs = 5000): Promise<KrsiEvent[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
+/**
+ * Wait until `count` events matching `match` have arrived after index `from`; returns them. Throws,
+ * naming the match, if they have not arrived by the (scaled) deadline.
+ */
+export async function eventsSince(from: number, match: (e: KrsiEvent) => boolean, count = 1, timeoutMs = 10_000): Promise<KrsiEvent[]> {
+  return waitFor(`${count} event(s) matching ${match.toString()}`, () => {
     const found = events.slice(from).filter(match);
-    if (found.length >= count || Date.now() > deadline) return found;
-    await sleep(20);
-  }
-}
-
-/** Let in-flight events arrive, then return everything after `from`. */
-export async function settle(from: number, ms = 300): Promise<KrsiEvent[]> {
-  await sleep(ms);
-  return events.slice(from);
+    return found.length >= count && found;
+  }, { timeoutMs, intervalMs: 20, detail: () => `events received since: ${JSON.stringify(events.slice(from).map((e) => e.type))}` });
 }
 
 /**
@@ -138,7 +132,14 @@ export function checkAccounting(policyName: PolicyName): void {
     from = events.length;
   });
   after(async () => {
-    const seen = (await settle(from)).filter((e) => e.policy === policyName);
+    const decisions = () => {
+      const now = getEnforcer().counters()[policyName];
+      return Number(now.deny - baseline.deny + now.audit - baseline.audit);
+    };
+    const received = () => events.slice(from).filter((e) => e.policy === policyName);
+    // events still in flight: wait until as many arrived as the kernel counted (a mismatch is reported below)
+    await waitFor(`${policyName}: an event for every decision the kernel counted`, () => received().length >= decisions()).catch(() => undefined);
+    const seen = received();
     const now = getEnforcer().counters()[policyName];
     const denied = seen.filter((e) => e.decision === 'deny').length;
     const audited = seen.filter((e) => e.decision === 'audit').length;

@@ -8,6 +8,7 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { execa, type ResultPromise } from 'execa';
 import { processStartTicks } from '../../agent/enforcement/enforcer.js';
+import { waitFor } from '../vm/pace.js';
 import {
   OTHER, PROBE, USER, checkAccounting, eventsSince, events, getEnforcer, modes, policy, probe,
 } from './fixture.js';
@@ -115,7 +116,7 @@ describe('killtasks (kernel)', function () {
 
   it('lets the protected process signal itself', async () => {
     const self = execa('/bin/sh', ['-c', 'read x; kill -TERM $$; sleep 5'], { uid: USER, gid: USER, reject: false });
-    await new Promise((r) => setTimeout(r, 200));
+    await waitFor('the shell to be running', () => readFileSync(`/proc/${self.pid}/comm`, 'utf8').trim() === 'sh');
     getEnforcer().protect(self.pid!, 'all', 'enforce');
     try {
       expect(await probe(0, 'kill', String(self.pid), '15')).to.equal('ERR EPERM');

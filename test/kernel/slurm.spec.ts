@@ -17,6 +17,7 @@ import {
   AGENT_LOG, ATTACKS, CONFIG, EPILOG, EVENT_LOG, KRSICTL, NOTES, PIN_DIR, PROLOG, agentJobs, agentPid, attacksExport, attempts, ensureUser,
   installOnNode, jobEvents, shutdownAgent, startAgent, startSshd, stopAgent, stopSshd, tail, uidsUnderPolicy,
 } from '../slurm/node.js';
+import { scaled } from '../vm/pace.js';
 import { OTHER, ROOT, USER, probe } from './fixture.js';
 
 const HOLD = join(ROOT, 'test/slurm/jobs/hold.sh');
@@ -46,10 +47,10 @@ function evidence(title: string, text: string): void {
 }
 
 describe('Slurm end to end', function () {
-  this.timeout(180_000);
+  this.timeout(scaled(300_000));
 
   before(async function () {
-    this.timeout(300_000);
+    this.timeout(scaled(600_000));
     const installSeconds = await installOnNode();
     originalConfig = readFileSync(CONFIG, 'utf8');
     console.log(`      install.sh: ${installSeconds.toFixed(1)} s`);
@@ -75,7 +76,7 @@ describe('Slurm end to end', function () {
   });
 
   after(async function () {
-    this.timeout(60_000);
+    this.timeout(scaled(120_000));
     if (originalConfig) writeFileSync(CONFIG, originalConfig);
     if (process.env.KRSI_RESULTS_DIR) saveLogs(join(process.env.KRSI_RESULTS_DIR, 'slurm'), [AGENT_LOG, EVENT_LOG, CONFIG]);
     await stopCluster();
@@ -88,7 +89,7 @@ describe('Slurm end to end', function () {
     const exportArg = attacksExport(agentPid()!);
     const strict = await sbatch(USER, ATTACKS, ['--comment=policy:strict', '-J', 'attacks-strict', `--output=${WORK}/out-%j.txt`, exportArg]);
     const plain = await sbatch(OTHER, ATTACKS, ['-J', 'attacks-plain', `--output=${WORK}/out-%j.txt`, exportArg]);
-    const [si, pi] = await Promise.all([waitJobEnded(strict, 180_000), waitJobEnded(plain, 180_000)]);
+    const [si, pi] = await Promise.all([waitJobEnded(strict, 240_000), waitJobEnded(plain, 240_000)]);
     const strictOut = readFileSync(join(WORK, `out-${strict}.txt`), 'utf8');
     const plainOut = readFileSync(join(WORK, `out-${plain}.txt`), 'utf8');
     evidence(`job ${strict} (uid ${USER}, --comment=policy:strict) ${si.JobState} ExitCode=${si.ExitCode}`, strictOut);
@@ -218,7 +219,7 @@ describe('Slurm end to end', function () {
   });
 
   it('the agent down: the epilog leaves a note; on_error = fail drains the node naming slurm-krsi and requeues held; allow runs the job; the agent back frees the uid', async function () {
-    this.timeout(240_000);
+    this.timeout(scaled(480_000));
     const j1 = await sbatch(USER, HOLD, ['--comment=policy:strict', '-J', 'down-epilog', `--output=${WORK}/out-%j.txt`]);
     await waitJobRunning(j1);
     await until(`the agent has job ${j1}`, async () => (await agentJobs()).some((j) => j.jobId === j1));
@@ -239,11 +240,11 @@ describe('Slurm end to end', function () {
 
     // on_error = fail (the sample's default): the prolog fails, the node drains, the job is requeued held
     const j2 = await sbatch(OTHER, HOLD, ['--comment=policy:strict', '-J', 'down-fail', `--output=${WORK}/out-%j.txt`]);
-    await until(`node drained after job ${j2}'s prolog`, async () => /DRAIN/.test((await nodeInfo()).State ?? ''), 60_000);
+    await until(`node drained after job ${j2}'s prolog`, async () => /DRAIN/.test((await nodeInfo()).State ?? ''), 120_000);
     await until(`job ${j2} requeued held`, async () => {
       const i = await jobInfo(j2);
       return i.JobState === 'PENDING' && /held|Held/.test(i.Reason ?? '');
-    }, 60_000);
+    }, 120_000);
     const node = await nodeInfo();
     const j2info = await jobInfo(j2);
     evidence('scontrol show node (agent down, on_error = fail)', `State=${node.State} Reason=${node.Reason}`);
@@ -275,7 +276,7 @@ describe('Slurm end to end', function () {
     expect((await agentJobs()).map((j) => j.jobId)).to.not.include(j1);
     expect(await suidExec(USER)).to.equal('ran');
     // the two denials made while the agent was down waited in the ring buffer and are logged now
-    await until('denials made while the agent was down are logged', () => deniedExecs() >= deniedBefore + 2, 10_000);
+    await until('denials made while the agent was down are logged', () => deniedExecs() >= deniedBefore + 2, 30_000);
     // ... with the job that was in the table when they were made: the backlog is read before the notes apply
     const downTime = (existsSync(EVENT_LOG) ? readFileSync(EVENT_LOG, 'utf8') : '').split('\n')
       .filter((l) => /type=exsuid policy=suidexec comm=krsi-probe uid=1000 .*act=deny/.test(l)).slice(deniedBefore, deniedBefore + 2);

@@ -6,6 +6,7 @@ import { expect } from 'chai';
 import { copyFileSync, chmodSync, mkdirSync, renameSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { scaled } from '../vm/pace.js';
 import { kernelDevFromStDev, resolveFileIdentities } from '../../agent/enforcement/identity.js';
 import {
   IDENTITY_OBJECT, OTHER, SCRATCH, USER, checkAccounting, eventsSince, events, getEnforcer, modes, policy, probe,
@@ -123,7 +124,7 @@ describe('suidexec (kernel)', function () {
     const mnt = '/mnt/krsi-ext4';
 
     before(async function () {
-      this.timeout(60000);
+      this.timeout(scaled(120_000));
       await execa('modprobe', ['loop']);
       await execa('modprobe', ['ext4']);
       await execa('truncate', ['-s', '32M', image]);

@@ -12,6 +12,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
+import { scaled, waitFor } from '../vm/pace.js';
 
 /** the repository root, from dist/test/slurm or test/slurm */
 export const REPO = (() => {
@@ -121,7 +122,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       KRSI_SLURM_ADDR: DUMMY_ADDR,
       KRSI_SLURM_WORK: WORK,
     },
-    timeout: 120_000,
+    timeout: scaled(240_000),
   });
   const seconds = (Date.now() - started) / 1000;
   if (r.exitCode !== 0) throw new Error(`Slurm bring-up failed (exit ${r.exitCode ?? r.signal}):\n${r.all}`);
@@ -137,7 +138,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
 export async function stopCluster(): Promise<void> {
   if (!current) return;
   current = undefined;
-  const sh = (script: string) => execa('bash', ['-c', script], { reject: false, timeout: 30_000 });
+  const sh = (script: string) => execa('bash', ['-c', script], { reject: false, timeout: scaled(60_000) });
   await sh('squeue -h -o %i 2>/dev/null | xargs -r scancel 2>/dev/null; true');
   await sh(`
     for p in /run/slurm/slurmd.pid /run/slurm/slurmctld.pid /run/munge/munged.pid; do
@@ -164,7 +165,7 @@ export async function asUser(uid: number, file: string, args: string[], opts: { 
     cwd: opts.cwd ?? WORK,
     env: { PATH, HOME: `/home/${name}`, USER: name, LOGNAME: name, LANG: 'C', ...opts.env },
     extendEnv: false,
-    timeout: 60_000,
+    timeout: scaled(120_000),
   });
   return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout).trim(), stderr: String(r.stderr).trim() };
 }
@@ -207,42 +208,36 @@ export function parseKeyValues(line: string): Record<string, string> {
   return out;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Poll a job until `done(info)` holds; throws with the job record and the daemons' logs on timeout. */
-export async function waitForJob(id: string, what: string, done: (info: Record<string, string>) => boolean, timeoutMs = 60_000): Promise<Record<string, string>> {
-  const deadline = Date.now() + timeoutMs;
+/**
+ * Poll a job until `done(info)` holds; throws with the job record and the daemons' logs on timeout.
+ * Deadlines here and below are base values that pace.ts stretches on a slow machine.
+ */
+export async function waitForJob(id: string, what: string, done: (info: Record<string, string>) => boolean, timeoutMs = 120_000): Promise<Record<string, string>> {
   let info: Record<string, string> = {};
-  while (Date.now() < deadline) {
+  await waitFor(`job ${id} ${what}`, async () => {
     info = await jobInfo(id);
-    if (done(info)) return info;
-    await sleep(200);
-  }
-  throw new Error(`job ${id}: not ${what} after ${timeoutMs / 1000} s: ${JSON.stringify(info)}\n${slurmLogTails()}`);
+    return done(info);
+  }, { timeoutMs, intervalMs: 200, detail: () => `${JSON.stringify(info)}\n${slurmLogTails()}` });
+  return info;
 }
 
 const FINAL = /^(COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|PREEMPTED|OUT_OF_MEMORY|BOOT_FAIL|DEADLINE)/;
 
 /** the job ended and its epilog ran (not COMPLETING any more) */
-export async function waitJobEnded(id: string, timeoutMs = 60_000): Promise<Record<string, string>> {
+export async function waitJobEnded(id: string, timeoutMs = 120_000): Promise<Record<string, string>> {
   return waitForJob(id, 'ended', (i) => FINAL.test(i.JobState ?? '') && !/COMPLETING/.test(i.JobState ?? ''), timeoutMs);
 }
 
-export async function waitJobRunning(id: string, timeoutMs = 60_000): Promise<Record<string, string>> {
+export async function waitJobRunning(id: string, timeoutMs = 120_000): Promise<Record<string, string>> {
   return waitForJob(id, 'running', (i) => {
     if (FINAL.test(i.JobState ?? '')) throw new Error(`job ${id} ended while waiting for it to run: ${JSON.stringify(i)}\n${slurmLogTails()}`);
     return i.JobState === 'RUNNING';
   }, timeoutMs);
 }
 
-/** Poll until `check()` returns true. */
-export async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await sleep(200);
-  }
-  throw new Error(`timed out after ${timeoutMs / 1000} s waiting for: ${what}\n${slurmLogTails()}`);
+/** Poll until `check()` returns true; the failure names `what` and shows the daemons' logs. */
+export async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  await waitFor(what, check, { timeoutMs, intervalMs: 200, detail: () => slurmLogTails() });
 }
 
 export function slurmLogTails(lines = 25): string {

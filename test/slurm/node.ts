@@ -8,7 +8,8 @@ import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync, 
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { request } from '../../agent/client/client.js';
-import { Enforcer } from '../../agent/enforcement/enforcer.js';
+import { signalFromInit } from '../vm/init-control.js';
+import { scaled, waitFor } from '../vm/pace.js';
 import { REPO, WORK } from './cluster.js';
 
 export const INSTALL = join(REPO, 'deploy/install.sh');
@@ -27,14 +28,12 @@ export const AGENT_LOG = join(WORK, 'agent.log');
 export const SSH_PORT = 2222;
 /** the job script that tries the paper's attacks and their variants */
 export const ATTACKS = join(REPO, 'test/slurm/jobs/attacks.sh');
-/** the enforcement object, to lift the agent's self-protection before stopping it */
-const OBJECT = join(REPO, 'build/bpf/krsi.bpf.o');
 
 /** Run deploy/install.sh (without enabling the unit: there is no systemd in the VM); returns its seconds. */
 export async function installOnNode(): Promise<number> {
   if (!existsSync(INSTALL)) throw new Error(`${INSTALL} does not exist`);
   const t0 = Date.now();
-  const inst = await execa('bash', [INSTALL, '--no-enable'], { reject: false, all: true, timeout: 240_000 });
+  const inst = await execa('bash', [INSTALL, '--no-enable'], { reject: false, all: true, timeout: scaled(240_000) });
   if (inst.exitCode !== 0) throw new Error(`deploy/install.sh failed (${inst.exitCode}):\n${inst.all}`);
   for (const f of [AGENT, KRSICTL, PROLOG, EPILOG, CONFIG]) {
     if (!existsSync(f)) throw new Error(`deploy/install.sh did not create ${f}:\n${inst.all}`);
@@ -90,7 +89,6 @@ const agentOptions = { reject: false, buffer: false, stdin: 'ignore' } as const;
 let agent: ResultPromise<typeof agentOptions> | undefined;
 let agentLog: WriteStream | undefined;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function tail(path: string, lines = 30): string {
   return existsSync(path) ? readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n') : `(no ${path})`;
@@ -103,17 +101,15 @@ export async function startAgent(): Promise<number> {
   proc.stdout!.pipe(agentLog, { end: false });
   proc.stderr!.pipe(agentLog, { end: false });
   agent = proc;
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
+  await waitFor('krsi-agent to answer GET /v1/status', async () => {
     if (proc.exitCode !== null) throw new Error(`krsi-agent exited early (${proc.exitCode}):\n${tail(AGENT_LOG)}`);
     try {
-      if ((await request(SOCKET, 'GET', '/v1/status', undefined, { timeoutMs: 2000 })).status === 200) return proc.pid!;
+      return (await request(SOCKET, 'GET', '/v1/status', undefined, { timeoutMs: scaled(5000) })).status === 200;
     } catch {
-      // not listening yet
+      return false; // not listening yet
     }
-    await sleep(200);
-  }
-  throw new Error(`krsi-agent did not come up in 60 s:\n${tail(AGENT_LOG)}`);
+  }, { timeoutMs: 120_000, intervalMs: 200, detail: () => tail(AGENT_LOG) });
+  return proc.pid!;
 }
 
 export function agentPid(): number | undefined {
@@ -121,26 +117,13 @@ export function agentPid(): number | undefined {
 }
 
 /**
- * The agent protects itself from everyone but PID 1 (that is how `systemctl stop` works). There is no
- * systemd in the VM, so a test that stops an agent first lifts its protection through the pinned maps, as
- * root can. Returns whether the pinned programs were found (adopted).
+ * A crash (SIGKILL) or a stop (SIGTERM) of the installed agent. The agent lets nobody but PID 1 signal
+ * it (that is how `systemctl stop` works), so the VM's init sends the signal (test/vm/init-control.ts).
  */
-export async function liftProtection(pid: number, pinDir = PIN_DIR): Promise<boolean> {
-  const enforcer = Enforcer.open({ objectPath: OBJECT, pinDir });
-  try {
-    enforcer.unprotect(pid);
-    return enforcer.adopted;
-  } finally {
-    await enforcer.close();
-  }
-}
-
-/** A crash (SIGKILL) or a stop (SIGTERM) of the installed agent. */
 export async function stopAgent(signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
   const proc = agent;
   if (!proc) return;
-  await liftProtection(proc.pid!);
-  proc.kill(signal);
+  await signalFromInit(proc.pid!, signal);
   await proc;
   agent = undefined;
 }
@@ -153,7 +136,7 @@ export async function shutdownAgent(): Promise<void> {
 }
 
 export async function api<T>(method: 'GET' | 'POST' | 'DELETE', path: string): Promise<{ status: number; body: T }> {
-  const r = await request(SOCKET, method, path, undefined, { timeoutMs: 10_000 });
+  const r = await request(SOCKET, method, path, undefined, { timeoutMs: scaled(30_000) });
   return { status: r.status, body: r.body as T };
 }
 
@@ -177,15 +160,17 @@ export function namesJob(line: string, jobId: string): boolean {
   return new RegExp(`\\bjob=(?:[^ ]*,)?${jobId}(?:,[^ ]*)?(?: |$)`).test(line);
 }
 
-/** the lines of the event log that name a job; polls until `count` of them match `re`, or 10 s */
+/**
+ * The lines of the event log that name a job, once `count` of them match `re`; the caller's assertions
+ * then say which line is missing, so a timeout returns what was found rather than throwing.
+ */
 export async function jobEvents(jobId: string, re: RegExp = /./, count = 1): Promise<string[]> {
   let found: string[] = [];
-  for (let i = 0; i < 50; i++) {
+  await waitFor(`${count} event line(s) of job ${jobId} matching ${String(re)}`, () => {
     const text = existsSync(EVENT_LOG) ? readFileSync(EVENT_LOG, 'utf8') : '';
     found = text.split('\n').filter((l) => namesJob(l, jobId));
-    if (found.filter((l) => re.test(l)).length >= count) break;
-    await sleep(200);
-  }
+    return found.filter((l) => re.test(l)).length >= count;
+  }, { timeoutMs: 20_000, intervalMs: 200 }).catch(() => undefined);
   return found;
 }
 
