@@ -9,58 +9,26 @@
  * profile names are case-sensitive and may contain dots. A key or a section given twice is an error.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import type { Cidr } from '../enforcement/cidr.js';
-import { POLICIES, type Mode, type PolicyName } from '../enforcement/layout.js';
+import { POLICIES, type Mode } from '../enforcement/layout.js';
 import { ConfigError, formatProblem, type ConfigProblem } from './errors.js';
-import { scanIni, type IniSection } from './scan.js';
 import {
-  BadValue,
-  checkProfileName,
-  parseAbsolutePath,
-  parseAccount,
-  parseChoice,
-  parseCidrList,
-  parseInteger,
-  parseListen,
-  parseMode,
-  parseOptionalPath,
-  parsePathList,
-  parseRingBufferSize,
-  type ListenAddress,
-} from './values.js';
+  AGENT_FIELD_OF,
+  DEFAULT_SSH_CLIENTS,
+  PROFILE_KEYS,
+  PROFILE_KEY_NAMES,
+  defaultAgentSettings,
+  emptyProfile,
+  setAgentValue,
+  type AgentSettings,
+  type ProfileConfig,
+} from './keys.js';
+import { scanIni, type IniSection } from './scan.js';
+import { BadValue, checkProfileName } from './values.js';
 
 export { ConfigError, formatProblem, type ConfigProblem } from './errors.js';
+export { DEFAULT_SSH_CLIENTS, ON_ERROR, defaultAgentSettings, type AgentSettings, type ProfileConfig } from './keys.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/slurm-krsi/krsi.ini';
-
-export interface ProfileConfig {
-  name: string;
-  /** keys fileperms, suidexec, sshlisteners, skconnections, killtasks; default 'off' */
-  modes: Record<PolicyName, Mode>;
-  /** key suidexec_allow: absolute paths of set-uid/set-gid executables users may still run */
-  suidexecAllow: string[];
-  /** key ssh_clients: absolute paths of ssh client executables; ['/usr/bin/ssh'] when sshlisteners is on and the key is absent */
-  sshClients: string[];
-  /** key connect_deny: destinations denied (IPv4 and IPv6 CIDRs) */
-  connectDeny: Cidr[];
-  /** key connect_allow: when present the profile is an allow-list (only these, minus connect_deny); null when absent */
-  connectAllow: Cidr[] | null;
-}
-
-export interface AgentSettings {
-  socket: string;
-  metricsListen: ListenAddress | null;
-  adminGroup: string | null;
-  defaultProfile: string;
-  onError: 'fail' | 'allow';
-  slurmdUser: string;
-  stateDir: string;
-  eventLog: string | null;
-  pinDir: string;
-  ringBufferBytes: number;
-  eventsWindow: number;
-  protectDaemons: string[];
-}
 
 export interface KrsiConfig {
   path: string;
@@ -75,112 +43,6 @@ export interface ParseOptions {
   fileExists?: (p: string) => boolean;
 }
 
-export const ON_ERROR = ['fail', 'allow'] as const;
-export const DEFAULT_SSH_CLIENTS: readonly string[] = ['/usr/bin/ssh'];
-
-export function defaultAgentSettings(): AgentSettings {
-  return {
-    socket: '/run/slurm-krsi/agent.sock',
-    metricsListen: { host: '127.0.0.1', port: 9817 },
-    adminGroup: null,
-    defaultProfile: 'default',
-    onError: 'fail',
-    slurmdUser: 'root',
-    stateDir: '/var/lib/slurm-krsi',
-    eventLog: '/var/log/slurm-krsi/events.log',
-    pinDir: '/sys/fs/bpf/slurm-krsi',
-    ringBufferBytes: 8 * 1024 * 1024,
-    eventsWindow: 10_000,
-    protectDaemons: [],
-  };
-}
-
-export const AGENT_KEYS = [
-  'socket',
-  'metrics_listen',
-  'admin_group',
-  'default_profile',
-  'on_error',
-  'slurmd_user',
-  'state_dir',
-  'event_log',
-  'pin_dir',
-  'ring_buffer_size',
-  'events_window',
-  'protect_daemons',
-] as const;
-
-export const PROFILE_KEYS = [...POLICIES, 'suidexec_allow', 'ssh_clients', 'connect_deny', 'connect_allow'] as const;
-
-/** store one [agent] key; throws BadValue */
-function setAgentKey(agent: AgentSettings, key: (typeof AGENT_KEYS)[number], value: string): void {
-  switch (key) {
-    case 'socket':
-      agent.socket = parseAbsolutePath(value);
-      return;
-    case 'metrics_listen':
-      agent.metricsListen = parseListen(value);
-      return;
-    case 'admin_group':
-      agent.adminGroup = value === '' ? null : parseAccount(value, 'group');
-      return;
-    case 'default_profile': {
-      const problem = checkProfileName(value);
-      if (problem !== null) throw new BadValue(problem);
-      agent.defaultProfile = value;
-      return;
-    }
-    case 'on_error':
-      agent.onError = parseChoice(value, ON_ERROR);
-      return;
-    case 'slurmd_user':
-      agent.slurmdUser = parseAccount(value, 'user');
-      return;
-    case 'state_dir':
-      agent.stateDir = parseAbsolutePath(value);
-      return;
-    case 'event_log':
-      agent.eventLog = parseOptionalPath(value);
-      return;
-    case 'pin_dir':
-      agent.pinDir = parseAbsolutePath(value);
-      return;
-    case 'ring_buffer_size':
-      agent.ringBufferBytes = parseRingBufferSize(value);
-      return;
-    case 'events_window':
-      agent.eventsWindow = parseInteger(value, 1, 1_000_000);
-      return;
-    case 'protect_daemons':
-      agent.protectDaemons = parsePathList(value);
-      return;
-  }
-}
-
-/** store one profile key; throws BadValue */
-function setProfileKey(profile: ProfileConfig, key: (typeof PROFILE_KEYS)[number], value: string): void {
-  switch (key) {
-    case 'suidexec_allow':
-      profile.suidexecAllow = parsePathList(value);
-      return;
-    case 'ssh_clients':
-      profile.sshClients = parsePathList(value);
-      return;
-    case 'connect_deny':
-      profile.connectDeny = parseCidrList(value);
-      return;
-    case 'connect_allow':
-      profile.connectAllow = parseCidrList(value);
-      return;
-    default:
-      profile.modes[key] = parseMode(value);
-  }
-}
-
-function isOneOf<T extends string>(value: string, list: readonly T[]): value is T {
-  return (list as readonly string[]).includes(value);
-}
-
 function unknownKey(key: string, known: readonly string[]): string {
   const folded = known.find((k) => k === key.toLowerCase().replace(/-/g, '_'));
   return folded !== undefined ? `unknown key (did you mean ${folded}?)` : `unknown key; known keys: ${known.join(', ')}`;
@@ -189,69 +51,73 @@ function unknownKey(key: string, known: readonly string[]): string {
 class Findings {
   readonly problems: ConfigProblem[] = [];
   readonly warnings: ConfigProblem[] = [];
-  error(section: string | null, key: string | null, message: string): void {
-    this.problems.push({ section, key, message });
+  error(section: string | null, key: string | null, message: string, line: number | null): void {
+    this.problems.push({ section, key, message, line });
   }
-  warn(section: string | null, key: string | null, message: string): void {
-    this.warnings.push({ section, key, message });
+  warn(section: string | null, key: string | null, message: string, line: number | null): void {
+    this.warnings.push({ section, key, message, line });
   }
 }
 
-/** parse every key of a section through `set`, one problem per bad value */
-function readSection<K extends string>(
+/**
+ * Parse every key of a section through `set`, one problem per bad value. Returns the line of each key
+ * that was set (for warnings about them).
+ */
+function readSection(
   section: IniSection,
-  known: readonly K[],
-  set: (key: K, value: string) => void,
+  known: readonly string[],
+  set: (key: string, value: string) => void,
   findings: Findings,
-): Set<K> {
-  const seen = new Set<K>();
-  for (const { key, value } of section.entries) {
-    if (!isOneOf(key, known)) {
-      findings.error(section.name, key, unknownKey(key, known));
+): Map<string, number> {
+  const seen = new Map<string, number>();
+  for (const { key, value, line } of section.entries) {
+    if (!known.includes(key)) {
+      findings.error(section.name, key, unknownKey(key, known), line);
       continue;
     }
-    seen.add(key);
+    seen.set(key, line);
     try {
       set(key, value);
     } catch (err) {
       if (!(err instanceof BadValue)) throw err;
-      for (const message of err.messages) findings.error(section.name, key, message);
+      for (const message of err.messages) findings.error(section.name, key, message, line);
     }
   }
   return seen;
 }
 
-function emptyProfile(name: string): ProfileConfig {
-  const modes = {} as Record<PolicyName, Mode>;
-  for (const policy of POLICIES) modes[policy] = 'off';
-  return { name, modes, suidexecAllow: [], sshClients: [], connectDeny: [], connectAllow: null };
+const AGENT_KEY_NAMES = [...AGENT_FIELD_OF.keys()];
+
+function readAgent(section: IniSection, agent: AgentSettings, findings: Findings): Map<string, number> {
+  return readSection(section, AGENT_KEY_NAMES, (key, value) => setAgentValue(agent, AGENT_FIELD_OF.get(key)!, value), findings);
 }
 
-function readProfile(section: IniSection, name: string, findings: Findings): ProfileConfig {
+function readProfile(section: IniSection, name: string, findings: Findings): { profile: ProfileConfig; lines: Map<string, number> } {
   const profile = emptyProfile(name);
-  const seen = readSection(section, PROFILE_KEYS, (key, value) => setProfileKey(profile, key, value), findings);
+  const lines = readSection(section, PROFILE_KEY_NAMES, (key, value) => PROFILE_KEYS.find((k) => k.name === key)!.set(profile, value), findings);
   if (profile.modes.sshlisteners !== 'off') {
-    if (!seen.has('ssh_clients')) profile.sshClients = [...DEFAULT_SSH_CLIENTS];
+    if (!lines.has('ssh_clients')) profile.sshClients = [...DEFAULT_SSH_CLIENTS];
     else if (profile.sshClients.length === 0) {
-      findings.warn(section.name, 'ssh_clients', 'empty while sshlisteners is on: the policy matches no executable');
+      findings.warn(section.name, 'ssh_clients', 'empty while sshlisteners is on: the policy matches no executable', lines.get('ssh_clients')!);
     }
   }
   if (profile.connectAllow !== null && profile.connectAllow.length === 0 && profile.modes.skconnections !== 'off') {
-    findings.warn(section.name, 'connect_allow', 'empty allow-list: every IPv4/IPv6 connection is denied');
+    findings.warn(section.name, 'connect_allow', 'empty allow-list: every IPv4/IPv6 connection is denied', lines.get('connect_allow') ?? null);
   }
-  return profile;
+  return { profile, lines };
 }
 
 function warnMissing(
   findings: Findings,
   section: string,
   key: string,
+  line: number | null,
   paths: readonly string[],
   fileExists: (p: string) => boolean,
 ): void {
   for (const p of paths) {
     if (!fileExists(p)) {
-      findings.warn(section, key, `${JSON.stringify(p)} does not exist (yet): it has no effect until it does and the agent resolves it again`);
+      findings.warn(section, key, `${JSON.stringify(p)} does not exist (yet): it has no effect until it does and the agent resolves it again`, line);
     }
   }
 }
@@ -264,25 +130,28 @@ export function parseConfig(text: string, path: string, opts: ParseOptions = {})
   findings.problems.push(...scan.problems);
 
   const agent = defaultAgentSettings();
+  let agentLines = new Map<string, number>();
+  let agentSectionLine: number | null = null;
   let defaultProfileValid = true;
-  const profiles = new Map<string, ProfileConfig>();
+  const profiles = new Map<string, { profile: ProfileConfig; lines: Map<string, number> }>();
   for (const section of scan.sections) {
     if (section.name === 'agent') {
       const before = findings.problems.length;
-      readSection(section, AGENT_KEYS, (key, value) => setAgentKey(agent, key, value), findings);
+      agentLines = readAgent(section, agent, findings);
+      agentSectionLine = section.line;
       defaultProfileValid = !findings.problems.slice(before).some((p) => p.key === 'default_profile');
       continue;
     }
     const profileHeader = /^profile(?: (.*))?$/.exec(section.name);
     if (profileHeader === null) {
       const hint = /^(agent|profile)\b/i.test(section.name) ? ' (section names are lower case)' : '';
-      findings.error(section.name, null, `unknown section${hint}; expected [agent] or [profile NAME]`);
+      findings.error(section.name, null, `unknown section${hint}; expected [agent] or [profile NAME]`, section.line);
       continue;
     }
     const name = profileHeader[1] ?? '';
     const nameProblem = checkProfileName(name);
     if (nameProblem !== null) {
-      findings.error(section.name, null, nameProblem);
+      findings.error(section.name, null, nameProblem, section.line);
       continue;
     }
     profiles.set(name, readProfile(section, name, findings));
@@ -293,19 +162,20 @@ export function parseConfig(text: string, path: string, opts: ParseOptions = {})
       profiles.size === 0
         ? `no [profile ...] sections: the default profile ${JSON.stringify(agent.defaultProfile)} must exist`
         : `profile ${JSON.stringify(agent.defaultProfile)} is not defined (defined: ${[...profiles.keys()].sort().join(', ')})`;
-    findings.error('agent', 'default_profile', message);
+    findings.error('agent', 'default_profile', message, agentLines.get('default_profile') ?? agentSectionLine);
   }
 
   if (findings.problems.length > 0) throw new ConfigError(path, findings.problems);
 
-  for (const profile of profiles.values()) {
+  for (const { profile, lines } of profiles.values()) {
     const section = `profile ${profile.name}`;
-    warnMissing(findings, section, 'suidexec_allow', profile.suidexecAllow, fileExists);
-    warnMissing(findings, section, 'ssh_clients', profile.sshClients, fileExists);
+    warnMissing(findings, section, 'suidexec_allow', lines.get('suidexec_allow') ?? null, profile.suidexecAllow, fileExists);
+    warnMissing(findings, section, 'ssh_clients', lines.get('ssh_clients') ?? null, profile.sshClients, fileExists);
   }
-  warnMissing(findings, 'agent', 'protect_daemons', agent.protectDaemons, fileExists);
+  warnMissing(findings, 'agent', 'protect_daemons', agentLines.get('protect_daemons') ?? null, agent.protectDaemons, fileExists);
 
-  return { path, agent, profiles, warnings: findings.warnings.map((w) => formatProblem(path, w)) };
+  const byName = new Map([...profiles].map(([n, p]) => [n, p.profile]));
+  return { path, agent, profiles: byName, warnings: findings.warnings.map((w) => formatProblem(path, w)) };
 }
 
 /** "ENOENT: no such file or directory, open '/x'" -> "no such file or directory (ENOENT)" */
@@ -327,12 +197,12 @@ export function loadConfig(path: string = DEFAULT_CONFIG_PATH): KrsiConfig {
     text = readFileSync(path, 'utf8');
     mode = statSync(path).mode;
   } catch (err) {
-    throw new ConfigError(path, [{ section: null, key: null, message: `cannot read the config file: ${osReason(err)}` }]);
+    throw new ConfigError(path, [{ section: null, key: null, line: null, message: `cannot read the config file: ${osReason(err)}` }]);
   }
   const config = parseConfig(text, path);
   if ((mode & 0o022) !== 0) {
     config.warnings.push(
-      formatProblem(path, { section: null, key: null, message: `writable by group or others (mode ${(mode & 0o777).toString(8)})` }),
+      formatProblem(path, { section: null, key: null, line: null, message: `writable by group or others (mode ${(mode & 0o777).toString(8)})` }),
     );
   }
   return config;

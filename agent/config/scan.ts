@@ -79,7 +79,7 @@ export function scanIni(text: string): IniScan {
     if (line.startsWith('[')) {
       const match = HEADER.exec(line);
       if (match === null) {
-        problems.push({ section: null, key: null, message: `line ${lineNo}: malformed section header ${JSON.stringify(line)}` });
+        problems.push({ section: null, key: null, line: lineNo, message: `malformed section header ${JSON.stringify(line)}` });
         current = null;
         skipping = true;
         return;
@@ -87,7 +87,7 @@ export function scanIni(text: string): IniScan {
       const name = (match[1] ?? '').trim().replace(/\s+/g, ' ');
       const earlier = byName.get(name);
       if (earlier !== undefined) {
-        problems.push({ section: name, key: null, message: `section appears twice (lines ${earlier.line} and ${lineNo})` });
+        problems.push({ section: name, key: null, line: lineNo, message: `section appears twice (lines ${earlier.line} and ${lineNo})` });
         current = null;
         skipping = true;
         return;
@@ -107,17 +107,18 @@ export function scanIni(text: string): IniScan {
       problems.push({
         section: section?.name ?? null,
         key: null,
-        message: `line ${lineNo}: expected "key = value", got ${JSON.stringify(line)}`,
+        line: lineNo,
+        message: `expected "key = value", got ${JSON.stringify(line)}`,
       });
       return;
     }
     if (section === null) {
-      problems.push({ section: null, key, message: `line ${lineNo}: set before any [section]` });
+      problems.push({ section: null, key, line: lineNo, message: 'set before any [section]' });
       return;
     }
     const earlier = section.entries.find((e) => e.key === key);
     if (earlier !== undefined) {
-      problems.push({ section: section.name, key, message: `set twice (lines ${earlier.line} and ${lineNo})` });
+      problems.push({ section: section.name, key, line: lineNo, message: `set twice (lines ${earlier.line} and ${lineNo})` });
       return;
     }
     section.entries.push({ key, value: parseValue(line.slice(eq + 1)), line: lineNo });

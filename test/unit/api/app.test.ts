@@ -277,15 +277,15 @@ describe('api: routes (app.inject)', () => {
       service.failWith.set(
         'reload',
         new ConfigError('/etc/slurm-krsi/krsi.ini', [
-          { section: 'profile strict', key: 'connect_deny', message: 'invalid CIDR "10.0.0.0/33"' },
-          { section: 'agent', key: 'on_error', message: 'must be fail or allow' },
+          { section: 'profile strict', key: 'connect_deny', message: 'invalid CIDR "10.0.0.0/33"', line: 12 },
+          { section: 'agent', key: 'on_error', message: 'must be fail or allow', line: 3 },
         ]),
       );
       const res = await call({ method: 'POST', url: '/v1/reload' });
       expectError(res, 422, ERR.CONFIG, '[profile strict] connect_deny: invalid CIDR', '[agent] on_error');
       expect(res.json().problems).to.deep.equal([
-        '/etc/slurm-krsi/krsi.ini: [profile strict] connect_deny: invalid CIDR "10.0.0.0/33"',
-        '/etc/slurm-krsi/krsi.ini: [agent] on_error: must be fail or allow',
+        '/etc/slurm-krsi/krsi.ini:12: [profile strict] connect_deny: invalid CIDR "10.0.0.0/33"',
+        '/etc/slurm-krsi/krsi.ini:3: [agent] on_error: must be fail or allow',
       ]);
     });
   });

@@ -123,7 +123,7 @@ describe('krsictl: config commands', () => {
     const r = await run(['profiles', '--lua', '--config', path]);
     expect(r.code).to.equal(EXIT.FAILED);
     expect(r.stdout).to.equal('');
-    expect(r.stderr).to.include(`${path}: [agent] on_error:`);
+    expect(r.stderr).to.include(`${path}:3: [agent] on_error:`);
   });
 
   it('check --config with a bad config names file, section and key and exits 1', async () => {
@@ -131,8 +131,8 @@ describe('krsictl: config commands', () => {
     const r = await run(['check', '--config', path]);
     expect(r.code).to.equal(EXIT.FAILED);
     expect(r.stderr).to.include(`krsictl: config ${path} is invalid:`);
-    expect(r.stderr).to.include(`  - ${path}: [agent] on_error:`);
-    expect(r.stderr).to.include(`  - ${path}: [profile default] fileperms:`);
+    expect(r.stderr).to.include(`  - ${path}:3: [agent] on_error:`);
+    expect(r.stderr).to.include(`  - ${path}:6: [profile default] fileperms:`);
   });
 
   it('check --config with a good config reports it valid (the exit status follows the preflight too)', async () => {
@@ -259,11 +259,11 @@ describe('krsictl: config commands', () => {
     const ok = await run(['--socket', sock, 'reload']);
     expect(ok.code).to.equal(0);
     expect(ok.stdout).to.equal('reloaded /etc/slurm-krsi/krsi.ini: 2 uid(s) updated\nwarning: w: something\n');
-    service.failWith.set('reload', new ConfigError('/etc/slurm-krsi/krsi.ini', [{ section: 'agent', key: 'on_error', message: 'bad' }]));
+    service.failWith.set('reload', new ConfigError('/etc/slurm-krsi/krsi.ini', [{ section: 'agent', key: 'on_error', message: 'bad', line: 4 }]));
     const bad = await run(['--socket', sock, 'reload']);
     expect(bad.code).to.equal(EXIT.FAILED);
     expect(bad.stderr).to.include('krsictl: config rejected');
-    expect(bad.stderr).to.include('/etc/slurm-krsi/krsi.ini: [agent] on_error: bad');
+    expect(bad.stderr).to.include('/etc/slurm-krsi/krsi.ini:4: [agent] on_error: bad');
     expect(bad.stderr).to.include('(KRSI_ERR_CONFIG)');
   });
 

@@ -12,6 +12,8 @@ import {
   strictestProfile,
   type KrsiConfig,
 } from '../../../agent/config/config.js';
+import { AGENT_KEYS, PROFILE_KEYS } from '../../../agent/config/keys.js';
+import { renderSampleIni } from '../../../agent/config/sample.js';
 import { PACKAGE_ROOT } from '../../../agent/paths.js';
 
 const FILE = '/etc/slurm-krsi/krsi.ini';
@@ -74,32 +76,22 @@ describe('config: the shipped sample deploy/krsi.ini', () => {
     expect(strictestProfile(config).name).to.equal('strict');
   });
 
-  it('lists every [agent] key, commented out with its default', () => {
+  it('is what the key tables generate (npm run gen:ini)', () => {
+    expect(readFileSync(SAMPLE, 'utf8')).to.equal(renderSampleIni());
+  });
+
+  it('lists every [agent] key of the table, commented out with its default; uncommented they give the defaults', () => {
     const text = readFileSync(SAMPLE, 'utf8');
-    const uncommented = text
-      .split('\n')
-      .filter((l) => /^;[a-z_]+ =( |$)/.test(l))
-      .map((l) => l.slice(1))
-      .join('\n');
-    const agentPart = uncommented.split('\n').filter((l) => !/^(fileperms|suidexec|sshlisteners|skconnections|killtasks|connect_)/.test(l));
-    const keys = agentPart.map((l) => l.split('=')[0]?.trim());
-    expect(keys).to.deep.equal([
-      'socket',
-      'metrics_listen',
-      'admin_group',
-      'default_profile',
-      'on_error',
-      'slurmd_user',
-      'state_dir',
-      'event_log',
-      'pin_dir',
-      'ring_buffer_size',
-      'events_window',
-      'protect_daemons',
-    ]);
-    // uncommenting every default gives the same settings (protect_daemons shows an example, not its default)
-    const agent = parse(`[agent]\n${agentPart.filter((l) => !l.startsWith('protect_daemons')).join('\n')}\n[profile default]\n`).agent;
+    const agentPart = text.slice(text.indexOf('[agent]'), text.indexOf('[profile default]'));
+    const lines = agentPart.split('\n').filter((l) => /^;[a-z_]+ =( |$)/.test(l)).map((l) => l.slice(1));
+    expect(lines.map((l) => l.split('=')[0]?.trim())).to.deep.equal(Object.values(AGENT_KEYS).map((k) => k.name));
+    const agent = parse(`[agent]\n${lines.join('\n')}\n[profile default]\n`).agent;
     expect(agent).to.deep.equal(defaultAgentSettings());
+  });
+
+  it('documents every profile key of the table', () => {
+    const text = readFileSync(SAMPLE, 'utf8');
+    for (const key of PROFILE_KEYS) expect(text).to.include(`;   ${key.name} (absent: ${key.absent}): `);
   });
 
   it('the commented allow-list example parses once uncommented', () => {
@@ -128,6 +120,9 @@ describe('config: defaults and values', () => {
       ringBufferBytes: 8 * 1024 * 1024,
       eventsWindow: 10000,
       protectDaemons: [],
+      agentWait: 10,
+      reconcileInterval: 60,
+      reconcileGrace: 300,
     });
     expect(config.path).to.equal(FILE);
     expect(DEFAULT_CONFIG_PATH).to.equal('/etc/slurm-krsi/krsi.ini');
@@ -147,6 +142,9 @@ pin_dir = /sys/fs/bpf/k
 ring_buffer_size = 16M
 events_window = 500
 protect_daemons = /usr/sbin/slurmd, /usr/sbin/munged,
+agent_wait = 25
+reconcile_interval = 0
+reconcile_grace = 30
 [profile floor]
 `);
     expect(config.agent).to.deep.equal({
@@ -162,6 +160,9 @@ protect_daemons = /usr/sbin/slurmd, /usr/sbin/munged,
       ringBufferBytes: 16 * 1024 * 1024,
       eventsWindow: 500,
       protectDaemons: ['/usr/sbin/slurmd', '/usr/sbin/munged'],
+      agentWait: 25,
+      reconcileInterval: 0,
+      reconcileGrace: 30,
     });
   });
 
@@ -246,7 +247,7 @@ fileperms = audit             ; each policy: off | audit | enforce
   it('a quoted value keeps ; and may be followed by a comment; the quoted junk is then a clear error', () => {
     const err = configError(withDefault('suidexec = "enforce; rm -rf /"   ; comment'));
     expect(err.problems).to.deep.equal([
-      `${FILE}: [profile default] suidexec: "enforce; rm -rf /" is not one of off | audit | enforce`,
+      `${FILE}:3: [profile default] suidexec: "enforce; rm -rf /" is not one of off | audit | enforce`,
     ]);
     const config = parse(withDefault('suidexec_allow = "/opt/we;ird/bin" ; c\nssh_clients = /opt/a\\;b'));
     expect(config.profiles.get('default')?.suidexecAllow).to.deep.equal(['/opt/we;ird/bin']);
@@ -255,55 +256,57 @@ fileperms = audit             ; each policy: off | audit | enforce
 });
 
 describe('config: errors name the file, the section and the key', () => {
-  const cases: [string, string, string | null, string | null, RegExp][] = [
-    ['unknown key', withDefault('filepemrs = audit'), 'profile default', 'filepemrs', /unknown key; known keys: fileperms, suidexec/],
-    ['unknown agent key', '[agent]\nsocket_path = /x\n[profile default]', 'agent', 'socket_path', /unknown key/],
-    ['unknown section', withDefault('[agnet]\nsocket = /x'), 'agnet', null, /unknown section; expected \[agent\] or \[profile NAME\]/],
-    ['bad profile name', withDefault('[profile bad/name]'), 'profile bad/name', null, /invalid profile name "bad\/name"/],
-    ['profile without name', withDefault('[profile]'), 'profile', null, /needs a name/],
-    ['bad mode', withDefault('killtasks = deny'), 'profile default', 'killtasks', /"deny" is not one of off \| audit \| enforce$/],
-    ['upper-case mode', withDefault('killtasks = Enforce'), 'profile default', 'killtasks', /lower case: "enforce"/],
-    ['bad CIDR', withDefault('connect_deny = 192.0.2.0/24, 10.0.0.0/33'), 'profile default', 'connect_deny', /invalid CIDR "10\.0\.0\.0\/33"/],
-    ['bad allow CIDR', withDefault('connect_allow = example.org'), 'profile default', 'connect_allow', /invalid CIDR "example\.org"/],
-    ['bad metrics_listen', '[agent]\nmetrics_listen = 127.0.0.1:70000\n[profile default]', 'agent', 'metrics_listen', /port "70000" is not in 1\.\.65535/],
-    ['metrics_listen without port', '[agent]\nmetrics_listen = 127.0.0.1\n[profile default]', 'agent', 'metrics_listen', /has no port/],
-    ['unbracketed IPv6', '[agent]\nmetrics_listen = ::1:9817\n[profile default]', 'agent', 'metrics_listen', /needs brackets/],
-    ['bad bracketed host', '[agent]\nmetrics_listen = [10.0.0.1]:9817\n[profile default]', 'agent', 'metrics_listen', /not an IPv6 address/],
-    ['bad IPv4 host', '[agent]\nmetrics_listen = 300.1.1.1:9817\n[profile default]', 'agent', 'metrics_listen', /not an IPv4 address or host name/],
-    ['ring size not a power of two', '[agent]\nring_buffer_size = 12M\n[profile default]', 'agent', 'ring_buffer_size', /power of two from 4K to 1G/],
-    ['ring size too small', '[agent]\nring_buffer_size = 2048\n[profile default]', 'agent', 'ring_buffer_size', /power of two/],
-    ['ring size too big', '[agent]\nring_buffer_size = 2G\n[profile default]', 'agent', 'ring_buffer_size', /power of two/],
-    ['ring size garbage', '[agent]\nring_buffer_size = 8 megs\n[profile default]', 'agent', 'ring_buffer_size', /not a size/],
-    ['events_window range', '[agent]\nevents_window = 0\n[profile default]', 'agent', 'events_window', /not an integer in 1\.\.1000000/],
-    ['events_window too big', '[agent]\nevents_window = 1000001\n[profile default]', 'agent', 'events_window', /1\.\.1000000/],
-    ['bad on_error', '[agent]\non_error = deny\n[profile default]', 'agent', 'on_error', /not one of fail \| allow/],
-    ['relative allowlist path', withDefault('suidexec_allow = usr/bin/passwd'), 'profile default', 'suidexec_allow', /"usr\/bin\/passwd" is not an absolute path/],
-    ['relative ssh client', withDefault('ssh_clients = ssh'), 'profile default', 'ssh_clients', /not an absolute path/],
-    ['relative daemon', '[agent]\nprotect_daemons = slurmd\n[profile default]', 'agent', 'protect_daemons', /not an absolute path/],
-    ['relative socket', '[agent]\nsocket = agent.sock\n[profile default]', 'agent', 'socket', /not an absolute path/],
-    ['relative event log', '[agent]\nevent_log = events.log\n[profile default]', 'agent', 'event_log', /not an absolute path/],
-    ['empty state_dir', '[agent]\nstate_dir =\n[profile default]', 'agent', 'state_dir', /expected an absolute path/],
-    ['missing default profile', '[agent]\ndefault_profile = floor\n[profile strict]', 'agent', 'default_profile', /profile "floor" is not defined \(defined: strict\)/],
-    ['empty file', '', 'agent', 'default_profile', /no \[profile \.\.\.\] sections: the default profile "default" must exist/],
-    ['bad default_profile name', '[agent]\ndefault_profile = a b\n[profile default]', 'agent', 'default_profile', /invalid profile name "a b"/],
-    ['empty slurmd_user', '[agent]\nslurmd_user =\n[profile default]', 'agent', 'slurmd_user', /expected a user name/],
-    ['duplicate key', withDefault('fileperms = enforce'), 'profile default', 'fileperms', /set twice \(lines 2 and 3\)/],
-    ['duplicate section', withDefault('[profile default]\nkilltasks = enforce'), 'profile default', null, /section appears twice \(lines 1 and 3\)/],
-    ['key before any section', 'fileperms = audit\n[profile default]', null, 'fileperms', /line 1: set before any \[section\]/],
-    ['line without =', withDefault('fileperms enforce'), 'profile default', null, /line 3: expected "key = value", got "fileperms enforce"/],
-    ['malformed header', withDefault('[profile strict\nkilltasks = enforce'), null, null, /line 3: malformed section header "\[profile strict"/],
-    ['upper-case section', withDefault('[Profile strict]'), 'Profile strict', null, /section names are lower case/],
+  const cases: [string, string, string | null, string | null, RegExp, number | null][] = [
+    ['unknown key', withDefault('filepemrs = audit'), 'profile default', 'filepemrs', /unknown key; known keys: fileperms, suidexec/, 3],
+    ['unknown agent key', '[agent]\nsocket_path = /x\n[profile default]', 'agent', 'socket_path', /unknown key/, 2],
+    ['unknown section', withDefault('[agnet]\nsocket = /x'), 'agnet', null, /unknown section; expected \[agent\] or \[profile NAME\]/, 3],
+    ['bad profile name', withDefault('[profile bad/name]'), 'profile bad/name', null, /invalid profile name "bad\/name"/, 3],
+    ['profile without name', withDefault('[profile]'), 'profile', null, /needs a name/, 3],
+    ['bad mode', withDefault('killtasks = deny'), 'profile default', 'killtasks', /"deny" is not one of off \| audit \| enforce$/, 3],
+    ['upper-case mode', withDefault('killtasks = Enforce'), 'profile default', 'killtasks', /lower case: "enforce"/, 3],
+    ['bad CIDR', withDefault('connect_deny = 192.0.2.0/24, 10.0.0.0/33'), 'profile default', 'connect_deny', /invalid CIDR "10\.0\.0\.0\/33"/, 3],
+    ['bad allow CIDR', withDefault('connect_allow = example.org'), 'profile default', 'connect_allow', /invalid CIDR "example\.org"/, 3],
+    ['bad metrics_listen', '[agent]\nmetrics_listen = 127.0.0.1:70000\n[profile default]', 'agent', 'metrics_listen', /port "70000" is not in 1\.\.65535/, 2],
+    ['metrics_listen without port', '[agent]\nmetrics_listen = 127.0.0.1\n[profile default]', 'agent', 'metrics_listen', /has no port/, 2],
+    ['unbracketed IPv6', '[agent]\nmetrics_listen = ::1:9817\n[profile default]', 'agent', 'metrics_listen', /needs brackets/, 2],
+    ['bad bracketed host', '[agent]\nmetrics_listen = [10.0.0.1]:9817\n[profile default]', 'agent', 'metrics_listen', /not an IPv6 address/, 2],
+    ['bad IPv4 host', '[agent]\nmetrics_listen = 300.1.1.1:9817\n[profile default]', 'agent', 'metrics_listen', /not an IPv4 address or host name/, 2],
+    ['ring size not a power of two', '[agent]\nring_buffer_size = 12M\n[profile default]', 'agent', 'ring_buffer_size', /power of two from 4K to 1G/, 2],
+    ['ring size too small', '[agent]\nring_buffer_size = 2048\n[profile default]', 'agent', 'ring_buffer_size', /power of two/, 2],
+    ['ring size too big', '[agent]\nring_buffer_size = 2G\n[profile default]', 'agent', 'ring_buffer_size', /power of two/, 2],
+    ['ring size garbage', '[agent]\nring_buffer_size = 8 megs\n[profile default]', 'agent', 'ring_buffer_size', /not a size/, 2],
+    ['events_window range', '[agent]\nevents_window = 0\n[profile default]', 'agent', 'events_window', /not an integer in 1\.\.1000000/, 2],
+    ['events_window too big', '[agent]\nevents_window = 1000001\n[profile default]', 'agent', 'events_window', /1\.\.1000000/, 2],
+    ['bad on_error', '[agent]\non_error = deny\n[profile default]', 'agent', 'on_error', /not one of fail \| allow/, 2],
+    ['relative allowlist path', withDefault('suidexec_allow = usr/bin/passwd'), 'profile default', 'suidexec_allow', /"usr\/bin\/passwd" is not an absolute path/, 3],
+    ['relative ssh client', withDefault('ssh_clients = ssh'), 'profile default', 'ssh_clients', /not an absolute path/, 3],
+    ['relative daemon', '[agent]\nprotect_daemons = slurmd\n[profile default]', 'agent', 'protect_daemons', /not an absolute path/, 2],
+    ['relative socket', '[agent]\nsocket = agent.sock\n[profile default]', 'agent', 'socket', /not an absolute path/, 2],
+    ['relative event log', '[agent]\nevent_log = events.log\n[profile default]', 'agent', 'event_log', /not an absolute path/, 2],
+    ['empty state_dir', '[agent]\nstate_dir =\n[profile default]', 'agent', 'state_dir', /expected an absolute path/, 2],
+    ['missing default profile', '[agent]\ndefault_profile = floor\n[profile strict]', 'agent', 'default_profile', /profile "floor" is not defined \(defined: strict\)/, 2],
+    ['empty file', '', 'agent', 'default_profile', /no \[profile \.\.\.\] sections: the default profile "default" must exist/, null],
+    ['bad default_profile name', '[agent]\ndefault_profile = a b\n[profile default]', 'agent', 'default_profile', /invalid profile name "a b"/, 2],
+    ['empty slurmd_user', '[agent]\nslurmd_user =\n[profile default]', 'agent', 'slurmd_user', /expected a user name/, 2],
+    ['duplicate key', withDefault('fileperms = enforce'), 'profile default', 'fileperms', /set twice \(lines 2 and 3\)/, 3],
+    ['duplicate section', withDefault('[profile default]\nkilltasks = enforce'), 'profile default', null, /section appears twice \(lines 1 and 3\)/, 3],
+    ['key before any section', 'fileperms = audit\n[profile default]', null, 'fileperms', /set before any \[section\]/, 1],
+    ['line without =', withDefault('fileperms enforce'), 'profile default', null, /expected "key = value", got "fileperms enforce"/, 3],
+    ['malformed header', withDefault('[profile strict\nkilltasks = enforce'), null, null, /malformed section header "\[profile strict"/, 3],
+    ['upper-case section', withDefault('[Profile strict]'), 'Profile strict', null, /section names are lower case/, 3],
   ];
 
-  for (const [what, text, section, key, pattern] of cases) {
+  for (const [what, text, section, key, pattern, line] of cases) {
     it(what, () => {
       const err = configError(text);
       expect(err.problems, err.message).to.have.length(1);
       expect(err.path).to.equal(FILE);
       expect(err.section).to.equal(section);
       expect(err.key).to.equal(key);
+      expect(err.line).to.equal(line);
+      const place = line === null ? FILE : `${FILE}:${line}`;
       const where = [section === null ? null : `[${section}]`, key].filter((p) => p !== null).join(' ');
-      expect(err.message.startsWith(where === '' ? `${FILE}: ` : `${FILE}: ${where}: `), err.message).to.equal(true);
+      expect(err.message.startsWith(where === '' ? `${place}: ` : `${place}: ${where}: `), err.message).to.equal(true);
       expect(err.message).to.match(pattern);
       expect(err.code).to.equal('KRSI_ERR_CONFIG');
     });
@@ -323,7 +326,8 @@ x = 1
 `);
     expect(err.problems).to.have.length(7);
     expect(err.message.split('\n')).to.deep.equal(err.problems);
-    expect(err.problems.map((p) => p.split(':')[1]?.trim())).to.deep.equal([
+    expect(err.problems.map((p) => p.split(': ')[0]?.replace(FILE, ''))).to.deep.equal([':2', ':3', ':4', ':7', ':8', ':8', ':9']);
+    expect(err.problems.map((p) => p.split(': ')[1]?.trim())).to.deep.equal([
       '[agent] metrics_listen',
       '[agent] ring_buffer_size',
       '[agent] colour',
@@ -347,9 +351,10 @@ describe('config: missing allowlisted files are warnings', () => {
     );
     expect(config.profiles.get('default')?.suidexecAllow).to.deep.equal(['/usr/bin/passwd', '/usr/bin/su']);
     expect(config.warnings).to.have.length(3);
-    expect(config.warnings[0]).to.match(/^\/etc\/slurm-krsi\/krsi\.ini: \[profile default\] suidexec_allow: "\/usr\/bin\/passwd" does not exist/);
-    expect(config.warnings[1]).to.match(/: \[profile default\] ssh_clients: "\/usr\/bin\/ssh" does not exist/);
-    expect(config.warnings[2]).to.match(/: \[agent\] protect_daemons: "\/usr\/sbin\/munged" does not exist/);
+    expect(config.warnings[0]).to.match(/^\/etc\/slurm-krsi\/krsi\.ini:6: \[profile default\] suidexec_allow: "\/usr\/bin\/passwd" does not exist/);
+    // the default ssh client is not on any line: the warning names the file and the key only
+    expect(config.warnings[1]).to.match(/krsi\.ini: \[profile default\] ssh_clients: "\/usr\/bin\/ssh" does not exist/);
+    expect(config.warnings[2]).to.match(/krsi\.ini:2: \[agent\] protect_daemons: "\/usr\/sbin\/munged" does not exist/);
   });
 
   it('uses the real file system by default', () => {
@@ -433,7 +438,7 @@ describe('config: loadConfig', () => {
   it('parse errors carry the real path', () => {
     const file = join(dir, 'bad.ini');
     writeFileSync(file, '[profile default]\nfileperms = maybe\n');
-    expect(() => loadConfig(file)).to.throw(ConfigError, `${file}: [profile default] fileperms: "maybe" is not one of`);
+    expect(() => loadConfig(file)).to.throw(ConfigError, `${file}:2: [profile default] fileperms: "maybe" is not one of`);
   });
 
   it('warns when group or others may write the file', () => {
