@@ -4,19 +4,21 @@
  *
  *   krsi-agent [--config PATH]
  *
- * Start: preflight, config, attach the programs or adopt the pinned ones, resume the job table,
- * protect its own pid, then serve the control socket and the metrics endpoint.
+ * Start: config, the single-instance lock, preflight, attach the programs or adopt the pinned ones,
+ * protect its own pid, resume the job table, log the events recorded meanwhile, apply the epilogs'
+ * removal notes, reconcile with the jobs Slurm runs here, then serve the control socket and metrics.
  * SIGTERM/SIGINT: stop serving; programs, maps and job entries stay pinned and enforcing.
  * SIGHUP (only init may send it: killtasks) and POST /v1/reload: re-read the config; a bad one is
  * rejected and the running one stays.
  *
- * Exit status: 0 clean stop, 1 config error, 2 usage, 3 this node cannot enforce (preflight), 4 runtime failure.
+ * Exit status: 0 clean stop, 1 config error, 2 usage, 3 this node cannot enforce (preflight), 4 runtime
+ * failure, 5 another krsi-agent runs (it holds <state_dir>/agent.lock; this one touched nothing).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { release, setPriority } from 'node:os';
 import { join } from 'node:path';
-import { buildApp } from './api/app.js';
+import { buildApp, type AccessPolicy } from './api/app.js';
 import { DEFAULT_SOCKET_MODE, listenUnix } from './api/server.js';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig, type KrsiConfig } from './config/config.js';
 import { Enforcer } from './enforcement/enforcer.js';
@@ -27,10 +29,14 @@ import { createLogger, type Logger } from './log/logger.js';
 import { createMetrics } from './metrics/metrics.js';
 import { OBJECTS, PACKAGE_ROOT } from './paths.js';
 import { KrsiAgent } from './service/agent.js';
-import { DaemonProtector } from './service/daemons.js';
 import { accountGid, accountUid } from './service/accounts.js';
+import { IdentityCache } from './service/compile.js';
+import { DaemonProtector } from './service/daemons.js';
+import { JobFile } from './service/job-store.js';
+import { AlreadyRunning, takeInstanceLock } from './service/lock.js';
+import { NodeSlurmView } from './slurm/view.js';
 
-const EXIT = { config: 1, usage: 2, preflight: 3, runtime: 4 } as const;
+const EXIT = { config: 1, usage: 2, preflight: 3, runtime: 4, running: 5 } as const;
 
 /**
  * The agent's CPU priority. Every prolog waits on it, and prologs start while the node's CPUs are busy
@@ -94,6 +100,27 @@ function startMetrics(config: KrsiConfig, registry: ReturnType<typeof createMetr
   return server;
 }
 
+/** how often the wall clock's offset to the boot clock is read again (event times after an NTP step) */
+const CLOCK_REFRESH_MS = 10_000;
+
+/** who may write and read over the socket, from the config's accounts (getent, bounded in time) */
+async function resolveAccess(config: KrsiConfig, access: AccessPolicy, log: Logger): Promise<void> {
+  const { adminGroup, slurmdUser } = config.agent;
+  const [adminGid, slurmdUid] = await Promise.all([
+    adminGroup ? accountGid(adminGroup).catch((err: Error) => (log.warn('cannot resolve admin_group', { group: adminGroup, error: err.message }), null)) : null,
+    accountUid(slurmdUser).catch((err: Error) => (log.warn('cannot resolve slurmd_user', { user: slurmdUser, error: err.message }), null)),
+  ]);
+  if (adminGroup && adminGid === null) log.warn('admin_group does not resolve: nobody but writers may read', { group: adminGroup });
+  if (slurmdUid === null) log.warn('slurmd_user does not resolve: only root may add and remove jobs', { user: slurmdUser });
+  // the sets are the app's own: replaced in place, so that a reload changes who may do what at once
+  access.writerUids.clear();
+  for (const uid of [0, ...(slurmdUid === null ? [] : [slurmdUid])]) access.writerUids.add(uid);
+  access.readerGids.clear();
+  if (adminGid !== null) access.readerGids.add(adminGid);
+  access.slurmdUser = slurmdUser;
+  access.adminGroup = adminGroup;
+}
+
 async function main(): Promise<void> {
   const { configPath } = parseArgs(process.argv.slice(2));
   const log = createLogger();
@@ -104,6 +131,14 @@ async function main(): Promise<void> {
   } catch (err) {
     process.stderr.write(`krsi-agent: ${(err as Error).message}\n`);
     process.exit(err instanceof ConfigError ? EXIT.config : EXIT.runtime);
+  }
+
+  // before anything is touched: a second agent must leave the socket, the maps and the protection alone
+  try {
+    takeInstanceLock(config.agent.stateDir);
+  } catch (err) {
+    process.stderr.write(`krsi-agent: ${(err as Error).message}\n`);
+    process.exit(err instanceof AlreadyRunning ? EXIT.running : EXIT.runtime);
   }
   for (const w of config.warnings) log.warn(w);
 
@@ -127,10 +162,14 @@ async function main(): Promise<void> {
 
   const clock = new BootClock();
   const metricsHolder: { observeApply?: (s: number) => void } = {};
+  const access: AccessPolicy = { writerUids: new Set([0]), readerGids: new Set() };
   const agent = new KrsiAgent({
     config,
-    enforcer,
-    identityObject: OBJECTS.identity,
+    store: new JobFile(config.agent.stateDir),
+    kernel: enforcer,
+    kernelStatus: enforcer,
+    identities: new IdentityCache(OBJECTS.identity, log.child('identity')),
+    slurm: new NodeSlurmView(),
     log: log.child('jobs'),
     version: version(),
     lsm: check.lsm,
@@ -140,9 +179,11 @@ async function main(): Promise<void> {
         jobOf,
         windowSize: config.agent.eventsWindow,
         logPath: config.agent.eventLog,
-        onLogFileError: (err) => log.error('cannot write the event log file; events still go to stdout', { file: config.agent.eventLog, error: err.message }),
+        onLogFileError: (err) => log.error('cannot write the event log file; events still go to stdout', { file: agent.currentConfig.agent.eventLog, error: err.message }),
+        onBadRecord: (err) => log.error('a ring-buffer record cannot be read: skipped (krsi_events_malformed_total)', { error: err.message }),
       }),
     onApply: (s) => metricsHolder.observeApply?.(s),
+    onReload: (next) => resolveAccess(next, access, log.child('access')),
   });
   await agent.start();
   enforcer.subscribeRecords((raw) => agent.pipeline.handle(raw), {
@@ -151,11 +192,13 @@ async function main(): Promise<void> {
     onError: (err) => log.error('event stream failed', { error: (err as Error).message }),
   });
   // events recorded while no agent ran belong to the jobs of the table as it was: log them before the
-  // epilogs' removal notes change it
+  // epilogs' removal notes and the reconciliation change it
   enforcer.drainEvents();
   const backlog = agent.pipeline.loggedCount();
   if (backlog > 0) log.info('logged events recorded while the agent was down', { events: backlog });
   await agent.applyRemovalNotes();
+  // jobs of an earlier boot, and ghosts past the grace, go before the socket opens
+  await agent.reconcile();
 
   const metrics = createMetrics(
     {
@@ -164,31 +207,45 @@ async function main(): Promise<void> {
       jobs: () => agent.listJobs().length,
       uidsUnderPolicy: () => enforcer.uidPolicies().size,
       programsAttached: () => enforcer.pinned().filter((p) => p.startsWith('links/')).length,
+      reconciled: (reason) => agent.reconciledCount(reason),
+      slurmViewUnreadable: () => agent.reconcileStatus.slurmView === 'unreadable',
+      jobsUnverified: () => agent.reconcileStatus.unverified.length,
+      malformedRecords: () => agent.pipeline.malformedCount(),
     },
     { version: version(), kernel: release() },
   );
   metricsHolder.observeApply = metrics.observeApply;
   const metricsServer = startMetrics(config, metrics.registry, log.child('metrics'));
 
-  const notes = setInterval(() => void agent.applyRemovalNotes().catch((err: Error) => log.error('epilog notes failed', { error: err.message })), 30_000);
-  notes.unref();
+  const timers: NodeJS.Timeout[] = [];
+  const every = (ms: number, fn: () => void): void => {
+    const t = setInterval(fn, ms);
+    t.unref();
+    timers.push(t);
+  };
+  every(30_000, () => void agent.applyRemovalNotes());
+  every(CLOCK_REFRESH_MS, () => {
+    const stepNs = clock.refresh();
+    if (stepNs !== 0n) log.info('wall clock stepped: event times follow it', { stepMs: Number(stepNs / 1_000_000n) });
+  });
+  // reconcile_interval is live: each round schedules the next with the interval then in force
+  let reconcileTimer: NodeJS.Timeout | undefined;
+  // (0: only at start; looked at again every minute in case a reload turns it on)
+  const scheduleReconcile = (): void => {
+    const seconds = agent.currentConfig.agent.reconcileInterval;
+    reconcileTimer = setTimeout(() => {
+      const round = seconds === 0 ? Promise.resolve() : agent.reconcile().catch((err: Error) => log.error('reconciliation failed', { error: err.message }));
+      void round.finally(scheduleReconcile);
+    }, (seconds === 0 ? 60 : seconds) * 1000);
+    reconcileTimer.unref();
+  };
+  scheduleReconcile();
 
   const daemons = new DaemonProtector(enforcer, () => agent.currentConfig.agent.protectDaemons, log.child('killtasks'));
   daemons.start();
 
-  const adminGid = config.agent.adminGroup ? accountGid(config.agent.adminGroup) : null;
-  if (config.agent.adminGroup && adminGid === null) log.warn('admin_group does not exist: nobody but writers may read', { group: config.agent.adminGroup });
-  const slurmdUid = accountUid(config.agent.slurmdUser);
-  if (slurmdUid === null) log.warn('slurmd_user does not exist: only root may add and remove jobs', { user: config.agent.slurmdUser });
-  const app = buildApp({
-    service: agent,
-    access: {
-      writerUids: new Set([0, ...(slurmdUid === null ? [] : [slurmdUid])]),
-      readerGids: new Set(adminGid === null ? [] : [adminGid]),
-      slurmdUser: config.agent.slurmdUser,
-      ...(config.agent.adminGroup ? { adminGroup: config.agent.adminGroup } : {}),
-    },
-  });
+  await resolveAccess(config, access, log.child('access'));
+  const app = buildApp({ service: agent, access });
   const closeSocket = await listenUnix(app, config.agent.socket, { mode: DEFAULT_SOCKET_MODE, uid: 0, gid: 0 });
   log.info('krsi-agent serving', {
     socket: config.agent.socket, pid: process.pid, programs: enforcer.programs.length, adopted: enforcer.adopted, jobs: agent.listJobs().length,
@@ -200,7 +257,8 @@ async function main(): Promise<void> {
     stopping = true;
     log.info('stopping: programs, maps and job entries stay pinned and enforcing', { signal });
     daemons.stop();
-    clearInterval(notes);
+    for (const t of timers) clearInterval(t);
+    clearTimeout(reconcileTimer);
     await closeSocket();
     metricsServer?.close();
     await agent.stop();

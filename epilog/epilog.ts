@@ -5,9 +5,10 @@
  * may have changed while the job ran), and the uid's entries go with its last job.
  *
  * Idempotent, and succeeds for jobs the agent never saw (Slurm runs the epilog even when the prolog did
- * not run). When the agent cannot be reached, the removal is written down under the state directory and
- * the agent applies it when it is back: the uid stays restricted meanwhile (the safe side), and the
- * epilog still succeeds, so the node is not drained for a job that has already ended.
+ * not run). When the agent cannot be reached (after agent_wait seconds of tries), the removal is written
+ * down under the state directory, naming the registration of the job it ends, and the agent applies it
+ * when it is back: the uid stays restricted meanwhile (the safe side), and the epilog still succeeds, so
+ * the node is not drained for a job that has already ended.
  */
 import { HookInputError, callAgent, describeFailure, hookSettings, jobFromEnv, leaveRemovalNote, say } from '../agent/slurm/hook.js';
 
@@ -22,7 +23,7 @@ async function main(): Promise<number> {
   }
   const defer = (cause: string): number => {
     try {
-      const note = leaveRemovalNote(settings.stateDir, job.jobId);
+      const note = leaveRemovalNote(settings.stateDir, job.jobId, job.uid);
       say(`epilog: job ${job.jobId}: ${cause}; removal noted in ${note} for the agent to apply when it is back`);
       return 0;
     } catch (err) {
@@ -32,7 +33,7 @@ async function main(): Promise<number> {
   };
   let res;
   try {
-    res = await callAgent(settings.socket, 'DELETE', `/v1/jobs/${encodeURIComponent(job.jobId)}`);
+    res = await callAgent(settings, 'DELETE', `/v1/jobs/${encodeURIComponent(job.jobId)}`);
   } catch (err) {
     return defer(`agent unreachable: ${describeFailure(err)}`);
   }

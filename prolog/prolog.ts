@@ -5,9 +5,12 @@
  * asks for (`policy:NAME` in --comment).
  *
  * Exit status: 0 when the policy is in force, or when it is not and on_error = allow. Non-zero only for
- * node faults (agent unreachable or failing, programs not attached, config unreadable) with
- * on_error = fail: Slurm then drains the node and requeues the job held. A profile name the node does
- * not know is the user's fault, not the node's: the agent applies the strictest profile and the job runs.
+ * node faults (agent unreachable or failing, programs not attached) with on_error = fail: Slurm then
+ * drains the node and requeues the job held. A missing or refusing socket is tried again for up to
+ * agent_wait seconds first (the agent starting or restarting). Of the config it reads only socket,
+ * on_error, agent_wait and state_dir: a mistake elsewhere in a pushed file is not its business, the
+ * running agent's configuration decides the policy. A profile name the node does not know is the user's
+ * fault, not the node's: the agent applies the strictest profile and the job runs.
  */
 import {
   HookInputError, callAgent, commentForAgent, describeFailure, drainNode, hookSettings, jobFromEnv, say,
@@ -23,7 +26,8 @@ async function main(): Promise<number> {
     say(`prolog: ${(err as HookInputError).message}`);
     return 1;
   }
-  const fault = async (cause: string): Promise<number> => {
+  const fault = async (failure: string): Promise<number> => {
+    const cause = settings.configProblems.length > 0 ? `${failure} (config: ${settings.configProblems.join('; ')})` : failure;
     if (settings.onError === 'allow') {
       say(`prolog: job ${job.jobId}: NOT under policy (${cause}); on_error = allow lets it run`);
       return 0;
@@ -32,13 +36,11 @@ async function main(): Promise<number> {
     await drainNode(job.node, cause);
     return 1;
   };
-  if (settings.configProblem) return fault(`config: ${settings.configProblem}`);
-
   const comment = commentForAgent(job.comment);
   const body = { job_id: job.jobId, uid: job.uid, ...(job.user ? { user: job.user.slice(0, 256) } : {}), ...(comment === undefined ? {} : { comment }) };
   let res;
   try {
-    res = await callAgent(settings.socket, 'POST', '/v1/jobs', body);
+    res = await callAgent(settings, 'POST', '/v1/jobs', body);
   } catch (err) {
     return fault(`agent unreachable: ${describeFailure(err)}`);
   }

@@ -112,7 +112,7 @@ export function denial(access: AccessPolicy, cred: PeerCred | null, right: Right
 }
 
 interface ApiErrorBody {
-  error: { code: string; message: string };
+  error: { code: string; message: string; details?: Record<string, unknown> };
   problems?: string[];
 }
 
@@ -149,7 +149,17 @@ export function toApiError(err: unknown): { status: number; body: ApiErrorBody; 
     body.problems = [...err.problems];
     return { status: 422, body, internal: false };
   }
-  if (isKrsiError(err)) return { status: err.statusCode, body: errorBody(err.code, err.message), internal: err.statusCode >= 500 };
+  if (isKrsiError(err)) {
+    const body = errorBody(err.code, err.message);
+    const details = (err as { details?: unknown }).details;
+    if (details !== null && typeof details === 'object' && Object.keys(details).length > 0) {
+      body.error.details = details as Record<string, unknown>;
+      const problems = (details as { problems?: unknown }).problems;
+      // a rejected reload's problems, where ConfigError puts them too
+      if (Array.isArray(problems) && problems.every((p) => typeof p === 'string')) body.problems = problems;
+    }
+    return { status: err.statusCode, body, internal: err.statusCode >= 500 };
+  }
   const fe = err as Partial<FastifyError> & { validationContext?: string };
   if (err instanceof Error && fe.validation !== undefined) {
     return { status: 400, body: errorBody(ERR.BAD_REQUEST, `invalid request: ${err.message}`), internal: false };

@@ -73,6 +73,8 @@ export const jobRecordSchema = {
     profiles: stringArray,
     unknownProfile: nullableString,
     addedAt: { type: 'string' },
+    registration: { type: 'string' },
+    bootId: nullableString,
   },
 } as const;
 
@@ -119,6 +121,17 @@ export const statusSchema = {
     uidsUnderPolicy: { type: 'array', items: { type: 'integer' } },
     counters: { type: 'object', properties: Object.fromEntries(POLICIES.map((p) => [p, countersSchema])) },
     events: { type: 'object', properties: { logged: { type: 'number' }, dropped: { type: 'number' } } },
+    reconcile: {
+      type: 'object',
+      properties: {
+        lastAt: nullableString,
+        slurmView: { type: 'string' },
+        problem: nullableString,
+        sources: stringArray,
+        allocationsVisible: { type: 'boolean' },
+        unverified: stringArray,
+      },
+    },
     uptimeSeconds: { type: 'number' },
     startedAt: { type: 'string' },
     warnings: stringArray,

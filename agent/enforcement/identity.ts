@@ -9,9 +9,9 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { BpfObject } from '../../libbpf-ts/index.js';
+import { O_PATH, OpenTimeout, type BoundedOpener } from './bounded-open.js';
 import { decodeFileIdentities, type KernelFileId } from './layout.js';
 
-const O_PATH = 0o10000000;
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 
@@ -46,22 +46,47 @@ function readAll(fd: number): Buffer {
 
 /**
  * Resolve paths (symlinks followed) to kernel identities. Only regular files are accepted: a directory
- * or device in an allowlist is a configuration mistake and is reported as missing.
+ * or device in an allowlist is a configuration mistake and is reported as missing, and so is a file
+ * whose open() does not return in time (the opener's deadline: a stuck network file system). The agent
+ * resolves through this; `open` is each path's open(2), which may block (tests and tools pass openSync).
  */
-export function resolveFileIdentities(identityObjectPath: string, paths: readonly string[]): ResolveResult {
+export async function resolveFileIdentities(
+  identityObjectPath: string,
+  paths: readonly string[],
+  open: (path: string) => number | Promise<number>,
+): Promise<ResolveResult> {
   const opened = new Map<number, string>();
   const missing: { path: string; reason: string }[] = [];
-  let obj: BpfObject | undefined;
-  let iterFd = -1;
   try {
     for (const path of new Set(paths)) {
       try {
-        opened.set(openSync(path, O_PATH), path);
+        opened.set(await open(path), path);
       } catch (err) {
-        missing.push({ path, reason: (err as NodeJS.ErrnoException).code ?? String(err) });
+        missing.push({ path, reason: err instanceof OpenTimeout ? err.message : ((err as NodeJS.ErrnoException).code ?? String(err)) });
       }
     }
     if (opened.size === 0) return { files: [], missing };
+    return { files: identitiesOf(identityObjectPath, opened, missing), missing };
+  } finally {
+    for (const fd of opened.keys()) closeSync(fd);
+  }
+}
+
+/** open(2) with O_PATH in this thread (no read permission needed, nothing executed; may block) */
+export function openPath(path: string): number {
+  return openSync(path, O_PATH);
+}
+
+/** the opener the agent uses: O_PATH opens bounded in time */
+export function boundedOpenPath(opener: BoundedOpener): (path: string) => Promise<number> {
+  return (path) => opener.open(path, O_PATH);
+}
+
+/** the kernel's identities of files this process holds open (fd -> path); odd files go to `missing` */
+function identitiesOf(identityObjectPath: string, opened: Map<number, string>, missing: { path: string; reason: string }[]): ResolvedFile[] {
+  let obj: BpfObject | undefined;
+  let iterFd = -1;
+  try {
 
     obj = BpfObject.open(identityObjectPath);
     obj.load();
@@ -79,13 +104,12 @@ export function resolveFileIdentities(identityObjectPath: string, paths: readonl
         }
         files.push({ path, dev: rec.dev, ino: rec.ino, mode: rec.mode });
       }
-      return { files, missing };
+      return files;
     } finally {
       link.destroy();
     }
   } finally {
     if (iterFd >= 0) closeSync(iterFd);
-    for (const fd of opened.keys()) closeSync(fd);
     obj?.close();
   }
 }

@@ -1,7 +1,8 @@
 /**
  * Kernel event times are CLOCK_BOOTTIME nanoseconds (bpf_ktime_get_boot_ns); the log wants wall-clock
- * time. The offset between the two clocks is read once and refreshed on demand (it moves only when the
- * wall clock is stepped).
+ * time. The offset between the two clocks moves when the wall clock is stepped (NTP at boot, an admin's
+ * date) and drifts while NTP slews it: the agent refreshes it periodically (refresh()), and a step shows
+ * in the log.
  */
 import koffi from 'koffi';
 
@@ -21,19 +22,27 @@ function nowNs(clock: number): bigint {
   return BigInt(ts.tv_sec) * 1_000_000_000n + BigInt(ts.tv_nsec);
 }
 
+/** the wall clock minus the boot clock, in ns, now */
+export function measureBootOffset(): bigint {
+  return nowNs(CLOCK_REALTIME) - nowNs(CLOCK_BOOTTIME);
+}
+
+/** a change of the offset larger than this is a step of the wall clock (reading it takes far less) */
+export const STEP_NS = 1_000_000n;
+
 export class BootClock {
   private offsetNs: bigint;
 
-  constructor() {
-    this.offsetNs = BootClock.measure();
+  constructor(private readonly measure: () => bigint = measureBootOffset) {
+    this.offsetNs = measure();
   }
 
-  private static measure(): bigint {
-    return nowNs(CLOCK_REALTIME) - nowNs(CLOCK_BOOTTIME);
-  }
-
-  refresh(): void {
-    this.offsetNs = BootClock.measure();
+  /** read the offset again; returns by how many ns it moved when that is a step (else 0n) */
+  refresh(): bigint {
+    const next = this.measure();
+    const moved = next - this.offsetNs;
+    this.offsetNs = next;
+    return moved > STEP_NS || moved < -STEP_NS ? moved : 0n;
   }
 
   toDate(bootNs: bigint): Date {

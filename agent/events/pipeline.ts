@@ -30,6 +30,8 @@ export interface EventPipelineOptions {
   writeStdout?: (line: string) => void;
   /** told once when the log file cannot be written (the lines still go to stdout) */
   onLogFileError?: (err: Error) => void;
+  /** told of the first record that cannot be read after a good one (it is counted and skipped) */
+  onBadRecord?: (err: Error) => void;
 }
 
 /** lines written together: small enough that they die young, large enough that writes are few */
@@ -55,8 +57,10 @@ export class EventPipeline {
   /** the ISO text of the last event's millisecond: a flood has many events per millisecond */
   private lastMs = NaN;
   private lastIso = '';
+  private malformed = 0;
+  private lastWasBad = false;
 
-  constructor(private readonly opts: EventPipelineOptions) {
+  constructor(private opts: EventPipelineOptions) {
     const perLine = opts.writeStdout;
     this.writeStdout = perLine ? (lines) => lines.forEach((l) => perLine(l)) : (lines) => void process.stdout.write(`${lines.join('\n')}\n`);
     this.windowRecords = Buffer.alloc(opts.windowSize * RECORD_SIZE);
@@ -72,9 +76,13 @@ export class EventPipeline {
     this.fileFailed = false;
   }
 
-  /** reopen the log file (after logrotate moved it); a failure is reported, and lines go on to stdout */
-  reopen(): void {
+  /**
+   * Reopen the log file (after logrotate moved it), or open another one (event_log changed on reload);
+   * a failure is reported, and lines go on to stdout.
+   */
+  reopen(logPath: string | null = this.opts.logPath): void {
     this.flush();
+    this.opts = { ...this.opts, logPath };
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
     try {
@@ -92,9 +100,23 @@ export class EventPipeline {
     return this.lastIso;
   }
 
-  /** one raw ring-buffer record (struct krsi_event); returns its sequence number */
+  /**
+   * One raw ring-buffer record (struct krsi_event); returns its sequence number, or 0 for a record that
+   * cannot be read. Such a record is counted and skipped: an exception here would stop the ring buffer's
+   * reader, and every later event with it.
+   */
   handle(raw: Buffer): number {
-    const event = decodeEvent(raw);
+    let event: KrsiEvent;
+    try {
+      event = decodeEvent(raw);
+      if (!POLICIES.includes(event.policy) || !DECISIONS.includes(event.decision)) throw new Error(`record with policy ${event.policy}, decision ${event.decision}`);
+    } catch (err) {
+      this.malformed++;
+      if (!this.lastWasBad) this.opts.onBadRecord?.(err as Error);
+      this.lastWasBad = true;
+      return 0;
+    }
+    this.lastWasBad = false;
     const ms = this.opts.clock.toMs(event.bootNs);
     const job = this.opts.jobOf(event);
     const seq = ++this.seq;
@@ -138,6 +160,11 @@ export class EventPipeline {
       if (!this.fileFailed) this.opts.onLogFileError?.(err as Error);
       this.fileFailed = true;
     }
+  }
+
+  /** records that could not be read and were skipped */
+  malformedCount(): number {
+    return this.malformed;
   }
 
   loggedCount(policy?: PolicyName, decision?: 'deny' | 'audit'): number {

@@ -4,6 +4,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { POLICIES, type PolicyName } from '../enforcement/layout.js';
+import { RECONCILE_REASONS, type ReconcileReason } from '../service/agent.js';
 
 export interface MetricsSource {
   /** kernel decision counters, summed over CPUs */
@@ -13,6 +14,14 @@ export interface MetricsSource {
   jobs(): number;
   uidsUnderPolicy(): number;
   programsAttached(): number;
+  /** jobs the reconciliation removed since start, by reason */
+  reconciled(reason: ReconcileReason): number;
+  /** whether the last reading of Slurm's view of this node failed */
+  slurmViewUnreadable(): boolean;
+  /** jobs past the grace that Slurm's view does not show, kept (no PrologFlags=Contain) */
+  jobsUnverified(): number;
+  /** ring-buffer records that could not be read and were skipped */
+  malformedRecords(): number;
 }
 
 export interface AgentMetrics {
@@ -67,6 +76,23 @@ export function createMetrics(source: MetricsSource, info: { version: string; ke
     ['policy', 'decision'] as const, () =>
       POLICIES.flatMap((policy) => (['deny', 'audit'] as const).map((decision) => ({ labels: { policy, decision }, value: source.logged(policy, decision) }))));
 
+  mirrorCounter(registry, 'krsi_jobs_reconciled_total',
+    'Jobs removed because Slurm does not run them on this node (a lost epilog, a reboot), by reason: earlier_boot, not_running (PrologFlags=Contain), ended (its batch or extern step is gone).',
+    ['reason'] as const, () => RECONCILE_REASONS.map((reason) => ({ labels: { reason }, value: source.reconciled(reason) })));
+  mirrorCounter(registry, 'krsi_events_malformed_total', 'Ring-buffer records that could not be read and were skipped.', [] as const,
+    () => [{ labels: {}, value: source.malformedRecords() }]);
+  new Gauge({
+    name: 'krsi_slurm_view_unreadable',
+    help: '1 when the last reading of which jobs Slurm runs on this node failed (job cgroups, scontrol listpids): no job is reconciled meanwhile.',
+    registers: [registry],
+    collect() { this.set(source.slurmViewUnreadable() ? 1 : 0); },
+  });
+  new Gauge({
+    name: 'krsi_jobs_unverified',
+    help: 'Jobs past reconcile_grace that Slurm\'s view does not show, kept because without PrologFlags=Contain a step-less allocation leaves no trace on the node.',
+    registers: [registry],
+    collect() { this.set(source.jobsUnverified()); },
+  });
   new Gauge({ name: 'krsi_jobs', help: 'Jobs the agent holds under policy on this node.', registers: [registry], collect() { this.set(source.jobs()); } });
   new Gauge({ name: 'krsi_uids_under_policy', help: 'Uids with an entry in the kernel policy map.', registers: [registry], collect() { this.set(source.uidsUnderPolicy()); } });
   new Gauge({ name: 'krsi_programs_attached', help: 'BPF LSM programs attached (pinned links).', registers: [registry], collect() { this.set(source.programsAttached()); } });

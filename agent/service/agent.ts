@@ -1,26 +1,39 @@
 /**
  * The agent's core: job lifetimes to kernel entries. A job's policy is the floor united with the
  * profile it asks for; a uid's kernel entry is the union over its live jobs, rewritten atomically on
- * every change and removed with the uid's last job. The job table is persisted before the kernel is
- * changed, so a crash in between is repaired by the restarted agent, which re-applies every uid from
- * the table (and clears kernel entries of uids that have no job left).
+ * every change and removed with the uid's last job.
+ *
+ * Everything it touches comes in as an interface (ports.ts): the job store, the identity resolver, the
+ * kernel writer, Slurm's view of this node, the clock. The order of writes is chosen so that what a crash
+ * between two steps leaves is repaired by the next start, which re-applies every uid of the saved table
+ * and clears the kernel entries of uids without a job:
+ * - add: save the table with the job, then write the uid's entry. A crash in between: the next start
+ *   writes the entry. A failed write: the table is saved back without the job.
+ * - remove: rewrite (or clear) the uid's entry, then save the table without the job. A crash in between:
+ *   the next start holds the uid again (the safe side) until the epilog's note or the reconciliation
+ *   removes the job once more. A failed write changes nothing.
+ * - reload: every uid's new policy is compiled before anything changes, then written; a failed write puts
+ *   back the uids already written, a failed save too, and the running configuration stays.
+ * The table in memory is always what the store last saved (job-table.ts).
  *
  * Mutations are serialized: Slurm runs the prologs of different jobs concurrently.
  */
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { release } from 'node:os';
-import { join } from 'node:path';
 import { loadConfig, strictestProfile, type KrsiConfig, type ProfileConfig } from '../config/config.js';
 import { ConfigError } from '../config/errors.js';
-import type { Enforcer } from '../enforcement/enforcer.js';
+import { AGENT_KEYS, changedAgentKeys } from '../config/keys.js';
+import type { UidPolicy } from '../enforcement/enforcer.js';
 import { POLICIES, type KrsiEvent, type PolicyName } from '../enforcement/layout.js';
 import { EventPipeline } from '../events/pipeline.js';
 import type { Logger } from '../log/logger.js';
-import { JOB_ID } from '../slurm/hook.js';
-import { FileWatcher, IdentityCache, compilePolicy } from './compile.js';
+import { noteMatches, readRemovalNotes } from '../slurm/notes.js';
+import { FileWatcher, compilePolicy } from './compile.js';
 import { JobTable } from './job-table.js';
 import { mergeProfiles } from './merge.js';
 import { chooseProfile } from './profile-choice.js';
+import { systemClock, type Clock, type IdentityResolver, type JobStore, type KernelWriter, type SlurmView } from './ports.js';
 import {
   ERR,
   KrsiError,
@@ -33,14 +46,38 @@ import {
   type JobRequest,
   type PolicyCounters,
   type ProfileView,
+  type ReconcileStatus,
   type ReloadResult,
   type RemoveJobResult,
 } from './types.js';
 
+/** what status shows of the kernel side besides the uid entries; Enforcer implements it */
+export interface KernelStatus {
+  readonly pinDir: string;
+  readonly programs: string[];
+  readonly adopted: boolean;
+  pinned(): string[];
+  counters(): Record<PolicyName, { deny: bigint; audit: bigint; dropped: bigint }>;
+}
+
+/** why the reconciliation removed a job (a metric label: a fixed set) */
+export const RECONCILE_REASONS = ['earlier_boot', 'not_running', 'ended'] as const;
+export type ReconcileReason = (typeof RECONCILE_REASONS)[number];
+
+const REASON_TEXT: Record<ReconcileReason, string> = {
+  earlier_boot: 'registered before this node last booted, and Slurm does not run it now',
+  not_running: 'Slurm does not run it on this node (PrologFlags=Contain: every allocation would show)',
+  ended: 'its batch or extern step was seen and is gone: the job ended without its epilog reaching the agent',
+};
+
 export interface AgentOptions {
   config: KrsiConfig;
-  enforcer: Enforcer;
-  identityObject: string;
+  store: JobStore;
+  kernel: KernelWriter;
+  kernelStatus: KernelStatus;
+  identities: IdentityResolver;
+  slurm: SlurmView;
+  clock?: Clock;
   log: Logger;
   version: string;
   lsm: string[];
@@ -48,6 +85,15 @@ export interface AgentOptions {
   makePipeline: (jobOf: (e: KrsiEvent) => string) => EventPipeline;
   /** called with the duration of every uid policy write, in seconds (metrics) */
   onApply?: (seconds: number) => void;
+  /** reads the config on reload (default: loadConfig) */
+  loadConfig?: (path: string) => KrsiConfig;
+  /**
+   * Live [agent] keys that act outside the agent's core (access rights, the event log file): called after
+   * a reload succeeded, with the new and the previous configuration.
+   */
+  onReload?: (next: KrsiConfig, previous: KrsiConfig) => Promise<void> | void;
+  /** the uid (uid_t)-1 write path is primed at start (default true; tests that count writes turn it off) */
+  prime?: boolean;
 }
 
 /** milliseconds since a process.hrtime.bigint() reading, to the microsecond */
@@ -55,21 +101,32 @@ function msSince(started: bigint): number {
   return Math.round(Number(process.hrtime.bigint() - started) / 1e3) / 1e3;
 }
 
+function reason(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
 export class KrsiAgent implements AgentService {
   private config: KrsiConfig;
   private readonly table: JobTable;
-  private readonly identities: IdentityCache;
   private readonly watcher: FileWatcher;
+  private readonly clock: Clock;
   readonly pipeline: EventPipeline;
   private queue: Promise<unknown> = Promise.resolve();
-  private readonly startedAt = new Date();
+  private readonly startedAt: Date;
   private readonly log: Logger;
+  /** registrations whose batch or extern step the reconciliation has seen */
+  private readonly lifetimeSeen = new Set<string>();
+  private readonly reconciled = new Map<ReconcileReason, number>(RECONCILE_REASONS.map((r) => [r, 0]));
+  private reconcileState: ReconcileStatus = {
+    lastAt: null, slurmView: 'not read yet', problem: null, sources: [], allocationsVisible: false, unverified: [],
+  };
 
   constructor(private readonly opts: AgentOptions) {
     this.config = opts.config;
     this.log = opts.log;
-    this.table = new JobTable(opts.config.agent.stateDir);
-    this.identities = new IdentityCache(opts.identityObject, opts.log.child('identity'));
+    this.clock = opts.clock ?? systemClock;
+    this.startedAt = new Date(this.clock.now());
+    this.table = new JobTable(opts.store);
     this.watcher = new FileWatcher((paths) => void this.filesChanged(paths), opts.log.child('watch'));
     this.pipeline = opts.makePipeline((e) => this.jobOf(e));
   }
@@ -83,28 +140,30 @@ export class KrsiAgent implements AgentService {
 
   /**
    * Resume: read the job table as the previous agent left it (epilog notes are applied afterwards, by
-   * applyRemovalNotes(), once the events recorded meanwhile have been read and attributed to their jobs), rewrite every uid with jobs (each write is an atomic swap, so a uid
-   * that the previous agent left enforced stays enforced throughout), clear uids that have no job.
+   * applyRemovalNotes(), once the events recorded meanwhile have been read and attributed to their jobs),
+   * rewrite every uid with jobs (each write is an atomic swap, so a uid that the previous agent left
+   * enforced stays enforced throughout), clear uids that have no job.
    */
   async start(): Promise<void> {
     await this.serialize(async () => {
       this.table.load();
-      for (const job of this.table.all()) this.table.set(this.withProfiles(job, job.requested));
-      const live = this.table.uids();
-      for (const uid of live) this.applyUid(uid);
-      for (const uid of this.opts.enforcer.uidPolicies().keys()) {
+      const records = this.table.all().map((job) => this.withProfiles(this.config, job, job.requested));
+      const live = new Set(records.map((j) => j.uid));
+      for (const uid of live) await this.writeUid(uid, records);
+      for (const uid of this.opts.kernel.uidPolicies().keys()) {
         if (!live.has(uid)) {
-          this.opts.enforcer.clearUidPolicy(uid);
+          this.opts.kernel.clearUidPolicy(uid);
           this.log.info('cleared kernel entry of a uid with no job', { uid });
         }
       }
-      await this.opts.enforcer.settle();
-      const removed = this.opts.enforcer.collectGarbage();
+      await this.opts.kernel.settle();
+      const removed = this.opts.kernel.collectGarbage();
       if (removed > 0) this.log.info('removed orphaned set entries', { entries: removed });
-      this.table.save();
+      this.table.commit({ set: records });
       this.watchAllowlists();
-      this.primeApplyPath();
-      this.log.info('resumed job table', { jobs: this.table.size, uids: live.size });
+      if (this.opts.prime !== false) await this.primeApplyPath();
+      const earlier = records.filter((j) => j.bootId !== null && j.bootId !== this.clock.bootId()).length;
+      this.log.info('resumed job table', { jobs: this.table.size, uids: live.size, ofAnEarlierBoot: earlier });
     });
   }
 
@@ -115,43 +174,48 @@ export class KrsiAgent implements AgentService {
    * the union of every configured profile, for uid 4294967295, (uid_t)-1, which the kernel gives to no task
    * (so the entry can match nothing) and the API refuses (MAX_UID in api/schemas.ts), removing the entry each time.
    */
-  private primeApplyPath(): void {
+  private async primeApplyPath(): Promise<void> {
     const NO_TASK_UID = 0xffffffff;
-    const names = [...this.config.profiles.keys()];
+    const union = mergeProfiles(this.profilesNamed(this.config, [...this.config.profiles.keys()]));
     try {
       for (let i = 0; i < 16; i++) {
-        this.writeUidPolicy(NO_TASK_UID, mergeProfiles(this.profilesNamed(names)));
-        this.opts.enforcer.clearUidPolicy(NO_TASK_UID);
+        this.opts.kernel.setUidPolicy(NO_TASK_UID, await compilePolicy(union, this.opts.identities));
+        this.opts.kernel.clearUidPolicy(NO_TASK_UID);
       }
     } catch (err) {
       // only a warm-up: the prolog that needs the same write will report the real problem
       try {
-        this.opts.enforcer.clearUidPolicy(NO_TASK_UID);
+        this.opts.kernel.clearUidPolicy(NO_TASK_UID);
       } catch {
         // nothing was written, or the maps are unusable: start() has reported that already
       }
-      this.log.warn('could not prime the policy write path', { error: (err as Error).message });
+      this.log.warn('could not prime the policy write path', { error: reason(err) });
     }
   }
 
-  /** removals the epilog noted down while it could not reach the agent (agent/slurm/hook.ts) */
-  private takeRemovalNotes(): string[] {
-    const dir = join(this.config.agent.stateDir, 'pending-removals');
-    if (!existsSync(dir)) return [];
-    const ids: string[] = [];
-    for (const name of readdirSync(dir)) {
-      rmSync(join(dir, name), { force: true });
-      if (JOB_ID.test(name)) ids.push(name);
-    }
-    return ids;
-  }
-
-  /** apply the removal notes of epilogs that could not reach the agent (while it was down or timing out) */
+  /**
+   * Apply the removal notes of epilogs that could not reach the agent (while it was down or timing out).
+   * A note is deleted only after it was applied, or when the registration it names is gone; a removal
+   * that fails keeps its note for the next try.
+   */
   async applyRemovalNotes(): Promise<void> {
-    const ids = await this.serialize(() => this.takeRemovalNotes());
-    for (const id of ids) {
-      if (this.table.get(id)) this.log.info('job removed by an epilog note left while the agent was unreachable', { job: id });
-      await this.removeJob(id);
+    for (const note of readRemovalNotes(this.config.agent.stateDir)) {
+      await this.serialize(async () => {
+        const job = this.table.get(note.jobId);
+        if (job !== undefined && noteMatches(note, job)) {
+          await this.removeLocked(job.jobId, job.registration);
+          this.log.info('job removed by an epilog note left while the agent was unreachable', {
+            job: job.jobId, uid: job.uid, registration: job.registration, notedAt: note.writtenAt,
+          });
+        } else if (job !== undefined) {
+          this.log.info('epilog note of an earlier registration: the job id is registered again, nothing removed', {
+            job: note.jobId, notedRegistration: note.registration, registration: job.registration,
+          });
+        }
+        rmSync(note.file, { force: true });
+      }).catch((err: unknown) => {
+        this.log.error('cannot apply an epilog note; it is kept for the next try', { job: note.jobId, note: note.file, error: reason(err) });
+      });
     }
   }
 
@@ -164,34 +228,40 @@ export class KrsiAgent implements AgentService {
   // ---------------------------------------------------------------- jobs
 
   addJob(req: JobRequest): Promise<AddJobResult> {
-    return this.serialize(() => {
+    return this.serialize(async () => {
+      const choice = chooseProfile(req.profile, req.comment);
       const existing = this.table.get(req.job_id);
-      if (existing) {
-        if (existing.uid !== req.uid) {
-          throw new KrsiError(ERR.BAD_REQUEST, 409, `job ${req.job_id} is already registered for uid ${existing.uid}, not uid ${req.uid}`);
-        }
+      if (existing !== undefined && existing.uid === req.uid && existing.requested === choice.name) {
         return { job: existing, created: false, jobPolicy: this.policyOfJob(existing), uidPolicy: this.policyOfUid(req.uid) };
       }
-      const choice = chooseProfile(req.profile, req.comment);
-      const base: JobRecord = {
+      const job = this.withProfiles(this.config, {
         jobId: req.job_id,
         uid: req.uid,
         user: req.user ?? null,
         requested: choice.name,
         profiles: [],
         unknownProfile: null,
-        addedAt: new Date().toISOString(),
-      };
-      const job = this.withProfiles(base, choice.name, choice.problem);
-      this.table.set(job);
-      this.table.save();
-      let applyMs: number;
+        addedAt: new Date(this.clock.now()).toISOString(),
+        registration: randomUUID(),
+        bootId: this.clock.bootId(),
+      }, choice.name, choice.problem);
+      if (existing !== undefined) {
+        // requeue, a ghost of a lost epilog, MaxJobId wrapping: Slurm runs this registration now
+        this.log.warn('job id registered again for another uid or profile: the stale record is replaced', {
+          job: job.jobId, uid: job.uid, requested: job.requested, staleUid: existing.uid, staleRequested: existing.requested,
+          staleRegistration: existing.registration, staleAddedAt: existing.addedAt,
+        });
+      }
+      this.saveOrFail({ set: [job] }, `register job ${job.jobId}`);
+      const uids = new Set([job.uid, ...(existing ? [existing.uid] : [])]);
+      let applyMs = 0;
       try {
-        applyMs = this.applyUid(job.uid);
+        for (const uid of uids) applyMs += await this.syncUid(uid);
       } catch (err) {
-        this.table.delete(job.jobId);
-        this.table.save();
-        throw new KrsiError(ERR.ENFORCEMENT, 503, `cannot write the policy of uid ${job.uid} into the kernel: ${(err as Error).message}`);
+        await this.revertAdd(job, existing, uids);
+        throw new KrsiError(ERR.ENFORCEMENT, 503, `cannot write the policy of uid ${job.uid} into the kernel: ${reason(err)}`, {
+          job: job.jobId, uid: job.uid,
+        });
       }
       this.log.info('job added', {
         job: job.jobId, uid: job.uid, user: job.user, profiles: job.profiles.join(','), requested: job.requested, applyMs,
@@ -200,22 +270,53 @@ export class KrsiAgent implements AgentService {
     });
   }
 
+  /** a registration whose kernel write failed: the table goes back to what it was, and so do the uids */
+  private async revertAdd(job: JobRecord, existing: JobRecord | undefined, uids: Set<number>): Promise<void> {
+    try {
+      this.table.commit(existing ? { set: [existing] } : { remove: [job.jobId] });
+    } catch (err) {
+      // the table keeps the job: the next start writes it, the epilog (or the reconciliation) removes it
+      this.log.error('cannot save the job table back after a failed kernel write', { job: job.jobId, error: reason(err) });
+    }
+    for (const uid of uids) {
+      await this.syncUid(uid).catch((err: unknown) => {
+        this.log.error('cannot put the kernel entry of a uid back after a failed write', { uid, error: reason(err) });
+      });
+    }
+  }
+
   removeJob(jobId: string): Promise<RemoveJobResult> {
-    return this.serialize(() => {
-      const job = this.table.delete(jobId);
-      if (!job) return { removed: false, uidPolicy: null };
-      this.table.save();
-      const remaining = this.table.ofUid(job.uid).length;
-      const started = process.hrtime.bigint();
-      if (remaining === 0) {
-        this.opts.enforcer.clearUidPolicy(job.uid);
-      } else {
-        this.applyUid(job.uid);
-      }
-      const applyMs = msSince(started);
-      this.log.info('job removed', { job: jobId, uid: job.uid, remainingJobsOfUid: remaining, applyMs });
-      return { removed: true, uidPolicy: remaining === 0 ? null : this.policyOfUid(job.uid) };
-    });
+    return this.serialize(() => this.removeLocked(jobId));
+  }
+
+  /** remove a job (only the given registration of it, when one is given); call inside serialize() */
+  private async removeLocked(jobId: string, registration?: string): Promise<RemoveJobResult> {
+    const job = this.table.get(jobId);
+    if (job === undefined || (registration !== undefined && job.registration !== registration)) return { removed: false, uidPolicy: null };
+    const after = [...this.table.preview({ remove: [jobId] }).values()];
+    const remaining = after.filter((j) => j.uid === job.uid).length;
+    const started = process.hrtime.bigint();
+    try {
+      await this.writeUid(job.uid, after);
+    } catch (err) {
+      throw new KrsiError(ERR.ENFORCEMENT, 503, `cannot update the kernel entry of uid ${job.uid} to remove job ${jobId}: ${reason(err)}`, {
+        job: jobId, uid: job.uid,
+      });
+    }
+    const applyMs = msSince(started);
+    this.saveOrFail({ remove: [jobId] }, `remove job ${jobId} (its kernel entry is already updated)`);
+    this.log.info('job removed', { job: jobId, uid: job.uid, remainingJobsOfUid: remaining, applyMs });
+    return { removed: true, uidPolicy: remaining === 0 ? null : this.policyOfUid(job.uid) };
+  }
+
+  private saveOrFail(change: Parameters<JobTable['commit']>[0], what: string): void {
+    try {
+      this.table.commit(change);
+    } catch (err) {
+      throw new KrsiError(ERR.STATE, 503, `cannot ${what}: the job table ${this.table.store.path} cannot be saved: ${reason(err)}`, {
+        file: this.table.store.path,
+      });
+    }
   }
 
   listJobs(): JobRecord[] {
@@ -227,46 +328,59 @@ export class KrsiAgent implements AgentService {
   }
 
   /**
-   * The profiles a job gets: the floor, plus the requested profile, or when that is unknown or
-   * malformed, the strictest configured profile (logged: the user's mistake must not loosen anything).
+   * The profiles a job gets under `config`: the floor, plus the requested profile, or when that is
+   * unknown or malformed, the strictest configured profile (logged: the user's mistake must not loosen
+   * anything).
    */
-  private withProfiles(job: JobRecord, requested: string | null, problem: string | null = null): JobRecord {
-    const floor = this.config.agent.defaultProfile;
+  private withProfiles(config: KrsiConfig, job: JobRecord, requested: string | null, problem: string | null = null): JobRecord {
+    const floor = config.agent.defaultProfile;
     if (requested === null) return { ...job, profiles: [floor], unknownProfile: null };
-    if (problem === null && this.config.profiles.has(requested)) {
+    if (problem === null && config.profiles.has(requested)) {
       return { ...job, profiles: [...new Set([floor, requested])], unknownProfile: null };
     }
-    const strictest = strictestProfile(this.config).name;
+    const strictest = strictestProfile(config).name;
     this.log.warn('job asks for a profile this node does not have: applying the floor and the strictest profile', {
       job: job.jobId, uid: job.uid, requested, problem: problem ?? 'unknown profile', applied: strictest,
     });
     return { ...job, profiles: [...new Set([floor, strictest])], unknownProfile: requested };
   }
 
-  private profilesNamed(names: readonly string[]): ProfileConfig[] {
-    return names.map((n) => this.config.profiles.get(n)).filter((p): p is ProfileConfig => p !== undefined);
+  private profilesNamed(config: KrsiConfig, names: readonly string[]): ProfileConfig[] {
+    return names.map((n) => config.profiles.get(n)).filter((p): p is ProfileConfig => p !== undefined);
   }
 
   private policyOfJob(job: JobRecord): EffectivePolicy {
-    return mergeProfiles(this.profilesNamed(job.profiles));
+    return mergeProfiles(this.profilesNamed(this.config, job.profiles));
   }
 
-  private policyOfUid(uid: number): EffectivePolicy {
-    return mergeProfiles(this.profilesNamed(this.table.ofUid(uid).flatMap((j) => j.profiles)));
+  /** a uid's union policy over `jobs` (default: the table) under `config` */
+  private policyOfUid(uid: number, jobs: readonly JobRecord[] = this.table.all(), config = this.config): EffectivePolicy {
+    return mergeProfiles(this.profilesNamed(config, jobs.filter((j) => j.uid === uid).flatMap((j) => j.profiles)));
   }
 
-  /** write a uid's union policy into the kernel (an atomic swap); returns the time it took, in ms */
-  private applyUid(uid: number): number {
+  private compileUid(uid: number, jobs: readonly JobRecord[], config = this.config): Promise<UidPolicy> {
+    return compilePolicy(this.policyOfUid(uid, jobs, config), this.opts.identities);
+  }
+
+  /**
+   * Make a uid's kernel entry what `jobs` say: the union of its jobs' policies (an atomic swap), or no
+   * entry when it has none. Returns the time it took, in ms.
+   */
+  private async writeUid(uid: number, jobs: readonly JobRecord[]): Promise<number> {
     const started = process.hrtime.bigint();
-    this.writeUidPolicy(uid, this.policyOfUid(uid));
+    if (!jobs.some((j) => j.uid === uid)) {
+      this.opts.kernel.clearUidPolicy(uid);
+    } else {
+      this.opts.kernel.setUidPolicy(uid, await this.compileUid(uid, jobs));
+    }
     const ms = msSince(started);
     this.opts.onApply?.(ms / 1e3);
     return ms;
   }
 
-  /** the write itself, shared by applyUid and the start-up priming (which must not count as an apply) */
-  private writeUidPolicy(uid: number, policy: EffectivePolicy): void {
-    this.opts.enforcer.setUidPolicy(uid, compilePolicy(policy, this.identities));
+  /** a uid's kernel entry as the table says */
+  private syncUid(uid: number): Promise<number> {
+    return this.writeUid(uid, this.table.all());
   }
 
   // ---------------------------------------------------------------- allowlisted files
@@ -280,54 +394,92 @@ export class KrsiAgent implements AgentService {
     // resolve them now, not in the first prolog that needs them (the identity iterator is the costly
     // part of an apply); a failure here is only reported: the apply that needs them will retry and fail
     // with the error where it matters
-    try {
-      this.identities.resolve([...paths]);
-    } catch (err) {
-      this.log.warn('cannot resolve allowlisted files yet', { error: (err as Error).message });
-    }
+    this.opts.identities.resolve([...paths]).catch((err: unknown) => {
+      this.log.warn('cannot resolve allowlisted files yet', { error: reason(err) });
+    });
   }
 
   /** an allowlisted file was replaced, created or removed: re-resolve it and rewrite every uid */
   private filesChanged(paths: string[]): Promise<void> {
-    return this.serialize(() => {
-      for (const p of paths) this.identities.forget(p);
-      for (const uid of this.table.uids()) this.applyUid(uid);
+    return this.serialize(async () => {
+      for (const p of paths) this.opts.identities.forget(p);
+      for (const uid of this.table.uids()) await this.syncUid(uid);
       this.log.info('allowlisted files changed: identities re-resolved', { paths: paths.join(','), uids: this.table.uids().size });
-    });
+    }).catch((err: unknown) => this.log.error('cannot rewrite uids after allowlisted files changed', { error: reason(err) }));
   }
 
   // ---------------------------------------------------------------- config
 
   reload(): Promise<ReloadResult> {
-    return this.serialize(() => {
+    return this.serialize(async () => {
       // a reload is also how logrotate's postrotate tells the agent to start a new event log file
       this.pipeline.reopen();
       let next: KrsiConfig;
       try {
-        next = loadConfig(this.config.path);
+        next = (this.opts.loadConfig ?? loadConfig)(this.config.path);
       } catch (err) {
         if (err instanceof ConfigError) {
           this.log.error('reload rejected: the running configuration stays in force', { problems: err.problems.join(' | ') });
-          throw Object.assign(new KrsiError(ERR.CONFIG, 422, `reload rejected, the running configuration stays in force:\n${err.message}`), {
+          throw new KrsiError(ERR.CONFIG, 422, `reload rejected, the running configuration stays in force:\n${err.message}`, {
             problems: err.problems,
           });
         }
         throw err;
       }
-      for (const key of ['socket', 'pinDir', 'stateDir', 'ringBufferBytes', 'metricsListen'] as const) {
-        if (JSON.stringify(next.agent[key]) !== JSON.stringify(this.config.agent[key])) {
-          next.warnings.push(`${next.path}: [agent] ${key}: changed, takes effect when the agent restarts`);
-        }
+      const records = this.table.all().map((job) => this.withProfiles(next, job, job.requested));
+      const uids = [...new Set(records.map((j) => j.uid))];
+      // everything the new configuration needs is worked out before anything changes
+      const before = new Map<number, UidPolicy>();
+      const after = new Map<number, UidPolicy>();
+      for (const uid of uids) {
+        before.set(uid, await this.compileUid(uid, this.table.all()));
+        after.set(uid, await this.compileUid(uid, records, next));
       }
+      const written: number[] = [];
+      const putBack = (): void => {
+        for (const uid of written) {
+          try {
+            this.opts.kernel.setUidPolicy(uid, before.get(uid)!);
+          } catch (err) {
+            this.log.error('cannot put a uid back to the running configuration after a failed reload', { uid, error: reason(err) });
+          }
+        }
+      };
+      try {
+        for (const uid of uids) {
+          this.opts.kernel.setUidPolicy(uid, after.get(uid)!);
+          written.push(uid);
+        }
+      } catch (err) {
+        putBack();
+        const uid = uids[written.length];
+        throw new KrsiError(ERR.ENFORCEMENT, 503, `reload failed, the running configuration stays in force: cannot write the policy of uid ${uid} into the kernel: ${reason(err)}`, {
+          uid, uidsPutBack: written.length,
+        });
+      }
+      try {
+        this.table.commit({ set: records });
+      } catch (err) {
+        putBack();
+        throw new KrsiError(ERR.STATE, 503, `reload failed, the running configuration stays in force: the job table ${this.table.store.path} cannot be saved: ${reason(err)}`, {
+          file: this.table.store.path,
+        });
+      }
+      const previous = this.config;
       this.config = next;
-      for (const job of this.table.all()) this.table.set(this.withProfiles(job, job.requested));
-      this.table.save();
-      const uids = this.table.uids();
-      for (const uid of uids) this.applyUid(uid);
+      if (next.agent.eventLog !== previous.agent.eventLog) this.pipeline.reopen(next.agent.eventLog);
+      for (const field of changedAgentKeys(previous.agent, next.agent, 'restart')) {
+        next.warnings.push(`${next.path}: [agent] ${AGENT_KEYS[field].name}: changed, takes effect when the agent restarts`);
+      }
+      try {
+        await this.opts.onReload?.(next, previous);
+      } catch (err) {
+        next.warnings.push(`${next.path}: [agent]: ${reason(err)}`);
+      }
       this.watchAllowlists();
       for (const w of next.warnings) this.log.warn(w);
-      this.log.info('configuration reloaded', { path: next.path, uidsUpdated: uids.size });
-      return { configPath: next.path, warnings: next.warnings, uidsUpdated: uids.size };
+      this.log.info('configuration reloaded', { path: next.path, uidsUpdated: uids.length });
+      return { configPath: next.path, warnings: next.warnings, uidsUpdated: uids.length };
     });
   }
 
@@ -339,6 +491,78 @@ export class KrsiAgent implements AgentService {
     return [...this.config.profiles.values()]
       .sort((a, b) => a.name.localeCompare(b.name))
       .map((p) => ({ name: p.name, isDefault: p.name === this.config.agent.defaultProfile, policy: mergeProfiles([p]) }));
+  }
+
+  // ---------------------------------------------------------------- reconciliation with Slurm
+
+  /**
+   * Compare the job table with the jobs Slurm runs on this node, from the node's own view, and remove
+   * the jobs Slurm does not run that can be told apart from a live job:
+   * - a job registered in an earlier boot: its processes died with the boot, and slurmctld ends or
+   *   requeues the jobs of a rebooted node (a requeued run registers anew through its prolog);
+   * - with PrologFlags=Contain (every allocation has an extern step while it lives): any job registered
+   *   more than reconcile_grace seconds ago;
+   * - without it: a job whose batch or extern step was seen and is gone. A job never seen in Slurm's
+   *   view may be an salloc allocation between srun steps, which leaves no trace on the node: it is
+   *   kept (removing it would let its later steps run unconfined) and listed in status.
+   * If Slurm's view cannot be read, nothing is removed, and status and metrics say so.
+   */
+  async reconcile(): Promise<void> {
+    const takenAt = this.clock.now();
+    let view;
+    try {
+      view = await this.opts.slurm.running();
+    } catch (err) {
+      if (this.reconcileState.problem === null) this.log.warn('cannot read which jobs Slurm runs on this node: no job is removed', { error: reason(err) });
+      this.reconcileState = { ...this.reconcileState, lastAt: new Date(takenAt).toISOString(), slurmView: 'unreadable', problem: reason(err) };
+      return;
+    }
+    if (this.reconcileState.problem !== null) this.log.info('Slurm\'s view of this node is readable again', { sources: view.sources.join(',') });
+    const graceMs = this.config.agent.reconcileGrace * 1000;
+    const boot = this.clock.bootId();
+    const unverified: string[] = [];
+    for (const job of this.table.all()) {
+      const seen = view.jobs.get(job.jobId);
+      const addedAt = Date.parse(job.addedAt);
+      if (seen !== undefined) {
+        if (seen.lifetimeStep) this.lifetimeSeen.add(job.registration);
+        continue;
+      }
+      let why: ReconcileReason | null;
+      if (job.bootId !== null && job.bootId !== boot) why = 'earlier_boot';
+      else if (!(addedAt <= takenAt - graceMs)) continue; // young, or registered after the view was read
+      else if (view.allocationsVisible) why = 'not_running';
+      else if (this.lifetimeSeen.has(job.registration)) why = 'ended';
+      else why = null;
+      if (why === null) {
+        unverified.push(job.jobId);
+        continue;
+      }
+      const reasonWhy = why;
+      await this.serialize(async () => {
+        const { removed } = await this.removeLocked(job.jobId, job.registration);
+        if (!removed) return;
+        this.reconciled.set(reasonWhy, (this.reconciled.get(reasonWhy) ?? 0) + 1);
+        this.log.warn('job removed: Slurm does not run it on this node', {
+          job: job.jobId, uid: job.uid, registration: job.registration, registeredAt: job.addedAt, reason: REASON_TEXT[reasonWhy],
+        });
+      }).catch((err: unknown) => this.log.error('cannot remove a job Slurm does not run; tried again next time', { job: job.jobId, error: reason(err) }));
+    }
+    const live = new Set(this.table.all().map((j) => j.registration));
+    for (const r of this.lifetimeSeen) if (!live.has(r)) this.lifetimeSeen.delete(r);
+    this.reconcileState = {
+      lastAt: new Date(takenAt).toISOString(), slurmView: 'ok', problem: null, sources: view.sources,
+      allocationsVisible: view.allocationsVisible, unverified,
+    };
+  }
+
+  /** jobs removed by the reconciliation since start, by reason */
+  reconciledCount(why: ReconcileReason): number {
+    return this.reconciled.get(why) ?? 0;
+  }
+
+  get reconcileStatus(): ReconcileStatus {
+    return this.reconcileState;
   }
 
   // ---------------------------------------------------------------- events and status
@@ -353,30 +577,37 @@ export class KrsiAgent implements AgentService {
   }
 
   status(): AgentStatus {
-    const enforcer = this.opts.enforcer;
-    const kernel = enforcer.counters();
+    const kernelStatus = this.opts.kernelStatus;
+    const kernel = kernelStatus.counters();
     const counters = {} as Record<PolicyName, PolicyCounters>;
     let dropped = 0;
     for (const p of POLICIES) {
       counters[p] = { deny: Number(kernel[p].deny), audit: Number(kernel[p].audit), dropped: Number(kernel[p].dropped) };
       dropped += counters[p].dropped;
     }
+    const rec = this.reconcileState;
+    const warnings = [...this.config.warnings];
+    if (rec.slurmView === 'unreadable') warnings.push(`Slurm's view of this node cannot be read, no job is reconciled: ${rec.problem ?? ''}`);
+    if (rec.unverified.length > 0) {
+      warnings.push(`jobs not seen in Slurm's view, kept because a step-less allocation leaves no trace on a node without PrologFlags=Contain: ${rec.unverified.join(', ')}`);
+    }
     return {
       version: this.opts.version,
       kernel: release(),
       lsm: this.opts.lsm,
       configPath: this.config.path,
-      pinDir: enforcer.pinDir,
-      programs: enforcer.programs,
-      pinned: enforcer.pinned(),
-      adopted: enforcer.adopted,
+      pinDir: kernelStatus.pinDir,
+      programs: kernelStatus.programs,
+      pinned: kernelStatus.pinned(),
+      adopted: kernelStatus.adopted,
       jobs: this.table.size,
-      uidsUnderPolicy: [...enforcer.uidPolicies().keys()].sort((a, b) => a - b),
+      uidsUnderPolicy: [...this.opts.kernel.uidPolicies().keys()].sort((a, b) => a - b),
       counters,
       events: { logged: this.pipeline.loggedCount(), dropped },
-      uptimeSeconds: Math.round((Date.now() - this.startedAt.getTime()) / 1000),
+      reconcile: rec,
+      uptimeSeconds: Math.round((this.clock.now() - this.startedAt.getTime()) / 1000),
       startedAt: this.startedAt.toISOString(),
-      warnings: this.config.warnings,
+      warnings,
     };
   }
 }

@@ -8,23 +8,33 @@ import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { parseCidr } from '../enforcement/cidr.js';
 import type { UidPolicy } from '../enforcement/enforcer.js';
-import { resolveFileIdentities, type ResolvedFile } from '../enforcement/identity.js';
+import { BoundedOpener } from '../enforcement/bounded-open.js';
+import { boundedOpenPath, resolveFileIdentities, type ResolvedFile } from '../enforcement/identity.js';
 import type { Logger } from '../log/logger.js';
+import type { IdentityResolver } from './ports.js';
 import type { EffectivePolicy } from './types.js';
 
-export class IdentityCache {
+/** an allowlisted file's open() may take this long before the file counts as missing (a stuck NFS mount) */
+export const OPEN_TIMEOUT_MS = 5000;
+
+/** The kernel's identities of allowlisted files, cached per path until the file watcher says it changed. */
+export class IdentityCache implements IdentityResolver {
   private readonly cache = new Map<string, ResolvedFile | null>();
+  private readonly open: (path: string) => Promise<number>;
 
   constructor(
     private readonly identityObject: string,
     private readonly log: Logger,
-  ) {}
+    opener = new BoundedOpener(OPEN_TIMEOUT_MS),
+  ) {
+    this.open = boundedOpenPath(opener);
+  }
 
   /** identities of the paths that exist; missing ones are logged once per resolution and skipped */
-  resolve(paths: readonly string[]): ResolvedFile[] {
+  async resolve(paths: readonly string[]): Promise<ResolvedFile[]> {
     const unknown = paths.filter((p) => !this.cache.has(p));
     if (unknown.length > 0) {
-      const { files, missing } = resolveFileIdentities(this.identityObject, unknown);
+      const { files, missing } = await resolveFileIdentities(this.identityObject, unknown, this.open);
       for (const f of files) this.cache.set(f.path, f);
       for (const m of missing) {
         this.cache.set(m.path, null);
@@ -37,17 +47,13 @@ export class IdentityCache {
   forget(path: string): void {
     this.cache.delete(path);
   }
-
-  paths(): string[] {
-    return [...this.cache.keys()];
-  }
 }
 
-export function compilePolicy(policy: EffectivePolicy, identities: IdentityCache): UidPolicy {
+export async function compilePolicy(policy: EffectivePolicy, identities: IdentityResolver): Promise<UidPolicy> {
   return {
     modes: policy.modes,
-    suidAllow: policy.modes.suidexec === 'off' ? [] : identities.resolve(policy.suidexecAllow),
-    sshClients: policy.modes.sshlisteners === 'off' ? [] : identities.resolve(policy.sshClients),
+    suidAllow: policy.modes.suidexec === 'off' ? [] : await identities.resolve(policy.suidexecAllow),
+    sshClients: policy.modes.sshlisteners === 'off' ? [] : await identities.resolve(policy.sshClients),
     connectDefault: policy.connectDefault,
     connectRules: policy.connectRules.map((r) => ({ cidr: parseCidr(r.cidr), verdict: r.verdict })),
   };

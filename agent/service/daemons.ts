@@ -2,10 +2,22 @@
  * killtasks for listed daemons (protect_daemons: slurmd, munged, ...): their processes are found by
  * executable identity (/proc/<pid>/exe resolves to the configured path) and protected with scope
  * "policy", i.e. from uids whose policy has killtasks on. Daemons restart, so the scan repeats.
+ *
+ * The protected map is pinned and outlives the agent: entries of scope "policy" a previous agent left
+ * are taken over at start and re-checked by the first scan like the agent's own, so an entry for a
+ * daemon that is gone, or no longer listed, does not stay behind (a pid reused by another process is
+ * already harmless, the entry's start time no longer matching, but the entry would leak).
  */
 import { readdirSync, readlinkSync } from 'node:fs';
-import type { Enforcer } from '../enforcement/enforcer.js';
+import type { ProtectScope, ProtectValue } from '../enforcement/layout.js';
 import type { Logger } from '../log/logger.js';
+
+/** the part of the Enforcer this uses */
+export interface ProtectionMap {
+  protect(pid: number, scope: ProtectScope): void;
+  unprotect(pid: number): boolean;
+  protectedPids(): Map<number, ProtectValue>;
+}
 
 const RESCAN_MS = 30_000;
 
@@ -29,19 +41,21 @@ export class DaemonProtector {
   private protectedNow = new Set<number>();
 
   constructor(
-    private readonly enforcer: Enforcer,
+    private readonly enforcer: ProtectionMap,
     private readonly paths: () => readonly string[],
     private readonly log: Logger,
+    private readonly running: (paths: readonly string[]) => number[] = pidsRunning,
   ) {}
 
   start(): void {
+    for (const [pid, entry] of this.enforcer.protectedPids()) if (entry.scope === 'policy') this.protectedNow.add(pid);
     this.scan();
     this.timer = setInterval(() => this.scan(), RESCAN_MS);
     this.timer.unref();
   }
 
   scan(): void {
-    const pids = new Set(pidsRunning(this.paths()));
+    const pids = new Set(this.running(this.paths()));
     for (const pid of pids) {
       if (this.protectedNow.has(pid)) continue;
       try {
@@ -52,7 +66,9 @@ export class DaemonProtector {
         pids.delete(pid);
       }
     }
-    for (const pid of this.protectedNow) if (!pids.has(pid)) this.enforcer.unprotect(pid);
+    for (const pid of this.protectedNow) {
+      if (!pids.has(pid) && this.enforcer.unprotect(pid)) this.log.info('protection of a daemon process that is gone or no longer listed removed', { pid });
+    }
     this.protectedNow = pids;
   }
 

@@ -1,80 +1,51 @@
 /**
- * The agent's job table, kept on disk so that a restarted agent resumes with the same jobs: written
- * atomically (write a temporary file, fsync it, rename it over the old one, fsync the directory), so a
- * crash leaves either the old table or the new one, never a torn one.
+ * The agent's jobs in memory, always what the store last saved: a change is saved first and only then
+ * made in memory, so a failed save leaves no phantom job (and no lost one) behind.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import type { JobStore } from './job-store.js';
 import type { JobRecord } from './types.js';
 
-const FORMAT_VERSION = 1;
-
-interface TableFile {
-  version: number;
-  jobs: JobRecord[];
+export interface TableChange {
+  /** records to add or replace (by job id) */
+  set?: readonly JobRecord[];
+  /** job ids to remove */
+  remove?: readonly string[];
 }
 
 export class JobTable {
-  readonly path: string;
-  private readonly jobs = new Map<string, JobRecord>();
+  private jobs = new Map<string, JobRecord>();
   /** uid -> "id,id", for the event log: asked once per kernel event, so kept until the table changes */
   private readonly idsByUid = new Map<number, string>();
 
-  constructor(stateDir: string) {
-    this.path = join(stateDir, 'jobs.json');
-  }
+  constructor(readonly store: JobStore) {}
 
-  /** Read the table; a missing file is an empty table, an unreadable one is an error naming the file. */
+  /** Read the table as last saved; an unreadable one is an error naming the file. */
   load(): void {
-    this.jobs.clear();
-    this.idsByUid.clear();
-    if (!existsSync(this.path)) return;
-    let parsed: TableFile;
-    try {
-      parsed = JSON.parse(readFileSync(this.path, 'utf8')) as TableFile;
-    } catch (err) {
-      throw new Error(`job table ${this.path} is unreadable: ${(err as Error).message}`);
-    }
-    if (parsed.version !== FORMAT_VERSION || !Array.isArray(parsed.jobs)) {
-      throw new Error(`job table ${this.path} has an unknown format (version ${String(parsed.version)})`);
-    }
-    for (const job of parsed.jobs) this.jobs.set(job.jobId, job);
+    this.replaceWith(new Map(this.store.load().map((j) => [j.jobId, j])));
   }
 
-  save(): void {
-    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
-    const tmp = `${this.path}.tmp`;
-    const body: TableFile = { version: FORMAT_VERSION, jobs: [...this.jobs.values()] };
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, `${JSON.stringify(body, null, 1)}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.path);
-    const dirFd = openSync(dirname(this.path), 'r');
-    try {
-      fsyncSync(dirFd);
-    } finally {
-      closeSync(dirFd);
-    }
+  /** the table a change would make, without making it */
+  preview(change: TableChange): Map<string, JobRecord> {
+    const next = new Map(this.jobs);
+    for (const id of change.remove ?? []) next.delete(id);
+    for (const job of change.set ?? []) next.set(job.jobId, job);
+    return next;
+  }
+
+  /** save the change, then make it in memory; throws (changing nothing) when the save fails */
+  commit(change: TableChange): void {
+    const next = this.preview(change);
+    this.store.save([...next.values()]);
+    this.replaceWith(next);
+  }
+
+  private replaceWith(jobs: Map<string, JobRecord>): void {
+    this.jobs = jobs;
+    this.idsByUid.clear();
   }
 
   get(jobId: string): JobRecord | undefined {
     return this.jobs.get(jobId);
-  }
-
-  set(job: JobRecord): void {
-    this.jobs.set(job.jobId, job);
-    this.idsByUid.clear();
-  }
-
-  delete(jobId: string): JobRecord | undefined {
-    const job = this.jobs.get(jobId);
-    this.jobs.delete(jobId);
-    this.idsByUid.clear();
-    return job;
   }
 
   all(): JobRecord[] {

@@ -28,8 +28,15 @@ export interface JobRecord {
   profiles: string[];
   /** set when the requested profile does not exist (or is malformed) on this node */
   unknownProfile: string | null;
-  /** ISO time the agent first saw the job */
+  /** ISO time the agent registered the job */
   addedAt: string;
+  /**
+   * This registration of the job id (a UUID). A job id comes back (requeue, MaxJobId wrapping): removal
+   * notes and the reconciliation name the registration they mean, and never touch a later one.
+   */
+  registration: string;
+  /** /proc/sys/kernel/random/boot_id when the job was registered; null for records of an older table format */
+  bootId: string | null;
 }
 
 export type CidrVerdict = 'allow' | 'deny';
@@ -81,9 +88,25 @@ export interface AgentStatus {
   uidsUnderPolicy: number[];
   counters: Record<PolicyName, PolicyCounters>;
   events: { logged: number; dropped: number };
+  /** the last comparison of the job table with the jobs Slurm runs on this node */
+  reconcile: ReconcileStatus;
   uptimeSeconds: number;
   startedAt: string;
   warnings: string[];
+}
+
+export interface ReconcileStatus {
+  /** ISO time of the last reading of Slurm's view; null before the first */
+  lastAt: string | null;
+  slurmView: 'ok' | 'unreadable' | 'not read yet';
+  /** why Slurm's view could not be read (nothing is removed then) */
+  problem: string | null;
+  /** what the view was read from */
+  sources: string[];
+  /** PrologFlags=Contain: every allocation shows while it lives, so any job not shown has ended */
+  allocationsVisible: boolean;
+  /** jobs past the grace that Slurm's view does not show, kept because they may be step-less allocations */
+  unverified: string[];
 }
 
 /** one decoded kernel event as the API returns it */
@@ -137,12 +160,17 @@ export interface AgentService {
   reload(): Promise<ReloadResult>;
 }
 
-/** Errors with a stable code and an HTTP status; the message names the input that was wrong. */
+/**
+ * Errors with a stable code and an HTTP status; the message names the input that was wrong, and `details`
+ * carries what a client may act on (a rejected reload's `problems`, the job, the file). The API sends
+ * details as they are beside the error.
+ */
 export class KrsiError extends Error {
   constructor(
     readonly code: string,
     readonly statusCode: number,
     message: string,
+    readonly details: Record<string, unknown> = {},
   ) {
     super(message);
     this.name = 'KrsiError';
@@ -155,6 +183,8 @@ export const ERR = {
   NOT_FOUND: 'KRSI_ERR_NOT_FOUND',
   CONFIG: 'KRSI_ERR_CONFIG',
   ENFORCEMENT: 'KRSI_ERR_ENFORCEMENT',
+  /** the job table cannot be saved (full or failing disk) */
+  STATE: 'KRSI_ERR_STATE',
   PAYLOAD_TOO_LARGE: 'KRSI_ERR_PAYLOAD_TOO_LARGE',
   INTERNAL: 'KRSI_ERR_INTERNAL',
 } as const;

@@ -6,16 +6,25 @@
  * one) is user input, byte for byte: it is passed to the agent as data and never interpreted here.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { ClientError, request, type ClientResponse, type Method } from '../client/client.js';
-import { DEFAULT_CONFIG_PATH, loadConfig } from '../config/config.js';
+import { DEFAULT_CONFIG_PATH } from '../config/config.js';
+import { formatProblem } from '../config/errors.js';
+import { AGENT_KEYS, HOOK_DEADLINE_SECONDS } from '../config/keys.js';
+import { scanIni } from '../config/scan.js';
+import { BadValue } from '../config/values.js';
+import { JOB_ID } from './notes.js';
 
-export const JOB_ID = /^[0-9A-Za-z_.+-]{1,64}$/;
+export { JOB_ID, leaveRemovalNote } from './notes.js';
 /** comments longer than this are cut down to their policy: marks before being sent */
 export const MAX_COMMENT = 8192;
-/** the agent must answer within this; keep it well under Slurm's PrologEpilogTimeout */
-export const AGENT_TIMEOUT_MS = 15_000;
+/**
+ * The whole time a prolog or epilog gives the agent, agent_wait included; under slurm.conf's
+ * PrologEpilogTimeout (60 s in slurm/slurm.conf.snippet), so that the hook, not Slurm, names the cause.
+ */
+export const AGENT_TIMEOUT_MS = HOOK_DEADLINE_SECONDS * 1000;
+/** pause between two tries of a missing or refusing socket */
+export const RETRY_MS = 200;
 
 export interface SlurmJobEnv {
   jobId: string;
@@ -47,29 +56,89 @@ export function commentForAgent(comment: string | undefined): string | undefined
 export interface HookSettings {
   socket: string;
   onError: 'fail' | 'allow';
+  /** seconds to retry a missing or refusing socket */
+  agentWait: number;
   stateDir: string;
+  /** what was wrong with those keys or the file (their defaults were used instead); for messages */
+  configProblems: string[];
 }
+
+/** the [agent] keys the hooks read: nothing else in the file concerns them */
+const HOOK_FIELDS = ['socket', 'onError', 'agentWait', 'stateDir'] as const;
 
 /**
- * The agent's socket and failure policy. A config that cannot be read is itself a node fault, and with
- * no config to say otherwise the safe default applies (on_error = fail).
+ * The agent's socket, failure policy, wait and state directory, read with a tolerant reader: a config
+ * push with a mistake anywhere else (a typo in a profile, an unknown key) does not concern the hooks,
+ * since the running agent's configuration decides the job's policy. A bad value of one of these keys, or
+ * a file that cannot be read, leaves that key at its default (on_error = fail is the safe one) and is
+ * named in the hook's message if the agent then cannot be reached.
  */
-export function hookSettings(configPath = process.env.KRSI_CONFIG ?? DEFAULT_CONFIG_PATH): HookSettings & { configProblem?: string } {
+export function hookSettings(configPath = process.env.KRSI_CONFIG ?? DEFAULT_CONFIG_PATH): HookSettings {
+  const settings: HookSettings = {
+    socket: AGENT_KEYS.socket.parse(AGENT_KEYS.socket.default),
+    onError: AGENT_KEYS.onError.parse(AGENT_KEYS.onError.default),
+    agentWait: AGENT_KEYS.agentWait.parse(AGENT_KEYS.agentWait.default),
+    stateDir: AGENT_KEYS.stateDir.parse(AGENT_KEYS.stateDir.default),
+    configProblems: [],
+  };
+  let text: string;
   try {
-    const c = loadConfig(configPath);
-    return { socket: c.agent.socket, onError: c.agent.onError, stateDir: c.agent.stateDir };
+    text = readFileSync(configPath, 'utf8');
   } catch (err) {
-    return {
-      socket: '/run/slurm-krsi/agent.sock',
-      onError: 'fail',
-      stateDir: '/var/lib/slurm-krsi',
-      configProblem: (err as Error).message.split('\n')[0] ?? 'unreadable config',
-    };
+    settings.configProblems.push(`${configPath}: cannot read the config file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): defaults used`);
+    return settings;
   }
+  const agent = scanIni(text).sections.find((s) => s.name === 'agent');
+  for (const field of HOOK_FIELDS) {
+    const key = AGENT_KEYS[field];
+    const entry = agent?.entries.find((e) => e.key === key.name);
+    if (entry === undefined) continue;
+    try {
+      (settings as unknown as Record<string, unknown>)[field] = key.parse(entry.value);
+    } catch (err) {
+      if (!(err instanceof BadValue)) throw err;
+      const message = `${err.message}; the default ${JSON.stringify(key.default)} is used`;
+      settings.configProblems.push(formatProblem(configPath, { section: 'agent', key: key.name, line: entry.line, message }));
+    }
+  }
+  return settings;
 }
 
-export async function callAgent(socket: string, method: Method, path: string, body?: unknown): Promise<ClientResponse> {
-  return request(socket, method, path, body, { timeoutMs: AGENT_TIMEOUT_MS });
+/** a missing socket or nobody listening on it: what an agent starting or restarting looks like */
+function agentAbsent(err: unknown): boolean {
+  return err instanceof ClientError && err.kind === 'unreachable' && (err.errno === 'ENOENT' || err.errno === 'ECONNREFUSED');
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * One request to the agent within the hooks' deadline. A missing or refusing socket (the agent starting
+ * or restarting) is tried again every RETRY_MS for up to agentWait seconds; the error that ends it says
+ * how long it waited.
+ */
+export async function callAgent(
+  settings: Pick<HookSettings, 'socket' | 'agentWait'>,
+  method: Method,
+  path: string,
+  body?: unknown,
+  deadlineMs = AGENT_TIMEOUT_MS,
+): Promise<ClientResponse> {
+  const started = Date.now();
+  const waitUntil = started + Math.min(settings.agentWait * 1000, deadlineMs);
+  for (let tries = 1; ; tries++) {
+    try {
+      return await request(settings.socket, method, path, body, { timeoutMs: Math.max(1, started + deadlineMs - Date.now()) });
+    } catch (err) {
+      if (!agentAbsent(err)) throw err;
+      if (Date.now() + RETRY_MS > waitUntil) {
+        if (tries === 1) throw err;
+        const waited = ((Date.now() - started) / 1000).toFixed(1);
+        const e = err as ClientError;
+        throw new ClientError(e.kind, `${e.message}, still after ${tries} tries in ${waited} s (agent_wait = ${settings.agentWait})`, e.socketPath, e.errno);
+      }
+      await sleep(RETRY_MS);
+    }
+  }
 }
 
 export function describeFailure(err: unknown): string {
@@ -93,11 +162,3 @@ export function drainNode(node: string | undefined, reason: string): Promise<voi
   });
 }
 
-/** A removal the epilog could not deliver: the agent applies these notes when it is back. */
-export function leaveRemovalNote(stateDir: string, jobId: string): string {
-  const dir = join(stateDir, 'pending-removals');
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const path = join(dir, jobId);
-  writeFileSync(path, `${new Date().toISOString()}\n`, { mode: 0o600 });
-  return path;
-}

@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { copyFileSync, chmodSync, linkSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { resolveFileIdentities } from '../../agent/enforcement/identity.js';
+import { openPath, resolveFileIdentities } from '../../agent/enforcement/identity.js';
 import {
   IDENTITY_OBJECT, OTHER, PROBE, SCRATCH, USER, checkAccounting, eventsSince, events, getEnforcer, modes, policy, runAs,
 } from './fixture.js';
@@ -31,8 +31,8 @@ describe('sshlisteners (kernel)', function () {
     copyFileSync(PROBE, client);
     chmodSync(client, 0o755);
   });
-  beforeEach(() => {
-    const { files } = resolveFileIdentities(IDENTITY_OBJECT, [client]);
+  beforeEach(async () => {
+    const { files } = await resolveFileIdentities(IDENTITY_OBJECT, [client], openPath);
     expect(files).to.have.length(1);
     getEnforcer().setUidPolicy(USER, policy({ modes: modes({ sshlisteners: 'enforce' }), sshClients: files }));
   });
@@ -80,7 +80,7 @@ describe('sshlisteners (kernel)', function () {
   });
 
   it('audit mode lets the client listen and logs audit', async () => {
-    const { files } = resolveFileIdentities(IDENTITY_OBJECT, [client]);
+    const { files } = await resolveFileIdentities(IDENTITY_OBJECT, [client], openPath);
     getEnforcer().setUidPolicy(USER, policy({ modes: modes({ sshlisteners: 'audit' }), sshClients: files }));
     const from = events.length;
     expect(await listen(USER, client, '4')).to.equal('OK');

@@ -7,7 +7,7 @@ import { copyFileSync, chmodSync, mkdirSync, renameSync, rmSync, statSync, symli
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { scaled } from '../vm/pace.js';
-import { kernelDevFromStDev, resolveFileIdentities } from '../../agent/enforcement/identity.js';
+import { kernelDevFromStDev, openPath, resolveFileIdentities } from '../../agent/enforcement/identity.js';
 import {
   IDENTITY_OBJECT, OTHER, SCRATCH, USER, checkAccounting, eventsSince, events, getEnforcer, modes, policy, probe,
 } from './fixture.js';
@@ -21,8 +21,8 @@ function suidCopy(path: string, mode = 0o4755): string {
   return path;
 }
 
-function identities(...paths: string[]) {
-  const { files, missing } = resolveFileIdentities(IDENTITY_OBJECT, paths);
+async function identities(...paths: string[]) {
+  const { files, missing } = await resolveFileIdentities(IDENTITY_OBJECT, paths, openPath);
   expect(missing, 'allowlisted files must resolve').to.deep.equal([]);
   return files;
 }
@@ -39,8 +39,8 @@ describe('suidexec (kernel)', function () {
     denied = suidCopy(join(dir, 'suid-id'));
     allowed = suidCopy(join(dir, 'allowed-id'));
   });
-  beforeEach(() => {
-    getEnforcer().setUidPolicy(USER, policy({ modes: modes({ suidexec: 'enforce' }), suidAllow: identities(allowed) }));
+  beforeEach(async () => {
+    getEnforcer().setUidPolicy(USER, policy({ modes: modes({ suidexec: 'enforce' }), suidAllow: await identities(allowed) }));
   });
   afterEach(() => {
     getEnforcer().clearUidPolicy(USER);
@@ -50,7 +50,7 @@ describe('suidexec (kernel)', function () {
     const from = events.length;
     expect(await probe(USER, 'exec', denied, '-u')).to.equal('ERR EPERM');
     const [e] = await eventsSince(from, (x) => x.type === 'exsuid');
-    const [id] = identities(denied);
+    const [id] = await identities(denied);
     expect(e).to.include({ policy: 'suidexec', decision: 'deny', uid: USER, comm: 'krsi-probe', name: denied, dev: id!.dev });
     expect(e!.ino).to.equal(id!.ino);
     expect(e!.oldMode).to.equal(0o104755);
@@ -109,7 +109,7 @@ describe('suidexec (kernel)', function () {
     suidCopy(fresh);
     renameSync(fresh, allowed); // what a package upgrade does: new inode under the old name
     expect(await probe(USER, 'exec', allowed, '-u')).to.equal('ERR EPERM');
-    getEnforcer().setUidPolicy(USER, policy({ modes: modes({ suidexec: 'enforce' }), suidAllow: identities(allowed) }));
+    getEnforcer().setUidPolicy(USER, policy({ modes: modes({ suidexec: 'enforce' }), suidAllow: await identities(allowed) }));
     expect(await probe(USER, 'exec', allowed, '-u')).to.equal('0');
   });
 
@@ -141,7 +141,7 @@ describe('suidexec (kernel)', function () {
       const ok = suidCopy(join(mnt, 'allowed-id'));
       const bad = suidCopy(join(mnt, 'suid-id'));
       const stDev = statSync(ok, { bigint: true }).dev;
-      const [id] = identities(ok);
+      const [id] = await identities(ok);
       // loop devices have major 7: st_dev is 7 << 8 | minor, the kernel's dev_t is 7 << 20 | minor
       expect(Number(stDev >> 8n) & 0xfff).to.equal(7);
       expect(id!.dev).to.equal(kernelDevFromStDev(stDev));

@@ -60,6 +60,8 @@ describe('api: routes (app.inject)', () => {
         profiles: ['default', 'strict'],
         unknownProfile: null,
         addedAt: '2026-11-26T10:00:00.000Z',
+        registration: 'registration-1',
+        bootId: 'boot-1',
       });
       expect(body.jobPolicy.modes.killtasks).to.equal('enforce');
       expect(body.uidPolicy.connectRules).to.deep.equal([{ cidr: '192.0.2.0/24', verdict: 'deny' }]);
@@ -271,6 +273,16 @@ describe('api: routes (app.inject)', () => {
       const res = await call({ method: 'POST', url: '/v1/reload' });
       expect(res.statusCode).to.equal(200);
       expect(res.json()).to.deep.equal({ configPath: '/etc/x.ini', warnings: ['w1'], uidsUpdated: 3 });
+    });
+
+    it('the agent\'s own rejection (a KrsiError with details) reaches the client with its problems and details', async () => {
+      const problems = ['/etc/slurm-krsi/krsi.ini:7: [profile strict] fileperms: "enforc" is not one of off | audit | enforce'];
+      service.failWith.set('reload', new KrsiError(ERR.CONFIG, 422, `reload rejected, the running configuration stays in force:\n${problems[0]}`, { problems }));
+      const res = await call({ method: 'POST', url: '/v1/reload' });
+      expect(res.statusCode).to.equal(422);
+      expect(res.json().problems).to.deep.equal(problems);
+      expect(res.json().error.details).to.deep.equal({ problems });
+      expect(res.json().error.message).to.include(':7: [profile strict] fileperms');
     });
 
     it('a ConfigError is 422 KRSI_ERR_CONFIG with the problems in the message and as a list', async () => {

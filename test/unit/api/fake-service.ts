@@ -66,6 +66,8 @@ export class FakeService implements AgentService {
       profiles: requested === null ? ['default'] : ['default', unknown !== null ? 'strict' : requested],
       unknownProfile: unknown,
       addedAt: '2026-11-26T10:00:00.000Z',
+      registration: `registration-${this.jobs.size + 1}`,
+      bootId: 'boot-1',
     };
     this.jobs.set(req.job_id, job);
     return { job, created: true, jobPolicy: requested ? STRICT : policy(), uidPolicy: requested ? STRICT : policy() };
@@ -111,6 +113,9 @@ export class FakeService implements AgentService {
         killtasks: { deny: 0, audit: 0, dropped: 0 },
       },
       events: { logged: 13, dropped: 1 },
+      reconcile: {
+        lastAt: '2026-11-26T10:01:00.000Z', slurmView: 'ok', problem: null, sources: ['scontrol listpids'], allocationsVisible: true, unverified: [],
+      },
       uptimeSeconds: 3725,
       startedAt: '2026-11-26T09:00:00.000Z',
       warnings: ['/etc/slurm-krsi/krsi.ini: [profile strict] suidexec_allow: "/usr/bin/nope" does not exist (yet)'],

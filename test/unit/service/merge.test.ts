@@ -1,11 +1,8 @@
 import { expect } from 'chai';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { parseConfig, type ProfileConfig } from '../../../agent/config/config.js';
 import { parseCidr } from '../../../agent/enforcement/cidr.js';
 import { POLICIES, type Mode, type PolicyName } from '../../../agent/enforcement/layout.js';
-import { JobTable } from '../../../agent/service/job-table.js';
 import { mergeConnections, mergeProfiles } from '../../../agent/service/merge.js';
 import { chooseProfile, profileFromComment } from '../../../agent/service/profile-choice.js';
 
@@ -82,49 +79,5 @@ describe('choosing a profile from the job comment', () => {
   it('a profile given directly wins over the comment', () => {
     expect(chooseProfile('strict', 'policy:default')).to.deep.equal({ name: 'strict', problem: null });
     expect(chooseProfile('bad name', undefined).problem).to.match(/malformed/);
-  });
-});
-
-describe('job table', () => {
-  let dir: string;
-  beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'krsi-jobs-')); });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
-
-  it('persists atomically and reloads the same jobs', () => {
-    const t = new JobTable(join(dir, 'state'));
-    t.load();
-    expect(t.size).to.equal(0);
-    t.set({ jobId: '42', uid: 1000, user: 'billy', requested: 'strict', profiles: ['default', 'strict'], unknownProfile: null, addedAt: 'x' });
-    t.set({ jobId: '43_1', uid: 1000, user: null, requested: null, profiles: ['default'], unknownProfile: null, addedAt: 'y' });
-    t.save();
-    const again = new JobTable(join(dir, 'state'));
-    again.load();
-    expect(again.all()).to.deep.equal(t.all());
-    expect([...again.uids()]).to.deep.equal([1000]);
-  });
-
-  it('names the jobs of a uid for the event log, and follows every change of the table', () => {
-    const t = new JobTable(join(dir, 'state'));
-    const job = (jobId: string, uid: number) => ({ jobId, uid, user: null, requested: null, profiles: ['default'], unknownProfile: null, addedAt: 'x' });
-    expect(t.jobIdsOfUid(1000)).to.equal('');
-    t.set(job('7', 1000));
-    expect(t.jobIdsOfUid(1000)).to.equal('7');
-    t.set(job('8', 1000));
-    t.set(job('9', 1001));
-    expect(t.jobIdsOfUid(1000)).to.equal('7,8');
-    expect(t.jobIdsOfUid(1001)).to.equal('9');
-    t.delete('7');
-    expect(t.jobIdsOfUid(1000)).to.equal('8');
-    t.save();
-    t.delete('8');
-    expect(t.jobIdsOfUid(1000)).to.equal('');
-    t.load();
-    expect(t.jobIdsOfUid(1000)).to.equal('8');
-  });
-
-  it('refuses a corrupt table with an error naming the file', () => {
-    const t = new JobTable(dir);
-    writeFileSync(t.path, '{"version":1,"jobs":[');
-    expect(() => t.load()).to.throw(t.path);
   });
 });

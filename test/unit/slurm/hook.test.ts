@@ -2,7 +2,12 @@ import { expect } from 'chai';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HookInputError, MAX_COMMENT, commentForAgent, hookSettings, jobFromEnv, leaveRemovalNote } from '../../../agent/slurm/hook.js';
+import { execFileSync } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import { ClientError } from '../../../agent/client/client.js';
+import { JobFile } from '../../../agent/service/job-store.js';
+import { HookInputError, MAX_COMMENT, callAgent, commentForAgent, hookSettings, jobFromEnv, leaveRemovalNote } from '../../../agent/slurm/hook.js';
+import { readRemovalNotes } from '../../../agent/slurm/notes.js';
 import { profileFromComment } from '../../../agent/service/profile-choice.js';
 
 describe('Slurm hook input', () => {
@@ -40,21 +45,84 @@ describe('Slurm hook settings and notes', () => {
   beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'krsi-hook-')); });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('an unreadable config is a node fault with the safe default on_error = fail', () => {
+  it('an unreadable config: the defaults (on_error = fail) are used and the problem is named for the message', () => {
     const s = hookSettings(join(dir, 'missing.ini'));
-    expect(s.onError).to.equal('fail');
-    expect(s.configProblem).to.match(/missing\.ini/);
+    expect(s).to.deep.include({ onError: 'fail', socket: '/run/slurm-krsi/agent.sock', agentWait: 10, stateDir: '/var/lib/slurm-krsi' });
+    expect(s.configProblems).to.have.length(1);
+    expect(s.configProblems[0]).to.match(/missing\.ini: cannot read the config file \(ENOENT\)/);
   });
 
-  it('reads socket, on_error and state dir from the config', () => {
+  it('reads socket, on_error, agent_wait and state dir from the config', () => {
     const path = join(dir, 'krsi.ini');
-    writeFileSync(path, `[agent]\nsocket = /run/x.sock\non_error = allow\nstate_dir = ${dir}/state\n[profile default]\nfileperms = audit\n`);
-    expect(hookSettings(path)).to.deep.equal({ socket: '/run/x.sock', onError: 'allow', stateDir: `${dir}/state` });
+    writeFileSync(path, `[agent]\nsocket = /run/x.sock\non_error = allow\nagent_wait = 3\nstate_dir = ${dir}/state\n[profile default]\nfileperms = audit\n`);
+    expect(hookSettings(path)).to.deep.equal({ socket: '/run/x.sock', onError: 'allow', agentWait: 3, stateDir: `${dir}/state`, configProblems: [] });
   });
 
-  it('leaves a removal note named by the job id', () => {
-    const note = leaveRemovalNote(join(dir, 'state'), '42_7');
-    expect(note).to.equal(join(dir, 'state', 'pending-removals', '42_7'));
-    expect(readFileSync(note, 'utf8')).to.match(/^\d{4}-/);
+  it('a config push with a typo elsewhere does not concern the hooks; a bad value of their own keys falls back to its default, named with its line', () => {
+    const path = join(dir, 'krsi.ini');
+    writeFileSync(path, '[agent]\non_error = alow\nsocket = /run/y.sock\ncolour = blue\n[profile default]\nfileperms = audti\n[profile]\n');
+    const s = hookSettings(path);
+    expect(s).to.deep.include({ socket: '/run/y.sock', onError: 'fail' });
+    expect(s.configProblems).to.deep.equal([`${path}:2: [agent] on_error: "alow" is not one of fail | allow; the default "fail" is used`]);
+  });
+
+  it('leaves a removal note naming the job, its uid and the registration the job table holds', () => {
+    const state = join(dir, 'state');
+    new JobFile(state).save([{ jobId: '42_7', uid: 1000, user: null, requested: null, profiles: ['default'], unknownProfile: null, addedAt: 'x', registration: 'reg-1', bootId: 'b' }]);
+    const note = leaveRemovalNote(state, '42_7', 1000, new Date('2026-11-30T10:00:00Z'));
+    expect(note).to.equal(join(state, 'pending-removals', '42_7@reg-1'));
+    expect(JSON.parse(readFileSync(note, 'utf8'))).to.deep.equal({ jobId: '42_7', uid: 1000, registration: 'reg-1', writtenAt: '2026-11-30T10:00:00.000Z' });
+    // a job the table does not hold (the prolog never reached the agent): no registration, a unique name
+    const other = leaveRemovalNote(state, '43', 1000);
+    expect(other).to.match(/pending-removals\/43@unregistered-\d+-\d+$/);
+    expect(readRemovalNotes(state).map((n) => [n.jobId, n.registration])).to.deep.equal([['42_7', 'reg-1'], ['43', null]]);
+  });
+});
+
+describe('Slurm hooks: the agent starting (agent_wait)', () => {
+  let dir: string;
+  let server: Server | undefined;
+  beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'krsi-wait-')); });
+  afterEach(() => {
+    server?.close();
+    server = undefined;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function listenLater(socket: string, ms: number): void {
+    setTimeout(() => {
+      server = createServer((_req, res) => res.writeHead(201, { 'content-type': 'application/json' }).end('{"ok":true}'));
+      server.listen(socket);
+    }, ms);
+  }
+
+  it('a socket that appears within agent_wait: the request goes through', async () => {
+    const socket = join(dir, 'agent.sock');
+    listenLater(socket, 600);
+    const t0 = Date.now();
+    const res = await callAgent({ socket, agentWait: 5 }, 'POST', '/v1/jobs', {});
+    expect(res.status).to.equal(201);
+    expect(Date.now() - t0).to.be.at.least(600);
+  });
+
+  it('a stale socket (nobody listening) is tried again too', async () => {
+    const socket = join(dir, 'agent.sock');
+    // a socket file nobody listens on (what a killed agent leaves): connect() answers ECONNREFUSED
+    execFileSync('python3', ['-c', 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', socket]);
+    const err = await callAgent({ socket, agentWait: 1 }, 'GET', '/v1/status').catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(ClientError);
+    expect((err as ClientError).message).to.match(/agent is not running .*nothing listens .*still after \d+ tries in [01]\.\d s \(agent_wait = 1\)/);
+  });
+
+  it('agent_wait = 0: one try, the plain cause', async () => {
+    const err = await callAgent({ socket: join(dir, 'none.sock'), agentWait: 0 }, 'GET', '/v1/status').catch((e: unknown) => e);
+    expect((err as ClientError).message).to.equal(`slurm-krsi agent is not running (no socket at ${join(dir, 'none.sock')})`);
+  });
+
+  it('gives up within the hooks\' deadline however long agent_wait is', async () => {
+    const t0 = Date.now();
+    const err = await callAgent({ socket: join(dir, 'none.sock'), agentWait: 25 }, 'GET', '/v1/status', undefined, 800).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(ClientError);
+    expect(Date.now() - t0).to.be.below(1500);
   });
 });

@@ -1,0 +1,77 @@
+/**
+ * What KrsiAgent works through, as interfaces, so that every failure path can be tested on the host with
+ * fakes (a failing save, a failing map write, Slurm's view unreadable, a reboot) and the real pieces
+ * stay what they are: the job file (job-store.ts), the kernel's identities of allowlisted files
+ * (compile.ts), the Enforcer's pinned maps, the node's own view of Slurm's jobs (agent/slurm/view.ts).
+ */
+import { readFileSync } from 'node:fs';
+import type { UidPolicy } from '../enforcement/enforcer.js';
+import type { ResolvedFile } from '../enforcement/identity.js';
+import type { PolicyValue } from '../enforcement/layout.js';
+
+export type { JobStore } from './job-store.js';
+
+/** the kernel side of a uid's policy; Enforcer implements it */
+export interface KernelWriter {
+  /** replace a uid's policy atomically; throws, leaving the old one in force, when it cannot */
+  setUidPolicy(uid: number, policy: UidPolicy): void;
+  /** remove a uid's policy; false if it had none */
+  clearUidPolicy(uid: number): boolean;
+  /** every uid with a policy in the kernel */
+  uidPolicies(): Map<number, PolicyValue>;
+  /** wait until retired sets are deleted */
+  settle(): Promise<void>;
+  /** delete set entries no uid refers to; returns how many */
+  collectGarbage(): number;
+}
+
+/** paths of allowlisted files to the kernel's identities, bounded in time */
+export interface IdentityResolver {
+  /** identities of the paths that exist now; missing (or stuck) ones are skipped and reported by the resolver */
+  resolve(paths: readonly string[]): Promise<ResolvedFile[]>;
+  /** the next resolve() asks the kernel again for this path (the file was replaced) */
+  forget(path: string): void;
+}
+
+/** one job Slurm runs on this node, as the node sees it */
+export interface SlurmJob {
+  /**
+   * a step that lives as long as the job was seen: the batch step, or the extern step that
+   * PrologFlags=Contain starts with the allocation. Once seen, the job's absence means it ended.
+   */
+  lifetimeStep: boolean;
+}
+
+export interface SlurmJobs {
+  jobs: Map<string, SlurmJob>;
+  /**
+   * true when every allocation on this node leaves a trace while it lives (PrologFlags=Contain): then a
+   * job Slurm's view does not show has ended, even one that never ran a step. Without it, an salloc
+   * allocation between its srun steps has no trace on the node at all.
+   */
+  allocationsVisible: boolean;
+  /** where the view came from, for status ("cgroup /sys/fs/cgroup/system.slice/slurmstepd.scope, scontrol listpids") */
+  sources: string[];
+}
+
+/** the jobs Slurm runs on this node, from the node itself; rejects when that cannot be read */
+export interface SlurmView {
+  running(): Promise<SlurmJobs>;
+}
+
+export interface Clock {
+  /** wall-clock milliseconds */
+  now(): number;
+  /** this boot's id (/proc/sys/kernel/random/boot_id) */
+  bootId(): string;
+}
+
+export const BOOT_ID_PATH = '/proc/sys/kernel/random/boot_id';
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  bootId: (() => {
+    let id: string | undefined;
+    return () => (id ??= readFileSync(BOOT_ID_PATH, 'utf8').trim());
+  })(),
+};

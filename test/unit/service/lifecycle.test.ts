@@ -1,0 +1,149 @@
+/** The smaller pieces of the agent's lifecycle: one instance, bounded opens, the boot clock, bad ring records, daemons' entries. */
+import { expect } from 'chai';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, openSync, closeSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BoundedOpener, OpenTimeout } from '../../../agent/enforcement/bounded-open.js';
+import { LAYOUT, type ProtectValue } from '../../../agent/enforcement/layout.js';
+import { BootClock } from '../../../agent/events/clock.js';
+import { EventPipeline } from '../../../agent/events/pipeline.js';
+import { memoryLogger } from '../../../agent/log/logger.js';
+import { PACKAGE_ROOT } from '../../../agent/paths.js';
+import { accountUid } from '../../../agent/service/accounts.js';
+import { DaemonProtector, type ProtectionMap } from '../../../agent/service/daemons.js';
+import { AlreadyRunning, lockPath, takeInstanceLock } from '../../../agent/service/lock.js';
+
+describe('single instance: the lock in the state directory', () => {
+  let dir: string;
+  beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'krsi-lock-')); });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a second holder is refused, naming the first; released, it can be taken again', () => {
+    const release = takeInstanceLock(dir);
+    expect(() => takeInstanceLock(dir)).to.throw(AlreadyRunning, `another krsi-agent (pid ${process.pid}) holds ${lockPath(dir)}`);
+    release();
+    takeInstanceLock(dir)();
+  });
+
+  it('a second krsi-agent exits 5 before touching anything: no socket, no state', async () => {
+    const release = takeInstanceLock(dir);
+    const socket = join(dir, 'agent.sock');
+    const ini = join(dir, 'krsi.ini');
+    writeFileSync(ini, `[agent]\nstate_dir = ${dir}\nsocket = ${socket}\nevent_log = off\n[profile default]\nfileperms = audit\n`);
+    const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      execFile(process.execPath, ['--import', 'tsx/esm', join(PACKAGE_ROOT, 'agent/main.ts'), '--config', ini], { cwd: PACKAGE_ROOT }, (err, _out, stderr) =>
+        resolve({ code: err ? (err as { code?: number }).code ?? null : 0, stderr }));
+    });
+    release();
+    expect(r.code).to.equal(5);
+    expect(r.stderr).to.include(`krsi-agent: another krsi-agent (pid ${process.pid}) holds ${lockPath(dir)}: this one exits without touching anything`);
+    expect(existsSync(socket)).to.equal(false);
+    expect(readdirSync(dir).sort()).to.deep.equal(['agent.lock', 'krsi.ini']);
+  });
+});
+
+describe('bounded open (a stuck file system cannot hang the agent)', () => {
+  let dir: string;
+  let opener: BoundedOpener;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'krsi-open-'));
+    opener = new BoundedOpener(300);
+  });
+  afterEach(async () => {
+    await opener.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('opens, and reports a missing file by its errno', async () => {
+    writeFileSync(join(dir, 'f'), 'x');
+    const fd = await opener.open(join(dir, 'f'));
+    expect(readlinkSync(`/proc/self/fd/${fd}`)).to.equal(join(dir, 'f'));
+    closeSync(fd);
+    const err = await opener.open(join(dir, 'missing')).catch((e: unknown) => e);
+    expect((err as NodeJS.ErrnoException).code).to.equal('ENOENT');
+  });
+
+  it('an open that blocks in the kernel is given up after the deadline; the next open works, and the late descriptor is closed', async () => {
+    // opening a fifo for reading blocks until a writer comes: a real blocking open(2)
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    const t0 = Date.now();
+    const err = await opener.open(fifo, 0 /* O_RDONLY */).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(OpenTimeout);
+    expect(Date.now() - t0).to.be.below(2000);
+    expect(opener.stuckWorkers).to.equal(1);
+    writeFileSync(join(dir, 'g'), 'x');
+    closeSync(await opener.open(join(dir, 'g')));
+    const fdsBefore = readdirSync('/proc/self/fd').length;
+    const writer = openSync(fifo, 'w'); // unblocks the stuck open
+    closeSync(writer);
+    const deadline = Date.now() + 5000;
+    while (opener.stuckWorkers > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(opener.stuckWorkers).to.equal(0);
+    expect(readdirSync('/proc/self/fd').length).to.be.at.most(fdsBefore);
+  });
+});
+
+describe('boot clock', () => {
+  it('refresh() follows a step of the wall clock and says by how much', () => {
+    let offset = 1_000_000_000_000n;
+    const clock = new BootClock(() => offset);
+    expect(clock.toMs(5_000_000n)).to.equal(1_000_005);
+    offset += 200_000n; // NTP slewing: not a step
+    expect(clock.refresh()).to.equal(0n);
+    offset += 3_600_000_000_000n; // an hour forward
+    expect(clock.refresh()).to.equal(3_600_000_000_000n);
+    expect(clock.toMs(5_000_000n)).to.equal(4_600_005);
+  });
+});
+
+describe('event pipeline: a record that cannot be read', () => {
+  it('is counted and skipped, reported once, and the next record is handled', () => {
+    const errors: string[] = [];
+    const lines: string[] = [];
+    const p = new EventPipeline({ clock: new BootClock(() => 0n), jobOf: () => '', windowSize: 4, logPath: null, writeStdout: (l) => lines.push(l), onBadRecord: (e) => errors.push(e.message) });
+    expect(p.handle(Buffer.alloc(8))).to.equal(0);
+    expect(p.handle(Buffer.alloc(3))).to.equal(0);
+    const good = Buffer.alloc(LAYOUT.krsi_event.size);
+    expect(p.handle(good)).to.equal(1);
+    p.flush();
+    expect(p.malformedCount()).to.equal(2);
+    expect(errors).to.have.length(1);
+    expect(errors[0]).to.match(/8 bytes, expected/);
+    expect(lines).to.have.length(1);
+  });
+});
+
+describe('daemons\' protected entries across agent restarts', () => {
+  it('entries of scope policy left by a previous agent are re-checked: a daemon still running keeps its entry, a gone one loses it', async () => {
+    const sleeper = spawn('/bin/sleep', ['30']);
+    try {
+      const exe = readlinkSync(`/proc/${sleeper.pid}/exe`);
+      const entries = new Map<number, ProtectValue>([
+        [sleeper.pid!, { startTicks: 1n, scope: 'policy', mode: 'enforce' }],
+        [999_999, { startTicks: 1n, scope: 'policy', mode: 'enforce' }], // a daemon that is gone
+        [process.pid, { startTicks: 1n, scope: 'all', mode: 'enforce' }], // the agent's own: not the protector's
+      ]);
+      const map: ProtectionMap = {
+        protect: (pid, scope) => void entries.set(pid, { startTicks: 2n, scope, mode: 'enforce' }),
+        unprotect: (pid) => entries.delete(pid),
+        protectedPids: () => new Map(entries),
+      };
+      const protector = new DaemonProtector(map, () => [exe], memoryLogger());
+      protector.start();
+      protector.stop();
+      expect([...entries.keys()].sort((a, b) => a - b)).to.deep.equal([process.pid, sleeper.pid!].sort((a, b) => a - b));
+    } finally {
+      sleeper.kill();
+    }
+  });
+});
+
+describe('accounts (getent in a child process, bounded in time)', () => {
+  it('resolves names and numbers; an unknown name is null', async () => {
+    expect(await accountUid('root')).to.equal(0);
+    expect(await accountUid('1234')).to.equal(1234);
+    expect(await accountUid('no-such-user-krsi')).to.equal(null);
+  });
+});
