@@ -45,6 +45,8 @@ export interface ClusterOptions {
   proctrack?: 'cgroup' | 'linuxproc';
   /** more slurm.conf lines */
   extraConf?: string[];
+  /** PrologFlags (default Alloc,Contain, as slurm/slurm.conf.snippet recommends) */
+  prologFlags?: string;
 }
 
 export interface Cluster {
@@ -94,7 +96,7 @@ export function slurmConf(node: string, opts: ClusterOptions): string {
     'MessageTimeout=20',
     'SlurmdTimeout=600',
     'PrologEpilogTimeout=90',
-    'PrologFlags=Alloc',
+    `PrologFlags=${opts.prologFlags ?? 'Alloc,Contain'}`,
     ...(opts.prolog ? [`Prolog=${opts.prolog}`] : []),
     ...(opts.epilog ? [`Epilog=${opts.epilog}`] : []),
     ...(opts.jobSubmitLua ? ['JobSubmitPlugins=lua'] : []),

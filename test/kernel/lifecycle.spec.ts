@@ -1,0 +1,162 @@
+/**
+ * A node's enforcement matches what Slurm runs (real Slurm 22.05 in the VM, PrologFlags=Alloc,Contain,
+ * proctrack/cgroup): ghosts of lost epilogs are reconciled away, a ghost's job id given to another
+ * user's job runs under that job's own profile, a config push with a typo drains nothing, and prologs
+ * issued while the agent is still starting wait for it (agent_wait).
+ */
+import { expect } from 'chai';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { request, type ClientResponse } from '../../agent/client/client.js';
+import { Enforcer } from '../../agent/enforcement/enforcer.js';
+import {
+  WORK, asUser, nodeInfo, saveLogs, sbatch, startCluster, stopCluster, until, waitJobEnded, waitJobRunning,
+} from '../slurm/cluster.js';
+import {
+  AGENT_LOG, CONFIG, EPILOG, KRSICTL, PIN_DIR, PROLOG, SOCKET, agentJobs, ensureUser, installOnNode, shutdownAgent, startAgent, stopAgent,
+  tail, uidsUnderPolicy,
+} from '../slurm/node.js';
+import { scaled } from '../vm/pace.js';
+import { OTHER, ROOT, USER, probe } from './fixture.js';
+
+const HOLD = join(ROOT, 'test/slurm/jobs/hold.sh');
+/** small enough to wait out in a test, large enough that a job's prolog-to-step gap in the VM fits in it */
+const GRACE = 20;
+
+let original = '';
+
+function withAgentKeys(text: string, keys: string): string {
+  return text.replace(/^\[agent\]\s*$/m, `[agent]\n${keys}`);
+}
+
+/** a registration as a prolog would send it, for a job Slurm does not run (a ghost) */
+function register(jobId: string, uid: number): Promise<ClientResponse> {
+  return request(SOCKET, 'POST', '/v1/jobs', { job_id: jobId, uid, comment: 'policy:strict' }, { timeoutMs: scaled(30_000) });
+}
+
+function release(jobId: string): void {
+  writeFileSync(join(WORK, `release-${jobId}`), '');
+}
+
+async function suidExec(uid: number): Promise<'denied' | 'ran'> {
+  return (await probe(uid, 'exec', '/usr/bin/chfn', '--help')) === 'ERR EPERM' ? 'denied' : 'ran';
+}
+
+function evidence(title: string, text: string): void {
+  console.log(`      --- ${title} ---\n${text.trimEnd().replace(/^/gm, '      ')}`);
+}
+
+describe('lifecycle: the agent against what Slurm runs', function () {
+  this.timeout(scaled(300_000));
+
+  before(async function () {
+    this.timeout(scaled(600_000));
+    await installOnNode();
+    original = readFileSync(CONFIG, 'utf8');
+    writeFileSync(CONFIG, withAgentKeys(original, `reconcile_interval = 2\nreconcile_grace = ${GRACE}\nagent_wait = 25`));
+    await ensureUser('krsiuser', USER);
+    await ensureUser('krsiother', OTHER);
+    await startCluster({ prolog: PROLOG, epilog: EPILOG, users: { [USER]: 'krsiuser', [OTHER]: 'krsiother' } });
+    Enforcer.removePinned(PIN_DIR);
+    await startAgent();
+  });
+
+  after(async function () {
+    this.timeout(scaled(120_000));
+    if (process.env.KRSI_RESULTS_DIR) saveLogs(join(process.env.KRSI_RESULTS_DIR, 'lifecycle'), [AGENT_LOG, CONFIG]);
+    if (original) writeFileSync(CONFIG, original);
+    await stopCluster();
+    await shutdownAgent();
+    Enforcer.removePinned(PIN_DIR);
+  });
+
+  it('a ghost (registered, never run by Slurm) is removed after the grace, and its uid freed', async () => {
+    const r = await register('990001', OTHER);
+    expect(r.status).to.equal(201);
+    expect(await suidExec(OTHER)).to.equal('denied');
+    const t0 = Date.now();
+    await until('the ghost 990001 is reconciled away', async () => !(await agentJobs()).some((j) => j.jobId === '990001'), (GRACE + 60) * 1000);
+    const waited = (Date.now() - t0) / 1000;
+    console.log(`      ghost removed ${waited.toFixed(1)} s after registration (grace ${GRACE} s)`);
+    expect(waited).to.be.at.least(GRACE - 1);
+    expect(await uidsUnderPolicy()).to.not.include(OTHER);
+    expect(await suidExec(OTHER)).to.equal('ran');
+    expect(tail(AGENT_LOG, 200)).to.match(/job removed: Slurm does not run it on this node" job=990001 uid=1001/);
+  });
+
+  it('a ghost whose id Slurm then gives to another user\'s job: the job runs under its own profile and the node stays idle', async () => {
+    // the id Slurm gives next: one more than the last job's
+    const probeJob = await sbatch(USER, HOLD, ['--hold', `--output=${WORK}/out-%j.txt`]);
+    await asUser(USER, 'scancel', [probeJob]);
+    const next = String(Number(probeJob) + 1);
+    const ghost = await register(next, OTHER);
+    expect(ghost.status).to.equal(201);
+    const id = await sbatch(USER, HOLD, ['--comment=policy:default', '-J', 'reused-id', `--output=${WORK}/out-%j.txt`]);
+    expect(id).to.equal(next);
+    await waitJobRunning(id);
+    const rec = (await agentJobs()).find((j) => j.jobId === id)!;
+    evidence(`the agent's record of job ${id}`, JSON.stringify(rec));
+    expect(rec).to.deep.include({ uid: USER, requested: 'default', profiles: ['default'] });
+    expect(await uidsUnderPolicy()).to.not.include(OTHER);
+    expect(await suidExec(USER), 'the default profile: suidexec off').to.equal('ran');
+    expect((await nodeInfo()).State).to.not.match(/DRAIN/);
+    release(id);
+    await waitJobEnded(id);
+    expect((await nodeInfo()).State).to.match(/^IDLE/);
+  });
+
+  it('a typo pushed while jobs run: the next jobs run under the running config, the node is not drained, krsictl check names the line', async () => {
+    const a = await sbatch(USER, HOLD, ['--comment=policy:strict', '-J', 'before-push', `--output=${WORK}/out-%j.txt`]);
+    await waitJobRunning(a);
+    const good = readFileSync(CONFIG, 'utf8');
+    const typo = good.replace(/^\[profile strict\]\nfileperms = enforce$/m, '[profile strict]\nfileperms = enforc');
+    expect(typo).to.not.equal(good);
+    const line = typo.split('\n').indexOf('fileperms = enforc') + 1;
+    writeFileSync(CONFIG, typo);
+    try {
+      const b = await sbatch(USER, HOLD, ['--comment=policy:strict', '-J', 'after-push', `--output=${WORK}/out-%j.txt`]);
+      await waitJobRunning(b);
+      await until(`the agent has job ${b}`, async () => (await agentJobs()).some((j) => j.jobId === b));
+      expect((await agentJobs()).find((j) => j.jobId === b)).to.deep.include({ profiles: ['default', 'strict'] });
+      expect(await suidExec(USER), 'strict, from the running config').to.equal('denied');
+      expect((await nodeInfo()).State).to.not.match(/DRAIN/);
+
+      const check = await execa(KRSICTL, ['check', '--config', CONFIG], { reject: false });
+      evidence('krsictl check after the push', `exit ${check.exitCode}\n${check.stderr}`);
+      expect(check.exitCode).to.equal(1);
+      expect(check.stderr).to.include(`${CONFIG}:${line}: [profile strict] fileperms: "enforc" is not one of off | audit | enforce`);
+      const reload = await execa(KRSICTL, ['reload'], { reject: false });
+      expect(reload.exitCode).to.equal(1);
+      expect(reload.stderr).to.include(`${CONFIG}:${line}: [profile strict] fileperms`);
+      expect(await suidExec(USER), 'a rejected reload changes nothing').to.equal('denied');
+      release(a);
+      release(b);
+      await Promise.all([waitJobEnded(a), waitJobEnded(b)]);
+      expect((await nodeInfo()).State).to.match(/^IDLE/);
+    } finally {
+      writeFileSync(CONFIG, good);
+    }
+  });
+
+  it('prologs issued while the agent is still starting: all succeed once it answers (agent_wait)', async function () {
+    this.timeout(scaled(240_000));
+    await stopAgent('SIGTERM');
+    const env = (id: string, uid: number) => ({
+      PATH: '/usr/sbin:/usr/bin:/sbin:/bin', SLURM_JOB_ID: id, SLURM_JOB_UID: String(uid), SLURM_JOB_USER: `u${uid}`,
+      SLURM_JOB_COMMENT: 'policy:strict', SLURM_SCRIPT_CONTEXT: 'prolog_slurmd',
+    });
+    const ids = ['880001', '880002', '880003', '880004', '880005'];
+    const prologs = ids.map((id, i) => execa(PROLOG, [], { env: env(id, 3000 + i), extendEnv: false, reject: false, timeout: scaled(120_000) }));
+    await startAgent();
+    const results = await Promise.all(prologs);
+    evidence('prologs started before the agent', results.map((r, i) => `${ids[i]}: exit ${r.exitCode} ${r.stderr}`).join('\n'));
+    for (const r of results) expect(r.exitCode, r.stderr).to.equal(0);
+    const jobs = (await agentJobs()).map((j) => j.jobId);
+    expect(jobs).to.include.members(ids);
+    for (const [i, id] of ids.entries()) {
+      const r = await execa(EPILOG, [], { env: env(id, 3000 + i), extendEnv: false, reject: false });
+      expect(r.exitCode, r.stderr).to.equal(0);
+    }
+  });
+});
