@@ -1,7 +1,7 @@
 /** The smaller pieces of the agent's lifecycle: one instance, bounded opens, the boot clock, bad ring records, daemons' entries. */
 import { expect } from 'chai';
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, closeSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdtempSync, openSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BoundedOpener, OpenTimeout } from '../../../agent/enforcement/bounded-open.js';
@@ -117,9 +117,14 @@ describe('event pipeline: a record that cannot be read', () => {
 
 describe('daemons\' protected entries across agent restarts', () => {
   it('entries of scope policy left by a previous agent are re-checked: a daemon still running keeps its entry, a gone one loses it', async () => {
-    const sleeper = spawn('/bin/sleep', ['30']);
+    // a daemon of our own: a copy of sleep, so that no other process on the machine shares its executable
+    const dir = mkdtempSync(join(tmpdir(), 'krsi-daemon-'));
+    const exe = join(dir, 'krsi-test-daemon');
+    copyFileSync('/bin/sleep', exe);
+    chmodSync(exe, 0o755);
+    const sleeper = spawn(exe, ['30']);
+    await new Promise((resolve) => sleeper.once('spawn', resolve));
     try {
-      const exe = readlinkSync(`/proc/${sleeper.pid}/exe`);
       const entries = new Map<number, ProtectValue>([
         [sleeper.pid!, { startTicks: 1n, scope: 'policy', mode: 'enforce' }],
         [999_999, { startTicks: 1n, scope: 'policy', mode: 'enforce' }], // a daemon that is gone
@@ -136,6 +141,7 @@ describe('daemons\' protected entries across agent restarts', () => {
       expect([...entries.keys()].sort((a, b) => a - b)).to.deep.equal([process.pid, sleeper.pid!].sort((a, b) => a - b));
     } finally {
       sleeper.kill();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
