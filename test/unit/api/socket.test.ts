@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { execa } from 'execa';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
+import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildApp } from '../../../agent/api/app.js';
@@ -155,18 +155,29 @@ describe('api: peer credentials', () => {
 
   it('caps open connections per unprivileged uid', async () => {
     await start({ maxConnectionsPerUid: 2 });
-    const results = (await asUser(NOBODY, NOBODY, [], [sock, '--hold', '20'])) as ({ status: number } | { error: { kind: string } })[];
-    const forbidden = results.filter((r) => 'status' in r && r.status === 403).length;
-    const dropped = results.filter((r) => 'error' in r).length;
-    expect(forbidden).to.be.greaterThan(0);
-    expect(dropped).to.be.greaterThan(0);
-    expect(forbidden + dropped).to.equal(20);
-    // the count goes down again when connections close
-    const later = (await asUser(NOBODY, NOBODY, [], [sock, 'GET', '/v1/status'])) as { status: number };
-    expect(later.status).to.equal(403);
-    // and root is never capped
-    const mine = await Promise.all(Array.from({ length: 10 }, () => request(sock, 'GET', '/v1/status')));
-    expect(mine.every((r) => r.status === 200)).to.equal(true);
+    // nobody holds 2 idle connections (the cap), then asks 5 times, one request after the other
+    const steps = (await asUser(NOBODY, NOBODY, [], [sock, '--hold', '2', '--probes', '5'])) as {
+      probed: ({ status: number } | { error: { kind: string; errno: string | null } })[];
+      heldOpen: number;
+      afterClose: { status: number } | { error: unknown };
+      tries: number;
+    };
+    expect(steps.heldOpen, 'the held connections stayed open while the probes ran').to.equal(2);
+    for (const p of steps.probed) {
+      expect(p, 'a connection over the cap is closed on accept, not answered').to.have.property('error');
+      expect((p as { error: { kind: string } }).error.kind, 'closed at once, not left hanging').to.not.equal('timeout');
+    }
+    // the count goes down again when connections close: a request is answered (403: nobody may not read)
+    expect(steps.afterClose, `after the held connections closed (${steps.tries} tries)`).to.deep.include({ status: 403 });
+    // and root is never capped: with 3 idle connections of its own open, its request is answered
+    const idle = await Promise.all(Array.from({ length: 3 }, () => new Promise<Socket>((resolve, reject) => {
+      const c = createConnection(sock).once('connect', () => resolve(c)).once('error', reject);
+    })));
+    try {
+      expect((await request(sock, 'GET', '/v1/status')).status).to.equal(200);
+    } finally {
+      for (const c of idle) c.destroy();
+    }
   });
 
   it('replaces a stale socket file', async () => {
