@@ -34,10 +34,14 @@ COMMANDS
                                agent: it reads the config file and prints the valid profile names as a
                                Lua table literal, e.g. return { "default", "strict" }; this is the
                                command that generates the profile list of slurm/job_submit.lua
-    check [--config PATH]      can this node enforce, and is the config valid? Runs the preflight
+    check [--config PATH] [--config-only]
+                               can this node enforce, and is the config valid? Runs the preflight
                                (root, BTF, BPF LSM active and accepted, bpffs) and validates the config
-                               file without starting anything; prints every problem and warning.
-                               Without --config, a missing ${DEFAULT_CONFIG_PATH} is only noted
+                               file without starting anything; prints every problem and warning, each
+                               as FILE:LINE: [section] key: message. Without --config, a missing
+                               ${DEFAULT_CONFIG_PATH} is only noted. --config-only skips the preflight
+                               (and loads no BPF library): the pre-push gate on a controller or a
+                               workstation, e.g. krsictl check --config-only --config krsi.ini
     reload                     make the agent re-read its config; a bad config is rejected and the
                                agent keeps the previous one
     help                       this text
@@ -48,6 +52,7 @@ OPTIONS
     --json          print the agent's JSON answer instead of tables (events --follow: one JSON event
                     per line)
     --config PATH   the config file for profiles --lua and check (default ${DEFAULT_CONFIG_PATH})
+    --config-only   check: the config file alone, not this node's kernel
     -h, --help      this text
 
 FILES
@@ -56,7 +61,8 @@ FILES
 
 EXIT STATUS
     0   success
-    1   the operation failed (check found problems, reload rejected, the agent returned an error)
+    1   the operation failed (check found problems, reload rejected, the agent returned an error); check
+        --config-only: the config file is missing, unreadable or invalid
     2   usage error
     3   the agent is unreachable (not running, stale socket, no answer in time)
     4   permission denied (the agent answered 403, or the socket refused the connection)
@@ -92,7 +98,7 @@ const COMMAND_OPTIONS: Record<string, readonly string[]> = {
   jobs: [],
   events: ['since', 'limit', 'follow'],
   profiles: ['lua', 'config'],
-  check: ['config'],
+  check: ['config', 'config-only'],
   reload: [],
   help: [],
 };
@@ -153,6 +159,7 @@ export async function main(argv: string[], opts: MainOptions = {}): Promise<numb
         follow: { type: 'boolean', short: 'f' },
         lua: { type: 'boolean' },
         config: { type: 'string' },
+        'config-only': { type: 'boolean' },
       },
     });
   } catch (e) {
@@ -171,14 +178,18 @@ export async function main(argv: string[], opts: MainOptions = {}): Promise<numb
     const allowed = COMMAND_OPTIONS[command];
     if (allowed === undefined) throw new UsageError(`unknown command ${JSON.stringify(command)}`);
     if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])} after ${command}`);
-    for (const name of ['since', 'limit', 'follow', 'lua', 'config'] as const) {
+    for (const name of ['since', 'limit', 'follow', 'lua', 'config', 'config-only'] as const) {
       if (values[name] !== undefined && !allowed.includes(name)) throw new UsageError(`--${name} does not apply to ${command}`);
     }
     if (values.lua === true && values.json === true) throw new UsageError('--lua and --json exclude each other');
     if (values.lua === true && values.socket !== undefined) throw new UsageError('profiles --lua reads the config file, not the agent: drop --socket');
 
     const json = values.json === true;
-    if (command === 'check') return await check(values.config, json, println, (t) => err(`${t}\n`), complain);
+    if (command === 'check') {
+      const printerr = (t: string): void => err(`${t}\n`);
+      if (values['config-only'] === true) return checkConfig(values.config ?? DEFAULT_CONFIG_PATH, json, println, complain);
+      return await check(values.config, json, println, printerr, complain);
+    }
     if (command === 'profiles' && values.lua === true) return luaProfiles(values.config, println, complain);
 
     const socket = values.socket ?? socketFromConfig(values.config);
@@ -286,6 +297,57 @@ function luaProfiles(configPath: string | undefined, println: (t: string) => voi
   return EXIT.OK;
 }
 
+/** a config file as check sees it */
+interface ConfigVerdict {
+  path: string;
+  /** false only for the default path when it does not exist and that is allowed */
+  present: boolean;
+  config: KrsiConfig | null;
+  problems: string[];
+}
+
+/** load and validate `path`; `absentIsFine`: a missing file is only noted (a node not set up yet) */
+function judgeConfig(path: string, absentIsFine: boolean): ConfigVerdict {
+  if (absentIsFine && !existsSync(path)) return { path, present: false, config: null, problems: [] };
+  try {
+    return { path, present: true, config: loadConfig(path), problems: [] };
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    return { path, present: true, config: null, problems: e.problems };
+  }
+}
+
+function configOk(v: ConfigVerdict): boolean {
+  return v.config !== null || !v.present;
+}
+
+function configJson(v: ConfigVerdict): Record<string, unknown> {
+  const { path, present, config, problems } = v;
+  return { path, present, ok: config !== null, problems, warnings: config?.warnings ?? [], profiles: config ? profileNames(config) : [] };
+}
+
+function printConfig(v: ConfigVerdict, println: (t: string) => void, complain: (t: string) => void): void {
+  if (!v.present) {
+    println(`slurm-krsi: no config file at ${v.path} yet (deploy/install.sh installs one; krsi-agent needs it to start)`);
+  } else if (v.config !== null) {
+    println(`slurm-krsi: config ${v.path} is valid (profiles: ${profileNames(v.config).join(', ')}; default: ${v.config.agent.defaultProfile})`);
+    for (const w of v.config.warnings) println(`warning: ${w}`);
+  } else {
+    complain(`config ${v.path} is invalid:\n${v.problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
+
+/**
+ * check --config-only: the file alone, on any machine (a controller, a workstation without BPF LSM):
+ * nothing of this machine's kernel is looked at and no BPF library is loaded.
+ */
+function checkConfig(path: string, json: boolean, println: (t: string) => void, complain: (t: string) => void): number {
+  const verdict = judgeConfig(path, false);
+  if (json) println(JSON.stringify({ ok: configOk(verdict), preflight: null, config: configJson(verdict) }, null, 2));
+  else printConfig(verdict, println, complain);
+  return configOk(verdict) ? EXIT.OK : EXIT.FAILED;
+}
+
 async function check(
   configPath: string | undefined,
   json: boolean,
@@ -299,45 +361,17 @@ async function check(
     import('../paths.js'),
   ]);
   const result = preflight({ probeObjectPath: OBJECTS.preflight });
-  const path = configPath ?? DEFAULT_CONFIG_PATH;
-  let config: KrsiConfig | null = null;
-  let problems: string[] = [];
   // without --config, a node that has no config yet still gets the kernel answer (exit status from the
   // preflight alone), with a note; a config that exists, or one named with --config, must be valid
-  const absentDefault = configPath === undefined && !existsSync(path);
-  if (!absentDefault) {
-    try {
-      config = loadConfig(path);
-    } catch (e) {
-      if (!(e instanceof ConfigError)) throw e;
-      problems = e.problems;
-    }
-  }
-  const ok = result.ok && (config !== null || absentDefault);
+  const verdict = judgeConfig(configPath ?? DEFAULT_CONFIG_PATH, configPath === undefined);
+  const ok = result.ok && configOk(verdict);
   if (json) {
-    println(
-      JSON.stringify(
-        {
-          ok,
-          preflight: result,
-          config: { path, present: !absentDefault, ok: config !== null, problems, warnings: config?.warnings ?? [], profiles: config ? profileNames(config) : [] },
-        },
-        null,
-        2,
-      ),
-    );
+    println(JSON.stringify({ ok, preflight: result, config: configJson(verdict) }, null, 2));
     return ok ? EXIT.OK : EXIT.FAILED;
   }
   if (result.ok) println(preflightMessage(result));
   else printerr(preflightMessage(result));
-  if (absentDefault) {
-    println(`slurm-krsi: no config file at ${path} yet (deploy/install.sh installs one; krsi-agent needs it to start)`);
-  } else if (config !== null) {
-    println(`slurm-krsi: config ${path} is valid (profiles: ${profileNames(config).join(', ')}; default: ${config.agent.defaultProfile})`);
-    for (const w of config.warnings) println(`warning: ${w}`);
-  } else {
-    complain(`config ${path} is invalid:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-  }
+  printConfig(verdict, println, complain);
   return ok ? EXIT.OK : EXIT.FAILED;
 }
 

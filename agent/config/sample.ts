@@ -26,13 +26,14 @@ function comment(text: string, indent = ' '): string[] {
 
 const HEADER = `; /etc/slurm-krsi/krsi.ini -- slurm-krsi: per-job mandatory access control (KRSI / BPF LSM)
 ;
-; Read by krsi-agent at start and on \`krsictl reload\`, and checked by \`krsictl check\` (run it before
-; pushing the file to the nodes). Every key is checked: an unknown key, a bad value or a missing default
-; profile stops the agent, or is rejected by a reload (the running configuration then stays in force),
-; with a message naming the file, the line, the section and the key. The prolog and epilog read only
-; socket, on_error, agent_wait and state_dir. Lines starting with ; or # are comments, and ; or # after a
-; value starts a comment too. Section names, key names and the words off/audit/enforce/fail/allow are
-; lower case. A reload applies every change at once, except where a key says it waits for a restart.
+; Read by krsi-agent at start and on \`krsictl reload\`, and checked by \`krsictl check\`; before pushing it
+; to the nodes, check it on any machine with \`krsictl check --config-only --config FILE\`. Every key is
+; checked: an unknown key, a bad value or a missing default profile stops the agent, or is rejected by a
+; reload (the running configuration then stays in force), with a message naming the file, the line, the
+; section and the key. The prolog and epilog read only socket, on_error, agent_wait and state_dir. Lines
+; starting with ; or # are comments, and ; or # after a value starts a comment too. Section names, key
+; names and the words off/audit/enforce/fail/allow are lower case. A reload applies every change at once,
+; except where a key says it waits for a restart.
 ;
 ; This file is generated from agent/config/keys.ts (npm run gen:ini).`;
 

@@ -150,6 +150,41 @@ describe('krsictl: config commands', () => {
     expect(r.code).to.equal(body.ok ? 0 : 1);
   });
 
+  it('check --config-only judges the file alone: the pre-push gate on a machine without BPF LSM', async () => {
+    // this host refuses BPF LSM programs (the plain check fails its preflight here); the file decides alone
+    const good = config(GOOD_CONFIG);
+    const ok = await run(['check', '--config-only', '--config', good]);
+    expect(ok, ok.stderr).to.deep.include({ code: EXIT.OK, stderr: '' });
+    expect(ok.stdout).to.equal(`slurm-krsi: config ${good} is valid (profiles: default, gpu.v2, strict; default: default)\n`);
+    const json = await run(['--json', 'check', '--config-only', '--config', good]);
+    expect(json.code).to.equal(EXIT.OK);
+    expect(JSON.parse(json.stdout)).to.deep.include({ ok: true, preflight: null });
+
+    const bad = config(BAD_CONFIG);
+    const no = await run(['check', '--config-only', '--config', bad]);
+    expect(no.code).to.equal(EXIT.FAILED);
+    expect(no.stdout).to.equal('');
+    expect(no.stderr).to.include(`  - ${bad}:3: [agent] on_error: "maybe" is not one of fail | allow`);
+    expect(no.stderr).to.include(`  - ${bad}:6: [profile default] fileperms:`);
+    const badJson = JSON.parse((await run(['--json', 'check', '--config-only', '--config', bad])).stdout) as { ok: boolean; config: { problems: string[] } };
+    expect(badJson.ok).to.equal(false);
+    expect(badJson.config.problems[0]?.startsWith(`${bad}:3: [agent] on_error: `), badJson.config.problems[0]).to.equal(true);
+
+    // a file that is not there is a failure here (the gate was pointed at the wrong file)
+    const missing = await run(['check', '--config-only', '--config', join(dir, 'missing.ini')]);
+    expect(missing.code).to.equal(EXIT.FAILED);
+    expect(missing.stderr).to.include('cannot read the config file: no such file or directory (ENOENT)');
+    expect((await run(['status', '--config-only'])).code).to.equal(EXIT.USAGE);
+  });
+
+  it('check --config-only as an executable: exit status 0 and 1', async () => {
+    const good = await execa(process.execPath, ['--import', 'tsx/esm', KRSICTL, 'check', '--config-only', '--config', config(GOOD_CONFIG)], { reject: false, cwd: PACKAGE_ROOT });
+    expect(good.exitCode, good.stderr).to.equal(0);
+    const bad = await execa(process.execPath, ['--import', 'tsx/esm', KRSICTL, 'check', '--config-only', '--config', config(BAD_CONFIG)], { reject: false, cwd: PACKAGE_ROOT });
+    expect(bad.exitCode).to.equal(1);
+    expect(bad.stderr).to.match(/:3: \[agent\] on_error: /);
+  });
+
   it('check with a missing config file says so', async () => {
     const r = await run(['check', '--config', join(dir, 'missing.ini')]);
     expect(r.code).to.equal(EXIT.FAILED);
