@@ -28,7 +28,7 @@ import type { UidPolicy } from '../enforcement/enforcer.js';
 import { POLICIES, type KrsiEvent, type PolicyName } from '../enforcement/layout.js';
 import { EventPipeline } from '../events/pipeline.js';
 import type { Logger } from '../log/logger.js';
-import { noteMatches, readRemovalNotes } from '../slurm/notes.js';
+import { noteMatches, notesDir, readRemovalNotes } from '../slurm/notes.js';
 import { FileWatcher, compilePolicy } from './compile.js';
 import { JobTable } from './job-table.js';
 import { mergeProfiles } from './merge.js';
@@ -231,7 +231,8 @@ export class KrsiAgent implements AgentService {
     return this.serialize(async () => {
       const choice = chooseProfile(req.profile, req.comment);
       const existing = this.table.get(req.job_id);
-      if (existing !== undefined && existing.uid === req.uid && existing.requested === choice.name) {
+      const ended = existing !== undefined && this.endedByNote(existing);
+      if (existing !== undefined && !ended && existing.uid === req.uid && existing.requested === choice.name) {
         return { job: existing, created: false, jobPolicy: this.policyOfJob(existing), uidPolicy: this.policyOfUid(req.uid) };
       }
       const job = this.withProfiles(this.config, {
@@ -245,7 +246,13 @@ export class KrsiAgent implements AgentService {
         registration: randomUUID(),
         bootId: this.clock.bootId(),
       }, choice.name, choice.problem);
-      if (existing !== undefined) {
+      if (ended) {
+        // a requeued run whose prolog came before the note of its earlier run's epilog was applied: the
+        // note names the earlier registration, which it then removes, and never this one
+        this.log.info('job id registered again after the registration its epilog\'s removal note ends: a new registration', {
+          job: job.jobId, uid: job.uid, requested: job.requested, endedRegistration: existing!.registration,
+        });
+      } else if (existing !== undefined) {
         // requeue, a ghost of a lost epilog, MaxJobId wrapping: Slurm runs this registration now
         this.log.warn('job id registered again for another uid or profile: the stale record is replaced', {
           job: job.jobId, uid: job.uid, requested: job.requested, staleUid: existing.uid, staleRequested: existing.requested,
@@ -268,6 +275,20 @@ export class KrsiAgent implements AgentService {
       });
       return { job, created: true, jobPolicy: this.policyOfJob(job), uidPolicy: this.policyOfUid(job.uid) };
     });
+  }
+
+  /**
+   * Whether an epilog left a removal note for this registration (it could not reach the agent, and the
+   * note is not applied yet): the registration has ended, so a prolog for its job id starts a new one.
+   * Only asked when a job id is registered again, which is rare.
+   */
+  private endedByNote(job: JobRecord): boolean {
+    try {
+      return readRemovalNotes(this.config.agent.stateDir).some((note) => noteMatches(note, job));
+    } catch (err) {
+      this.log.warn('cannot read the epilogs\' removal notes', { dir: notesDir(this.config.agent.stateDir), error: reason(err) });
+      return false;
+    }
   }
 
   /** a registration whose kernel write failed: the table goes back to what it was, and so do the uids */

@@ -176,6 +176,21 @@ describe('KrsiAgent: removal notes', () => {
     expect(readdirSync(notesDir(dir)), 'an obsolete note goes').to.deep.equal([]);
   });
 
+  it('a requeued run whose prolog comes before its earlier run\'s note is applied is a new registration: the note ends only the earlier one', async () => {
+    const { agent, kernel, log } = withState();
+    await agent.start();
+    const first = await agent.addJob(STRICT);
+    leaveRemovalNote(dir, '100', 1000); // the first run's epilog could not reach the agent
+    const rerun = await agent.addJob(STRICT); // the requeued run (same uid, same profile), before the note is applied
+    expect(rerun.created).to.equal(true);
+    expect(rerun.job.registration).to.not.equal(first.job.registration);
+    expect(log.lines.some((l) => /registration its epilog's removal note ends: a new registration" job=100/.test(l))).to.equal(true);
+    await agent.applyRemovalNotes();
+    expect(agent.getJob('100')?.registration).to.equal(rerun.job.registration);
+    expect(kernel.mode(1000, 'suidexec')).to.equal('enforce');
+    expect(readdirSync(notesDir(dir)), 'the note of the ended registration goes').to.deep.equal([]);
+  });
+
   it('a note whose removal fails is kept for the next try', async () => {
     const { agent, kernel } = withState();
     await agent.start();
