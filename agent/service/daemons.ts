@@ -49,15 +49,18 @@ export class DaemonProtector {
 
   start(): void {
     for (const [pid, entry] of this.enforcer.protectedPids()) if (entry.scope === 'policy') this.protectedNow.add(pid);
-    this.scan();
+    // a previous agent's entry for a running daemon is written anew (its start time read again: the pid
+    // may belong to a daemon restarted since, which an old entry would not protect)
+    this.scan(true);
     this.timer = setInterval(() => this.scan(), RESCAN_MS);
     this.timer.unref();
   }
 
-  scan(): void {
+  /** protect the listed daemons running now and unprotect the others; `rewrite`: also those protected already */
+  scan(rewrite = false): void {
     const pids = new Set(this.running(this.paths()));
     for (const pid of pids) {
-      if (this.protectedNow.has(pid)) continue;
+      if (!rewrite && this.protectedNow.has(pid)) continue;
       try {
         this.enforcer.protect(pid, 'policy');
         this.log.info('daemon protected from uids under killtasks', { pid });

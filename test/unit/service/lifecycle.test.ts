@@ -116,7 +116,7 @@ describe('event pipeline: a record that cannot be read', () => {
 });
 
 describe('daemons\' protected entries across agent restarts', () => {
-  it('entries of scope policy left by a previous agent are re-checked: a daemon still running keeps its entry, a gone one loses it', async () => {
+  it('entries of scope policy left by a previous agent are re-checked: a daemon still running gets its entry written anew, a gone one loses it', async () => {
     // a daemon of our own: a copy of sleep, so that no other process on the machine shares its executable
     const dir = mkdtempSync(join(tmpdir(), 'krsi-daemon-'));
     const exe = join(dir, 'krsi-test-daemon');
@@ -126,6 +126,7 @@ describe('daemons\' protected entries across agent restarts', () => {
     await new Promise((resolve) => sleeper.once('spawn', resolve));
     try {
       const entries = new Map<number, ProtectValue>([
+        // a start time that is not the running process's (the daemon restarted under the same pid)
         [sleeper.pid!, { startTicks: 1n, scope: 'policy', mode: 'enforce' }],
         [999_999, { startTicks: 1n, scope: 'policy', mode: 'enforce' }], // a daemon that is gone
         [process.pid, { startTicks: 1n, scope: 'all', mode: 'enforce' }], // the agent's own: not the protector's
@@ -139,6 +140,8 @@ describe('daemons\' protected entries across agent restarts', () => {
       protector.start();
       protector.stop();
       expect([...entries.keys()].sort((a, b) => a - b)).to.deep.equal([process.pid, sleeper.pid!].sort((a, b) => a - b));
+      expect(entries.get(sleeper.pid!), 'the running daemon\'s entry is written anew').to.deep.equal({ startTicks: 2n, scope: 'policy', mode: 'enforce' });
+      expect(entries.get(process.pid)!.startTicks, 'the agent\'s own entry is not the protector\'s').to.equal(1n);
     } finally {
       sleeper.kill();
       rmSync(dir, { recursive: true, force: true });
