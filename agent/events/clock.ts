@@ -27,8 +27,11 @@ export function measureBootOffset(): bigint {
   return nowNs(CLOCK_REALTIME) - nowNs(CLOCK_BOOTTIME);
 }
 
-/** a change of the offset larger than this is a step of the wall clock (reading it takes far less) */
-export const STEP_NS = 1_000_000n;
+/**
+ * A change of the offset larger than this between two refreshes is reported as a step of the wall clock.
+ * Slewing moves it far less: ntpd slews at most 500 ppm, 5 ms in the agent's 10 s between refreshes.
+ */
+export const STEP_NS = 100_000_000n;
 
 export class BootClock {
   private offsetNs: bigint;
