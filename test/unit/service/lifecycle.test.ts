@@ -10,7 +10,7 @@ import { BootClock } from '../../../agent/events/clock.js';
 import { EventPipeline } from '../../../agent/events/pipeline.js';
 import { memoryLogger } from '../../../agent/log/logger.js';
 import { PACKAGE_ROOT } from '../../../agent/paths.js';
-import { accountUid } from '../../../agent/service/accounts.js';
+import { AccountLookupError, accountGid, accountUid } from '../../../agent/service/accounts.js';
 import { DaemonProtector, type ProtectionMap } from '../../../agent/service/daemons.js';
 import { AlreadyRunning, lockPath, takeInstanceLock } from '../../../agent/service/lock.js';
 
@@ -155,5 +155,23 @@ describe('accounts (getent in a child process, bounded in time)', () => {
     expect(await accountUid('root')).to.equal(0);
     expect(await accountUid('1234')).to.equal(1234);
     expect(await accountUid('no-such-user-krsi')).to.equal(null);
+  });
+
+  it('a getent that does not answer (a directory server down) fails within the timeout, naming the lookup', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'krsi-getent-'));
+    writeFileSync(join(dir, 'getent'), '#!/bin/sh\nexec sleep 30\n');
+    chmodSync(join(dir, 'getent'), 0o755);
+    const path = process.env.PATH;
+    process.env.PATH = `${dir}:${path ?? ''}`;
+    try {
+      const t0 = Date.now();
+      const err = await accountGid('hpcadmin', 300).catch((e: unknown) => e);
+      expect(err).to.be.instanceOf(AccountLookupError);
+      expect((err as Error).message).to.equal('getent group hpcadmin did not answer within 300 ms');
+      expect(Date.now() - t0).to.be.below(5000);
+    } finally {
+      process.env.PATH = path;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
