@@ -6,7 +6,7 @@
  *
  * Start: config, the single-instance lock, preflight, attach the programs or adopt the pinned ones,
  * protect its own pid, resume the job table, log the events recorded meanwhile, apply the epilogs'
- * removal notes, reconcile with the jobs Slurm runs here, then serve the control socket and metrics.
+ * removal notes, serve the control socket and metrics, then reconcile with the jobs Slurm runs here.
  * SIGTERM/SIGINT: stop serving; programs, maps and job entries stay pinned and enforcing.
  * SIGHUP (only init may send it: killtasks) and POST /v1/reload: re-read the config; a bad one is
  * rejected and the running one stays.
@@ -197,8 +197,6 @@ async function main(): Promise<void> {
   const backlog = agent.pipeline.loggedCount();
   if (backlog > 0) log.info('logged events recorded while the agent was down', { events: backlog });
   await agent.applyRemovalNotes();
-  // jobs of an earlier boot, and ghosts past the grace, go before the socket opens
-  await agent.reconcile();
 
   const metrics = createMetrics(
     {
@@ -229,17 +227,18 @@ async function main(): Promise<void> {
     if (stepNs !== 0n) log.info('wall clock stepped: event times follow it', { stepMs: Number(stepNs / 1_000_000n) });
   });
   // reconcile_interval is live: each round schedules the next with the interval then in force
-  let reconcileTimer: NodeJS.Timeout | undefined;
   // (0: only at start; looked at again every minute in case a reload turns it on)
+  let reconcileTimer: NodeJS.Timeout | undefined;
+  let stopping = false;
+  const reconcileRound = (): Promise<void> => agent.reconcile().catch((err: Error) => log.error('reconciliation failed', { error: err.message }));
   const scheduleReconcile = (): void => {
+    if (stopping) return;
     const seconds = agent.currentConfig.agent.reconcileInterval;
     reconcileTimer = setTimeout(() => {
-      const round = seconds === 0 ? Promise.resolve() : agent.reconcile().catch((err: Error) => log.error('reconciliation failed', { error: err.message }));
-      void round.finally(scheduleReconcile);
+      void (seconds === 0 ? Promise.resolve() : reconcileRound()).finally(scheduleReconcile);
     }, (seconds === 0 ? 60 : seconds) * 1000);
     reconcileTimer.unref();
   };
-  scheduleReconcile();
 
   const daemons = new DaemonProtector(enforcer, () => agent.currentConfig.agent.protectDaemons, log.child('killtasks'));
   daemons.start();
@@ -250,8 +249,11 @@ async function main(): Promise<void> {
   log.info('krsi-agent serving', {
     socket: config.agent.socket, pid: process.pid, programs: enforcer.programs.length, adopted: enforcer.adopted, jobs: agent.listJobs().length,
   });
+  // The first round (jobs of an earlier boot, ghosts past the grace) once the socket serves: reading
+  // Slurm's view may take scontrol's whole timeout, and prologs must not wait for it. A prolog that comes
+  // first makes a registration of this boot, which the round never removes.
+  void reconcileRound().finally(scheduleReconcile);
 
-  let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;

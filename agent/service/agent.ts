@@ -162,7 +162,7 @@ export class KrsiAgent implements AgentService {
       this.table.commit({ set: records });
       this.watchAllowlists();
       if (this.opts.prime !== false) await this.primeApplyPath();
-      const earlier = records.filter((j) => j.bootId !== null && j.bootId !== this.clock.bootId()).length;
+      const earlier = records.filter((j) => this.ofEarlierBoot(j)).length;
       this.log.info('resumed job table', { jobs: this.table.size, uids: live.size, ofAnEarlierBoot: earlier });
     });
   }
@@ -231,7 +231,7 @@ export class KrsiAgent implements AgentService {
     return this.serialize(async () => {
       const choice = chooseProfile(req.profile, req.comment);
       const existing = this.table.get(req.job_id);
-      const ended = existing !== undefined && this.endedByNote(existing);
+      const ended = existing !== undefined && (this.ofEarlierBoot(existing) || this.endedByNote(existing));
       if (existing !== undefined && !ended && existing.uid === req.uid && existing.requested === choice.name) {
         return { job: existing, created: false, jobPolicy: this.policyOfJob(existing), uidPolicy: this.policyOfUid(req.uid) };
       }
@@ -247,9 +247,10 @@ export class KrsiAgent implements AgentService {
         bootId: this.clock.bootId(),
       }, choice.name, choice.problem);
       if (ended) {
-        // a requeued run whose prolog came before the note of its earlier run's epilog was applied: the
-        // note names the earlier registration, which it then removes, and never this one
-        this.log.info('job id registered again after the registration its epilog\'s removal note ends: a new registration', {
+        // a run of this boot whose job id the table holds from an earlier boot (a requeued job back on
+        // this node), or whose prolog came before the note of its earlier run's epilog was applied: the
+        // earlier registration has ended, and the reconciliation or the note remove it, never this one
+        this.log.info('job id registered again after its earlier registration ended (an earlier boot, or an epilog\'s removal note): a new registration', {
           job: job.jobId, uid: job.uid, requested: job.requested, endedRegistration: existing!.registration,
         });
       } else if (existing !== undefined) {
@@ -275,6 +276,11 @@ export class KrsiAgent implements AgentService {
       });
       return { job, created: true, jobPolicy: this.policyOfJob(job), uidPolicy: this.policyOfUid(job.uid) };
     });
+  }
+
+  /** registered before this node last booted; a record of the first table format has no boot and is not */
+  private ofEarlierBoot(job: JobRecord): boolean {
+    return job.bootId !== null && job.bootId !== this.clock.bootId();
   }
 
   /**
@@ -540,7 +546,6 @@ export class KrsiAgent implements AgentService {
     }
     if (this.reconcileState.problem !== null) this.log.info('Slurm\'s view of this node is readable again', { sources: view.sources.join(',') });
     const graceMs = this.config.agent.reconcileGrace * 1000;
-    const boot = this.clock.bootId();
     const unverified: string[] = [];
     for (const job of this.table.all()) {
       const seen = view.jobs.get(job.jobId);
@@ -550,7 +555,7 @@ export class KrsiAgent implements AgentService {
         continue;
       }
       let why: ReconcileReason | null;
-      if (job.bootId !== null && job.bootId !== boot) why = 'earlier_boot';
+      if (this.ofEarlierBoot(job)) why = 'earlier_boot';
       else if (!(addedAt <= takenAt - graceMs)) continue; // young, or registered after the view was read
       else if (view.allocationsVisible) why = 'not_running';
       else if (this.lifetimeSeen.has(job.registration)) why = 'ended';

@@ -37,7 +37,10 @@ export function jobTablePath(stateDir: string): string {
   return join(stateDir, 'jobs.json');
 }
 
-/** A version-1 record gets a registration of its own and no boot (it is then of an earlier boot). */
+/**
+ * A version-1 record gets a registration of its own and no boot: the reconciliation then never takes it
+ * for a job of an earlier boot (it may be a live job of this one, left by the agent before an upgrade).
+ */
 function upgrade(job: JobRecord & { registration?: string; bootId?: string | null }): JobRecord {
   return { ...job, registration: job.registration ?? randomUUID(), bootId: job.bootId ?? null };
 }

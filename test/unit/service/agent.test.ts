@@ -184,7 +184,7 @@ describe('KrsiAgent: removal notes', () => {
     const rerun = await agent.addJob(STRICT); // the requeued run (same uid, same profile), before the note is applied
     expect(rerun.created).to.equal(true);
     expect(rerun.job.registration).to.not.equal(first.job.registration);
-    expect(log.lines.some((l) => /registration its epilog's removal note ends: a new registration" job=100/.test(l))).to.equal(true);
+    expect(log.lines.some((l) => /after its earlier registration ended .*: a new registration" job=100/.test(l))).to.equal(true);
     await agent.applyRemovalNotes();
     expect(agent.getJob('100')?.registration).to.equal(rerun.job.registration);
     expect(kernel.mode(1000, 'suidexec')).to.equal('enforce');
@@ -331,6 +331,42 @@ describe('KrsiAgent: reconciliation with Slurm', () => {
     expect(after.agent.listJobs().map((j) => j.jobId)).to.deep.equal(['200']);
     expect(after.kernel.policies.has(1000)).to.equal(false);
     expect(after.agent.reconciledCount('earlier_boot')).to.equal(1);
+  });
+
+  it('a prolog after a reboot for a job id the table holds from the earlier boot (a requeued job run here again) is a new registration of this boot', async () => {
+    const store = new MemoryStore();
+    const before = rig({ store });
+    await before.agent.start();
+    const old = await before.agent.addJob(STRICT);
+    const clock = new FakeClock();
+    clock.boot = 'boot-2';
+    const after = rig({ store, clock });
+    after.slurm.failWith = new Error('scontrol listpids: slurmd not up yet'); // the start's reconciliation removed nothing
+    after.slurm.allocationsVisible = false;
+    await after.agent.start();
+    await after.agent.reconcile();
+    const rerun = await after.agent.addJob(STRICT); // same id, uid and profile
+    expect(rerun.created).to.equal(true);
+    expect(rerun.job).to.deep.include({ bootId: 'boot-2' });
+    expect(rerun.job.registration).to.not.equal(old.job.registration);
+    after.slurm.failWith = null; // no step yet: without Contain, nothing on the node shows the job
+    clock.advance(3600);
+    await after.agent.reconcile();
+    expect(after.agent.getJob('100')?.registration, 'the rerun is not taken for a job of the earlier boot').to.equal(rerun.job.registration);
+    expect(after.kernel.mode(1000, 'suidexec')).to.equal('enforce');
+  });
+
+  it('a record of the first table format (no boot id) counts as of this boot: never removed at once for its boot', async () => {
+    const store = new MemoryStore();
+    const { agent, slurm, clock } = rig({ store });
+    await agent.start();
+    await agent.addJob(STRICT);
+    store.saved = store.saved.map((j) => ({ ...j, bootId: null }));
+    const after = rig({ store, slurm, clock });
+    slurm.allocationsVisible = false;
+    await after.agent.start();
+    await after.agent.reconcile();
+    expect(after.agent.getJob('100'), 'kept: it may be an salloc allocation of this boot').to.not.equal(null);
   });
 
   it('without PrologFlags=Contain a job never seen is kept and listed (it may be an salloc between steps); one whose batch step was seen and is gone is removed', async () => {
