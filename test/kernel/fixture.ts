@@ -60,6 +60,16 @@ export async function probe(uid: number, ...args: string[]): Promise<string> {
 }
 
 /** a shell command line as a uid, with a umask (the paper's attacks are shell commands) */
+/** the verdict of exec'ing a set-uid program that strict does not allowlist, as a uid, outside any job */
+export async function suidExec(uid: number): Promise<'denied' | 'ran'> {
+  return (await probe(uid, 'exec', '/usr/bin/chfn', '--help')) === 'ERR EPERM' ? 'denied' : 'ran';
+}
+
+/** print what a test saw, indented under its title (for the reader of the run's log) */
+export function evidence(title: string, text: string): void {
+  console.log(`      --- ${title} ---\n${text.trimEnd().replace(/^/gm, '      ')}`);
+}
+
 export async function shellAs(uid: number, umask: string, command: string): Promise<RunResult> {
   return runAs(uid, '/bin/sh', ['-c', `umask ${umask} && ${command}`]);
 }

@@ -11,16 +11,15 @@ import { execa } from 'execa';
 import { request, type ClientResponse } from '../../agent/client/client.js';
 import { Enforcer } from '../../agent/enforcement/enforcer.js';
 import {
-  WORK, asUser, nodeInfo, saveLogs, sbatch, startCluster, stopCluster, until, waitJobEnded, waitJobRunning,
+  HOLD, WORK, asUser, nodeInfo, releaseJob, saveLogs, sbatch, startCluster, stopCluster, until, waitJobEnded, waitJobRunning,
 } from '../slurm/cluster.js';
 import {
   AGENT_LOG, CONFIG, EPILOG, KRSICTL, PIN_DIR, PROLOG, SOCKET, agentJobs, ensureUser, installOnNode, shutdownAgent, startAgent, stopAgent,
   tail, uidsUnderPolicy,
 } from '../slurm/node.js';
 import { scaled } from '../vm/pace.js';
-import { OTHER, ROOT, USER, probe } from './fixture.js';
+import { OTHER, USER, evidence, suidExec } from './fixture.js';
 
-const HOLD = join(ROOT, 'test/slurm/jobs/hold.sh');
 /** small enough to wait out in a test, large enough that a job's prolog-to-step gap in the VM fits in it */
 const GRACE = 20;
 
@@ -33,18 +32,6 @@ function withAgentKeys(text: string, keys: string): string {
 /** a registration as a prolog would send it, for a job Slurm does not run (a ghost) */
 function register(jobId: string, uid: number): Promise<ClientResponse> {
   return request(SOCKET, 'POST', '/v1/jobs', { job_id: jobId, uid, comment: 'policy:strict' }, { timeoutMs: scaled(30_000) });
-}
-
-function release(jobId: string): void {
-  writeFileSync(join(WORK, `release-${jobId}`), '');
-}
-
-async function suidExec(uid: number): Promise<'denied' | 'ran'> {
-  return (await probe(uid, 'exec', '/usr/bin/chfn', '--help')) === 'ERR EPERM' ? 'denied' : 'ran';
-}
-
-function evidence(title: string, text: string): void {
-  console.log(`      --- ${title} ---\n${text.trimEnd().replace(/^/gm, '      ')}`);
 }
 
 describe('lifecycle: the agent against what Slurm runs', function () {
@@ -101,7 +88,7 @@ describe('lifecycle: the agent against what Slurm runs', function () {
     expect(await uidsUnderPolicy()).to.not.include(OTHER);
     expect(await suidExec(USER), 'the default profile: suidexec off').to.equal('ran');
     expect((await nodeInfo()).State).to.not.match(/DRAIN/);
-    release(id);
+    releaseJob(id);
     await waitJobEnded(id);
     expect((await nodeInfo()).State).to.match(/^IDLE/);
   });
@@ -130,8 +117,8 @@ describe('lifecycle: the agent against what Slurm runs', function () {
       expect(reload.exitCode).to.equal(1);
       expect(reload.stderr).to.include(`${CONFIG}:${line}: [profile strict] fileperms`);
       expect(await suidExec(USER), 'a rejected reload changes nothing').to.equal('denied');
-      release(a);
-      release(b);
+      releaseJob(a);
+      releaseJob(b);
       await Promise.all([waitJobEnded(a), waitJobEnded(b)]);
       expect((await nodeInfo()).State).to.match(/^IDLE/);
     } finally {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { Enforcer } from '../../agent/enforcement/enforcer.js';
 import {
-  WORK, asUser, jobInfo, nodeInfo, resumeNode, saveLogs, sbatch, sbatchRaw, slurmLogGrep, startCluster, stopCluster, until,
+  HOLD, WORK, asUser, jobInfo, nodeInfo, resumeNode, saveLogs, sbatch, releaseJob, sbatchRaw, slurmLogGrep, startCluster, stopCluster, until,
   waitJobEnded, waitJobRunning, type Cluster,
 } from '../slurm/cluster.js';
 import {
@@ -18,32 +18,18 @@ import {
   installOnNode, jobEvents, shutdownAgent, startAgent, startSshd, stopAgent, stopSshd, tail, uidsUnderPolicy,
 } from '../slurm/node.js';
 import { scaled } from '../vm/pace.js';
-import { OTHER, ROOT, USER, probe } from './fixture.js';
+import { OTHER, ROOT, USER, evidence, probe, suidExec } from './fixture.js';
 
-const HOLD = join(ROOT, 'test/slurm/jobs/hold.sh');
 const LUA = join(ROOT, 'slurm/job_submit.lua');
 
 let cluster: Cluster;
 let originalConfig = '';
-
-function release(jobId: string): void {
-  writeFileSync(join(WORK, `release-${jobId}`), '');
-}
-
-/** the verdict of exec'ing a set-uid program that strict does not allowlist, as a uid, outside any job */
-async function suidExec(uid: number): Promise<'denied' | 'ran'> {
-  return (await probe(uid, 'exec', '/usr/bin/chfn', '--help')) === 'ERR EPERM' ? 'denied' : 'ran';
-}
 
 function setOnError(value: 'fail' | 'allow'): void {
   const lines = originalConfig.split('\n').filter((l) => !/^\s*on_error\s*=/.test(l));
   const at = lines.findIndex((l) => l.trim() === '[agent]');
   lines.splice(at + 1, 0, `on_error = ${value}`);
   writeFileSync(CONFIG, lines.join('\n'));
-}
-
-function evidence(title: string, text: string): void {
-  console.log(`      --- ${title} ---\n${text.trimEnd().replace(/^/gm, '      ')}`);
 }
 
 describe('Slurm end to end', function () {
@@ -177,7 +163,7 @@ describe('Slurm end to end', function () {
     expect(rec).to.deep.include({ requested: 'strict', profiles: ['default', 'strict'] });
     expect(await suidExec(USER), 'still strict after the comment change').to.equal('denied');
 
-    release(a);
+    releaseJob(a);
     await waitJobEnded(a);
     expect((await agentJobs()).map((j) => j.jobId)).to.deep.equal([b]);
     expect(await uidsUnderPolicy()).to.include(USER);
@@ -185,7 +171,7 @@ describe('Slurm end to end', function () {
     expect(await probe(USER, 'create', join(WORK, `floor-${a}`), '0666', '0'), 'floor: fileperms audit').to.equal('OK');
     expect(await jobEvents(b, /type=creat .*act=audit/)).to.satisfy((ls: string[]) => ls.some((l) => /type=creat .*uid=1000 .*act=audit/.test(l)));
 
-    release(b);
+    releaseJob(b);
     await waitJobEnded(b);
     expect(await uidsUnderPolicy()).to.not.include(USER);
   });
@@ -231,7 +217,7 @@ describe('Slurm end to end', function () {
     expect(await suidExec(USER), 'enforcement holds while the agent is down').to.equal('denied');
 
     // the epilog with the agent down: succeeds (the node is not drained), notes the removal
-    release(j1);
+    releaseJob(j1);
     const e1 = await waitJobEnded(j1);
     expect(e1.JobState).to.equal('COMPLETED');
     const noteOf = (id: string) => (existsSync(NOTES) ? readdirSync(NOTES) : []).filter((n) => n.startsWith(`${id}@`));

@@ -8,7 +8,7 @@
  * slurm, slurmd as root) and returns when the node is idle; stopCluster() stops the daemons it started.
  * The rest are helpers to act as a user (sbatch, salloc, scontrol) and to watch jobs and the node.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
@@ -23,6 +23,13 @@ export const REPO = (() => {
 
 /** scratch directory for job scripts, outputs and release flags (sticky, world-writable) */
 export const WORK = '/tmp/krsi-slurm';
+/** a batch script that runs until releaseJob() is called for its job */
+export const HOLD = join(REPO, 'test/slurm/jobs/hold.sh');
+
+/** let a job running HOLD end */
+export function releaseJob(jobId: string): void {
+  writeFileSync(join(WORK, `release-${jobId}`), '');
+}
 /**
  * The dummy interface's address. Not in 192.0.2.0/24 (the specs' forbidden destinations) and a /32, so
  * that connects to 192.0.2.x, 198.51.100.x and the rest of 203.0.113.0/24 still have no route.

@@ -11,16 +11,7 @@ import { buildApp } from '../../../agent/api/app.js';
 import { listenUnix } from '../../../agent/api/server.js';
 import { apiError, ClientError, request } from '../../../agent/client/client.js';
 import { FakeService } from './fake-service.js';
-
-async function rejection(p: Promise<unknown>): Promise<ClientError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).to.be.instanceOf(ClientError);
-    return err as ClientError;
-  }
-  throw new Error('expected a ClientError');
-}
+import { rejection } from '../rejection.js';
 
 describe('client', () => {
   let dir: string;
@@ -43,14 +34,14 @@ describe('client', () => {
   }
 
   it('no socket: unreachable, "agent is not running (no socket at ...)"', async () => {
-    const err = await rejection(request(sock, 'GET', '/v1/status'));
+    const err = await rejection(request(sock, 'GET', '/v1/status'), ClientError);
     expect(err.kind).to.equal('unreachable');
     expect(err.errno).to.equal('ENOENT');
     expect(err.message).to.equal(`slurm-krsi agent is not running (no socket at ${sock})`);
   });
 
   it('a path that is a directory: unreachable', async () => {
-    const err = await rejection(request(dir, 'GET', '/v1/status'));
+    const err = await rejection(request(dir, 'GET', '/v1/status'), ClientError);
     expect(err.kind).to.equal('unreachable');
     expect(err.message).to.include(dir);
   });
@@ -58,7 +49,7 @@ describe('client', () => {
   it('no answer in time: timeout naming the socket and the limit', async () => {
     const held: import('node:net').Socket[] = [];
     await rawServer((s) => held.push(s));
-    const err = await rejection(request(sock, 'GET', '/v1/status', undefined, { timeoutMs: 150 }));
+    const err = await rejection(request(sock, 'GET', '/v1/status', undefined, { timeoutMs: 150 }), ClientError);
     expect(err.kind).to.equal('timeout');
     expect(err.message).to.equal(`the slurm-krsi agent at ${sock} did not answer GET /v1/status within 150 ms`);
     for (const s of held) s.destroy();
@@ -66,12 +57,12 @@ describe('client', () => {
 
   it('an answer that is not JSON, or a connection closed mid-way: protocol', async () => {
     await rawServer((s) => s.resume().end('HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 6\r\n\r\n<html>'));
-    const err = await rejection(request(sock, 'GET', '/v1/status'));
+    const err = await rejection(request(sock, 'GET', '/v1/status'), ClientError);
     expect(err.kind).to.equal('protocol');
     expect(err.message).to.include('not JSON');
     await new Promise<void>((r) => server!.close(() => r()));
     await rawServer((s) => s.once('data', () => s.resume().end('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"a":')));
-    const cut = await rejection(request(sock, 'GET', '/v1/status'));
+    const cut = await rejection(request(sock, 'GET', '/v1/status'), ClientError);
     expect(cut.kind).to.equal('protocol');
   });
 

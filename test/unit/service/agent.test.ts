@@ -7,25 +7,16 @@ import { leaveRemovalNote, notesDir } from '../../../agent/slurm/notes.js';
 import { JobFile } from '../../../agent/service/job-store.js';
 import { ERR, KrsiError } from '../../../agent/service/types.js';
 import { CONFIG_TEXT, FakeClock, FakeKernel, MemoryStore, config, rig } from './fakes.js';
+import { rejection } from '../rejection.js';
 
 const STRICT = { job_id: '100', uid: 1000, comment: 'policy:strict' };
-
-async function rejection(p: Promise<unknown>): Promise<KrsiError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).to.be.instanceOf(KrsiError);
-    return err as KrsiError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('KrsiAgent: the order of writes and their failures', () => {
   it('add: a failed save changes nothing, in memory or in the kernel', async () => {
     const { agent, kernel, store } = rig();
     await agent.start();
     store.failSave = true;
-    const err = await rejection(agent.addJob(STRICT));
+    const err = await rejection(agent.addJob(STRICT), KrsiError);
     expect(err).to.include({ code: ERR.STATE, statusCode: 503 });
     expect(err.message).to.match(/cannot register job 100: the job table .* cannot be saved: ENOSPC/);
     expect(agent.listJobs()).to.deep.equal([]);
@@ -36,7 +27,7 @@ describe('KrsiAgent: the order of writes and their failures', () => {
     const { agent, kernel, store } = rig();
     await agent.start();
     kernel.failSet.add(1000);
-    const err = await rejection(agent.addJob(STRICT));
+    const err = await rejection(agent.addJob(STRICT), KrsiError);
     expect(err).to.include({ code: ERR.ENFORCEMENT, statusCode: 503 });
     expect(err.details).to.deep.equal({ job: '100', uid: 1000 });
     expect(store.ids()).to.deep.equal([]);
@@ -60,7 +51,7 @@ describe('KrsiAgent: the order of writes and their failures', () => {
     await agent.start();
     await agent.addJob(STRICT);
     kernel.failClear.add(1000);
-    const err = await rejection(agent.removeJob('100'));
+    const err = await rejection(agent.removeJob('100'), KrsiError);
     expect(err).to.include({ code: ERR.ENFORCEMENT, statusCode: 503 });
     expect(store.ids()).to.deep.equal(['100']);
     expect(agent.getJob('100')).to.not.equal(null);
@@ -72,7 +63,7 @@ describe('KrsiAgent: the order of writes and their failures', () => {
     await agent.start();
     await agent.addJob(STRICT);
     store.failSave = true;
-    const err = await rejection(agent.removeJob('100'));
+    const err = await rejection(agent.removeJob('100'), KrsiError);
     expect(err).to.include({ code: ERR.STATE, statusCode: 503 });
     expect(kernel.mode(1000, 'suidexec')).to.equal('none');
     expect(store.ids()).to.deep.equal(['100']);
@@ -226,7 +217,7 @@ describe('KrsiAgent: reload', () => {
     await agent.start();
     await agent.addJob(STRICT);
     const before = agent.currentConfig;
-    const err = await rejection(agent.reload());
+    const err = await rejection(agent.reload(), KrsiError);
     expect(err).to.include({ code: ERR.CONFIG, statusCode: 422 });
     expect(err.details.problems).to.deep.equal(['/etc/slurm-krsi/krsi.ini:9: [profile strict] fileperms: bad']);
     expect(agent.currentConfig).to.equal(before);
@@ -241,7 +232,7 @@ describe('KrsiAgent: reload', () => {
     const before = agent.currentConfig;
     const saved = JSON.stringify(store.saved);
     kernel.failSet.add(1001);
-    const err = await rejection(agent.reload());
+    const err = await rejection(agent.reload(), KrsiError);
     expect(err).to.include({ code: ERR.ENFORCEMENT, statusCode: 503 });
     expect(err.message).to.match(/running configuration stays in force: cannot write the policy of uid 1001/);
     expect(kernel.policies.get(1000)?.modes.killtasks, 'uid 1000 put back').to.equal('off');
@@ -258,7 +249,7 @@ describe('KrsiAgent: reload', () => {
     await agent.start();
     await agent.addJob(STRICT);
     store.failSave = true;
-    const err = await rejection(agent.reload());
+    const err = await rejection(agent.reload(), KrsiError);
     expect(err).to.include({ code: ERR.STATE });
     expect(kernel.policies.get(1000)?.modes.killtasks).to.equal('off');
   });
