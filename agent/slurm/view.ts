@@ -86,11 +86,19 @@ export function hasContain(slurmConfText: string): boolean {
   return false;
 }
 
-function run(file: string, args: string[], timeoutMs: number): Promise<{ stdout: string } | { missing: true }> {
+/**
+ * What `scontrol listpids` says, exit status 1 included, when the node runs no step (Slurm 22.05's
+ * scontrol, _list_pids_all_jobs): that is an answer, no jobs, not a failure.
+ */
+const NO_STEPS = /^No job steps exist on this node\.$/m;
+
+function listpids(file: string, timeoutMs: number): Promise<{ stdout: string } | { missing: true }> {
+  const args = ['listpids'];
   return new Promise((resolve, reject) => {
     execFile(file, args, { timeout: timeoutMs, killSignal: 'SIGKILL', encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err === null) resolve({ stdout });
       else if ((err as NodeJS.ErrnoException).code === 'ENOENT') resolve({ missing: true });
+      else if (err.code === 1 && !err.killed && NO_STEPS.test(stderr)) resolve({ stdout: '' });
       else if (err.killed) reject(new SlurmViewError(`${file} ${args.join(' ')} did not answer within ${timeoutMs} ms`));
       else reject(new SlurmViewError(`${file} ${args.join(' ')} failed: ${(stderr || err.message).trim().split('\n')[0]}`));
     });
@@ -127,7 +135,7 @@ export class NodeSlurmView implements SlurmView {
     }
     sources.push(...scopes.map((s) => `cgroup ${s}`));
     if (this.scontrol !== null) {
-      const r = await run(this.scontrol, ['listpids'], this.timeoutMs);
+      const r = await listpids(this.scontrol, this.timeoutMs);
       if ('stdout' in r) {
         jobsFromListpids(r.stdout, jobs);
         sources.push(`${this.scontrol} listpids`);

@@ -11,13 +11,13 @@ import { execa } from 'execa';
 import { request, type ClientResponse } from '../../agent/client/client.js';
 import { Enforcer } from '../../agent/enforcement/enforcer.js';
 import {
-  HOLD, WORK, asUser, nodeInfo, releaseJob, saveLogs, sbatch, startCluster, stopCluster, until, waitJobEnded, waitJobRunning,
+  HOLD, WORK, asUser, nodeInfo, releaseJob, saveLogs, sbatch, slurmLogTails, startCluster, stopCluster, waitJobEnded, waitJobRunning,
 } from '../slurm/cluster.js';
 import {
   AGENT_LOG, CONFIG, EPILOG, KRSICTL, PIN_DIR, PROLOG, SOCKET, agentJobs, ensureUser, installOnNode, shutdownAgent, startAgent, stopAgent,
   tail, uidsUnderPolicy,
 } from '../slurm/node.js';
-import { scaled } from '../vm/pace.js';
+import { scaled, waitFor } from '../vm/pace.js';
 import { OTHER, USER, evidence, suidExec } from './fixture.js';
 
 /** small enough to wait out in a test, large enough that a job's prolog-to-step gap in the VM fits in it */
@@ -27,6 +27,13 @@ let original = '';
 
 function withAgentKeys(text: string, keys: string): string {
   return text.replace(/^\[agent\]\s*$/m, `[agent]\n${keys}`);
+}
+
+/** the agent's side of a failed wait: its reconciliation status and the end of its log */
+async function agentSide(): Promise<string> {
+  const status = await request(SOCKET, 'GET', '/v1/status', undefined, { timeoutMs: scaled(10_000) }).catch((e: Error) => ({ body: e.message }));
+  const reconcile = (status.body as { reconcile?: unknown } | string | null);
+  return `reconcile: ${JSON.stringify(typeof reconcile === 'object' && reconcile !== null ? reconcile.reconcile : reconcile)}\n${tail(AGENT_LOG, 40)}\n${slurmLogTails(15)}`;
 }
 
 /** a registration as a prolog would send it, for a job Slurm does not run (a ghost) */
@@ -63,7 +70,9 @@ describe('lifecycle: the agent against what Slurm runs', function () {
     expect(r.status).to.equal(201);
     expect(await suidExec(OTHER)).to.equal('denied');
     const t0 = Date.now();
-    await until('the ghost 990001 is reconciled away', async () => !(await agentJobs()).some((j) => j.jobId === '990001'), (GRACE + 60) * 1000);
+    await waitFor('the ghost 990001 is reconciled away', async () => !(await agentJobs()).some((j) => j.jobId === '990001'), {
+      timeoutMs: (GRACE + 60) * 1000, intervalMs: 500, detail: agentSide,
+    });
     const waited = (Date.now() - t0) / 1000;
     console.log(`      ghost removed ${waited.toFixed(1)} s after registration (grace ${GRACE} s)`);
     expect(waited).to.be.at.least(GRACE - 1);
@@ -81,20 +90,28 @@ describe('lifecycle: the agent against what Slurm runs', function () {
     expect(ghost.status).to.equal(201);
     const id = await sbatch(USER, HOLD, ['--comment=policy:default', '-J', 'reused-id', `--output=${WORK}/out-%j.txt`]);
     expect(id).to.equal(next);
-    await waitJobRunning(id);
-    const rec = (await agentJobs()).find((j) => j.jobId === id)!;
-    evidence(`the agent's record of job ${id}`, JSON.stringify(rec));
-    expect(rec).to.deep.include({ uid: USER, requested: 'default', profiles: ['default'] });
-    expect(await uidsUnderPolicy()).to.not.include(OTHER);
-    expect(await suidExec(USER), 'the default profile: suidexec off').to.equal('ran');
-    expect((await nodeInfo()).State).to.not.match(/DRAIN/);
-    releaseJob(id);
+    try {
+      await waitJobRunning(id);
+      // RUNNING can come before the prolog has finished (PrologFlags=Alloc): wait for its registration
+      const rec = await waitFor(`the prolog of job ${id} registers it for uid ${USER}`, async () => {
+        const job = (await agentJobs()).find((j) => j.jobId === id);
+        return job?.uid === USER ? job : undefined;
+      }, { detail: agentSide });
+      evidence(`the agent's record of job ${id}`, JSON.stringify(rec));
+      expect(rec).to.deep.include({ uid: USER, requested: 'default', profiles: ['default'] });
+      expect(await uidsUnderPolicy()).to.not.include(OTHER);
+      expect(await suidExec(USER), 'the default profile: suidexec off').to.equal('ran');
+      expect((await nodeInfo()).State).to.not.match(/DRAIN/);
+    } finally {
+      releaseJob(id);
+    }
     await waitJobEnded(id);
     expect((await nodeInfo()).State).to.match(/^IDLE/);
   });
 
   it('a typo pushed while jobs run: the next jobs run under the running config, the node is not drained, krsictl check names the line', async () => {
     const a = await sbatch(USER, HOLD, ['--comment=policy:strict', '-J', 'before-push', `--output=${WORK}/out-%j.txt`]);
+    const jobs = [a];
     await waitJobRunning(a);
     const good = readFileSync(CONFIG, 'utf8');
     const typo = good.replace(/^\[profile strict\]\nfileperms = enforce$/m, '[profile strict]\nfileperms = enforc');
@@ -103,8 +120,9 @@ describe('lifecycle: the agent against what Slurm runs', function () {
     writeFileSync(CONFIG, typo);
     try {
       const b = await sbatch(USER, HOLD, ['--comment=policy:strict', '-J', 'after-push', `--output=${WORK}/out-%j.txt`]);
+      jobs.push(b);
       await waitJobRunning(b);
-      await until(`the agent has job ${b}`, async () => (await agentJobs()).some((j) => j.jobId === b));
+      await waitFor(`the agent has job ${b}`, async () => (await agentJobs()).some((j) => j.jobId === b), { detail: agentSide });
       expect((await agentJobs()).find((j) => j.jobId === b)).to.deep.include({ profiles: ['default', 'strict'] });
       expect(await suidExec(USER), 'strict, from the running config').to.equal('denied');
       expect((await nodeInfo()).State).to.not.match(/DRAIN/);
@@ -117,13 +135,12 @@ describe('lifecycle: the agent against what Slurm runs', function () {
       expect(reload.exitCode).to.equal(1);
       expect(reload.stderr).to.include(`${CONFIG}:${line}: [profile strict] fileperms`);
       expect(await suidExec(USER), 'a rejected reload changes nothing').to.equal('denied');
-      releaseJob(a);
-      releaseJob(b);
-      await Promise.all([waitJobEnded(a), waitJobEnded(b)]);
-      expect((await nodeInfo()).State).to.match(/^IDLE/);
     } finally {
       writeFileSync(CONFIG, good);
+      for (const j of jobs) releaseJob(j);
     }
+    await Promise.all(jobs.map((j) => waitJobEnded(j)));
+    expect((await nodeInfo()).State).to.match(/^IDLE/);
   });
 
   it('prologs issued while the agent is still starting: all succeed once it answers (agent_wait)', async function () {

@@ -8,7 +8,7 @@
  * slurm, slurmd as root) and returns when the node is idle; stopCluster() stops the daemons it started.
  * The rest are helpers to act as a user (sbatch, salloc, scontrol) and to watch jobs and the node.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
@@ -270,15 +270,18 @@ export function slurmLogGrep(re: RegExp, file: 'slurmctld' | 'slurmd'): string[]
  * ($KRSI_RESULTS_DIR), so that a failed run can be read on the host. Never throws.
  */
 export function saveLogs(dir: string, extra: string[] = []): void {
-  try {
-    mkdirSync(dir, { recursive: true });
-    const files = ['/etc/slurm/slurm.conf', '/etc/slurm/cgroup.conf', '/var/log/slurm/slurmctld.log', '/var/log/slurm/slurmd.log', ...extra];
-    for (const f of files) {
-      if (existsSync(f)) copyFileSync(f, join(dir, f.replace(/^\//, '').replace(/\//g, '_')));
+  const failed: string[] = [];
+  const files = ['/etc/slurm/slurm.conf', '/etc/slurm/cgroup.conf', '/var/log/slurm/slurmctld.log', '/var/log/slurm/slurmd.log', ...extra];
+  for (const f of files) {
+    // one file at a time: a file that cannot be copied must not cost the others
+    try {
+      mkdirSync(dir, { recursive: true });
+      if (existsSync(f)) writeFileSync(join(dir, f.replace(/^\//, '').replace(/\//g, '_')), readFileSync(f));
+    } catch (err) {
+      failed.push(`${f}: ${(err as Error).message}`);
     }
-  } catch {
-    // evidence only
   }
+  if (failed.length > 0) console.log(`      saveLogs: not saved:\n${failed.map((l) => `        ${l}`).join('\n')}`);
 }
 
 export async function resumeNode(): Promise<void> {

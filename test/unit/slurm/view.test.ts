@@ -55,6 +55,16 @@ describe('Slurm\'s view of this node', () => {
     expect([...view.jobs.keys()]).to.deep.equal(['5']);
   });
 
+  it('scontrol\'s "no job steps" (exit status 1) is an empty node, not a failure', async () => {
+    // what Slurm 22.05's scontrol listpids prints on a node that runs no step
+    const scontrol = script('echo "No job steps exist on this node." >&2; exit 1');
+    const view = await new NodeSlurmView({ cgroupRoot: cgroups({}), scontrol }).running();
+    expect(view.jobs.size).to.equal(0);
+    expect(view.sources).to.include(`${scontrol} listpids`);
+    const other = script('echo "No job steps exist on this node." >&2; echo "but something else failed" >&2; exit 2');
+    expect(await new NodeSlurmView({ cgroupRoot: cgroups({}), scontrol: other }).running().catch((e: unknown) => e)).to.be.instanceOf(SlurmViewError);
+  });
+
   it('no source at all is unreadable, not "no jobs"', async () => {
     const err = await new NodeSlurmView({ cgroupRoot: join(dir, 'empty'), scontrol: null }).running().catch((e: unknown) => e);
     expect(err).to.be.instanceOf(SlurmViewError);
