@@ -11,11 +11,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { Enforcer } from '../agent/enforcement/enforcer.js';
+import type { JobRecord } from '../agent/service/types.js';
 import { REPO, WORK, asUser, sbatch, sbatchRaw, startCluster, stopCluster, waitJobEnded } from '../test/slurm/cluster.js';
 import { waitFor } from '../test/vm/pace.js';
 import {
   ATTACKS, EPILOG, EVENT_LOG, KRSICTL, PIN_DIR, PROLOG, agentJobs, attacksExport, attempts, ensureUser, installOnNode, namesJob, shutdownAgent,
-  startAgent, startSshd, stopSshd, uidsUnderPolicy, type AgentJob,
+  startAgent, startSshd, stopSshd, uidsUnderPolicy,
 } from '../test/slurm/node.js';
 
 const BILLY = 1000;
@@ -108,7 +109,7 @@ async function main(): Promise<number> {
   console.log(`alice$ sbatch attacks.sh                                      -> job ${plainJob}`);
 
   // what the agent holds while the jobs run (the prolog registered them; the epilog removes them)
-  const seen = new Map<string, AgentJob>();
+  const seen = new Map<string, JobRecord>();
   const watching = setInterval(() => {
     agentJobs().then((jobs) => jobs.forEach((j) => seen.set(j.jobId, j)), () => undefined);
   }, 100);

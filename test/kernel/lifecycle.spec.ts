@@ -10,11 +10,12 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { request, type ClientResponse } from '../../agent/client/client.js';
 import { Enforcer } from '../../agent/enforcement/enforcer.js';
+import type { AgentStatus } from '../../agent/service/types.js';
 import {
   HOLD, WORK, asUser, nodeInfo, releaseJob, saveLogs, sbatch, slurmLogTails, startCluster, stopCluster, waitJobEnded, waitJobRunning,
 } from '../slurm/cluster.js';
 import {
-  AGENT_LOG, CONFIG, EPILOG, KRSICTL, PIN_DIR, PROLOG, SOCKET, agentJobs, ensureUser, installOnNode, shutdownAgent, startAgent, stopAgent,
+  AGENT_LOG, CONFIG, EPILOG, KRSICTL, PIN_DIR, PROLOG, SOCKET, agentJobs, api, ensureUser, installOnNode, shutdownAgent, startAgent, stopAgent,
   tail, uidsUnderPolicy,
 } from '../slurm/node.js';
 import { scaled, waitFor } from '../vm/pace.js';
@@ -29,11 +30,16 @@ function withAgentKeys(text: string, keys: string): string {
   return text.replace(/^\[agent\]\s*$/m, `[agent]\n${keys}`);
 }
 
-/** the agent's side of a failed wait: its reconciliation status and the end of its log */
+const METRICS = 'http://127.0.0.1:9817/metrics';
+
+async function agentStatus(): Promise<AgentStatus> {
+  return (await api<AgentStatus>('GET', '/v1/status')).body;
+}
+
+/** the agent's side of a failed wait: its reconciliation status and the end of its log, and Slurm's logs */
 async function agentSide(): Promise<string> {
-  const status = await request(SOCKET, 'GET', '/v1/status', undefined, { timeoutMs: scaled(10_000) }).catch((e: Error) => ({ body: e.message }));
-  const reconcile = (status.body as { reconcile?: unknown } | string | null);
-  return `reconcile: ${JSON.stringify(typeof reconcile === 'object' && reconcile !== null ? reconcile.reconcile : reconcile)}\n${tail(AGENT_LOG, 40)}\n${slurmLogTails(15)}`;
+  const reconcile = await agentStatus().then((st) => JSON.stringify(st.reconcile), (e: Error) => e.message);
+  return `reconcile: ${reconcile}\n${tail(AGENT_LOG, 40)}\n${slurmLogTails(15)}`;
 }
 
 /** a registration as a prolog would send it, for a job Slurm does not run (a ghost) */
@@ -79,6 +85,9 @@ describe('lifecycle: the agent against what Slurm runs', function () {
     expect(await uidsUnderPolicy()).to.not.include(OTHER);
     expect(await suidExec(OTHER)).to.equal('ran');
     expect(tail(AGENT_LOG, 200)).to.match(/job removed: Slurm does not run it on this node" job=990001 uid=1001/);
+    const metrics = await (await fetch(METRICS)).text();
+    expect(metrics).to.match(/^krsi_jobs_reconciled_total\{reason="not_running"\} 1$/m);
+    expect(metrics).to.match(/^krsi_slurm_view_unreadable 0$/m);
   });
 
   it('a ghost whose id Slurm then gives to another user\'s job: the job runs under its own profile and the node stays idle', async () => {
@@ -102,6 +111,16 @@ describe('lifecycle: the agent against what Slurm runs', function () {
       expect(await uidsUnderPolicy()).to.not.include(OTHER);
       expect(await suidExec(USER), 'the default profile: suidexec off').to.equal('ran');
       expect((await nodeInfo()).State).to.not.match(/DRAIN/);
+      // and a job Slurm runs stays past the grace: the node's view shows it
+      const graceEnd = Date.parse(rec.addedAt) + GRACE * 1000;
+      const st = await waitFor('a reconciliation round that read Slurm\'s view after the grace', async () => {
+        const { reconcile } = await agentStatus();
+        return reconcile.lastAt !== null && Date.parse(reconcile.lastAt) > graceEnd ? reconcile : undefined;
+      }, { timeoutMs: (GRACE + 60) * 1000, intervalMs: 500, detail: agentSide });
+      evidence('the reconciliation after the grace', JSON.stringify(st));
+      expect(st).to.deep.include({ slurmView: 'ok', allocationsVisible: true, unverified: [] });
+      expect(st.sources).to.include.members(['cgroup /sys/fs/cgroup/system.slice/slurmstepd.scope', '/usr/bin/scontrol listpids']);
+      expect((await agentJobs()).find((j) => j.jobId === id)?.registration, 'still registered').to.equal(rec.registration);
     } finally {
       releaseJob(id);
     }

@@ -11,6 +11,7 @@ import { request } from '../../agent/client/client.js';
 import { signalFromInit } from '../vm/init-control.js';
 import { scaled, waitFor } from '../vm/pace.js';
 import { REPO, WORK } from './cluster.js';
+import type { JobRecord } from '../../agent/service/types.js';
 
 export const INSTALL = join(REPO, 'deploy/install.sh');
 export const AGENT = '/usr/sbin/krsi-agent';
@@ -140,15 +141,8 @@ export async function api<T>(method: 'GET' | 'POST' | 'DELETE', path: string): P
   return { status: r.status, body: r.body as T };
 }
 
-export interface AgentJob {
-  jobId: string;
-  uid: number;
-  requested: string | null;
-  profiles: string[];
-}
-
-export async function agentJobs(): Promise<AgentJob[]> {
-  return (await api<{ jobs: AgentJob[] }>('GET', '/v1/jobs')).body.jobs;
+export async function agentJobs(): Promise<JobRecord[]> {
+  return (await api<{ jobs: JobRecord[] }>('GET', '/v1/jobs')).body.jobs;
 }
 
 export async function uidsUnderPolicy(): Promise<number[]> {
