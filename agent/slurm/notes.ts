@@ -5,7 +5,7 @@
  * same id (a requeued run whose prolog came after the note). The agent deletes a note only once it
  * has been applied (or found to concern a registration that is gone).
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { JobFile } from '../service/job-store.js';
 import type { JobRecord } from '../service/types.js';
@@ -43,9 +43,14 @@ export function leaveRemovalNote(stateDir: string, jobId: string, uid: number, n
   const dir = notesDir(stateDir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   // '@' cannot occur in a job id: one note per epilog run, never overwriting another run's
-  const path = join(dir, `${jobId}@${registration ?? `unregistered-${now.getTime()}-${process.pid}`}`);
+  const name = `${jobId}@${registration ?? `unregistered-${now.getTime()}-${process.pid}`}`;
+  const path = join(dir, name);
   const note = { jobId, uid, registration, writtenAt: now.toISOString() };
-  writeFileSync(path, `${JSON.stringify(note)}\n`, { mode: 0o600 });
+  // written whole, then renamed into place: the agent must never read (and drop) a note half written.
+  // '~' cannot occur in a job id either, so the agent skips the file while it is being written.
+  const partial = join(dir, `~${name}`);
+  writeFileSync(partial, `${JSON.stringify(note)}\n`, { mode: 0o600 });
+  renameSync(partial, path);
   return path;
 }
 

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -76,6 +76,10 @@ describe('Slurm hook settings and notes', () => {
     const other = leaveRemovalNote(state, '43', 1000);
     expect(other).to.match(/pending-removals\/43@unregistered-\d+-\d+$/);
     expect(readRemovalNotes(state).map((n) => [n.jobId, n.registration])).to.deep.equal([['42_7', 'reg-1'], ['43', null]]);
+    // a note being written (renamed into place once whole) is not read: the agent would drop it as unreadable
+    writeFileSync(join(state, 'pending-removals', '~44@reg-4'), '{"jobId":"44","ui');
+    expect(readRemovalNotes(state).map((n) => n.jobId)).to.deep.equal(['42_7', '43']);
+    expect(readdirSync(join(state, 'pending-removals')).filter((n) => n.startsWith('~') && n !== '~44@reg-4'), 'no partial file left by the epilog').to.deep.equal([]);
   });
 });
 
