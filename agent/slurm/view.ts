@@ -8,11 +8,11 @@
  *   plugin), run as a child process with a timeout so that a stuck slurmstepd cannot hang the agent.
  * Each source that exists adds its jobs; a source that fails (scontrol timing out, a cgroup directory
  * that cannot be read) makes the whole view unreadable, because a missing job would then be taken for
- * an ended one. PrologFlags=Contain is read from slurm.conf: with it every allocation has an extern step
- * (and cgroup) from its start to its end.
+ * an ended one. PrologFlags=Contain is read from slurm.conf (by a child process too: it may be on NFS):
+ * with it every allocation has an extern step (and cgroup) from its start to its end.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SlurmJob, SlurmJobs, SlurmView } from '../service/ports.js';
 
@@ -27,6 +27,7 @@ export interface NodeSlurmViewOptions {
 }
 
 const LIFETIME_STEPS = new Set(['batch', 'extern']);
+const CAT = '/bin/cat';
 const JOB_DIR = /^job_(\d+)$/;
 
 export class SlurmViewError extends Error {
@@ -92,13 +93,17 @@ export function hasContain(slurmConfText: string): boolean {
  */
 const NO_STEPS = /^No job steps exist on this node\.$/m;
 
-function listpids(file: string, timeoutMs: number): Promise<{ stdout: string } | { missing: true }> {
-  const args = ['listpids'];
+/**
+ * A command's output, from a child process killed after `timeoutMs`: the command may block on what it
+ * reads (a stuck slurmstepd, a configuration on a hung NFS mount), the agent must not. Resolves
+ * {missing} when the command does not exist; `empty(stderr)`: a failure that means "nothing".
+ */
+function output(file: string, args: string[], timeoutMs: number, empty: (stderr: string) => boolean = () => false): Promise<{ stdout: string } | { missing: true }> {
   return new Promise((resolve, reject) => {
     execFile(file, args, { timeout: timeoutMs, killSignal: 'SIGKILL', encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err === null) resolve({ stdout });
       else if ((err as NodeJS.ErrnoException).code === 'ENOENT') resolve({ missing: true });
-      else if (err.code === 1 && !err.killed && NO_STEPS.test(stderr)) resolve({ stdout: '' });
+      else if (err.code === 1 && !err.killed && empty(stderr)) resolve({ stdout: '' });
       else if (err.killed) reject(new SlurmViewError(`${file} ${args.join(' ')} did not answer within ${timeoutMs} ms`));
       else reject(new SlurmViewError(`${file} ${args.join(' ')} failed: ${(stderr || err.message).trim().split('\n')[0]}`));
     });
@@ -135,7 +140,7 @@ export class NodeSlurmView implements SlurmView {
     }
     sources.push(...scopes.map((s) => `cgroup ${s}`));
     if (this.scontrol !== null) {
-      const r = await listpids(this.scontrol, this.timeoutMs);
+      const r = await output(this.scontrol, ['listpids'], this.timeoutMs, (stderr) => NO_STEPS.test(stderr));
       if ('stdout' in r) {
         jobsFromListpids(r.stdout, jobs);
         sources.push(`${this.scontrol} listpids`);
@@ -144,17 +149,16 @@ export class NodeSlurmView implements SlurmView {
     if (sources.length === 0) {
       throw new SlurmViewError(`no slurmstepd cgroup scope under ${this.cgroupRoot} and no ${this.scontrol ?? 'scontrol'}: nothing tells which jobs Slurm runs here`);
     }
-    return { jobs, allocationsVisible: this.containOn(), sources };
+    return { jobs, allocationsVisible: await this.containOn(), sources };
   }
 
-  private containOn(): boolean {
+  /** PrologFlags of the first slurm.conf that can be read (read by a child: it may sit on NFS) */
+  private async containOn(): Promise<boolean> {
     for (const path of this.slurmConf) {
-      try {
-        return hasContain(readFileSync(path, 'utf8'));
-      } catch {
-        // the next candidate
-      }
+      const r = await output(CAT, [path], this.timeoutMs).catch(() => null);
+      if (r !== null && 'stdout' in r) return hasContain(r.stdout);
     }
     return false;
   }
+
 }

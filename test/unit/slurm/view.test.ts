@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NodeSlurmView, SlurmViewError, hasContain, jobsFromListpids } from '../../../agent/slurm/view.js';
@@ -63,6 +64,20 @@ describe('Slurm\'s view of this node', () => {
     expect(view.sources).to.include(`${scontrol} listpids`);
     const other = script('echo "No job steps exist on this node." >&2; echo "but something else failed" >&2; exit 2');
     expect(await new NodeSlurmView({ cgroupRoot: cgroups({}), scontrol: other }).running().catch((e: unknown) => e)).to.be.instanceOf(SlurmViewError);
+  });
+
+  it('a slurm.conf whose read blocks (a hung NFS mount) is given up after the timeout; the next candidate decides', async () => {
+    const stuck = join(dir, 'stuck.conf');
+    execFileSync('mkfifo', [stuck]); // reading a fifo without a writer blocks in open(2), as a hung mount does
+    const conf = join(dir, 'slurm.conf');
+    writeFileSync(conf, 'PrologFlags=Alloc,Contain\n');
+    const scontrol = script('exit 0');
+    const t0 = Date.now();
+    const view = await new NodeSlurmView({ cgroupRoot: cgroups({}), scontrol, slurmConf: [stuck, conf], timeoutMs: 300 }).running();
+    expect(view.allocationsVisible).to.equal(true);
+    expect(Date.now() - t0).to.be.below(3000);
+    const none = await new NodeSlurmView({ cgroupRoot: cgroups({}), scontrol, slurmConf: [stuck, join(dir, 'missing.conf')], timeoutMs: 300 }).running();
+    expect(none.allocationsVisible, 'no slurm.conf read: Contain is not assumed').to.equal(false);
   });
 
   it('no source at all is unreadable, not "no jobs"', async () => {
