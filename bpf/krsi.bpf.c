@@ -20,6 +20,15 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/*
+ * What this build is (bpf/build.sh): bpftool prog show prints it, and the agent pins this build's programs
+ * and maps under a directory named after it, so that an agent of another build knows them for another's.
+ */
+#ifndef KRSI_BUILD_ID
+#error "KRSI_BUILD_ID is defined by bpf/build.sh"
+#endif
+volatile const char bpf_metadata_build_id[] SEC(".rodata") = KRSI_BUILD_ID;
+
 #define EPERM 1
 #define AF_INET 2
 #define AF_INET6 10

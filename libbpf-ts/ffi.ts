@@ -61,6 +61,7 @@ export interface Native {
   bpf_map__pin_path(map: Ptr): string | null;
   bpf_map__is_pinned(map: Ptr): boolean;
   bpf_map__reuse_fd(map: Ptr, fd: number): number;
+  bpf_map__initial_value(map: Ptr, size: [number]): Ptr | null;
 
   // libbpf: low-level syscall wrappers (1.x: return -errno on failure)
   bpf_obj_get(path: string): number;
@@ -192,6 +193,7 @@ function load(): Native {
     bpf_map__pin_path: f(bpf, 'const char *bpf_map__pin_path(void *map)'),
     bpf_map__is_pinned: f(bpf, 'bool bpf_map__is_pinned(void *map)'),
     bpf_map__reuse_fd: f(bpf, 'int bpf_map__reuse_fd(void *map, int fd)'),
+    bpf_map__initial_value: f(bpf, 'void *bpf_map__initial_value(void *map, _Out_ size_t *psize)'),
 
     bpf_obj_get: f(bpf, 'int bpf_obj_get(const char *path)'),
     bpf_obj_pin: f(bpf, 'int bpf_obj_pin(int fd, const char *path)'),

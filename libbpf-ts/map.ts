@@ -182,6 +182,19 @@ export class BpfMap {
     return mapInfoByFd(this.#fd('info'));
   }
 
+  /**
+   * A copy of the contents an object's global-data map (.rodata, .data, .bss) starts with: what the object
+   * file holds, or what was set before load (bpf_map__initial_value). Object maps only.
+   */
+  initialValue(): Buffer {
+    const n = getNative();
+    const ptr = this.#objPtr('initialValue');
+    const size: [number] = [0];
+    const data = n.bpf_map__initial_value(ptr, size);
+    if (data === null) throw libbpfError(`bpf_map__initial_value(map '${this.name}')`, 0, [], 'not a global-data map');
+    return Buffer.from(n.koffi.view(data, size[0]).slice(0));
+  }
+
   // --- configuration before BpfObject.load() ---
 
   setMaxEntries(maxEntries: number): void {

@@ -57,6 +57,18 @@ describe('libbpf-ts BpfObject, BpfProgram and BpfLink', function () {
     expect(() => obj.programs()).to.throw(/is closed/);
   });
 
+  it('reads the initial value of the object\'s .rodata, and refuses it for a map that has none', function () {
+    const obj = BpfObject.open(fixtureObject('fixture'));
+    try {
+      const rodata = obj.maps().find((m) => m.name.endsWith('.rodata'));
+      expect(rodata, 'the .rodata map').to.not.equal(undefined);
+      expect(rodata!.initialValue().toString('latin1')).to.equal('libbpf-ts fixture\0');
+      expect(() => obj.map('kv').initialValue()).to.throw(LibbpfError, /bpf_map__initial_value\(map 'kv'\).*not a global-data map/);
+    } finally {
+      obj.close();
+    }
+  });
+
   it('reports a verifier rejection with the verifier log', function () {
     const lines: [LibbpfLogLevel, string][] = [];
     setLibbpfLogHandler((level, line) => lines.push([level, line]));
