@@ -4,9 +4,10 @@
  *
  *   krsi-agent [--config PATH]
  *
- * Start: config, the single-instance lock, preflight, attach the programs or adopt the pinned ones,
- * protect its own pid, resume the job table, log the events recorded meanwhile, apply the epilogs'
- * removal notes, serve the control socket and metrics, then reconcile with the jobs Slurm runs here.
+ * Start: config, the single-instance lock, preflight, attach this build's programs or adopt the pinned ones,
+ * protect its own pid, resume the job table, protect the listed daemons, detach another build's programs (an
+ * upgrade), log the events recorded meanwhile, apply the epilogs' removal notes, serve the control socket
+ * and metrics, then reconcile with the jobs Slurm runs here.
  * SIGTERM/SIGINT: stop serving; programs, maps and job entries stay pinned and enforcing.
  * SIGHUP (only init may send it: killtasks) and POST /v1/reload: re-read the config; a bad one is
  * rejected and the running one stays.
@@ -186,6 +187,18 @@ async function main(): Promise<void> {
     onReload: (next) => resolveAccess(next, access, log.child('access')),
   });
   await agent.start();
+  // this generation now holds every uid's policy; with the daemons' protection it holds all a previous
+  // build's held, and only then may that build's programs go (Enforcer.retirePrevious)
+  const daemons = new DaemonProtector(enforcer, () => agent.currentConfig.agent.protectDaemons, log.child('killtasks'));
+  daemons.start();
+  for (const r of await enforcer.retirePrevious((raw) => agent.pipeline.handle(raw))) {
+    const from = r.buildId ?? '0.1.0 (no build id)';
+    if (r.events === null) {
+      log.warn('upgraded from another build: its event records have another layout and were not read', { from, to: enforcer.buildId, detached: r.detached });
+    } else {
+      log.info('upgraded from another build', { from, to: enforcer.buildId, detached: r.detached, events: r.events });
+    }
+  }
   enforcer.subscribeRecords((raw) => agent.pipeline.handle(raw), {
     // under a flood, let events gather for a moment so that one wakeup carries many (latency: +5 ms)
     batchDelayMs: 5,
@@ -210,7 +223,7 @@ async function main(): Promise<void> {
       jobsUnverified: () => agent.reconcileStatus.unverified.length,
       malformedRecords: () => agent.pipeline.malformedCount(),
     },
-    { version: version(), kernel: release() },
+    { version: version(), buildId: enforcer.buildId, kernel: release() },
   );
   metricsHolder.observeApply = metrics.observeApply;
   const metricsServer = startMetrics(config, metrics.registry, log.child('metrics'));
@@ -240,14 +253,12 @@ async function main(): Promise<void> {
     reconcileTimer.unref();
   };
 
-  const daemons = new DaemonProtector(enforcer, () => agent.currentConfig.agent.protectDaemons, log.child('killtasks'));
-  daemons.start();
-
   await resolveAccess(config, access, log.child('access'));
   const app = buildApp({ service: agent, access });
   const closeSocket = await listenUnix(app, config.agent.socket, { mode: DEFAULT_SOCKET_MODE, uid: 0, gid: 0 });
   log.info('krsi-agent serving', {
-    socket: config.agent.socket, pid: process.pid, programs: enforcer.programs.length, adopted: enforcer.adopted, jobs: agent.listJobs().length,
+    socket: config.agent.socket, pid: process.pid, build: enforcer.buildId, programs: enforcer.programs.length, adopted: enforcer.adopted,
+    jobs: agent.listJobs().length,
   });
   // The first round (jobs of an earlier boot, ghosts past the grace) once the socket serves: reading
   // Slurm's view may take scontrol's whole timeout, and prologs must not wait for it. A prolog that comes

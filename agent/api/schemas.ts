@@ -110,6 +110,7 @@ export const statusSchema = {
   type: 'object',
   properties: {
     version: { type: 'string' },
+    buildId: { type: 'string' },
     kernel: { type: 'string' },
     lsm: stringArray,
     configPath: { type: 'string' },

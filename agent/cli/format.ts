@@ -47,13 +47,14 @@ export function formatStatus(st: AgentStatus): string {
   const list = (xs: readonly (string | number)[]): string => (xs.length === 0 ? '-' : xs.map((x) => safe(String(x))).join(', '));
   const head = keyValues([
     ['version', safe(st.version)],
+    ['build', safe(st.buildId)],
     ['kernel', safe(st.kernel)],
     ['lsm', safe(st.lsm.join(',')) || '-'],
     ['config', safe(st.configPath)],
     ['pin dir', safe(st.pinDir)],
     ['programs', `${st.programs.length} (${list(st.programs)})`],
     ['pinned', String(st.pinned.length)],
-    ['adopted', st.adopted ? 'yes (programs left pinned by a previous agent)' : 'no'],
+    ['adopted', st.adopted ? 'yes (programs left pinned by a previous agent of this build)' : 'no'],
     ['jobs', String(st.jobs)],
     ['uids under policy', list(st.uidsUnderPolicy)],
     ['events', `${st.events.logged} logged, ${st.events.dropped} dropped`],

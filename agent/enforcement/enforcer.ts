@@ -1,12 +1,14 @@
 /**
  * The enforcement module the agent uses: loads, attaches and pins the BPF LSM programs (or adopts the
- * pinned ones a previous agent left enforcing), writes and clears per-uid policies atomically, protects
- * pids from signals and ptrace, reads the kernel's decision counters and streams decoded events.
+ * pinned ones a previous agent of the same build left enforcing, or upgrades another build's), writes and
+ * clears per-uid policies atomically, protects pids from signals and ptrace, reads the kernel's decision
+ * counters and streams decoded events.
  *
- * Pins under pinDir (default /sys/fs/bpf/slurm-krsi): maps/<map name> and links/<program name>. A pinned
- * link keeps its program attached after every process has closed it, so enforcement outlives the agent.
+ * Pins under pinDir (default /sys/fs/bpf/slurm-krsi), one folder per BPF build (generations.ts):
+ * build-<build id>/maps/<map name> and build-<build id>/links/<program name>. A pinned link keeps its
+ * program attached after every process has closed it, so enforcement outlives the agent.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { BpfMap, BpfObject, RingBuffer } from '../../libbpf-ts/index.js';
 import type { Cidr } from './cidr.js';
@@ -42,6 +44,7 @@ import {
   type ProtectValue,
 } from './layout.js';
 import { synchronizeRcu } from './rcu.js';
+import { generationDir, layoutOf, listGenerations, readBuildId, type Generation } from './generations.js';
 
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/slurm-krsi';
 
@@ -60,7 +63,7 @@ export interface UidPolicy {
 }
 
 export interface EnforcerOptions {
-  /** build/bpf/krsi.bpf.o */
+  /** build/bpf/krsi.bpf.o, with its build id in build/bpf/krsi.build-id */
   objectPath: string;
   pinDir?: string;
   /** ring buffer size in bytes (a power of two, page multiple); used only when the map is created */
@@ -112,10 +115,26 @@ export interface SubscribeOptions {
   onError?: (err: unknown) => void;
 }
 
+/** what retirePrevious() did with one generation of another build */
+export interface RetiredGeneration {
+  /** its build id (null: 0.1.0's, which had none) */
+  buildId: string | null;
+  /** programs it still had attached, now detached */
+  detached: number;
+  /** records of its event ring delivered, or null when their layout is not this build's (not read) */
+  events: number | null;
+}
+
 export class Enforcer {
-  /** true when the programs were already pinned and enforcing, and this instance only opened them */
+  /** true when this build's programs were already pinned and enforcing, and this instance only opened them */
   readonly adopted: boolean;
   readonly pinDir: string;
+  /** the BPF build this agent runs (bpf/build-id.sh) */
+  readonly buildId: string;
+  /** where this build pins its programs and maps */
+  readonly generationDir: string;
+  /** generations of other builds found pinned at open: retirePrevious() removes them */
+  previous: readonly Generation[];
   /** names of the programs whose links are pinned */
   readonly programs: string[];
   private readonly maps: Record<MapName, BpfMap>;
@@ -130,12 +149,17 @@ export class Enforcer {
 
   private constructor(
     pinDir: string,
+    own: Generation & { buildId: string },
+    previous: Generation[],
     maps: Record<MapName, BpfMap>,
     object: BpfObject | undefined,
     programs: string[],
     adopted: boolean,
   ) {
     this.pinDir = pinDir;
+    this.buildId = own.buildId;
+    this.generationDir = own.dir;
+    this.previous = previous;
     this.maps = maps;
     this.object = object;
     this.programs = programs;
@@ -146,14 +170,20 @@ export class Enforcer {
   }
 
   /**
-   * Attach and pin the programs, or adopt them if a previous instance pinned them all. Programs whose
-   * link is already pinned are left as they are (they never stop enforcing); missing ones are attached.
+   * Attach and pin this build's programs, or adopt them if a previous instance of the same build pinned them
+   * all. Programs whose link is already pinned are left as they are (they never stop enforcing); missing ones
+   * are attached. Generations of other builds are left enforcing, untouched, in `previous`: the caller
+   * writes every uid's policy into this generation first, then calls retirePrevious().
    */
   static open(opts: EnforcerOptions): Enforcer {
     const log = opts.log ?? (() => {});
     const pinDir = opts.pinDir ?? DEFAULT_PIN_DIR;
-    const mapDir = join(pinDir, 'maps');
-    const linkDir = join(pinDir, 'links');
+    const buildId = readBuildId(opts.objectPath);
+    const own = { dir: generationDir(pinDir, buildId), buildId };
+    const previous = listGenerations(pinDir).filter((g) => g.buildId !== buildId);
+    for (const g of previous) log(`found the programs of another build pinned (${g.buildId ?? '0.1.0, no build id'}): upgrading them to build ${buildId}`);
+    const mapDir = join(own.dir, 'maps');
+    const linkDir = join(own.dir, 'links');
     mkdirSync(mapDir, { recursive: true });
     mkdirSync(linkDir, { recursive: true });
 
@@ -176,8 +206,8 @@ export class Enforcer {
         const maps = Object.fromEntries(
           MAP_NAMES.map((name) => [name, BpfMap.openPinned(join(mapDir, name))]),
         ) as Record<MapName, BpfMap>;
-        log(`adopted ${wanted.length} pinned programs under ${pinDir}`);
-        return new Enforcer(pinDir, maps, undefined, wanted.map((p) => p.name), true);
+        log(`adopted ${wanted.length} pinned programs of build ${buildId} under ${own.dir}`);
+        return new Enforcer(pinDir, own, previous, maps, undefined, wanted.map((p) => p.name), true);
       }
 
       for (const name of MAP_NAMES) object.map(name).setPinPath(join(mapDir, name));
@@ -195,35 +225,57 @@ export class Enforcer {
           link.destroy(); // the pin keeps it attached
         }
       }
-      log(`attached and pinned ${wanted.length} programs under ${pinDir}`);
+      log(`attached and pinned ${wanted.length} programs of build ${buildId} under ${own.dir}`);
       const maps = Object.fromEntries(MAP_NAMES.map((name) => [name, object.map(name)])) as Record<MapName, BpfMap>;
       keepObject = true;
-      return new Enforcer(pinDir, maps, object, wanted.map((p) => p.name), false);
+      return new Enforcer(pinDir, own, previous, maps, object, wanted.map((p) => p.name), false);
     } finally {
       if (!keepObject) object.close();
     }
   }
 
   /**
-   * Detach everything: unpin links and maps. Programs stop enforcing once no process holds them.
-   * For uninstall and tests; the agent never does this on its own.
+   * Detach everything, every build's: unpin links and maps. Programs stop enforcing once no process holds
+   * them. For uninstall and tests; the agent never does this on its own.
    */
   static removePinned(pinDir: string = DEFAULT_PIN_DIR): void {
-    for (const sub of ['links', 'maps']) {
-      const dir = join(pinDir, sub);
-      if (!existsSync(dir)) continue;
-      for (const name of readdirSync(dir)) rmSync(join(dir, name));
-      rmSync(dir, { recursive: true });
-    }
+    for (const g of listGenerations(pinDir)) unpinGeneration(g);
     if (existsSync(pinDir)) rmSync(pinDir, { recursive: true });
   }
 
-  /** what is pinned under pinDir ("links/<program>", "maps/<map>"), for status reporting */
+  /** what this build has pinned ("links/<program>", "maps/<map>"), for status reporting */
   pinned(): string[] {
     return ['links', 'maps'].flatMap((sub) => {
-      const dir = join(this.pinDir, sub);
+      const dir = join(this.generationDir, sub);
       return existsSync(dir) ? readdirSync(dir).sort().map((name) => `${sub}/${name}`) : [];
     });
+  }
+
+  /**
+   * The end of an upgrade: detach and unpin the generations of other builds (`previous`). Call it only once
+   * this generation holds every uid's policy and every protected pid: until then the other generations'
+   * programs go on enforcing what they had, beside this one's (a hook denies when any program denies), so at
+   * no moment is a uid under policy unconfined.
+   *
+   * Per generation, in this order, each step safe to crash after (the next start finds what is left of the
+   * generation and goes on from there): 1. unpin its links: its programs stop, this build's enforce
+   * everything; 2. if its event records have this build's layout (the layout part of the build ids), hand
+   * those still in its ring to `onRecord`; a layout this build cannot read is never read, only its size
+   * reported; 3. unpin its maps and remove its folders.
+   */
+  async retirePrevious(onRecord: (data: Buffer) => void): Promise<RetiredGeneration[]> {
+    const done: RetiredGeneration[] = [];
+    const ownLayout = layoutOf({ dir: this.generationDir, buildId: this.buildId });
+    for (const g of this.previous) {
+      const detached = unpinAll(join(g.dir, 'links'));
+      let events: number | null = null;
+      const ring = join(g.dir, 'maps', 'events');
+      if (layoutOf(g) === ownLayout && existsSync(ring)) events = await drainPinnedRing(ring, onRecord);
+      unpinGeneration(g);
+      done.push({ buildId: g.buildId, detached, events });
+    }
+    this.previous = [];
+    return done;
   }
 
   // ------------------------------------------------------------------ per-uid policies
@@ -497,3 +549,45 @@ export class Enforcer {
   }
 }
 
+/** unpin every link or map pinned in `dir` and remove the folder; returns how many there were */
+function unpinAll(dir: string): number {
+  if (!existsSync(dir)) return 0;
+  const names = readdirSync(dir);
+  for (const name of names) unlinkSync(join(dir, name));
+  rmdirSync(dir);
+  return names.length;
+}
+
+/** links first (the programs stop), then maps, then the generation's own folder (0.1.0's is pinDir: kept) */
+function unpinGeneration(g: Generation): void {
+  unpinAll(join(g.dir, 'links'));
+  unpinAll(join(g.dir, 'maps'));
+  if (g.buildId !== null && existsSync(g.dir)) rmdirSync(g.dir);
+}
+
+/**
+ * Every record still in a pinned ring buffer, delivered synchronously; returns how many. A record the
+ * consumer fails on is skipped: the consumer position moves past it either way, so that a record that
+ * cannot be handled never stops an upgrade (nor, once its links are gone, every later start).
+ */
+async function drainPinnedRing(path: string, onRecord: (data: Buffer) => void): Promise<number> {
+  const map = BpfMap.openPinned(path);
+  try {
+    const ring = new RingBuffer(map, (data) => {
+      try {
+        onRecord(data);
+      } catch {
+        // the consumer reports its own failures (the event pipeline counts records it cannot decode)
+      }
+    }, { borrow: true });
+    let total = 0;
+    try {
+      for (let n = ring.consume(); n > 0; n = ring.consume()) total += n;
+    } finally {
+      await ring.close();
+    }
+    return total;
+  } finally {
+    map.close();
+  }
+}

@@ -56,7 +56,7 @@ function mirrorCounter<L extends string>(
   });
 }
 
-export function createMetrics(source: MetricsSource, info: { version: string; kernel: string }): AgentMetrics {
+export function createMetrics(source: MetricsSource, info: { version: string; buildId: string; kernel: string }): AgentMetrics {
   const registry = new Registry();
   // the event-loop lag histogram samples on a timer: every 10 ms by default, i.e. 100 wakeups a second
   // of an otherwise idle agent on every node; 250 ms is precise enough for an agent's lag
@@ -96,8 +96,10 @@ export function createMetrics(source: MetricsSource, info: { version: string; ke
   new Gauge({ name: 'krsi_jobs', help: 'Jobs the agent holds under policy on this node.', registers: [registry], collect() { this.set(source.jobs()); } });
   new Gauge({ name: 'krsi_uids_under_policy', help: 'Uids with an entry in the kernel policy map.', registers: [registry], collect() { this.set(source.uidsUnderPolicy()); } });
   new Gauge({ name: 'krsi_programs_attached', help: 'BPF LSM programs attached (pinned links).', registers: [registry], collect() { this.set(source.programsAttached()); } });
-  const buildInfo = new Gauge({ name: 'krsi_build_info', help: 'Agent version and kernel, always 1.', labelNames: ['version', 'kernel'] as const, registers: [registry] });
-  buildInfo.set({ version: info.version, kernel: info.kernel }, 1);
+  const buildInfo = new Gauge({
+    name: 'krsi_build_info', help: 'Agent version, BPF build id and kernel, always 1.', labelNames: ['version', 'build_id', 'kernel'] as const, registers: [registry],
+  });
+  buildInfo.set({ version: info.version, build_id: info.buildId, kernel: info.kernel }, 1);
   const apply = new Histogram({
     name: 'krsi_policy_apply_duration_seconds',
     help: 'Time to write one uid policy into the kernel maps (union, file identities, map writes; old sets are deleted later, in the background).',

@@ -53,6 +53,8 @@ import {
 
 /** what status shows of the kernel side besides the uid entries; Enforcer implements it */
 export interface KernelStatus {
+  /** the BPF build whose programs enforce (bpf/build-id.sh) */
+  readonly buildId: string;
   readonly pinDir: string;
   readonly programs: string[];
   readonly adopted: boolean;
@@ -619,6 +621,7 @@ export class KrsiAgent implements AgentService {
     }
     return {
       version: this.opts.version,
+      buildId: kernelStatus.buildId,
       kernel: release(),
       lsm: this.opts.lsm,
       configPath: this.config.path,

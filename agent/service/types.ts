@@ -75,14 +75,16 @@ export interface PolicyCounters {
 
 export interface AgentStatus {
   version: string;
+  /** the BPF build the agent runs and has pinned (bpf/build-id.sh) */
+  buildId: string;
   kernel: string;
   lsm: string[];
   configPath: string;
   pinDir: string;
   programs: string[];
-  /** pinned objects under pinDir (links/…, maps/…) */
+  /** this build's pinned objects under pinDir/build-<buildId> (links/…, maps/…) */
   pinned: string[];
-  /** true when this agent adopted programs a previous instance left pinned */
+  /** true when this agent adopted programs a previous instance of the same build left pinned */
   adopted: boolean;
   jobs: number;
   uidsUnderPolicy: number[];

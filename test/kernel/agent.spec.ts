@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { request, type ClientResponse } from '../../agent/client/client.js';
 import { Enforcer } from '../../agent/enforcement/enforcer.js';
+import { generationDir, readBuildId } from '../../agent/enforcement/generations.js';
 import { OTHER, ROOT, SCRATCH, USER, probe, runAs, userDir } from './fixture.js';
 import { signalFromInit } from '../vm/init-control.js';
 import { shellQuote } from '../vm/mocha-summary.js';
@@ -83,7 +84,8 @@ async function killAgent(signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
   await signalFromInit(proc.pid!, signal);
   await proc;
   agent = undefined;
-  expect(existsSync(join(PIN_DIR, 'links')) && readdirSync(join(PIN_DIR, 'links')).length > 0, 'the agent left its programs pinned').to.equal(true);
+  const links = join(generationDir(PIN_DIR, readBuildId(join(ROOT, 'build/bpf/krsi.bpf.o'))), 'links');
+  expect(existsSync(links) && readdirSync(links).length > 0, 'the agent left its programs pinned').to.equal(true);
 }
 
 /**

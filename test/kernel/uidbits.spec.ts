@@ -75,7 +75,7 @@ describe('uid bitmap (kernel)', function () {
     const { word } = uidBitmapSlot(USER, 1024);
     const key = Buffer.alloc(4);
     key.writeUInt32LE(word);
-    const bits = BpfMap.openPinned(join(PIN_DIR, 'maps/uid_bits'));
+    const bits = BpfMap.openPinned(join(enforcer.generationDir, 'maps/uid_bits'));
     try {
       // what a bitmap that lost the bit (e.g. created after the entries) would do: the policy is not consulted
       bits.update(key, Buffer.alloc(8));

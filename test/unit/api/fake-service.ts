@@ -96,6 +96,7 @@ export class FakeService implements AgentService {
     this.record('status', []);
     return {
       version: '0.1.0',
+      buildId: 'e2f8852b-ae1364784ce6',
       kernel: '6.1.0-test',
       lsm: ['lockdown', 'capability', 'bpf'],
       configPath: '/etc/slurm-krsi/krsi.ini',

@@ -132,7 +132,7 @@ export function rig(parts: Partial<Rig> & { options?: Partial<AgentOptions> } = 
     store,
     kernel,
     kernelStatus: {
-      pinDir: '/sys/fs/bpf/slurm-krsi', programs: [], adopted: false, pinned: () => [],
+      buildId: 'e2f8852b-ae1364784ce6', pinDir: '/sys/fs/bpf/slurm-krsi', programs: [], adopted: false, pinned: () => [],
       counters: () => Object.fromEntries(['fileperms', 'suidexec', 'sshlisteners', 'skconnections', 'killtasks']
         .map((p) => [p, { deny: 0n, audit: 0n, dropped: 0n }])) as never,
     },
