@@ -7,7 +7,7 @@
  * Start: config, the single-instance lock, preflight, attach this build's programs or adopt the pinned ones,
  * protect its own pid, resume the job table, protect the listed daemons, detach another build's programs (an
  * upgrade), log the events recorded meanwhile, apply the epilogs' removal notes, serve the control socket
- * and metrics, then reconcile with the jobs Slurm runs here.
+ * and metrics, tell systemd it is ready (Type=notify), then reconcile with the jobs Slurm runs here.
  * SIGTERM/SIGINT: stop serving; programs, maps and job entries stay pinned and enforcing.
  * SIGHUP (only init may send it: killtasks) and POST /v1/reload: re-read the config; a bad one is
  * rejected and the running one stays.
@@ -36,6 +36,7 @@ import { DaemonProtector } from './service/daemons.js';
 import { JobFile } from './service/job-store.js';
 import { AlreadyRunning, takeInstanceLock } from './service/lock.js';
 import { NodeSlurmView } from './slurm/view.js';
+import { notifySystemd } from './systemd/notify.js';
 
 const EXIT = { config: 1, usage: 2, preflight: 3, runtime: 4, running: 5 } as const;
 
@@ -260,6 +261,8 @@ async function main(): Promise<void> {
     socket: config.agent.socket, pid: process.pid, build: enforcer.buildId, programs: enforcer.programs.length, adopted: enforcer.adopted,
     jobs: agent.listJobs().length,
   });
+  // only now: the socket listens and this build's programs enforce every job (slurmd waits for this)
+  notifySystemd(`READY=1\nSTATUS=enforcing, build ${enforcer.buildId}, ${agent.listJobs().length} jobs`);
   // The first round (jobs of an earlier boot, ghosts past the grace) once the socket serves: reading
   // Slurm's view may take scontrol's whole timeout, and prologs must not wait for it. A prolog that comes
   // first makes a registration of this boot, which the round never removes.
@@ -269,6 +272,11 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info('stopping: programs, maps and job entries stay pinned and enforcing', { signal });
+    try {
+      notifySystemd('STOPPING=1');
+    } catch (err) {
+      log.warn((err as Error).message);
+    }
     daemons.stop();
     for (const t of timers) clearInterval(t);
     clearTimeout(reconcileTimer);

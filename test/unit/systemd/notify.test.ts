@@ -1,0 +1,62 @@
+/**
+ * sd_notify through libsystemd (agent/systemd/notify.ts), against a real unix datagram socket standing in
+ * for systemd's notification socket (a python3 receiver: Node has no datagram unix sockets). The unit's
+ * Type=notify under real systemd is tested in the VM (test/systemd).
+ */
+import { expect } from 'chai';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { NotifyError, notifySystemd } from '../../../agent/systemd/notify.js';
+import { waitFor } from '../../vm/pace.js';
+
+const RECEIVER = [
+  'import socket, sys',
+  's = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)',
+  's.bind(sys.argv[1])',
+  'print("ready", flush=True)',
+  'while True:',
+  '    print(repr(s.recv(4096).decode()), flush=True)',
+].join('\n');
+
+describe('notifySystemd (sd_notify)', () => {
+  let dir: string;
+  let receiver: ChildProcess | undefined;
+  const saved = process.env.NOTIFY_SOCKET;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'krsi-notify-'));
+  });
+  afterEach(() => {
+    receiver?.kill('SIGKILL');
+    receiver = undefined;
+    if (saved === undefined) delete process.env.NOTIFY_SOCKET;
+    else process.env.NOTIFY_SOCKET = saved;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('sends nothing and says so when not run by systemd (no NOTIFY_SOCKET)', () => {
+    delete process.env.NOTIFY_SOCKET;
+    expect(notifySystemd('READY=1')).to.equal(false);
+  });
+
+  it('sends the state as one datagram to NOTIFY_SOCKET, and keeps the variable for later messages', async () => {
+    const socket = join(dir, 'notify');
+    let heard = '';
+    receiver = spawn('python3', ['-c', RECEIVER, socket], { stdio: ['ignore', 'pipe', 'inherit'] });
+    receiver.stdout!.on('data', (chunk: Buffer) => (heard += chunk.toString()));
+    await waitFor('the receiver to bind its socket', () => heard.startsWith('ready') && existsSync(socket));
+    process.env.NOTIFY_SOCKET = socket;
+    expect(notifySystemd('READY=1\nSTATUS=enforcing, build x, 0 jobs')).to.equal(true);
+    expect(notifySystemd('STOPPING=1')).to.equal(true);
+    expect(process.env.NOTIFY_SOCKET).to.equal(socket);
+    await waitFor('both messages', () => heard.split('\n').length >= 4);
+    expect(heard.split('\n').slice(1, 3)).to.deep.equal([`'READY=1\\nSTATUS=enforcing, build x, 0 jobs'`, `'STOPPING=1'`]);
+  });
+
+  it('throws naming the socket when nothing listens there', () => {
+    process.env.NOTIFY_SOCKET = join(dir, 'nobody');
+    expect(() => notifySystemd('READY=1')).to.throw(NotifyError, /cannot tell systemd "READY=1" through .*nobody: sd_notify failed \(errno 2\)/);
+  });
+});
