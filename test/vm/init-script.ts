@@ -8,10 +8,17 @@
 // exit status to /krsi-results/exit-status and powers the VM off. Any failure before the script runs
 // prints "krsi-init: FATAL" and powers off without an exit-status file, which the host reports as an error.
 //
+// With krsi.init=systemd it hands over to the host's systemd instead (/lib/systemd/systemd as PID 1): the
+// host wrote the units of the run into /krsi-results/systemd/units (copied to /run/systemd/system, where
+// runtime units live) and the names of the units to mask into /krsi-results/systemd/masked; the kernel
+// command line names the default target (systemd.unit=). One of those units runs RUN_UNIT_SCRIPT, which
+// does what PID1_SCRIPT does: run.sh, its exit status, power off.
+//
 // Kernel command line parameters it reads:
 //   krsi.hostname=NAME          hostname inside the VM (default krsi-vm)
 //   krsi.share=TAG:PATH:ro|rw   extra 9p share mounted at PATH inside the new root (repeatable)
 //   krsi.rootcache=MODE         9p cache mode of the host root (default loose)
+//   krsi.init=script|systemd    PID 1 after switch_root (default script: PID1_SCRIPT)
 
 /** Markers the host watches for on the console. */
 export const MARK_READY = 'krsi-init: starting run.sh';
@@ -20,6 +27,11 @@ export const MARK_FATAL = 'krsi-init: FATAL';
 
 /** where PID 1 takes requests from tests (init-control.ts), inside the VM */
 export const INIT_CONTROL_DIR = '/run/krsi-init';
+
+/** in systemd mode: the folder of the results share the host fills with units (units/) and masks (masked) */
+export const SYSTEMD_RUN_DIR = 'systemd';
+/** in systemd mode: where the unit that runs run.sh finds RUN_UNIT_SCRIPT */
+export const RUN_UNIT_SCRIPT_PATH = `${INIT_CONTROL_DIR}/run-unit.sh`;
 
 export const INIT_SCRIPT = `#!/bin/busybox sh
 /bin/busybox mkdir -p /bin /sbin /usr/bin /usr/sbin /proc /sys /dev
@@ -46,11 +58,13 @@ fatal() {
 vm_hostname=krsi-vm
 shares=
 rootcache=loose
+init_mode=script
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     krsi.hostname=*) vm_hostname="\${arg#*=}" ;;
     krsi.share=*) shares="$shares \${arg#*=}" ;;
     krsi.rootcache=*) rootcache="\${arg#*=}" ;;
+    krsi.init=*) init_mode="\${arg#*=}" ;;
   esac
 done
 
@@ -99,6 +113,23 @@ ip link set lo up || fatal "cannot bring lo up"
 hostname "$vm_hostname"
 
 mkdir -p "$R${INIT_CONTROL_DIR}" || fatal "cannot create ${INIT_CONTROL_DIR}"
+if [ "$init_mode" = systemd ]; then
+  from="$R/krsi-results/${SYSTEMD_RUN_DIR}"
+  [ -d "$from/units" ] || fatal "krsi.init=systemd, but the host wrote no units into /krsi-results/${SYSTEMD_RUN_DIR}/units"
+  mkdir -p "$R/run/systemd/system"
+  cp -R "$from/units/." "$R/run/systemd/system/" || fatal "cannot copy the units"
+  while read -r unit; do
+    [ -n "$unit" ] && ln -sf /dev/null "$R/run/systemd/system/$unit"
+  done <"$from/masked"
+  cp /run-unit.sh "$R${RUN_UNIT_SCRIPT_PATH}" || fatal "cannot copy the run unit's script"
+  # a host that is itself a container leaves its marker in the shared root; systemd would then take the VM
+  # for a container and ignore the kernel command line (systemd.unit=...)
+  rm -f "$R/.dockerenv" "$R/run/.containerenv"
+  say "handing over to systemd"
+  exec switch_root "$R" /lib/systemd/systemd
+  fatal "switch_root to systemd failed"
+fi
+[ "$init_mode" = script ] || fatal "unknown krsi.init=$init_mode (script or systemd)"
 cp /pid1.sh "$R${INIT_CONTROL_DIR}/pid1.sh" || fatal "cannot copy the PID 1 script"
 exec switch_root "$R" /usr/bin/env -i \\
   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
@@ -161,6 +192,25 @@ echo "$status" >/krsi-results/exit-status
 sync
 echo "${MARK_STATUS} $status (uptime $(cut -d' ' -f1 /proc/uptime)s)"
 /bin/busybox poweroff -f
+echo o >/proc/sysrq-trigger
+sleep 30
+`;
+
+/**
+ * In systemd mode, the script of the unit that runs run.sh (see systemdRunUnits() in qemu.ts): what
+ * PID1_SCRIPT does, as a service. It powers off at once when run.sh is done (systemctl poweroff -ff: no
+ * unit is stopped), which for the services running is a power loss.
+ */
+export const RUN_UNIT_SCRIPT = `#!/bin/bash
+exec 0</dev/null 1>/dev/console 2>&1
+say() { echo "krsi-init: $*"; }
+say "starting run.sh under systemd (uptime $(cut -d' ' -f1 /proc/uptime)s)"
+/bin/bash /krsi-results/run.sh
+status=$?
+echo "$status" >/krsi-results/exit-status
+sync
+echo "${MARK_STATUS} $status (uptime $(cut -d' ' -f1 /proc/uptime)s)"
+systemctl poweroff --force --force
 echo o >/proc/sysrq-trigger
 sleep 30
 `;

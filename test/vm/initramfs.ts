@@ -8,7 +8,7 @@ import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { execa } from 'execa';
 
-import { INIT_SCRIPT, PID1_SCRIPT } from './init-script.js';
+import { INIT_SCRIPT, PID1_SCRIPT, RUN_UNIT_SCRIPT } from './init-script.js';
 import { workDir } from './paths.js';
 
 /** Bump when the archive layout changes in a way the inputs do not show. */
@@ -151,7 +151,7 @@ export async function ensureInitramfs(opts: { kernelVersion?: string; log?: (msg
   const modules = await moduleLoadOrder(kernel, ROOT_MODULES);
 
   const hash = createHash('sha256');
-  hash.update(`layout ${LAYOUT_VERSION}\n${INIT_SCRIPT}\n${PID1_SCRIPT}\n${fileFingerprint(kernel.image)}\n${fileFingerprint(BUSYBOX)}\n`);
+  hash.update(`layout ${LAYOUT_VERSION}\n${INIT_SCRIPT}\n${PID1_SCRIPT}\n${RUN_UNIT_SCRIPT}\n${fileFingerprint(kernel.image)}\n${fileFingerprint(BUSYBOX)}\n`);
   for (const m of modules) hash.update(`${fileFingerprint(m)}\n`);
   const key = hash.digest('hex').slice(0, 16);
 
@@ -172,6 +172,7 @@ export async function ensureInitramfs(opts: { kernelVersion?: string; log?: (msg
     await chmod(join(staging, 'bin/busybox'), 0o755);
     await writeFile(join(staging, 'init'), INIT_SCRIPT, { mode: 0o755 });
     await writeFile(join(staging, 'pid1.sh'), PID1_SCRIPT, { mode: 0o755 });
+    await writeFile(join(staging, 'run-unit.sh'), RUN_UNIT_SCRIPT, { mode: 0o755 });
 
     const names: string[] = [];
     for (const m of modules) {

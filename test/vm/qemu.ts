@@ -2,10 +2,10 @@
 // runs one shell script inside as root and returns its exit status. See init-script.ts for the guest side.
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { isAbsolute, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { execa } from 'execa';
 
-import { MARK_FATAL, MARK_READY } from './init-script.js';
+import { MARK_FATAL, MARK_READY, RUN_UNIT_SCRIPT_PATH, SYSTEMD_RUN_DIR } from './init-script.js';
 import { ensureInitramfs, HarnessError, QEMU } from './initramfs.js';
 import { repoRoot, workDir } from './paths.js';
 
@@ -17,6 +17,20 @@ export interface VmShare {
   /** Absolute path inside the VM. */
   mountAt: string;
   readonly: boolean;
+}
+
+/**
+ * Boot systemd as PID 1 (the host's /lib/systemd/systemd) instead of the harness's bash init. The boot
+ * reaches a target of the harness's own (SYSTEMD_TARGET), which pulls in the unit that runs the script and
+ * `wants`, nothing of the host's multi-user.target; units the VM has no use for are masked (DEFAULT_MASKED).
+ */
+export interface SystemdBoot {
+  /** unit files added for this run, by name ("x.service", or "x.service.d/y.conf" for a drop-in) */
+  units?: Record<string, string>;
+  /** units the boot starts besides the script's (they and what they need start at boot, in systemd's order) */
+  wants?: string[];
+  /** units to mask besides DEFAULT_MASKED */
+  masked?: string[];
 }
 
 export interface RunInVmOptions {
@@ -36,6 +50,8 @@ export interface RunInVmOptions {
   kernelVersion?: string;
   /** Called with each console line as it arrives. */
   onConsole?: (line: string) => void;
+  /** Boot systemd as PID 1 (default: the harness's bash PID 1). */
+  systemd?: SystemdBoot;
 }
 
 export interface RunInVmResult {
@@ -55,6 +71,63 @@ export interface RunInVmResult {
 
 /** LSM list of Debian 6.1's CONFIG_LSM as it takes effect, with bpf; explicit so a changed default cannot drop bpf. */
 export const DEFAULT_LSM = 'landlock,lockdown,yama,integrity,apparmor,bpf';
+
+/** the default target of a systemd boot */
+export const SYSTEMD_TARGET = 'krsi-vm.target';
+/** the unit that runs the script in a systemd boot */
+export const SYSTEMD_RUN_UNIT = 'krsi-vm-run.service';
+/** hostname of the VM (the /init's default; systemd is told the same, or it would take the host's /etc/hostname) */
+const VM_HOSTNAME = 'krsi-vm';
+
+/**
+ * Units of a Debian 12 boot that a test VM does not need and that cost boot time under emulation (device
+ * coldplug, the host's sysctl, module, user and timer settings, machine-id and seed bookkeeping, D-Bus,
+ * logins). Services with default dependencies still pull in sysinit.target and basic.target; with these
+ * masked that takes about a second. The host's /etc/fstab is ignored too (fstab=no on the command line).
+ */
+export const DEFAULT_MASKED = [
+  'systemd-udevd.service', 'systemd-udevd-control.socket', 'systemd-udevd-kernel.socket', 'systemd-udev-trigger.service',
+  'systemd-udev-settle.service', 'systemd-journal-flush.service', 'systemd-random-seed.service', 'systemd-update-utmp.service',
+  'systemd-update-utmp-runlevel.service', 'systemd-firstboot.service', 'systemd-repart.service', 'systemd-pcrphase.service',
+  'systemd-pcrphase-sysinit.service', 'systemd-machine-id-commit.service', 'systemd-binfmt.service',
+  'proc-sys-fs-binfmt_misc.automount', 'sys-fs-fuse-connections.mount', 'sys-kernel-config.mount', 'sys-kernel-debug.mount',
+  'sys-kernel-tracing.mount', 'dev-hugepages.mount', 'dev-mqueue.mount', 'systemd-modules-load.service', 'systemd-sysctl.service',
+  'systemd-sysusers.service', 'systemd-pstore.service', 'systemd-timesyncd.service', 'systemd-remount-fs.service',
+  'systemd-fsck-root.service', 'systemd-journald-audit.socket', 'systemd-tmpfiles-clean.timer', 'timers.target',
+  'dbus.socket', 'dbus.service', 'systemd-logind.service', 'getty.target', 'systemd-ask-password-console.path',
+  'systemd-ask-password-wall.path', 'e2scrub_reap.service',
+] as const;
+
+/** The harness's own units of a systemd boot: its default target and the unit that runs the script. */
+export function systemdRunUnits(wants: readonly string[] = []): Record<string, string> {
+  return {
+    [SYSTEMD_TARGET]: [
+      '[Unit]',
+      'Description=slurm-krsi test VM: the script of this run and the units it asked for',
+      `Wants=${[SYSTEMD_RUN_UNIT, ...wants].join(' ')}`,
+      'AllowIsolate=yes',
+      '',
+    ].join('\n'),
+    [SYSTEMD_RUN_UNIT]: [
+      '[Unit]',
+      'Description=slurm-krsi test VM: run the script, then power off with its exit status',
+      // not ordered after basic.target: the script waits for what it needs itself
+      'DefaultDependencies=no',
+      'After=systemd-journald.socket',
+      '',
+      '[Service]',
+      'Type=exec',
+      `ExecStart=/bin/bash ${RUN_UNIT_SCRIPT_PATH}`,
+      'StandardInput=null',
+      'StandardOutput=tty',
+      'StandardError=tty',
+      'TTYPath=/dev/console',
+      'Environment=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 TERM=dumb',
+      'Environment=KRSI_VM=1 KRSI_VM_INIT=systemd KRSI_RESULTS_DIR=/krsi-results',
+      '',
+    ].join('\n'),
+  };
+}
 
 const DEFAULT_TIMEOUT_MS = 10 * 60_000;
 const CONSOLE_TAIL_LINES = 50;
@@ -83,10 +156,13 @@ export function consoleTail(text: string, lines = CONSOLE_TAIL_LINES): string {
 }
 
 /** The kernel command line for a run. */
-export function kernelCommandLine(opts: { kernelArgs?: string[]; shares?: VmShare[] }): string {
+export function kernelCommandLine(opts: { kernelArgs?: string[]; shares?: VmShare[]; systemd?: SystemdBoot }): string {
   const extra = opts.kernelArgs ?? [];
   const args = ['console=ttyS0', 'quiet', 'panic=-1', 'random.trust_cpu=on'];
   if (!extra.some((a) => a.startsWith('lsm='))) args.push(`lsm=${DEFAULT_LSM}`);
+  if (opts.systemd) {
+    args.push('krsi.init=systemd', `systemd.unit=${SYSTEMD_TARGET}`, `systemd.hostname=${VM_HOSTNAME}`, 'fstab=no', 'systemd.gpt_auto=0');
+  }
   for (const s of opts.shares ?? []) args.push(`krsi.share=${s.tag}:${s.mountAt}:${s.readonly ? 'ro' : 'rw'}`);
   return [...args, ...extra].join(' ');
 }
@@ -117,6 +193,18 @@ async function freshResultsDir(): Promise<string> {
   return mkdtemp(join(runs, `run-${stamp}-`));
 }
 
+/** units/ and masked, for the /init of a systemd boot (init-script.ts) */
+async function writeSystemdUnits(dir: string, boot: SystemdBoot): Promise<void> {
+  const units = { ...systemdRunUnits(boot.wants ?? []), ...(boot.units ?? {}) };
+  for (const [name, text] of Object.entries(units)) {
+    if (!/^[A-Za-z0-9@_.:-]+(\.d\/[A-Za-z0-9_.-]+\.conf)?$/.test(name)) throw new HarnessError(`krsi-vm: bad unit file name ${JSON.stringify(name)}`);
+    const path = join(dir, 'units', name);
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, text);
+  }
+  await writeFile(join(dir, 'masked'), `${[...DEFAULT_MASKED, ...(boot.masked ?? [])].join('\n')}\n`);
+}
+
 /** the machine-wide lock that serializes VMs */
 export const VM_LOCK = '/tmp/krsi-vm.lock';
 
@@ -130,6 +218,7 @@ export async function runInVm(opts: RunInVmOptions): Promise<RunInVmResult> {
   const initramfs = await ensureInitramfs(opts.kernelVersion === undefined ? { log } : { log, kernelVersion: opts.kernelVersion });
   const resultsDir = await freshResultsDir();
   await writeFile(join(resultsDir, 'run.sh'), opts.script, { mode: 0o755 });
+  if (opts.systemd) await writeSystemdUnits(join(resultsDir, SYSTEMD_RUN_DIR), opts.systemd);
 
   const icount = opts.icount ?? false;
   const smp = icount ? 1 : (opts.smp ?? 2);

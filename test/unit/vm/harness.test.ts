@@ -5,11 +5,11 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { INIT_CONTROL_DIR, INIT_SCRIPT, PID1_SCRIPT } from '../../vm/init-script.js';
+import { INIT_CONTROL_DIR, INIT_SCRIPT, PID1_SCRIPT, RUN_UNIT_SCRIPT, RUN_UNIT_SCRIPT_PATH } from '../../vm/init-script.js';
 import { signalFromInit } from '../../vm/init-control.js';
 import { waitFor } from '../../vm/pace.js';
 import { parseMochaSummary, shellQuote } from '../../vm/mocha-summary.js';
-import { consoleTail, DEFAULT_LSM, kernelCommandLine } from '../../vm/qemu.js';
+import { consoleTail, DEFAULT_LSM, kernelCommandLine, SYSTEMD_RUN_UNIT, SYSTEMD_TARGET, systemdRunUnits } from '../../vm/qemu.js';
 
 describe('VM harness helpers', () => {
   describe('parseMochaSummary', () => {
@@ -53,6 +53,12 @@ describe('VM harness helpers', () => {
       assert.ok(line.endsWith('lsm=yama,apparmor'));
     });
 
+    it('hands over to systemd, on its own target and hostname, without the host\'s fstab, only when asked', () => {
+      assert.ok(!kernelCommandLine({}).includes('systemd'));
+      const line = kernelCommandLine({ systemd: {} }).split(' ');
+      for (const arg of ['krsi.init=systemd', `systemd.unit=${SYSTEMD_TARGET}`, 'systemd.hostname=krsi-vm', 'fstab=no']) assert.ok(line.includes(arg), arg);
+    });
+
     it('names extra shares for /init', () => {
       const line = kernelCommandLine({ shares: [{ hostPath: '/srv', tag: 'data', mountAt: '/data', readonly: true }] });
       assert.ok(line.includes('krsi.share=data:/data:ro'));
@@ -66,6 +72,15 @@ describe('VM harness helpers', () => {
   it('the /init script parses as shell', () => {
     execFileSync('/bin/busybox', ['sh', '-n', '-c', INIT_SCRIPT]);
     execFileSync('bash', ['-n', '-c', PID1_SCRIPT]);
+    execFileSync('bash', ['-n', '-c', RUN_UNIT_SCRIPT]);
+  });
+
+  it('a systemd boot\'s target pulls in the script\'s unit and the units asked for; the script\'s unit runs the run script', () => {
+    const units = systemdRunUnits(['slurmd.service', 'krsi-agent.service']);
+    assert.match(units[SYSTEMD_TARGET]!, new RegExp(`^Wants=${SYSTEMD_RUN_UNIT} slurmd\\.service krsi-agent\\.service$`, 'm'));
+    assert.match(units[SYSTEMD_RUN_UNIT]!, new RegExp(`^ExecStart=/bin/bash ${RUN_UNIT_SCRIPT_PATH}$`, 'm'));
+    assert.match(units[SYSTEMD_RUN_UNIT]!, /^Environment=KRSI_VM=1 /m);
+    assert.match(RUN_UNIT_SCRIPT, /\/krsi-results\/run\.sh/);
   });
 
   it('PID 1 sends the signals tests ask it for, and answers a failure with kill\'s message', async function () {
