@@ -3,7 +3,8 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'build/**', 'node_modules/**'] },
+  // .vm-work: the VM harness's work folder (old builds for the upgrade specs, run results)
+  { ignores: ['dist/**', 'build/**', 'node_modules/**', '.vm-work/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

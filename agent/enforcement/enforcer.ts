@@ -174,6 +174,11 @@ export class Enforcer {
    * all. Programs whose link is already pinned are left as they are (they never stop enforcing); missing ones
    * are attached. Generations of other builds are left enforcing, untouched, in `previous`: the caller
    * writes every uid's policy into this generation first, then calls retirePrevious().
+   *
+   * A crash half-way leaves this build's folder with some maps pinned (libbpf pins each as it creates it)
+   * and some links: the next open reuses the pinned maps (setPinPath) and attaches only the programs whose
+   * link is missing. Meanwhile a previous generation goes on enforcing everything it held, and this one's
+   * programs, with maps not yet written, deny nothing.
    */
   static open(opts: EnforcerOptions): Enforcer {
     const log = opts.log ?? (() => {});

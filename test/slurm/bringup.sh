@@ -7,6 +7,11 @@
 #   KRSI_SLURM_USERS      "UID:NAME UID:NAME ...": users that must exist (created when missing)
 #   KRSI_SLURM_ADDR       the address of the dummy interface (CIDR)
 #   KRSI_SLURM_WORK       a scratch directory for jobs (made world-writable, sticky)
+#   KRSI_SLURM_SYSTEMD    1: systemd starts the daemons (their Debian units) once this returns, and the
+#                         state directories persist across boots (they are kept, not emptied); the cgroup
+#                         tree is systemd's
+#   KRSI_SLURM_MUNGE_KEY  with KRSI_SLURM_SYSTEMD: the munge key to install, kept there across boots
+#                         (created on the first)
 #
 # Every step says what it does; on a failure the daemons' logs are printed.
 set -euo pipefail
@@ -38,11 +43,14 @@ ip addr replace "$KRSI_SLURM_ADDR" dev krsi-dummy0
 ip link set krsi-dummy0 up
 printf '127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost ip6-loopback\n' "$host" >/etc/hosts
 
-step "cgroup v2: system.slice, controllers cpuset cpu memory pids (slurmd dies without cgroup/v2 set up)"
-[ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ] || fail "/sys/fs/cgroup is not cgroup2"
-mkdir -p /sys/fs/cgroup/system.slice
-echo "+cpuset +cpu +memory +pids" >/sys/fs/cgroup/cgroup.subtree_control
-echo "+cpuset +cpu +memory +pids" >/sys/fs/cgroup/system.slice/cgroup.subtree_control
+systemd=${KRSI_SLURM_SYSTEMD:-0}
+if [ "$systemd" != 1 ]; then
+  step "cgroup v2: system.slice, controllers cpuset cpu memory pids (slurmd dies without cgroup/v2 set up)"
+  [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ] || fail "/sys/fs/cgroup is not cgroup2"
+  mkdir -p /sys/fs/cgroup/system.slice
+  echo "+cpuset +cpu +memory +pids" >/sys/fs/cgroup/cgroup.subtree_control
+  echo "+cpuset +cpu +memory +pids" >/sys/fs/cgroup/system.slice/cgroup.subtree_control
+fi
 
 step "users: $KRSI_SLURM_USERS"
 for spec in $KRSI_SLURM_USERS; do
@@ -63,14 +71,21 @@ chmod 1777 "$KRSI_SLURM_WORK"
 step "munge"
 install -d -o munge -g munge -m 0700 /etc/munge /var/lib/munge /var/log/munge
 install -d -o munge -g munge -m 0755 /run/munge
+if [ "$systemd" = 1 ] && [ -s "${KRSI_SLURM_MUNGE_KEY:?}" ]; then
+  install -m 0400 "$KRSI_SLURM_MUNGE_KEY" /etc/munge/munge.key
+fi
 if [ ! -s /etc/munge/munge.key ]; then
   mungekey --create --keyfile=/etc/munge/munge.key
 fi
 chown munge:munge /etc/munge/munge.key
 chmod 0400 /etc/munge/munge.key
-runuser -u munge -- /usr/sbin/munged
-for _ in $(seq 100); do [ -S /run/munge/munge.socket.2 ] && break; sleep 0.1; done
-munge -n | unmunge >/dev/null || fail "munge does not round-trip a credential"
+if [ "$systemd" = 1 ]; then
+  [ -s "$KRSI_SLURM_MUNGE_KEY" ] || install -m 0400 /etc/munge/munge.key "$KRSI_SLURM_MUNGE_KEY"
+else
+  runuser -u munge -- /usr/sbin/munged
+  for _ in $(seq 100); do [ -S /run/munge/munge.socket.2 ] && break; sleep 0.1; done
+  munge -n | unmunge >/dev/null || fail "munge does not round-trip a credential"
+fi
 
 step "slurm.conf, cgroup.conf${KRSI_SLURM_LUA:+, job_submit.lua}"
 mkdir -p /etc/slurm
@@ -78,6 +93,14 @@ printf '%s\n' "$KRSI_SLURM_CONF" >/etc/slurm/slurm.conf
 printf 'CgroupPlugin=cgroup/v2\nIgnoreSystemd=yes\n' >/etc/slurm/cgroup.conf
 rm -f /etc/slurm/job_submit.lua
 if [ -n "$KRSI_SLURM_LUA" ]; then install -m 0644 "$KRSI_SLURM_LUA" /etc/slurm/job_submit.lua; fi
+
+if [ "$systemd" = 1 ]; then
+  step "state directories (kept across boots)"
+  install -d -o slurm -g slurm -m 0755 /var/spool/slurmctld /var/log/slurm /run/slurm
+  install -d -m 0755 /var/spool/slurmd
+  step "systemd starts munge, slurmctld and slurmd"
+  exit 0
+fi
 
 step "state directories (empty)"
 rm -rf /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /run/slurm

@@ -115,32 +115,61 @@ export function slurmConf(node: string, opts: ClusterOptions): string {
 }
 
 export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> {
-  if (process.env.KRSI_VM !== '1') throw new Error('startCluster: only inside the test VM (it rewrites /etc); KRSI_VM=1 is not set');
   if (current) return current;
+  const { seconds } = await runBringup(opts, {});
+  current = await describeCluster(opts, seconds);
+  return current;
+}
+
+/**
+ * Under systemd (test/systemd): write the cluster's configuration and users for the Debian units to start
+ * the daemons, keeping the state directories as the last boot left them; the munge key is kept in
+ * `mungeKey` across boots. Runs before the units start (test/systemd/node-setup.ts).
+ */
+export async function configureSystemdCluster(opts: ClusterOptions, mungeKey: string): Promise<void> {
+  await runBringup(opts, { KRSI_SLURM_SYSTEMD: '1', KRSI_SLURM_MUNGE_KEY: mungeKey });
+}
+
+/** Under systemd: the cluster the units started, once slurmctld answers and the node has registered. */
+export async function systemdCluster(opts: ClusterOptions): Promise<Cluster> {
+  if (current) return current;
+  const started = Date.now();
+  await until('slurmctld to answer and the node to register', async () => {
+    const r = await execa('sinfo', ['-h', '-N', '-o', '%T'], { reject: false });
+    return r.exitCode === 0 && /^(idle|mixed|allocated)/.test(String(r.stdout).trim());
+  }, 240_000);
+  current = await describeCluster(opts, (Date.now() - started) / 1000);
+  return current;
+}
+
+async function runBringup(opts: ClusterOptions, extraEnv: Record<string, string>): Promise<{ seconds: number }> {
+  if (process.env.KRSI_VM !== '1') throw new Error('the Slurm bring-up runs only inside the test VM (it rewrites /etc); KRSI_VM=1 is not set');
   const node = (await execa('hostname')).stdout.trim();
-  const wanted = opts.users ?? {};
-  const conf = slurmConf(node, opts);
   const started = Date.now();
   const r = await execa('bash', [join(REPO, 'test/slurm/bringup.sh')], {
     reject: false,
     all: true,
     env: {
-      KRSI_SLURM_CONF: conf,
+      KRSI_SLURM_CONF: slurmConf(node, opts),
       KRSI_SLURM_LUA: opts.jobSubmitLua ?? '',
-      KRSI_SLURM_USERS: Object.entries(wanted).map(([uid, name]) => `${uid}:${name}`).join(' '),
+      KRSI_SLURM_USERS: Object.entries(opts.users ?? {}).map(([uid, name]) => `${uid}:${name}`).join(' '),
       KRSI_SLURM_ADDR: DUMMY_ADDR,
       KRSI_SLURM_WORK: WORK,
+      ...extraEnv,
     },
     timeout: scaled(240_000),
   });
-  const seconds = (Date.now() - started) / 1000;
   if (r.exitCode !== 0) throw new Error(`Slurm bring-up failed (exit ${r.exitCode ?? r.signal}):\n${r.all}`);
+  return { seconds: (Date.now() - started) / 1000 };
+}
+
+async function describeCluster(opts: ClusterOptions, seconds: number): Promise<Cluster> {
+  const node = (await execa('hostname')).stdout.trim();
   const users: Record<number, string> = {};
-  for (const uid of Object.keys(wanted).map(Number)) {
+  for (const uid of Object.keys(opts.users ?? {}).map(Number)) {
     users[uid] = (await execa('getent', ['passwd', String(uid)])).stdout.split(':')[0]!;
   }
-  current = { node, users, seconds, conf };
-  return current;
+  return { node, users, seconds, conf: slurmConf(node, opts) };
 }
 
 /** Stop what startCluster started (jobs first), and take the dummy interface away. Never throws. */

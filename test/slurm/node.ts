@@ -136,8 +136,8 @@ export async function shutdownAgent(): Promise<void> {
   agentLog = undefined;
 }
 
-export async function api<T>(method: 'GET' | 'POST' | 'DELETE', path: string): Promise<{ status: number; body: T }> {
-  const r = await request(SOCKET, method, path, undefined, { timeoutMs: scaled(30_000) });
+export async function api<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const r = await request(SOCKET, method, path, body, { timeoutMs: scaled(30_000) });
   return { status: r.status, body: r.body as T };
 }
 

@@ -1,0 +1,103 @@
+/**
+ * A node that loses power with jobs under policy, and boots again with its persistent state (the agent's
+ * job table, slurmctld's and slurmd's state: PERSISTENT_DIRS in node.ts). Boot 1 registers three jobs and
+ * ends without an epilog (the harness powers the VM off at once: no unit is stopped):
+ *   requeued  uid 1000, a strict batch job Slurm may requeue (the default)
+ *   lost      uid 1001, a strict batch job submitted with --no-requeue
+ *   ghost     uid 1002, registered with the agent by hand: Slurm never ran it
+ * Boot 2 checks what Slurm did with them, and that the agent follows Slurm: the jobs Slurm no longer runs
+ * are removed and their users free, the job Slurm runs again is under its policy again, the node serves.
+ */
+import { expect } from 'chai';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { WORK, jobInfo, sbatch, systemdCluster, waitForJob, waitJobRunning } from '../slurm/cluster.js';
+import { agentJobs, api } from '../slurm/node.js';
+import { scaled, waitFor } from '../vm/pace.js';
+import { onBoot } from './boot.js';
+import { AGENT_UNIT, CLUSTER, PERSIST } from './node.js';
+import { HOLD, chmodSuid, expectNodeServing, release } from './jobs.js';
+import { journalTail, waitActive } from './systemctl.js';
+
+const RECORD = join(PERSIST, 'reboot.json');
+const JOB_STATE = '/var/spool/slurmctld/job_state';
+const USERS = { requeued: 1000, lost: 1001, ghost: 1002 } as const;
+/** a job id Slurm's fresh cluster will not reach in this test */
+const GHOST_JOB = '4000000';
+
+interface BeforePowerLoss {
+  bootId: string;
+  requeued: string;
+  lost: string;
+}
+
+function bootId(): string {
+  return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+}
+
+onBoot(1, 'a reboot: before the power loss', () => {
+  it('three jobs under strict (requeueable, --no-requeue, and a ghost Slurm never ran); then the power goes', async function () {
+    this.timeout(scaled(300_000));
+    await systemdCluster(CLUSTER);
+    const requeued = await sbatch(USERS.requeued, HOLD, ['--comment=policy:strict', '-J', 'reboot-requeued', `--output=${WORK}/out-%j.txt`]);
+    const lost = await sbatch(USERS.lost, HOLD, ['--comment=policy:strict', '--no-requeue', '-J', 'reboot-lost', `--output=${WORK}/out-%j.txt`]);
+    const ghost = await api('POST', '/v1/jobs', { job_id: GHOST_JOB, uid: USERS.ghost, comment: 'policy:strict' });
+    expect(ghost.status, 'the ghost registered').to.be.oneOf([200, 201]);
+    const running = await Promise.all([waitJobRunning(requeued), waitJobRunning(lost)]);
+    await waitFor('the agent to hold all three', async () => {
+      const ids = (await agentJobs()).map((j) => j.jobId);
+      return [requeued, lost, GHOST_JOB].every((id) => ids.includes(id));
+    });
+    for (const [what, uid] of Object.entries(USERS)) expect(await chmodSuid(uid, `before-${what}`), `uid ${uid} (${what}) under strict`).to.equal('ERR EPERM');
+    // slurmctld saves its job state in the background: the power may go only once the running jobs are on
+    // disk. A change to both jobs after they started makes it save again; wait until it has.
+    const saved = (): number => (existsSync(JOB_STATE) ? statSync(JOB_STATE).mtimeMs : 0);
+    const unsaved = saved();
+    for (const info of running) {
+      const r = await execa('scontrol', ['update', `JobId=${info.JobId}`, `Name=${info.JobName}-saved`], { reject: false, all: true });
+      if (r.exitCode !== 0) throw new Error(`scontrol update JobId=${info.JobId}: ${r.all}`);
+    }
+    await waitFor(`slurmctld to save its job state (${JOB_STATE})`, () => saved() !== unsaved, { timeoutMs: 60_000 });
+    const record: BeforePowerLoss = { bootId: bootId(), requeued, lost };
+    writeFileSync(RECORD, JSON.stringify(record));
+    console.log(`      jobs ${requeued} (requeueable), ${lost} (--no-requeue), ghost ${GHOST_JOB} running in boot ${record.bootId}; power off without epilogs`);
+  });
+});
+
+onBoot(2, 'a reboot: after the power loss', () => {
+  let record: BeforePowerLoss;
+
+  before(async function () {
+    this.timeout(scaled(300_000));
+    if (!existsSync(RECORD)) throw new Error(`${RECORD} is missing: the first boot did not get as far as the power loss`);
+    record = JSON.parse(readFileSync(RECORD, 'utf8')) as BeforePowerLoss;
+    expect(bootId(), 'a new boot').to.not.equal(record.bootId);
+    await waitActive(AGENT_UNIT);
+    await systemdCluster(CLUSTER);
+  });
+
+  it('the ghost and the job Slurm will not run again are removed, their users free', async function () {
+    this.timeout(scaled(300_000));
+    const lost = await waitForJob(record.lost, 'ended by the reboot', (i) => /^(NODE_FAIL|FAILED|CANCELLED|BOOT_FAIL)/.test(i.JobState ?? ''), 300_000);
+    console.log(`      job ${record.lost} (--no-requeue): ${lost.JobState} (${lost.Reason})`);
+    await waitFor('the agent to drop the ghost and the lost job', async () => {
+      const ids = (await agentJobs()).map((j) => j.jobId);
+      return !ids.includes(GHOST_JOB) && !ids.includes(record.lost);
+    }, { timeoutMs: 120_000, detail: () => journalTail(AGENT_UNIT) });
+    expect(await chmodSuid(USERS.lost, 'after-lost'), 'uid 1001 free').to.equal('OK');
+    expect(await chmodSuid(USERS.ghost, 'after-ghost'), 'uid 1002 free').to.equal('OK');
+  });
+
+  it('the job Slurm requeued runs again under its policy, and the node serves', async function () {
+    this.timeout(scaled(300_000));
+    const info = await waitJobRunning(record.requeued, 300_000);
+    console.log(`      job ${record.requeued}: ${info.JobState}, Restarts=${info.Restarts}, started ${info.StartTime}`);
+    await waitFor(`the agent to hold job ${record.requeued} again`, async () => (await agentJobs()).some((j) => j.jobId === record.requeued && j.requested === 'strict'));
+    expect(await chmodSuid(USERS.requeued, 'after-requeued'), 'uid 1000 under strict').to.equal('ERR EPERM');
+    await expectNodeServing();
+    release(record.requeued);
+    await waitForJob(record.requeued, 'completed', (i) => i.JobState === 'COMPLETED');
+    expect((await jobInfo(record.requeued)).ExitCode).to.equal('0:0');
+  });
+});
