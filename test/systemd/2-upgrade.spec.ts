@@ -7,8 +7,8 @@
  * every decision of the switch was logged exactly once.
  */
 import { expect } from 'chai';
-import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { readBuildId, listGenerations, generationDir, layoutOf } from '../../agent/enforcement/generations.js';
 import { REPO, WORK, sbatch, waitJobEnded, waitJobRunning } from '../slurm/cluster.js';
@@ -22,6 +22,7 @@ import { HOLD, chmodSuid, expectNodeServing, release } from './jobs.js';
 import { journal, systemctl, unitProps, waitActive } from './systemctl.js';
 
 const STRICT_USER = 1000;
+const PKEY_DROP_IN = `${UNIT_FILE}.d/pkey.conf`;
 const THIS_BUILD = readBuildId(join(REPO, 'build/bpf/krsi.bpf.o'));
 
 function upgradeBuilds(): UpgradeBuilds {
@@ -34,6 +35,7 @@ function upgradeBuilds(): UpgradeBuilds {
 interface AnyStatus {
   buildId?: string;
   adopted: boolean;
+  programs: string[];
   pinned: string[];
   uidsUnderPolicy: number[];
 }
@@ -55,17 +57,26 @@ async function runOnly(build: UpgradeBuild): Promise<void> {
   await systemctl('stop', AGENT_UNIT);
   rmSync(PIN_DIR, { recursive: true, force: true });
   for (const name of existsSync('/var/lib/slurm-krsi') ? readdirSync('/var/lib/slurm-krsi') : []) rmSync(join('/var/lib/slurm-krsi', name), { recursive: true, force: true });
-  writeFileSync(UNIT_FILE, readFileSync(join(build.root, 'deploy/krsi-agent.service')));
+  const unit = readFileSync(join(build.root, 'deploy/krsi-agent.service'), 'utf8');
+  writeFileSync(UNIT_FILE, unit);
+  // 0.1.0's unit kills its agent as Node.js starts (V8's pkey_alloc is outside its SystemCallFilter): a
+  // site running it under systemd needs this drop-in, and keeps it through the upgrade (it adds nothing then)
+  if (!/^SystemCallFilter=.*@pkey/m.test(unit)) {
+    mkdirSync(dirname(PKEY_DROP_IN), { recursive: true });
+    writeFileSync(PKEY_DROP_IN, '[Service]\nSystemCallFilter=@pkey\n');
+  }
   installBuild(build.root);
   await systemctl('daemon-reload');
   await systemctl('start', AGENT_UNIT);
 }
 
-/** `bpftool prog show` of the attached krsi_ programs: name and build id (null: none in its metadata) */
+/** `bpftool prog show` of the loaded krsi_ programs: name and build id (null: none in its metadata) */
 async function attachedPrograms(): Promise<{ name: string; buildId: string | null }[]> {
   const r = await execa('bpftool', ['-j', 'prog', 'show']);
   const progs = JSON.parse(r.stdout) as { name?: string; type?: string; metadata?: { build_id?: string } }[];
-  return progs.filter((p) => p.type === 'lsm' && p.name?.startsWith('krsi_')).map((p) => ({ name: p.name!, buildId: p.metadata?.build_id ?? null }));
+  // the LSM programs and the one fentry program (do_setxattr, before Linux 6.2)
+  return progs.filter((p) => (p.type === 'lsm' || p.type === 'tracing') && p.name?.startsWith('krsi_'))
+    .map((p) => ({ name: p.name!, buildId: p.metadata?.build_id ?? null }));
 }
 
 interface Attempt {
@@ -167,9 +178,6 @@ onBoot(1, 'upgrades from another build with a strict job running', function () {
       expect((await agentJobs()).map((j) => j.jobId), 'the job moved over').to.include(job);
       const gens = listGenerations(PIN_DIR);
       expect(gens, 'only this build\'s pins are left').to.deep.equal([{ dir: generationDir(PIN_DIR, THIS_BUILD), buildId: THIS_BUILD }]);
-      const progs = await attachedPrograms();
-      expect(progs.length, 'programs attached').to.be.greaterThan(0);
-      expect(progs.filter((p) => p.buildId !== THIS_BUILD), 'programs of another build still attached').to.deep.equal([]);
       expect(now.adopted, 'adopted pins of its own build').to.equal(build.buildId === THIS_BUILD);
 
       // every decision of the loop logged once: by the old agent, from the old ring by the new one at its
@@ -194,6 +202,13 @@ onBoot(1, 'upgrades from another build with a strict job running', function () {
       await waitJobEnded(job);
       await expectNodeServing();
       await waitFor('uid 1000 free after its job ended', async () => (await chmodSuid(STRICT_USER, `upgrade-${build.name}`)) === 'OK');
+
+      // what the kernel runs, by program id: with the agent stopped (a running agent may hide its programs
+      // from everyone else), only this build's programs are attached, each carrying its build id
+      await systemctl('stop', AGENT_UNIT);
+      const progs = await attachedPrograms();
+      expect(progs.length, 'programs attached (the pins hold them)').to.equal(now.programs.length);
+      expect(progs.filter((p) => p.buildId !== THIS_BUILD), 'programs of another build still attached').to.deep.equal([]);
     });
   }
 });

@@ -18,6 +18,10 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import type { ClusterOptions } from '../slurm/cluster.js';
+import { AGENT, CONFIG, EPILOG, KRSICTL, PROLOG } from '../slurm/node.js';
+
+// the paths install.sh installs to
+export { AGENT, CONFIG, EPILOG, EVENT_LOG, KRSICTL, PIN_DIR, PROLOG, SOCKET } from '../slurm/node.js';
 
 /** the writable host folder every boot of the group mounts (9p) */
 export const PERSIST = '/krsi-persist';
@@ -31,14 +35,6 @@ export const AGENT_UNIT = 'krsi-agent.service';
 /** the units the boot starts (besides the harness's own) */
 export const NODE_UNITS = ['munge.service', 'slurmctld.service', 'slurmd.service', AGENT_UNIT] as const;
 
-export const AGENT = '/usr/sbin/krsi-agent';
-export const KRSICTL = '/usr/sbin/krsictl';
-export const PROLOG = '/usr/libexec/slurm-krsi/prolog';
-export const EPILOG = '/usr/libexec/slurm-krsi/epilog';
-export const CONFIG = '/etc/slurm-krsi/krsi.ini';
-export const SOCKET = '/run/slurm-krsi/agent.sock';
-export const PIN_DIR = '/sys/fs/bpf/slurm-krsi';
-export const EVENT_LOG = '/var/log/slurm-krsi/events.log';
 export const UNIT_FILE = `/etc/systemd/system/${AGENT_UNIT}`;
 
 /** the job's users: 1000 runs strict jobs, 1001 and 1002 the other cases */
