@@ -17,7 +17,7 @@ import { PROBE } from '../kernel/fixture.js';
 import { UPGRADE_BUILDS_ENV, type UpgradeBuild, type UpgradeBuilds } from '../vm/upgrade-builds.js';
 import { scaled, waitFor } from '../vm/pace.js';
 import { onBoot } from './boot.js';
-import { AGENT_UNIT, EVENT_LOG, PIN_DIR, UNIT_FILE, installBuild } from './node.js';
+import { AGENT_UNIT, EVENT_LOG, PIN_DIR, UNIT_FILE, VM_AGENT_WAIT, installBuild, installConfig } from './node.js';
 import { HOLD, chmodSuid, expectNodeServing, release } from './jobs.js';
 import { journal, systemctl, unitProps, waitActive } from './systemctl.js';
 
@@ -66,6 +66,8 @@ async function runOnly(build: UpgradeBuild): Promise<void> {
     writeFileSync(PKEY_DROP_IN, '[Service]\nSystemCallFilter=@pkey\n');
   }
   installBuild(build.root);
+  // a node running it has its config (install.sh keeps an existing config through the upgrade)
+  installConfig(build.root);
   await systemctl('daemon-reload');
   await systemctl('start', AGENT_UNIT);
 }
@@ -131,6 +133,7 @@ onBoot(1, 'upgrades from another build with a strict job running', function () {
     // leave the node as the later specs expect it: this checkout's agent and unit
     writeFileSync(UNIT_FILE, readFileSync(join(REPO, 'deploy/krsi-agent.service')));
     installBuild(REPO);
+    installConfig(REPO, VM_AGENT_WAIT);
     await systemctl('daemon-reload');
     await systemctl('restart', AGENT_UNIT);
   });

@@ -74,13 +74,29 @@ export function installBuild(buildRoot: string): void {
 }
 
 /**
- * What install.sh installs on a fresh node, this checkout's: the commands, the sample config, the state
- * and log folders (the unit files come with the boot: nodeBootUnits).
+ * How long the prolog and epilog wait for an agent that is starting or restarting (agent_wait, at most 25):
+ * under emulation an agent takes 10 to 20 s to start, where on a node it takes about one, against the
+ * default of 10.
+ */
+export const VM_AGENT_WAIT = 25;
+
+/**
+ * /etc/slurm-krsi/krsi.ini: the sample config of the build at `root`, as install.sh installs it on a fresh
+ * node, with agent_wait set when given (a build from before agent_wait refuses the key).
+ */
+export function installConfig(root: string, agentWait?: number): void {
+  const sample = readFileSync(join(root, 'deploy/krsi.ini'), 'utf8');
+  mkdirSync(dirname(CONFIG), { recursive: true });
+  writeFileSync(CONFIG, agentWait === undefined ? sample : sample.replace(/^\[agent\]$/m, `[agent]\nagent_wait = ${agentWait}`));
+}
+
+/**
+ * What install.sh installs on a fresh node, this checkout's: the commands, the config, the state and log
+ * folders (the unit files come with the boot: nodeBootUnits).
  */
 export function installSlurmKrsi(repo: string): void {
   installBuild(repo);
-  mkdirSync(dirname(CONFIG), { recursive: true });
-  writeFileSync(CONFIG, readFileSync(join(repo, 'deploy/krsi.ini')));
+  installConfig(repo, VM_AGENT_WAIT);
   mkdirSync('/var/lib/slurm-krsi', { recursive: true, mode: 0o700 });
   mkdirSync('/var/log/slurm-krsi', { recursive: true, mode: 0o750 });
 }
