@@ -178,7 +178,7 @@ export class Enforcer {
    * A crash half-way leaves this build's folder with some maps pinned (libbpf pins each as it creates it)
    * and some links: the next open reuses the pinned maps (setPinPath) and attaches only the programs whose
    * link is missing. Meanwhile a previous generation goes on enforcing everything it held, and this one's
-   * programs, with maps not yet written, deny nothing.
+   * programs deny only what its maps already hold, which comes from the same job table.
    */
   static open(opts: EnforcerOptions): Enforcer {
     const log = opts.log ?? (() => {});
@@ -265,8 +265,8 @@ export class Enforcer {
    * Per generation, in this order, each step safe to crash after (the next start finds what is left of the
    * generation and goes on from there): 1. unpin its links: its programs stop, this build's enforce
    * everything; 2. if its event records have this build's layout (the layout part of the build ids), hand
-   * those still in its ring to `onRecord`; a layout this build cannot read is never read, only its size
-   * reported; 3. unpin its maps and remove its folders.
+   * those still in its ring to `onRecord`; records of another layout are never read (`events` is null, and
+   * the agent says so); 3. unpin its maps and remove its folders.
    */
   async retirePrevious(onRecord: (data: Buffer) => void): Promise<RetiredGeneration[]> {
     const done: RetiredGeneration[] = [];

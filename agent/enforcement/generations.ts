@@ -48,9 +48,9 @@ export function layoutOf(gen: Generation): string {
 }
 
 /**
- * Every generation pinned under pinDir, oldest layout first: 0.1.0's (links/ or maps/ straight under
- * pinDir), then each build-<id>/ folder. A folder whose name is not a well-formed build id is no
- * generation of ours and is left alone.
+ * Every generation pinned under pinDir: 0.1.0's (links/ or maps/ straight under pinDir), then each
+ * build-<id>/ folder. A folder whose name is not a well-formed build id is no generation of ours and is
+ * left alone.
  */
 export function listGenerations(pinDir: string): Generation[] {
   if (!existsSync(pinDir)) return [];
