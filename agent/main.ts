@@ -194,7 +194,9 @@ async function main(): Promise<void> {
   daemons.start();
   for (const r of await enforcer.retirePrevious((raw) => agent.pipeline.handle(raw))) {
     const from = r.buildId ?? '0.1.0 (no build id)';
-    if (r.events === null) {
+    if (r.error !== undefined) {
+      log.error('cannot remove the programs of another build: they stay attached beside this build\'s (krsictl status)', { from, to: enforcer.buildId, error: r.error });
+    } else if (r.events === null) {
       log.warn('upgraded from another build: its event records have another layout and were not read', { from, to: enforcer.buildId, detached: r.detached });
     } else {
       log.info('upgraded from another build', { from, to: enforcer.buildId, detached: r.detached, events: r.events });

@@ -123,6 +123,8 @@ export interface RetiredGeneration {
   detached: number;
   /** records of its event ring delivered, or null when their layout is not this build's (not read) */
   events: number | null;
+  /** why it could not be removed (it stays in `previous`, attached, and the next start tries again) */
+  error?: string;
 }
 
 export class Enforcer {
@@ -270,16 +272,25 @@ export class Enforcer {
    */
   async retirePrevious(onRecord: (data: Buffer) => void): Promise<RetiredGeneration[]> {
     const done: RetiredGeneration[] = [];
+    const left: Generation[] = [];
     const ownLayout = layoutOf({ dir: this.generationDir, buildId: this.buildId });
     for (const g of this.previous) {
-      const detached = unpinAll(join(g.dir, 'links'));
+      let detached = 0;
       let events: number | null = null;
-      const ring = join(g.dir, 'maps', 'events');
-      if (layoutOf(g) === ownLayout && existsSync(ring)) events = await drainPinnedRing(ring, onRecord);
-      unpinGeneration(g);
-      done.push({ buildId: g.buildId, detached, events });
+      try {
+        detached = unpinAll(join(g.dir, 'links'));
+        const ring = join(g.dir, 'maps', 'events');
+        if (layoutOf(g) === ownLayout && existsSync(ring)) events = await drainPinnedRing(ring, onRecord);
+        unpinGeneration(g);
+        done.push({ buildId: g.buildId, detached, events });
+      } catch (err) {
+        // not fatal: this build enforces everything already, and what the old programs still enforce is
+        // only ever stricter; the agent reports it, and its next start tries again
+        left.push(g);
+        done.push({ buildId: g.buildId, detached, events, error: (err as Error).message });
+      }
     }
-    this.previous = [];
+    this.previous = left;
     return done;
   }
 

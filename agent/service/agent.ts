@@ -55,6 +55,8 @@ import {
 export interface KernelStatus {
   /** the BPF build whose programs enforce (bpf/build-id.sh) */
   readonly buildId: string;
+  /** other builds' programs and maps still pinned: an upgrade not finished (build id null: 0.1.0's) */
+  readonly previous: readonly { dir: string; buildId: string | null }[];
   readonly pinDir: string;
   readonly programs: string[];
   readonly adopted: boolean;
@@ -616,6 +618,9 @@ export class KrsiAgent implements AgentService {
     const rec = this.reconcileState;
     const warnings = [...this.config.warnings];
     if (rec.slurmView === 'unreadable') warnings.push(`Slurm's view of this node cannot be read, no job is reconciled: ${rec.problem ?? ''}`);
+    for (const g of kernelStatus.previous) {
+      warnings.push(`the programs of build ${g.buildId ?? '0.1.0'} are still pinned under ${g.dir} beside this build's: the upgrade to ${kernelStatus.buildId} is not finished (see the agent's log; the next start tries again)`);
+    }
     if (rec.unverified.length > 0) {
       warnings.push(`jobs not seen in Slurm's view, kept because a step-less allocation leaves no trace on a node without PrologFlags=Contain: ${rec.unverified.join(', ')}`);
     }

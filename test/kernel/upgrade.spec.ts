@@ -102,6 +102,31 @@ describe('upgrading another build\'s pinned programs, with crashes between the s
     await third.close();
   });
 
+  it('a generation that cannot be removed stays attached and listed, reported, and goes at the next try', async () => {
+    const old = Enforcer.open({ objectPath: other, pinDir: PIN_DIR });
+    old.setUidPolicy(USER, STRICT);
+    await old.close();
+    const e = Enforcer.open({ objectPath: OBJECT, pinDir: PIN_DIR });
+    e.setUidPolicy(USER, STRICT);
+    // something in the old links folder that is no pin: unlink fails on it
+    const stuck = join(generationDir(PIN_DIR, otherId), 'links', 'zz-not-a-pin');
+    mkdirSync(stuck);
+    const first = await e.retirePrevious(() => undefined);
+    expect(first).to.have.length(1);
+    expect(first[0]!.error, 'the failure, named').to.match(/zz-not-a-pin/);
+    expect(e.previous.map((g) => g.buildId), 'still listed').to.deep.equal([otherId]);
+    expect(await chmodSuid(), 'denied meanwhile').to.equal('ERR EPERM');
+    rmSync(stuck, { recursive: true });
+    const second = await e.retirePrevious(() => undefined);
+    expect(second).to.have.length(1);
+    expect(second[0]!.error).to.equal(undefined);
+    expect(e.previous).to.deep.equal([]);
+    expect(listGenerations(PIN_DIR).map((g) => g.buildId)).to.deep.equal([thisId]);
+    expect(await chmodSuid(), 'denied by this build').to.equal('ERR EPERM');
+    e.clearUidPolicy(USER);
+    await e.close();
+  });
+
   it('retires 0.1.0\'s layout (links/ and maps/ straight under the pin dir) and leaves the pin dir to this build', async () => {
     // 0.1.0's layout: the same programs, pinned without a build folder (made here by moving this build's pins)
     const legacy = Enforcer.open({ objectPath: other, pinDir: PIN_DIR });

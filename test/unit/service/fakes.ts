@@ -10,7 +10,7 @@ import type { PolicyValue } from '../../../agent/enforcement/layout.js';
 import { BootClock } from '../../../agent/events/clock.js';
 import { EventPipeline } from '../../../agent/events/pipeline.js';
 import { memoryLogger } from '../../../agent/log/logger.js';
-import { KrsiAgent, type AgentOptions } from '../../../agent/service/agent.js';
+import { KrsiAgent, type AgentOptions, type KernelStatus } from '../../../agent/service/agent.js';
 import type { Clock, IdentityResolver, JobStore, KernelWriter, SlurmJobs, SlurmView } from '../../../agent/service/ports.js';
 import type { JobRecord } from '../../../agent/service/types.js';
 
@@ -120,6 +120,16 @@ export interface Rig {
   log: ReturnType<typeof memoryLogger>;
 }
 
+/** what status shows of the kernel side: one build, nothing counted */
+export function fakeKernelStatus(overrides: Partial<KernelStatus> = {}): KernelStatus {
+  return {
+    buildId: 'e2f8852b-ae1364784ce6', previous: [], pinDir: '/sys/fs/bpf/slurm-krsi', programs: [], adopted: false, pinned: () => [],
+    counters: () => Object.fromEntries(['fileperms', 'suidexec', 'sshlisteners', 'skconnections', 'killtasks']
+      .map((p) => [p, { deny: 0n, audit: 0n, dropped: 0n }])) as never,
+    ...overrides,
+  };
+}
+
 /** an agent over fakes; pieces given in `parts` are shared (a restart is a second rig over the same ones) */
 export function rig(parts: Partial<Rig> & { options?: Partial<AgentOptions> } = {}): Rig {
   const kernel = parts.kernel ?? new FakeKernel();
@@ -131,11 +141,7 @@ export function rig(parts: Partial<Rig> & { options?: Partial<AgentOptions> } = 
     config: config(),
     store,
     kernel,
-    kernelStatus: {
-      buildId: 'e2f8852b-ae1364784ce6', pinDir: '/sys/fs/bpf/slurm-krsi', programs: [], adopted: false, pinned: () => [],
-      counters: () => Object.fromEntries(['fileperms', 'suidexec', 'sshlisteners', 'skconnections', 'killtasks']
-        .map((p) => [p, { deny: 0n, audit: 0n, dropped: 0n }])) as never,
-    },
+    kernelStatus: fakeKernelStatus(),
     identities: new FakeIdentities(),
     slurm,
     clock,
