@@ -118,8 +118,10 @@ describe('lifecycle: the agent against what Slurm runs', function () {
         return reconcile.lastAt !== null && Date.parse(reconcile.lastAt) > graceEnd ? reconcile : undefined;
       }, { timeoutMs: (GRACE + 60) * 1000, intervalMs: 500, detail: agentSide });
       evidence('the reconciliation after the grace', JSON.stringify(st));
-      expect(st).to.deep.include({ slurmView: 'ok', allocationsVisible: true, unverified: [] });
-      expect(st.sources).to.include.members(['cgroup /sys/fs/cgroup/system.slice/slurmstepd.scope', '/usr/bin/scontrol listpids']);
+      // the test cluster's slurm.conf: PrologFlags=Alloc,Contain, ReturnToService=2
+      expect(st).to.deep.include({ slurmView: 'ok', allocationsVisible: true, rebootEndsJobs: false, unverified: [] });
+      // Slurm 22.05 with cgroup/v2 and IgnoreSystemd=yes names the scope after the node
+      expect(st.sources).to.include.members([`cgroup /sys/fs/cgroup/system.slice/${(await execa('hostname')).stdout.trim()}_slurmstepd.scope`, '/usr/bin/scontrol listpids']);
       expect((await agentJobs()).find((j) => j.jobId === id)?.registration, 'still registered').to.equal(rec.registration);
     } finally {
       releaseJob(id);
