@@ -130,6 +130,7 @@ export const statusSchema = {
         problem: nullableString,
         sources: stringArray,
         allocationsVisible: { type: 'boolean' },
+        rebootEndsJobs: { type: 'boolean' },
         unverified: stringArray,
       },
     },

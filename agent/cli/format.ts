@@ -2,7 +2,7 @@
  * krsictl's readable output: tables and key: value lines. Every string that came from a job or an event
  * (user names, comms, log lines) is made terminal-safe: control characters are shown escaped, never sent.
  */
-import type { AgentStatus, JobRecord, ProfileView, ReloadResult } from '../service/types.js';
+import type { AgentStatus, JobRecord, ProfileView, ReconcileStatus, ReloadResult } from '../service/types.js';
 import { POLICIES } from '../enforcement/layout.js';
 
 /** replace C0/C1 control characters (and DEL) with \xNN so nothing reaches the terminal raw */
@@ -43,6 +43,14 @@ export function duration(seconds: number): string {
   return parts.join(' ');
 }
 
+/** the reconciliation's last reading of Slurm's view, on one line */
+function slurmView(r: ReconcileStatus): string {
+  if (r.slurmView === 'not read yet') return 'not read yet';
+  const read = `${r.slurmView} at ${safe(r.lastAt ?? '?')}`;
+  if (r.slurmView === 'unreadable') return `${read}: ${safe(r.problem ?? '')}`;
+  return `${read} (PrologFlags=Contain: ${r.allocationsVisible ? 'yes' : 'no'}; a reboot ends jobs: ${r.rebootEndsJobs ? 'yes' : 'no, ReturnToService=2'})`;
+}
+
 export function formatStatus(st: AgentStatus): string {
   const list = (xs: readonly (string | number)[]): string => (xs.length === 0 ? '-' : xs.map((x) => safe(String(x))).join(', '));
   const head = keyValues([
@@ -58,6 +66,8 @@ export function formatStatus(st: AgentStatus): string {
     ['jobs', String(st.jobs)],
     ['uids under policy', list(st.uidsUnderPolicy)],
     ['events', `${st.events.logged} logged, ${st.events.dropped} dropped`],
+    ['slurm view', slurmView(st.reconcile)],
+    ['unverified jobs', list(st.reconcile.unverified)],
     ['uptime', `${duration(st.uptimeSeconds)} (since ${safe(st.startedAt)})`],
     ['warnings', st.warnings.length === 0 ? 'none' : String(st.warnings.length)],
   ]);

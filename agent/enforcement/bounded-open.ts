@@ -50,7 +50,10 @@ export class BoundedOpener {
 
   private current(): Worker {
     if (this.worker) return this.worker;
-    const worker = new Worker(WORKER_CODE, { eval: true });
+    // trackUnmanagedFds off: a worker closes the fds it opened when it ends (Node's default), and these
+    // are the agent's, closed by the agent and their numbers reused: an ending worker would close
+    // whatever the agent holds under those numbers by then (a map, the socket)
+    const worker = new Worker(WORKER_CODE, { eval: true, trackUnmanagedFds: false });
     worker.unref();
     worker.on('message', (reply: Reply) => {
       const resolve = this.waiting.get(reply.id);

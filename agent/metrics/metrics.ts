@@ -18,7 +18,7 @@ export interface MetricsSource {
   reconciled(reason: ReconcileReason): number;
   /** whether the last reading of Slurm's view of this node failed */
   slurmViewUnreadable(): boolean;
-  /** jobs past the grace that Slurm's view does not show, kept (no PrologFlags=Contain) */
+  /** jobs Slurm's view does not show, kept because Slurm may still run them */
   jobsUnverified(): number;
   /** ring-buffer records that could not be read and were skipped */
   malformedRecords(): number;
@@ -89,7 +89,7 @@ export function createMetrics(source: MetricsSource, info: { version: string; bu
   });
   new Gauge({
     name: 'krsi_jobs_unverified',
-    help: 'Jobs past reconcile_grace that Slurm\'s view does not show, kept because without PrologFlags=Contain a step-less allocation leaves no trace on the node.',
+    help: 'Jobs Slurm\'s view of this node does not show, kept because Slurm may still run them: an allocation between steps without PrologFlags=Contain, or one of an earlier boot with ReturnToService=2.',
     registers: [registry],
     collect() { this.set(source.jobsUnverified()); },
   });

@@ -69,7 +69,7 @@ export const RECONCILE_REASONS = ['earlier_boot', 'not_running', 'ended'] as con
 export type ReconcileReason = (typeof RECONCILE_REASONS)[number];
 
 const REASON_TEXT: Record<ReconcileReason, string> = {
-  earlier_boot: 'registered before this node last booted, and Slurm does not run it now',
+  earlier_boot: 'registered before this node last booted, and slurmctld ends the jobs of a rebooted node (ReturnToService 0 or 1)',
   not_running: 'Slurm does not run it on this node (PrologFlags=Contain: every allocation would show)',
   ended: 'its batch or extern step was seen and is gone: the job ended without its epilog reaching the agent',
 };
@@ -122,7 +122,7 @@ export class KrsiAgent implements AgentService {
   private readonly lifetimeSeen = new Set<string>();
   private readonly reconciled = new Map<ReconcileReason, number>(RECONCILE_REASONS.map((r) => [r, 0]));
   private reconcileState: ReconcileStatus = {
-    lastAt: null, slurmView: 'not read yet', problem: null, sources: [], allocationsVisible: false, unverified: [],
+    lastAt: null, slurmView: 'not read yet', problem: null, sources: [], allocationsVisible: false, rebootEndsJobs: false, unverified: [],
   };
 
   constructor(private readonly opts: AgentOptions) {
@@ -528,15 +528,20 @@ export class KrsiAgent implements AgentService {
 
   /**
    * Compare the job table with the jobs Slurm runs on this node, from the node's own view, and remove
-   * the jobs Slurm does not run that can be told apart from a live job:
-   * - a job registered in an earlier boot: its processes died with the boot, and slurmctld ends or
-   *   requeues the jobs of a rebooted node (a requeued run registers anew through its prolog);
-   * - with PrologFlags=Contain (every allocation has an extern step while it lives): any job registered
-   *   more than reconcile_grace seconds ago;
-   * - without it: a job whose batch or extern step was seen and is gone. A job never seen in Slurm's
-   *   view may be an salloc allocation between srun steps, which leaves no trace on the node: it is
-   *   kept (removing it would let its later steps run unconfined) and listed in status.
-   * If Slurm's view cannot be read, nothing is removed, and status and metrics say so.
+   * the jobs Slurm does not run that can be told apart from a live job. Removing a live job is the
+   * failure to avoid: with PrologFlags=Alloc, a later step of its allocation runs without a prolog, so
+   * without the job's policy (seen on Slurm 22.05: a step started after slurmd and the job's slurmstepd
+   * died ran without the prolog). So a job is removed only on evidence:
+   * - registered in an earlier boot, when slurmctld ends the jobs of a node that rebooted (ReturnToService
+   *   0, Slurm's default, or 1: the node goes DOWN, its jobs are ended or requeued, a requeued run
+   *   registers anew). With ReturnToService=2 an allocation whose batch script runs elsewhere, or an
+   *   salloc, outlives the reboot: such jobs are kept, and their epilog removes them when Slurm ends them;
+   * - of this boot, with PrologFlags=Contain (every allocation has an extern step while it lives):
+   *   registered more than reconcile_grace seconds ago and not in the view;
+   * - of this boot, without it: its batch or extern step was seen and is gone. A job never seen may be an
+   *   salloc allocation between srun steps, which leaves no trace on the node.
+   * Jobs kept for want of evidence are listed in status. If Slurm's view cannot be read, nothing is
+   * removed, and status and metrics say so.
    */
   async reconcile(): Promise<void> {
     const takenAt = this.clock.now();
@@ -559,7 +564,7 @@ export class KrsiAgent implements AgentService {
         continue;
       }
       let why: ReconcileReason | null;
-      if (this.ofEarlierBoot(job)) why = 'earlier_boot';
+      if (this.ofEarlierBoot(job)) why = view.rebootEndsJobs ? 'earlier_boot' : null;
       else if (!(addedAt <= takenAt - graceMs)) continue; // young, or registered after the view was read
       else if (view.allocationsVisible) why = 'not_running';
       else if (this.lifetimeSeen.has(job.registration)) why = 'ended';
@@ -582,7 +587,7 @@ export class KrsiAgent implements AgentService {
     for (const r of this.lifetimeSeen) if (!live.has(r)) this.lifetimeSeen.delete(r);
     this.reconcileState = {
       lastAt: new Date(takenAt).toISOString(), slurmView: 'ok', problem: null, sources: view.sources,
-      allocationsVisible: view.allocationsVisible, unverified,
+      allocationsVisible: view.allocationsVisible, rebootEndsJobs: view.rebootEndsJobs, unverified,
     };
   }
 
@@ -622,7 +627,7 @@ export class KrsiAgent implements AgentService {
       warnings.push(`the programs of build ${g.buildId ?? '0.1.0'} are still pinned under ${g.dir} beside this build's: the upgrade to ${kernelStatus.buildId} is not finished (see the agent's log; the next start tries again)`);
     }
     if (rec.unverified.length > 0) {
-      warnings.push(`jobs not seen in Slurm's view, kept because a step-less allocation leaves no trace on a node without PrologFlags=Contain: ${rec.unverified.join(', ')}`);
+      warnings.push(`jobs Slurm's view does not show, kept because Slurm may still run them (an allocation between steps without PrologFlags=Contain, or one of an earlier boot with ReturnToService=2): ${rec.unverified.join(', ')}`);
     }
     return {
       version: this.opts.version,

@@ -50,6 +50,13 @@ export interface SlurmJobs {
    * allocation between its srun steps has no trace on the node at all.
    */
   allocationsVisible: boolean;
+  /**
+   * true when slurmctld ends every job of a node that rebooted on its own (ReturnToService 0 or 1: it sets
+   * the node DOWN and ends or requeues its jobs). With ReturnToService=2 it does not: an allocation whose
+   * batch script runs elsewhere, or an salloc, outlives the reboot, and its next step on this node runs
+   * without a prolog (PrologFlags=Alloc), so its job must not be removed for the reboot alone.
+   */
+  rebootEndsJobs: boolean;
   /** where the view came from, for status ("cgroup /sys/fs/cgroup/system.slice/slurmstepd.scope, scontrol listpids") */
   sources: string[];
 }

@@ -107,7 +107,9 @@ export interface ReconcileStatus {
   sources: string[];
   /** PrologFlags=Contain: every allocation shows while it lives, so any job not shown has ended */
   allocationsVisible: boolean;
-  /** jobs past the grace that Slurm's view does not show, kept because they may be step-less allocations */
+  /** ReturnToService 0 or 1: slurmctld ends the jobs of a node that rebooted */
+  rebootEndsJobs: boolean;
+  /** jobs Slurm's view does not show, kept because Slurm may still run them (see rebootEndsJobs, allocationsVisible) */
   unverified: string[];
 }
 

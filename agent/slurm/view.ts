@@ -8,8 +8,13 @@
  *   plugin), run as a child process with a timeout so that a stuck slurmstepd cannot hang the agent.
  * Each source that exists adds its jobs; a source that fails (scontrol timing out, a cgroup directory
  * that cannot be read) makes the whole view unreadable, because a missing job would then be taken for
- * an ended one. PrologFlags=Contain is read from slurm.conf (by a child process too: it may be on NFS):
- * with it every allocation has an extern step (and cgroup) from its start to its end.
+ * an ended one. PrologFlags and ReturnToService are read from slurm.conf (by a child process too: it may
+ * be on NFS): with Contain every allocation has an extern step (and cgroup) from its start to its end;
+ * ReturnToService says whether slurmctld ends the jobs of a node that rebooted.
+ *
+ * A job cgroup or a slurmstepd socket left behind by a crashed slurmstepd is not removed by slurmd: such
+ * a job cgroup counts as running (the safe side: the allocation itself may live on, and its next step
+ * would run without a prolog), such a socket does not (scontrol reports it refused).
  */
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -77,33 +82,51 @@ export function jobsFromListpids(output: string, jobs: Map<string, SlurmJob>): v
   }
 }
 
-/** whether slurm.conf's PrologFlags has Contain */
-export function hasContain(slurmConfText: string): boolean {
+/** what the reconciliation needs of slurm.conf */
+export interface SlurmConfFacts {
+  /** PrologFlags has Contain */
+  contain: boolean;
+  /** ReturnToService (Slurm's default: 0) */
+  returnToService: number;
+}
+
+/** PrologFlags and ReturnToService of slurm.conf text (keys are case-insensitive, the last one wins) */
+export function slurmConfFacts(slurmConfText: string): SlurmConfFacts {
+  const facts: SlurmConfFacts = { contain: false, returnToService: 0 };
   for (const raw of slurmConfText.split('\n')) {
-    const line = raw.replace(/#.*/, '').trim();
-    const m = /^PrologFlags\s*=\s*(\S+)/i.exec(line);
-    if (m && m[1]!.split(',').some((f) => f.trim().toLowerCase() === 'contain')) return true;
+    const m = /^(\w+)\s*=\s*(\S+)/.exec(raw.replace(/#.*/, '').trim());
+    if (m === null) continue;
+    const [, key, value] = m as unknown as [string, string, string];
+    if (/^PrologFlags$/i.test(key)) facts.contain = value.split(',').some((f) => f.trim().toLowerCase() === 'contain');
+    else if (/^ReturnToService$/i.test(key) && /^\d+$/.test(value)) facts.returnToService = Number(value);
   }
-  return false;
+  return facts;
 }
 
 /**
- * What `scontrol listpids` says, exit status 1 included, when the node runs no step (Slurm 22.05's
- * scontrol, _list_pids_all_jobs): that is an answer, no jobs, not a failure.
+ * What `scontrol listpids` (Slurm 22.05) prints on stderr, with exit status 1, that is still an answer:
+ * no step runs on the node; or a step's socket refuses connections, i.e. its slurmstepd is dead (a
+ * crash leaves the socket behind, and slurmd does not remove it): that step does not run. Any other
+ * message makes the view unreadable.
  */
-const NO_STEPS = /^No job steps exist on this node\.$/m;
+const NOT_RUNNING = [/^No job steps exist on this node\.$/, /^Unable to connect to slurmstepd: Connection refused$/];
+
+function onlyNotRunning(stderr: string): boolean {
+  const lines = stderr.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  return lines.length > 0 && lines.every((l) => NOT_RUNNING.some((re) => re.test(l)));
+}
 
 /**
  * A command's output, from a child process killed after `timeoutMs`: the command may block on what it
  * reads (a stuck slurmstepd, a configuration on a hung NFS mount), the agent must not. Resolves
- * {missing} when the command does not exist; `empty(stderr)`: a failure that means "nothing".
+ * {missing} when the command does not exist; `answered(stderr)`: an exit status 1 that is an answer.
  */
-function output(file: string, args: string[], timeoutMs: number, empty: (stderr: string) => boolean = () => false): Promise<{ stdout: string } | { missing: true }> {
+function output(file: string, args: string[], timeoutMs: number, answered: (stderr: string) => boolean = () => false): Promise<{ stdout: string } | { missing: true }> {
   return new Promise((resolve, reject) => {
     execFile(file, args, { timeout: timeoutMs, killSignal: 'SIGKILL', encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err === null) resolve({ stdout });
       else if ((err as NodeJS.ErrnoException).code === 'ENOENT') resolve({ missing: true });
-      else if (err.code === 1 && !err.killed && empty(stderr)) resolve({ stdout: '' });
+      else if (err.code === 1 && !err.killed && answered(stderr)) resolve({ stdout });
       else if (err.killed) reject(new SlurmViewError(`${file} ${args.join(' ')} did not answer within ${timeoutMs} ms`));
       else reject(new SlurmViewError(`${file} ${args.join(' ')} failed: ${(stderr || err.message).trim().split('\n')[0]}`));
     });
@@ -113,13 +136,13 @@ function output(file: string, args: string[], timeoutMs: number, empty: (stderr:
 export class NodeSlurmView implements SlurmView {
   private readonly cgroupRoot: string;
   private readonly scontrol: string | null;
-  private readonly slurmConf: readonly string[];
+  private readonly slurmConfPaths: readonly string[];
   private readonly timeoutMs: number;
 
   constructor(opts: NodeSlurmViewOptions = {}) {
     this.cgroupRoot = opts.cgroupRoot ?? '/sys/fs/cgroup';
     this.scontrol = opts.scontrol === undefined ? '/usr/bin/scontrol' : opts.scontrol;
-    this.slurmConf = opts.slurmConf ?? [
+    this.slurmConfPaths = opts.slurmConf ?? [
       ...(process.env.SLURM_CONF ? [process.env.SLURM_CONF] : []),
       '/etc/slurm/slurm.conf',
       '/run/slurm/conf/slurm.conf',
@@ -140,7 +163,7 @@ export class NodeSlurmView implements SlurmView {
     }
     sources.push(...scopes.map((s) => `cgroup ${s}`));
     if (this.scontrol !== null) {
-      const r = await output(this.scontrol, ['listpids'], this.timeoutMs, (stderr) => NO_STEPS.test(stderr));
+      const r = await output(this.scontrol, ['listpids'], this.timeoutMs, onlyNotRunning);
       if ('stdout' in r) {
         jobsFromListpids(r.stdout, jobs);
         sources.push(`${this.scontrol} listpids`);
@@ -149,16 +172,20 @@ export class NodeSlurmView implements SlurmView {
     if (sources.length === 0) {
       throw new SlurmViewError(`no slurmstepd cgroup scope under ${this.cgroupRoot} and no ${this.scontrol ?? 'scontrol'}: nothing tells which jobs Slurm runs here`);
     }
-    return { jobs, allocationsVisible: await this.containOn(), sources };
+    const conf = await this.slurmConf();
+    return { jobs, allocationsVisible: conf?.contain ?? false, rebootEndsJobs: conf !== null && conf.returnToService !== 2, sources };
   }
 
-  /** PrologFlags of the first slurm.conf that can be read (read by a child: it may sit on NFS) */
-  private async containOn(): Promise<boolean> {
-    for (const path of this.slurmConf) {
+  /**
+   * The first slurm.conf that can be read (by a child: it may sit on NFS); null when none can: then
+   * neither Contain nor a ReturnToService that ends a rebooted node's jobs is assumed (fewer removals).
+   */
+  private async slurmConf(): Promise<SlurmConfFacts | null> {
+    for (const path of this.slurmConfPaths) {
       const r = await output(CAT, [path], this.timeoutMs).catch(() => null);
-      if (r !== null && 'stdout' in r) return hasContain(r.stdout);
+      if (r !== null && 'stdout' in r) return slurmConfFacts(r.stdout);
     }
-    return false;
+    return null;
   }
 
 }

@@ -5,7 +5,7 @@
  * issued while the agent is still starting wait for it (agent_wait).
  */
 import { expect } from 'chai';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { request, type ClientResponse } from '../../agent/client/client.js';
@@ -118,8 +118,10 @@ describe('lifecycle: the agent against what Slurm runs', function () {
         return reconcile.lastAt !== null && Date.parse(reconcile.lastAt) > graceEnd ? reconcile : undefined;
       }, { timeoutMs: (GRACE + 60) * 1000, intervalMs: 500, detail: agentSide });
       evidence('the reconciliation after the grace', JSON.stringify(st));
-      expect(st).to.deep.include({ slurmView: 'ok', allocationsVisible: true, unverified: [] });
-      expect(st.sources).to.include.members(['cgroup /sys/fs/cgroup/system.slice/slurmstepd.scope', '/usr/bin/scontrol listpids']);
+      // the test cluster's slurm.conf: PrologFlags=Alloc,Contain, ReturnToService=2
+      expect(st).to.deep.include({ slurmView: 'ok', allocationsVisible: true, rebootEndsJobs: false, unverified: [] });
+      // Slurm 22.05 with cgroup/v2 and IgnoreSystemd=yes names the scope after the node
+      expect(st.sources).to.include.members([`cgroup /sys/fs/cgroup/system.slice/${(await execa('hostname')).stdout.trim()}_slurmstepd.scope`, '/usr/bin/scontrol listpids']);
       expect((await agentJobs()).find((j) => j.jobId === id)?.registration, 'still registered').to.equal(rec.registration);
     } finally {
       releaseJob(id);
@@ -165,15 +167,28 @@ describe('lifecycle: the agent against what Slurm runs', function () {
   it('prologs issued while the agent is still starting: all succeed once it answers (agent_wait)', async function () {
     this.timeout(scaled(240_000));
     await stopAgent('SIGTERM');
+    expect(existsSync(SOCKET), 'a stopped agent leaves no socket').to.equal(false);
     const env = (id: string, uid: number) => ({
       PATH: '/usr/sbin:/usr/bin:/sbin:/bin', SLURM_JOB_ID: id, SLURM_JOB_UID: String(uid), SLURM_JOB_USER: `u${uid}`,
       SLURM_JOB_COMMENT: 'policy:strict', SLURM_SCRIPT_CONTEXT: 'prolog_slurmd',
     });
+    // The prologs come once the new agent is on its way (its programs attached or adopted) and before it
+    // serves. Loading Node.js modules over the VM's 9p root takes the agent tens of seconds on a busy
+    // build machine, more than agent_wait may be (25 s at most); on a node it takes about a second.
+    const logFrom = statSync(AGENT_LOG).size;
+    const serving = startAgent();
+    await waitFor('the new agent to attach or adopt its programs', () => /(adopted|attached and pinned) \d+ (pinned )?programs/.test(readFileSync(AGENT_LOG, 'utf8').slice(logFrom)), {
+      timeoutMs: 180_000, detail: () => tail(AGENT_LOG),
+    });
+    const issued = Date.now();
+    const socketThen = existsSync(SOCKET);
     const ids = ['880001', '880002', '880003', '880004', '880005'];
     const prologs = ids.map((id, i) => execa(PROLOG, [], { env: env(id, 3000 + i), extendEnv: false, reject: false, timeout: scaled(120_000) }));
-    await startAgent();
+    await serving;
+    const servedAfter = (Date.now() - issued) / 1000;
     const results = await Promise.all(prologs);
-    evidence('prologs started before the agent', results.map((r, i) => `${ids[i]}: exit ${r.exitCode} ${r.stderr}`).join('\n'));
+    evidence(`prologs issued ${servedAfter.toFixed(1)} s before the agent served`, results.map((r, i) => `${ids[i]}: exit ${r.exitCode} ${r.stderr}`).join('\n'));
+    expect(socketThen, 'the prologs were issued before the agent listened').to.equal(false);
     for (const r of results) expect(r.exitCode, r.stderr).to.equal(0);
     const jobs = (await agentJobs()).map((j) => j.jobId);
     expect(jobs).to.include.members(ids);

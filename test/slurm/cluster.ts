@@ -54,6 +54,12 @@ export interface ClusterOptions {
   extraConf?: string[];
   /** PrologFlags (default Alloc,Contain, as slurm/slurm.conf.snippet recommends) */
   prologFlags?: string;
+  /**
+   * ReturnToService (default 2: a node drained by a test comes back when resumed). With 0 or 1 a node
+   * that rebooted comes back DOWN ("Node unexpectedly rebooted") and its jobs are ended; with 2 it does
+   * not, and the agent keeps the jobs of an earlier boot until their epilog (slurm/README.md).
+   */
+  returnToService?: 0 | 1 | 2;
 }
 
 export interface Cluster {
@@ -96,7 +102,7 @@ export function slurmConf(node: string, opts: ClusterOptions): string {
     'JobAcctGatherType=jobacct_gather/none',
     'MpiDefault=none',
     'SwitchType=switch/none',
-    'ReturnToService=2',
+    `ReturnToService=${opts.returnToService ?? 2}`,
     'MinJobAge=600',
     'KillWait=2',
     'InactiveLimit=0',

@@ -115,7 +115,7 @@ export class FakeService implements AgentService {
       },
       events: { logged: 13, dropped: 1 },
       reconcile: {
-        lastAt: '2026-11-26T10:01:00.000Z', slurmView: 'ok', problem: null, sources: ['scontrol listpids'], allocationsVisible: true, unverified: [],
+        lastAt: '2026-11-26T10:01:00.000Z', slurmView: 'ok', problem: null, sources: ['scontrol listpids'], allocationsVisible: true, rebootEndsJobs: true, unverified: [],
       },
       uptimeSeconds: 3725,
       startedAt: '2026-11-26T09:00:00.000Z',

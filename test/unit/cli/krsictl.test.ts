@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { buildApp } from '../../../agent/api/app.js';
 import { listenUnix } from '../../../agent/api/server.js';
 import { EXIT, main, USAGE } from '../../../agent/cli/krsictl.js';
-import { luaProfileTable, luaString, safe } from '../../../agent/cli/format.js';
+import { formatStatus, luaProfileTable, luaString, safe } from '../../../agent/cli/format.js';
 import { PACKAGE_ROOT } from '../../../agent/paths.js';
 import { ConfigError } from '../../../agent/config/config.js';
 import { FakeService } from '../api/fake-service.js';
@@ -225,10 +225,22 @@ describe('krsictl: config commands', () => {
     expect(r.stdout).to.match(/^jobs: +3$/m);
     expect(r.stdout).to.match(/^uids under policy: +1000, 1001, 1002$/m);
     expect(r.stdout).to.match(/^uptime: +1h 2m 5s \(since 2026-11-26T09:00:00\.000Z\)$/m);
+    expect(r.stdout).to.match(/^slurm view: +ok at 2026-11-26T10:01:00\.000Z \(PrologFlags=Contain: yes; a reboot ends jobs: yes\)$/m);
+    expect(r.stdout).to.match(/^unverified jobs: +-$/m);
     expect(r.stdout).to.match(/^POLICY +DENY +AUDIT +DROPPED$/m);
     expect(r.stdout).to.match(/^fileperms +3 +7 +0$/m);
     expect(r.stdout).to.match(/^skconnections +0 +2 +1$/m);
     expect(r.stdout).to.include('warning: /etc/slurm-krsi/krsi.ini: [profile strict] suidexec_allow');
+  });
+
+  it('status: Slurm\'s view unreadable says why, and the jobs kept unverified are named', () => {
+    const st = service.status();
+    const text = formatStatus({
+      ...st,
+      reconcile: { ...st.reconcile, slurmView: 'unreadable', problem: '/usr/bin/scontrol listpids did not answer within 10000 ms', unverified: ['17', '18_2'] },
+    });
+    expect(text).to.match(/^slurm view: +unreadable at 2026-11-26T10:01:00\.000Z: \/usr\/bin\/scontrol listpids did not answer within 10000 ms$/m);
+    expect(text).to.match(/^unverified jobs: +17, 18_2$/m);
   });
 
   it('status --json prints the raw JSON', async () => {

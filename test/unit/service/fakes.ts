@@ -71,13 +71,14 @@ export class FakeIdentities implements IdentityResolver {
 export class FakeSlurm implements SlurmView {
   jobs: Record<string, { lifetimeStep: boolean }> = {};
   allocationsVisible = true;
+  rebootEndsJobs = true;
   failWith: Error | null = null;
   /** runs while the view is being read (to interleave a registration) */
   during: (() => Promise<void>) | null = null;
   async running(): Promise<SlurmJobs> {
     if (this.failWith) throw this.failWith;
     await this.during?.();
-    return { jobs: new Map(Object.entries(this.jobs)), allocationsVisible: this.allocationsVisible, sources: ['fake'] };
+    return { jobs: new Map(Object.entries(this.jobs)), allocationsVisible: this.allocationsVisible, rebootEndsJobs: this.rebootEndsJobs, sources: ['fake'] };
   }
 }
 

@@ -64,6 +64,14 @@ describe('bounded open (a stuck file system cannot hang the agent)', () => {
     expect((err as NodeJS.ErrnoException).code).to.equal('ENOENT');
   });
 
+  it('a descriptor it returned stays the caller\'s when the worker ends (Node closes a worker\'s own fds at its exit)', async () => {
+    writeFileSync(join(dir, 'f'), 'x');
+    const fd = await opener.open(join(dir, 'f'));
+    await opener.close();
+    expect(readlinkSync(`/proc/self/fd/${fd}`), 'still open after the worker ended').to.equal(join(dir, 'f'));
+    closeSync(fd);
+  });
+
   it('an open that blocks in the kernel is given up after the deadline; the next open works, and the late descriptor is closed', async () => {
     // opening a fifo for reading blocks until a writer comes: a real blocking open(2)
     const fifo = join(dir, 'fifo');

@@ -3,7 +3,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NodeSlurmView, SlurmViewError, hasContain, jobsFromListpids } from '../../../agent/slurm/view.js';
+import { NodeSlurmView, SlurmViewError, jobsFromListpids, slurmConfFacts } from '../../../agent/slurm/view.js';
 
 describe('Slurm\'s view of this node', () => {
   let dir: string;
@@ -36,6 +36,7 @@ describe('Slurm\'s view of this node', () => {
       11: { lifetimeStep: true }, 12: { lifetimeStep: false }, 13: { lifetimeStep: true }, 14: { lifetimeStep: false },
     });
     expect(view.allocationsVisible).to.equal(true);
+    expect(view.rebootEndsJobs, 'ReturnToService: Slurm\'s default, 0').to.equal(true);
     expect(view.sources).to.deep.equal([`cgroup ${join(root, 'system.slice', 'slurmstepd.scope')}`, `${scontrol} listpids`]);
   });
 
@@ -56,14 +57,25 @@ describe('Slurm\'s view of this node', () => {
     expect([...view.jobs.keys()]).to.deep.equal(['5']);
   });
 
-  it('scontrol\'s "no job steps" (exit status 1) is an empty node, not a failure', async () => {
-    // what Slurm 22.05's scontrol listpids prints on a node that runs no step
-    const scontrol = script('echo "No job steps exist on this node." >&2; exit 1');
-    const view = await new NodeSlurmView({ cgroupRoot: cgroups({}), scontrol }).running();
+  it('scontrol\'s "no job steps" and "connection refused" (exit status 1) are answers: no step, a dead step', async () => {
+    // what Slurm 22.05's scontrol listpids printed in the VM on a node that runs no step
+    const none = script('echo "No job steps exist on this node." >&2; echo "PID      JOBID    STEPID   LOCALID GLOBALID"; exit 1');
+    const view = await new NodeSlurmView({ cgroupRoot: cgroups({}), scontrol: none }).running();
     expect(view.jobs.size).to.equal(0);
-    expect(view.sources).to.include(`${scontrol} listpids`);
-    const other = script('echo "No job steps exist on this node." >&2; echo "but something else failed" >&2; exit 2');
-    expect(await new NodeSlurmView({ cgroupRoot: cgroups({}), scontrol: other }).running().catch((e: unknown) => e)).to.be.instanceOf(SlurmViewError);
+    expect(view.sources).to.include(`${none} listpids`);
+    // ... and with the socket of a crashed slurmstepd left in the spool directory beside a live step
+    const stale = script([
+      'echo "Unable to connect to slurmstepd: Connection refused" >&2',
+      'printf "PID      JOBID    STEPID   LOCALID GLOBALID\\n-1       2        extern   0       0\\n752      2        extern   -       -\\n"',
+      'exit 1',
+    ].join('\n'));
+    const withStale = await new NodeSlurmView({ cgroupRoot: cgroups({}), scontrol: stale }).running();
+    expect(Object.fromEntries(withStale.jobs)).to.deep.equal({ 2: { lifetimeStep: true } });
+    for (const stderr of ['Unable to connect to slurmstepd: Permission denied', 'No job steps exist on this node.\nsomething else failed']) {
+      const other = script(`printf '${stderr}\\n' >&2; exit 1`);
+      const err = await new NodeSlurmView({ cgroupRoot: cgroups({}), scontrol: other }).running().catch((e: unknown) => e);
+      expect(err, stderr).to.be.instanceOf(SlurmViewError);
+    }
   });
 
   it('a slurm.conf whose read blocks (a hung NFS mount) is given up after the timeout; the next candidate decides', async () => {
@@ -77,7 +89,7 @@ describe('Slurm\'s view of this node', () => {
     expect(view.allocationsVisible).to.equal(true);
     expect(Date.now() - t0).to.be.below(3000);
     const none = await new NodeSlurmView({ cgroupRoot: cgroups({}), scontrol, slurmConf: [stuck, join(dir, 'missing.conf')], timeoutMs: 300 }).running();
-    expect(none.allocationsVisible, 'no slurm.conf read: Contain is not assumed').to.equal(false);
+    expect(none, 'no slurm.conf read: neither Contain nor a reboot that ends jobs is assumed').to.deep.include({ allocationsVisible: false, rebootEndsJobs: false });
   });
 
   it('no source at all is unreadable, not "no jobs"', async () => {
@@ -85,10 +97,11 @@ describe('Slurm\'s view of this node', () => {
     expect(err).to.be.instanceOf(SlurmViewError);
   });
 
-  it('parses PrologFlags and listpids lines strictly', () => {
-    expect(hasContain('PrologFlags=Alloc')).to.equal(false);
-    expect(hasContain('#PrologFlags=Contain\nPrologFlags=Alloc')).to.equal(false);
-    expect(hasContain('prologflags=X11,Contain')).to.equal(true);
+  it('reads PrologFlags and ReturnToService; parses listpids lines strictly', () => {
+    expect(slurmConfFacts('PrologFlags=Alloc')).to.deep.equal({ contain: false, returnToService: 0 });
+    expect(slurmConfFacts('#PrologFlags=Contain\nPrologFlags=Alloc\n# ReturnToService=2')).to.deep.equal({ contain: false, returnToService: 0 });
+    expect(slurmConfFacts('prologflags=X11,Contain\nReturnToService = 2  # comment')).to.deep.equal({ contain: true, returnToService: 2 });
+    expect(slurmConfFacts('ReturnToService=1')).to.deep.equal({ contain: false, returnToService: 1 });
     const jobs = new Map();
     jobsFromListpids('PID JOBID STEPID LOCALID GLOBALID\ngarbage line\n77 9 batch 0 0\n', jobs);
     expect(Object.fromEntries(jobs)).to.deep.equal({ 9: { lifetimeStep: true } });
