@@ -161,6 +161,7 @@ async function main(): Promise<void> {
     {
       kernelCounters: () => enforcer.counters(),
       logged: (policy, decision) => agent.pipeline.loggedCount(policy, decision),
+      repeatsLogged: (policy) => agent.pipeline.repeatsLogged(policy),
       jobs: () => agent.listJobs().length,
       uidsUnderPolicy: () => enforcer.uidPolicies().size,
       programsAttached: () => enforcer.pinned().filter((p) => p.startsWith('links/')).length,

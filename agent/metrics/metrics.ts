@@ -7,9 +7,11 @@ import { POLICIES, type PolicyName } from '../enforcement/layout.js';
 
 export interface MetricsSource {
   /** kernel decision counters, summed over CPUs */
-  kernelCounters(): Record<PolicyName, { deny: bigint; audit: bigint; dropped: bigint }>;
+  kernelCounters(): Record<PolicyName, { deny: bigint; audit: bigint; dropped: bigint; folded: bigint }>;
   /** events this agent process logged, per policy and decision */
   logged(policy: PolicyName, decision: 'deny' | 'audit'): number;
+  /** folded decisions the logged lines reported as repeats=, per policy */
+  repeatsLogged(policy: PolicyName): number;
   jobs(): number;
   uidsUnderPolicy(): number;
   programsAttached(): number;
@@ -63,6 +65,16 @@ export function createMetrics(source: MetricsSource, info: { version: string; ke
       const k = source.kernelCounters();
       return POLICIES.map((policy) => ({ labels: { policy }, value: Number(k[policy].dropped) }));
     });
+  mirrorCounter(registry, 'krsi_events_folded_total',
+    'Decisions folded in the kernel into a later event of the same action (its repeats=); still counted in krsi_decisions_total. ' +
+    'Decisions = events + folded + dropped.',
+    ['policy'] as const, () => {
+      const k = source.kernelCounters();
+      return POLICIES.map((policy) => ({ labels: { policy }, value: Number(k[policy].folded) }));
+    });
+  mirrorCounter(registry, 'krsi_events_repeats_logged_total',
+    'Folded decisions that logged lines reported as repeats=; krsi_events_folded_total minus this waits for its action to come back.',
+    ['policy'] as const, () => POLICIES.map((policy) => ({ labels: { policy }, value: source.repeatsLogged(policy) })));
   mirrorCounter(registry, 'krsi_events_logged_total', 'Events this agent process wrote to the event log, by policy and decision.',
     ['policy', 'decision'] as const, () =>
       POLICIES.flatMap((policy) => (['deny', 'audit'] as const).map((decision) => ({ labels: { policy, decision }, value: source.logged(policy, decision) }))));

@@ -357,9 +357,12 @@ export class KrsiAgent implements AgentService {
     const kernel = enforcer.counters();
     const counters = {} as Record<PolicyName, PolicyCounters>;
     let dropped = 0;
+    let folded = 0;
     for (const p of POLICIES) {
-      counters[p] = { deny: Number(kernel[p].deny), audit: Number(kernel[p].audit), dropped: Number(kernel[p].dropped) };
+      const k = kernel[p];
+      counters[p] = { deny: Number(k.deny), audit: Number(k.audit), dropped: Number(k.dropped), folded: Number(k.folded) };
       dropped += counters[p].dropped;
+      folded += counters[p].folded;
     }
     return {
       version: this.opts.version,
@@ -373,7 +376,7 @@ export class KrsiAgent implements AgentService {
       jobs: this.table.size,
       uidsUnderPolicy: [...enforcer.uidPolicies().keys()].sort((a, b) => a - b),
       counters,
-      events: { logged: this.pipeline.loggedCount(), dropped },
+      events: { logged: this.pipeline.loggedCount(), dropped, folded, repeatsLogged: this.pipeline.repeatsLogged() },
       uptimeSeconds: Math.round((Date.now() - this.startedAt.getTime()) / 1000),
       startedAt: this.startedAt.toISOString(),
       warnings: this.config.warnings,
