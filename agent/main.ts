@@ -13,7 +13,6 @@
  * Exit status: 0 clean stop, 1 config error, 2 usage, 3 this node cannot enforce (preflight), 4 runtime failure.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { release, setPriority } from 'node:os';
 import { join } from 'node:path';
 import { buildApp } from './api/app.js';
@@ -25,6 +24,7 @@ import { BootClock } from './events/clock.js';
 import { EventPipeline } from './events/pipeline.js';
 import { createLogger, type Logger } from './log/logger.js';
 import { createMetrics } from './metrics/metrics.js';
+import { startMetricsServer } from './metrics/server.js';
 import { OBJECTS, PACKAGE_ROOT } from './paths.js';
 import { KrsiAgent } from './service/agent.js';
 import { DaemonProtector } from './service/daemons.js';
@@ -74,24 +74,6 @@ function parseArgs(argv: string[]): { configPath: string } {
 
 function version(): string {
   return (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
-}
-
-function startMetrics(config: KrsiConfig, registry: ReturnType<typeof createMetrics>['registry'], log: Logger): Server | null {
-  const listen = config.agent.metricsListen;
-  if (!listen) return null;
-  const server = createServer((req, res) => {
-    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /metrics\n');
-      return;
-    }
-    registry
-      .metrics()
-      .then((body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body))
-      .catch((err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`));
-  });
-  server.on('error', (err) => log.error('metrics endpoint failed', { listen: `${listen.host}:${listen.port}`, error: err.message }));
-  server.listen(listen.port, listen.host, () => log.info('metrics endpoint listening', { listen: `${listen.host}:${listen.port}` }));
-  return server;
 }
 
 async function main(): Promise<void> {
@@ -169,7 +151,13 @@ async function main(): Promise<void> {
     { version: version(), kernel: release() },
   );
   metricsHolder.observeApply = metrics.observeApply;
-  const metricsServer = startMetrics(config, metrics.registry, log.child('metrics'));
+  const listen = config.agent.metricsListen;
+  const metricsServer = listen
+    ? startMetricsServer({
+      host: listen.host, port: listen.port, render: () => metrics.registry.metrics(), contentType: metrics.registry.contentType,
+      log: log.child('metrics'), onRefused: metrics.observeRefusal('metrics'),
+    })
+    : null;
 
   const notes = setInterval(() => void agent.applyRemovalNotes().catch((err: Error) => log.error('epilog notes failed', { error: err.message })), 30_000);
   notes.unref();
@@ -183,6 +171,7 @@ async function main(): Promise<void> {
   if (slurmdUid === null) log.warn('slurmd_user does not exist: only root may add and remove jobs', { user: config.agent.slurmdUser });
   const app = buildApp({
     service: agent,
+    onRefused: metrics.observeRefusal('socket'),
     access: {
       writerUids: new Set([0, ...(slurmdUid === null ? [] : [slurmdUid])]),
       readerGids: new Set(adminGid === null ? [] : [adminGid]),

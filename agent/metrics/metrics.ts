@@ -21,6 +21,8 @@ export interface AgentMetrics {
   registry: Registry;
   /** observe the duration of one uid policy write */
   observeApply(seconds: number): void;
+  /** a counter of what one listener's limits refused (connections, requests), by reason */
+  observeRefusal(endpoint: 'socket' | 'metrics'): (reason: string) => void;
 }
 
 /** A counter that mirrors a monotonically growing external value: collect() adds what it grew by. */
@@ -91,5 +93,16 @@ export function createMetrics(source: MetricsSource, info: { version: string; ke
     buckets: [0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers: [registry],
   });
-  return { registry, observeApply: (seconds) => apply.observe(seconds) };
+  const refused = new Counter({
+    name: 'krsi_refused_total',
+    help: 'Connections and requests from non-writers that the limits refused, by endpoint (socket, metrics) and reason ' +
+      '(connections: a cap on open connections; rate: requests a second; busy: readers queued).',
+    labelNames: ['endpoint', 'reason'] as const,
+    registers: [registry],
+  });
+  return {
+    registry,
+    observeApply: (seconds) => apply.observe(seconds),
+    observeRefusal: (endpoint) => (reason) => refused.inc({ endpoint, reason }),
+  };
 }

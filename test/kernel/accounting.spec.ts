@@ -12,8 +12,6 @@ import { parseCidr } from '../../agent/enforcement/cidr.js';
 import { scaled, waitFor } from '../vm/pace.js';
 
 const PIN = '/sys/fs/bpf/krsi-accounting-test';
-/** one record: struct krsi_event and the ring's 8-byte header */
-const RECORD = 192 + 8;
 
 const strict = policy({
   modes: modes({ skconnections: 'audit', fileperms: 'enforce', sshlisteners: 'enforce' }),

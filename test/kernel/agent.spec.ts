@@ -24,6 +24,7 @@ const METRICS = 'http://127.0.0.1:9817/metrics';
 const AGENT = join(ROOT, 'dist/agent/main.js');
 const KRSICTL = join(ROOT, 'dist/agent/cli/krsictl.js');
 const SUID = join(SCRATCH, 'agent-suid-id');
+const FLOOD = join(ROOT, 'build/probe/krsi-flood');
 
 function config(strictFileperms = 'enforce', extra = ''): string {
   return `[agent]
@@ -368,6 +369,55 @@ describe('krsi-agent on the real kernel', function () {
       expect(status.uidsUnderPolicy.filter((u) => u >= 1999 && u < 2008)).to.deep.equal([]);
       console.log(`      one prolog ${Math.round(one.ms)} ms, one epilog ${Math.round(oneEpilog.ms)} ms; 64 concurrent prologs ${tookProlog.toFixed(0)} ms, ` +
         `GET /v1/jobs ${jobs.ms.toFixed(0)} ms, 64 epilogs ${tookEpilog.toFixed(0)} ms (VM, software emulation: figures, not checks)`);
+    });
+
+    it('8 users flooding the control socket and the metrics endpoint do not starve 20 prologs in a row', async function () {
+      // The bound is a ratio measured in this boot: the median of 5 idle prologs first, then each flooded
+      // prolog must finish within max(3 s, 6 x that median), whatever the emulation's speed.
+      const runJob = async (id: string, uid: number) => {
+        const t = await timed(() => hook(PROLOG, slurmEnv(id, uid, { SLURM_JOB_COMMENT: 'policy:strict' })));
+        expect(t.value.exitCode, t.value.stderr).to.equal(0);
+        expect((await hook(EPILOG, slurmEnv(id, uid))).exitCode).to.equal(0);
+        return t.ms;
+      };
+      const idle: number[] = [];
+      for (let i = 0; i < 5; i++) idle.push(await runJob(String(8000 + i), 1500 + i));
+      const median = [...idle].sort((a, b) => a - b)[2]!;
+      const bound = Math.max(3000, 6 * median);
+      this.timeout(20 * 2 * bound + scaled(120_000));
+
+      const flooders = Array.from({ length: 8 }, (_, i) => 4000 + i);
+      const floods = flooders.map((uid) => execa(FLOOD, [SOCKET, '9817', '3600', '16'], { uid, gid: uid, reject: false, buffer: true }));
+      const flooding = floods.map(() => false);
+      floods.forEach((f, i) => f.stdout!.on('data', (chunk: Buffer) => { if (chunk.toString().includes('FLOODING')) flooding[i] = true; }));
+      const prologs: number[] = [];
+      try {
+        await waitFor('the 8 flooders to get their first answers', () => flooding.every((x) => x), { timeoutMs: 60_000, detail: () => `${flooding.filter((x) => x).length} of 8` });
+        for (let i = 0; i < 20; i++) prologs.push(await runJob(String(8100 + i), 1600 + i));
+      } finally {
+        for (const f of floods) f.kill('SIGTERM');
+      }
+      const results = await Promise.all(floods);
+      // what the flooders got, summed: the flood was real
+      const sum = (target: string, key: string) => results.reduce((n, r) => {
+        const line = String(r.stdout).split('\n').find((l) => l.startsWith(`RESULT ${target} `)) ?? '';
+        return n + Number(new RegExp(`\\b${key}=(\\d+)`).exec(line)?.[1] ?? 0);
+      }, 0);
+      const report = (target: string) => ['sent', 'answered', 'ok', 'forbidden', 'limited', 'closed', 'refused'].map((k) => `${k} ${sum(target, k)}`).join(', ');
+      console.log(`      idle prolog median ${Math.round(median)} ms (${idle.map(Math.round).join(', ')}); bound ${Math.round(bound)} ms`);
+      console.log(`      flooded prologs: ${prologs.map(Math.round).join(', ')} ms (max ${Math.round(Math.max(...prologs))})`);
+      console.log(`      8 flooders, control socket: ${report('socket')}`);
+      console.log(`      8 flooders, metrics endpoint: ${report('metrics')}`);
+      expect(sum('socket', 'sent'), 'requests sent to the control socket').to.be.above(1000);
+      expect(sum('metrics', 'sent'), 'requests sent to the metrics endpoint').to.be.above(1000);
+      expect(sum('socket', 'forbidden') + sum('socket', 'limited'), 'socket requests answered 403/429').to.be.above(100);
+      expect(sum('metrics', 'ok'), 'scrapes answered').to.be.above(10);
+      expect(sum('socket', 'closed') + sum('socket', 'refused'), 'socket connections refused or closed by the limits').to.be.above(0);
+      expect(sum('metrics', 'closed') + sum('metrics', 'refused'), 'metrics connections refused or closed by the limits').to.be.above(0);
+      const text = await waitFor<string>('a metrics scrape once the flood stopped', () => scrape().catch((): false => false));
+      expect(metric(text, 'krsi_refused_total', 'endpoint="socket",reason="connections"') + metric(text, 'krsi_refused_total', 'endpoint="socket",reason="rate"'))
+        .to.be.above(0);
+      expect(prologs.filter((ms) => ms >= bound), `prologs over ${Math.round(bound)} ms`).to.deep.equal([]);
     });
 
     it('the epilog succeeds for a job the agent never saw, twice', async () => {
