@@ -835,7 +835,9 @@ static __always_inline int killtasks_decide(__u32 type, struct task_struct *targ
 
 	if (pmode == KRSI_MODE_OFF)
 		return 0;
-	e = decision_begin(type, KRSI_POLICY_KILLTASKS, decision_of(pmode), krsi_target(target->tgid, signal));
+	/* the process and thread aimed at, and the signal (the ptrace mode for ptrace) */
+	e = decision_begin(type, KRSI_POLICY_KILLTASKS, decision_of(pmode),
+			   krsi_target(krsi_target(target->tgid, target->pid), signal));
 	if (e) {
 		e->target_pid = BPF_CORE_READ(target, pid);
 		e->target_tgid = BPF_CORE_READ(target, tgid);
