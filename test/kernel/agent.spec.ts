@@ -4,7 +4,7 @@
  * metrics with matching counts, kill -9 and restart never open a gap, reload keeps a bad config out.
  */
 import { expect } from 'chai';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { request, type ClientResponse } from '../../agent/client/client.js';
@@ -25,6 +25,7 @@ const AGENT = join(ROOT, 'dist/agent/main.js');
 const KRSICTL = join(ROOT, 'dist/agent/cli/krsictl.js');
 const SUID = join(SCRATCH, 'agent-suid-id');
 const FLOOD = join(ROOT, 'build/probe/krsi-flood');
+const FLOOD_CGROUP = '/sys/fs/cgroup/krsi-flooders';
 
 function config(strictFileperms = 'enforce', extra = ''): string {
   return `[agent]
@@ -396,8 +397,15 @@ describe('krsi-agent on the real kernel', function () {
       const bound = Math.max(3000, 6 * median);
       this.timeout(20 * 2 * bound + scaled(120_000));
 
+      // The flooders' processes share a cgroup of their own, as a node's jobs all live under Slurm's
+      // slurmstepd.scope while slurmd and its prologs run outside it: the CPU scheduler then gives them
+      // together one share against the prolog's process, as it would on a node. What is tested is the
+      // agent: that its socket and metrics endpoint keep the prolog's request from waiting behind theirs.
+      writeFileSync('/sys/fs/cgroup/cgroup.subtree_control', '+cpu');
+      mkdirSync(FLOOD_CGROUP, { recursive: true });
       const flooders = Array.from({ length: 8 }, (_, i) => 4000 + i);
       const floods = flooders.map((uid) => execa(FLOOD, [SOCKET, '9817', '3600', '16'], { uid, gid: uid, reject: false, buffer: true }));
+      for (const f of floods) writeFileSync(join(FLOOD_CGROUP, 'cgroup.procs'), String(f.pid));
       const flooding = floods.map(() => false);
       floods.forEach((f, i) => f.stdout!.on('data', (chunk: Buffer) => { if (chunk.toString().includes('FLOODING')) flooding[i] = true; }));
       const prologs: number[] = [];
@@ -408,6 +416,7 @@ describe('krsi-agent on the real kernel', function () {
         for (const f of floods) f.kill('SIGTERM');
       }
       const results = await Promise.all(floods);
+      rmdirSync(FLOOD_CGROUP);
       // what the flooders got, summed: the flood was real
       const sum = (target: string, key: string) => results.reduce((n, r) => {
         const line = String(r.stdout).split('\n').find((l) => l.startsWith(`RESULT ${target} `)) ?? '';
