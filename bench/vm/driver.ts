@@ -18,6 +18,7 @@ import { execa } from 'execa';
 import { request, type ClientResponse } from '../../agent/client/client.js';
 import { sbatch, startCluster, stopCluster, waitJobEnded, waitJobRunning } from '../../test/slurm/cluster.js';
 import { signalFromInit } from '../../test/vm/init-control.js';
+import { METRICS_LIMITS } from '../../agent/metrics/server.js';
 import { histogramDelta } from './common.js';
 import type {
   AdversaryResult, AdversaryRow, ApplyHistogram, BootResult, BpfStatsResult, ConfigResult, FloodPhase, FloodProbe, FloodResult, JobStartResult, PipelineStep, ProgStat,
@@ -356,6 +357,8 @@ async function hook(script: string, env: Record<string, string>, ...args: string
 }
 
 async function applyHistogram(): Promise<ApplyHistogram> {
+  // the endpoint serves a rendering up to renderEveryMs old: wait that long, so that it has every apply so far
+  await sleep(METRICS_LIMITS.renderEveryMs);
   const text = await (await fetch(METRICS)).text();
   const buckets: { le: number; count: number }[] = [];
   let count = 0;
