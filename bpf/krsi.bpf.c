@@ -226,31 +226,42 @@ static __always_inline bool fold(struct krsi_fold_state *state, __u32 policy, __
 
 /*
  * Count a decision and start its event, or fold it (see krsi.h). `target` is what makes the action
- * distinct (krsi_target() of its identifying words). Returns NULL when the decision was folded or the ring
- * buffer is full (counted as dropped): the caller still applies the decision.
+ * distinct (krsi_target() of its identifying words). Returns true with *ep set to the reserved event,
+ * which the caller fills and submits; false when the decision was folded or the ring buffer is full
+ * (counted as dropped). Either way the caller applies the decision:
+ *
+ *	if (decision_begin(&e, KRSI_EV_CHMOD, KRSI_POLICY_FILEPERMS, decision_of(pmode), target)) {
+ *		e->ino = ...;
+ *		bpf_ringbuf_submit(e, 0);
+ *	}
+ *
+ * The answer is a flag, not the pointer: the 6.1 verifier cannot tell a reserved record from NULL (it
+ * prunes a NULL test only for map values and sockets), so a caller's `if (e)` on the returned pointer
+ * would leave it a path where the record is never submitted. A flag is a constant on each path.
  */
-static __always_inline struct krsi_event *decision_begin(__u32 type, __u32 policy, __u32 decision, __u64 target)
+static __always_inline bool decision_begin(struct krsi_event **ep, __u32 type, __u32 policy, __u32 decision, __u64 target)
 {
 	__u64 uid_gid = bpf_get_current_uid_gid(), now = bpf_ktime_get_boot_ns(), pid_tgid, repeats = 0;
 	struct krsi_fold_key key = { .target = target, .uid = (__u32)uid_gid, .type = type, .policy = policy, .decision = decision };
 	struct krsi_fold_state *state, fresh = { .last_ns = now };
 	struct krsi_event *e;
+	bool reserved = true;
 
 	count(policy, decision);
 	state = bpf_map_lookup_elem(&folds, &key);
 	if (fold(state, policy, now))
-		return NULL;
+		return false;
 	if (over_share(key.uid, now)) {
 		key.target = 0;
 		key.scope = KRSI_FOLD_KIND;
 		state = bpf_map_lookup_elem(&folds, &key);
 		if (fold(state, policy, now))
-			return NULL;
+			return false;
 	}
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count(policy, KRSI_COUNTER_DROPPED);
-		return NULL;
+		return false;
 	}
 	if (state) {
 		/* take what was folded; decisions folded meanwhile on another CPU stay for the next event */
@@ -274,7 +285,9 @@ static __always_inline struct krsi_event *decision_begin(__u32 type, __u32 polic
 	e->fold_scope = key.scope;
 	e->repeats = repeats > 0xffffffffULL ? 0xffffffffU : repeats;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	return e;
+	*ep = e;
+	barrier_var(reserved);	/* keeps the compiler from turning the flag back into a test of e */
+	return reserved;
 }
 
 static __always_inline int verdict(__u8 mode)
@@ -324,9 +337,8 @@ static __always_inline int fileperms_new_inode(__u32 type, struct dentry *dentry
 	if (!(new_mode & KRSI_FORBIDDEN_BITS))
 		return 0;
 
-	e = decision_begin(type, KRSI_POLICY_FILEPERMS, decision_of(pmode),
-			   krsi_target(name_target(inode_target(BPF_CORE_READ(dentry, d_parent, d_inode)), dentry), new_mode));
-	if (e) {
+	if (decision_begin(&e, type, KRSI_POLICY_FILEPERMS, decision_of(pmode),
+			   krsi_target(name_target(inode_target(BPF_CORE_READ(dentry, d_parent, d_inode)), dentry), new_mode))) {
 		e->req_mode = mode;
 		e->umask = umask;
 		e->new_mode = new_mode;
@@ -389,8 +401,7 @@ int BPF_PROG(krsi_path_chmod, const struct path *path, umode_t mode, int ret)
 	if (!added)
 		return 0;
 
-	e = decision_begin(KRSI_EV_CHMOD, KRSI_POLICY_FILEPERMS, decision_of(pmode), krsi_target(inode_target(inode), mode));
-	if (e) {
+	if (decision_begin(&e, KRSI_EV_CHMOD, KRSI_POLICY_FILEPERMS, decision_of(pmode), krsi_target(inode_target(inode), mode))) {
 		e->ino = inode->i_ino;
 		e->dev = inode->i_sb->s_dev;
 		e->old_mode = old_mode;
@@ -424,8 +435,7 @@ int BPF_PROG(krsi_inode_link, struct dentry *old_dentry, struct inode *dir, stru
 	if ((mode & S_IFMT) == S_IFLNK || !(mode & KRSI_FORBIDDEN_BITS))
 		return 0;
 
-	e = decision_begin(KRSI_EV_LINK, KRSI_POLICY_FILEPERMS, decision_of(pmode), name_target(inode_target(inode), new_dentry));
-	if (e) {
+	if (decision_begin(&e, KRSI_EV_LINK, KRSI_POLICY_FILEPERMS, decision_of(pmode), name_target(inode_target(inode), new_dentry))) {
 		e->ino = inode->i_ino;
 		e->dev = inode->i_sb->s_dev;
 		e->old_mode = mode;
@@ -441,8 +451,7 @@ static __always_inline int fileperms_acl_decision(__u8 pmode, struct dentry *den
 	struct krsi_event *e;
 	struct inode *inode = BPF_CORE_READ(dentry, d_inode);
 
-	e = decision_begin(KRSI_EV_SETACL, KRSI_POLICY_FILEPERMS, decision_of(pmode), inode_target(inode));
-	if (e) {
+	if (decision_begin(&e, KRSI_EV_SETACL, KRSI_POLICY_FILEPERMS, decision_of(pmode), inode_target(inode))) {
 		e->ino = BPF_CORE_READ(inode, i_ino);
 		e->dev = BPF_CORE_READ(inode, i_sb, s_dev);
 		e->old_mode = BPF_CORE_READ(inode, i_mode);
@@ -608,8 +617,7 @@ int BPF_PROG(krsi_bprm_check_security, struct linux_binprm *bprm, int ret)
 	if (bpf_map_lookup_elem(&suid_allow, &key))
 		return 0;
 
-	e = decision_begin(KRSI_EV_EXEC, KRSI_POLICY_SUIDEXEC, decision_of(pmode), krsi_target(key.dev, key.ino));
-	if (e) {
+	if (decision_begin(&e, KRSI_EV_EXEC, KRSI_POLICY_SUIDEXEC, decision_of(pmode), krsi_target(key.dev, key.ino))) {
 		e->dev = key.dev;
 		e->ino = key.ino;
 		e->old_mode = mode;
@@ -679,10 +687,9 @@ int BPF_PROG(krsi_socket_listen, struct socket *sock, int backlog, int ret)
 		return 0;
 
 	/* the listening port (and IPv4 address): a listener on another port is another action */
-	e = decision_begin(KRSI_EV_LISTEN, KRSI_POLICY_SSHLISTENERS, decision_of(pmode),
+	if (decision_begin(&e, KRSI_EV_LISTEN, KRSI_POLICY_SSHLISTENERS, decision_of(pmode),
 			   krsi_target(((__u64)family << 16) | BPF_CORE_READ(sk, __sk_common.skc_num),
-				       BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr)));
-	if (e) {
+				       BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr)))) {
 		e->family = family;
 		e->port = BPF_CORE_READ(sk, __sk_common.skc_num);
 		if (family == AF_INET)
@@ -757,8 +764,7 @@ static __always_inline int skconnections_decide(__u32 type, struct krsi_policy *
 	__u64 *a64 = (__u64 *)key.addr;
 	__u64 target = krsi_target(krsi_target(((__u64)family << 16) | port, a64[0]), a64[1]);
 
-	e = decision_begin(type, KRSI_POLICY_SKCONNECTIONS, decision_of(pmode), krsi_target(target, BPF_CORE_READ(sock, type)));
-	if (e) {
+	if (decision_begin(&e, type, KRSI_POLICY_SKCONNECTIONS, decision_of(pmode), krsi_target(target, BPF_CORE_READ(sock, type)))) {
 		e->family = family;
 		e->port = bpf_ntohs(port);
 		__builtin_memcpy(e->addr, key.addr, 16);
@@ -836,9 +842,8 @@ static __always_inline int killtasks_decide(__u32 type, struct task_struct *targ
 	if (pmode == KRSI_MODE_OFF)
 		return 0;
 	/* the process and thread aimed at, and the signal (the ptrace mode for ptrace) */
-	e = decision_begin(type, KRSI_POLICY_KILLTASKS, decision_of(pmode),
-			   krsi_target(krsi_target(target->tgid, target->pid), signal));
-	if (e) {
+	if (decision_begin(&e, type, KRSI_POLICY_KILLTASKS, decision_of(pmode),
+			   krsi_target(krsi_target(target->tgid, target->pid), signal))) {
 		e->target_pid = BPF_CORE_READ(target, pid);
 		e->target_tgid = BPF_CORE_READ(target, tgid);
 		e->target_uid = BPF_CORE_READ(target, real_cred, uid.val);
