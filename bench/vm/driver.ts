@@ -424,11 +424,14 @@ async function pipeline(): Promise<PipelineStep[]> {
   const rates = quick ? [5000, 50000] : [5000, 10000, 20000, 30000, 50000, 75000, 100000, 0];
   const steps: PipelineStep[] = [];
   let dropsSeen = 0;
+  let destinationsUsed = 0;
   for (const rate of rates) {
     const s0 = await status();
-    // distinct destinations: the kernel folds none, so every decision is an event for the agent
-    const r = await runAs(USER, join(BIN, 'evgen'), [String(rate), '1', '192.0.2.1', 'distinct']);
+    // distinct destinations, and none a previous step used (steps follow each other within the fold
+    // window): the kernel folds none, so every decision is an event for the agent
+    const r = await runAs(USER, join(BIN, 'evgen'), [String(rate), '1', '192.0.2.1', 'distinct', String(destinationsUsed)]);
     const sample = parseResult(String(r.stdout), 'evgen');
+    destinationsUsed += sample.ops;
     const tEnd = vnow();
     let s1 = await status();
     const dec = () => decisions(s1) - decisions(s0);
