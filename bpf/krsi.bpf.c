@@ -195,8 +195,8 @@ static __always_inline __u64 name_target(__u64 h, struct dentry *dentry)
 
 /*
  * Whether the ring buffer is half full and the current uid has had more than its share of the ring's
- * records (1/KRSI_FOLD_SHARE_DIVISOR) in this window, counting this event: then its decisions fold by
- * kind. Only events reserved while the ring is half full count against the share.
+ * records (1/KRSI_FOLD_SHARE_DIVISOR) in this window, counting this decision: then its decisions fold by
+ * kind. Only decisions that would have had an event while the ring was half full count against the share.
  */
 static __always_inline bool over_share(__u32 uid, __u64 now)
 {
