@@ -130,8 +130,6 @@ describe('krsi-agent on the real kernel', function () {
     mkdirSync(DIR, { recursive: true });
     writeFileSync(CONFIG, config());
     Enforcer.removePinned(PIN_DIR);
-    mkdirSync(SCRATCH, { recursive: true });
-    chmodSync(SCRATCH, 0o1777);
     userTmp = await userDir(USER, 'agent');
     rmSync(SUID, { force: true });
     copyFileSync('/usr/bin/id', SUID);

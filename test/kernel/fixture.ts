@@ -88,8 +88,7 @@ export async function startFixture(): Promise<Enforcer> {
   enforcer = Enforcer.open({ objectPath: OBJECT, pinDir: PIN_DIR });
   enforcer.subscribe((e) => events.push(e));
   rmSync(SCRATCH, { recursive: true, force: true });
-  mkdirSync(SCRATCH);
-  chmodSync(SCRATCH, 0o1777); // not through mkdir's mode: the umask would take o+w away
+  makeScratch();
   return enforcer;
 }
 
@@ -99,8 +98,15 @@ export async function stopFixture(): Promise<void> {
   Enforcer.removePinned(PIN_DIR);
 }
 
+/** the scratch directory, for specs that run before (or without) the fixture's Enforcer */
+function makeScratch(): void {
+  mkdirSync(SCRATCH, { recursive: true });
+  chmodSync(SCRATCH, 0o1777); // not through mkdir's mode: the umask would take o+w away
+}
+
 /** a fresh per-test directory owned by a uid */
 export async function userDir(uid: number, name: string): Promise<string> {
+  makeScratch();
   const dir = join(SCRATCH, `${name}-${uid}`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { mode: 0o755 });
