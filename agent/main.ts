@@ -16,7 +16,6 @@
  * failure, 5 another krsi-agent runs (it holds <state_dir>/agent.lock; this one touched nothing).
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { release, setPriority } from 'node:os';
 import { join } from 'node:path';
 import { buildApp, type AccessPolicy } from './api/app.js';
@@ -28,6 +27,7 @@ import { BootClock } from './events/clock.js';
 import { EventPipeline } from './events/pipeline.js';
 import { createLogger, type Logger } from './log/logger.js';
 import { createMetrics } from './metrics/metrics.js';
+import { startMetricsServer } from './metrics/server.js';
 import { OBJECTS, PACKAGE_ROOT } from './paths.js';
 import { KrsiAgent } from './service/agent.js';
 import { accountGid, accountUid } from './service/accounts.js';
@@ -82,24 +82,6 @@ function parseArgs(argv: string[]): { configPath: string } {
 
 function version(): string {
   return (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
-}
-
-function startMetrics(config: KrsiConfig, registry: ReturnType<typeof createMetrics>['registry'], log: Logger): Server | null {
-  const listen = config.agent.metricsListen;
-  if (!listen) return null;
-  const server = createServer((req, res) => {
-    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /metrics\n');
-      return;
-    }
-    registry
-      .metrics()
-      .then((body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body))
-      .catch((err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`));
-  });
-  server.on('error', (err) => log.error('metrics endpoint failed', { listen: `${listen.host}:${listen.port}`, error: err.message }));
-  server.listen(listen.port, listen.host, () => log.info('metrics endpoint listening', { listen: `${listen.host}:${listen.port}` }));
-  return server;
 }
 
 /** how often the wall clock's offset to the boot clock is read again (event times after an NTP step) */
@@ -218,6 +200,7 @@ async function main(): Promise<void> {
     {
       kernelCounters: () => enforcer.counters(),
       logged: (policy, decision) => agent.pipeline.loggedCount(policy, decision),
+      repeatsLogged: (policy) => agent.pipeline.repeatsLogged(policy),
       jobs: () => agent.listJobs().length,
       uidsUnderPolicy: () => enforcer.uidPolicies().size,
       programsAttached: () => enforcer.pinned().filter((p) => p.startsWith('links/')).length,
@@ -229,7 +212,13 @@ async function main(): Promise<void> {
     { version: version(), buildId: enforcer.buildId, kernel: release() },
   );
   metricsHolder.observeApply = metrics.observeApply;
-  const metricsServer = startMetrics(config, metrics.registry, log.child('metrics'));
+  const listen = config.agent.metricsListen;
+  const metricsServer = listen
+    ? startMetricsServer({
+      host: listen.host, port: listen.port, render: () => metrics.registry.metrics(), contentType: metrics.registry.contentType,
+      log: log.child('metrics'), onRefused: metrics.observeRefusal('metrics'),
+    })
+    : null;
 
   const timers: NodeJS.Timeout[] = [];
   const every = (ms: number, fn: () => void): void => {
@@ -257,7 +246,7 @@ async function main(): Promise<void> {
   };
 
   await resolveAccess(config, access, log.child('access'));
-  const app = buildApp({ service: agent, access });
+  const app = buildApp({ service: agent, access, onRefused: metrics.observeRefusal('socket') });
   const closeSocket = await listenUnix(app, config.agent.socket, { mode: DEFAULT_SOCKET_MODE, uid: 0, gid: 0 });
   log.info('krsi-agent serving', {
     socket: config.agent.socket, pid: process.pid, build: enforcer.buildId, programs: enforcer.programs.length, adopted: enforcer.adopted,

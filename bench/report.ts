@@ -2,7 +2,7 @@
  * docs/BENCHMARKS.md from what the two benchmark boots measured (bench/vm/driver.ts). Every figure in
  * the document comes from the run's result files; the prose around them is fixed.
  */
-import type { ApplyHistogram, BootResult, ConfigResult, PipelineStep } from './vm/common.js';
+import type { ApplyHistogram, BootResult, ConfigResult, FloodPhase, PipelineStep } from './vm/common.js';
 import { histogramQuantileBound, median, nsPerOp, percentile, spreadPct } from './vm/common.js';
 
 export interface HostInfo {
@@ -170,28 +170,31 @@ function section3(input: ReportInput, goals: string[]): string {
   const steps: PipelineStep[] = input.on?.pipeline ?? [];
   let s = `## 3. Event pipeline limits\n\n`;
   s += `A job with a profile that audits connects to 192.0.2.0/24 (\`skconnections = audit\`); the generator (bench/workloads/evgen.c) connect()s a UDP socket `;
-  s += `to 192.0.2.1 at a paced rate for one virtual second per step (the last step unpaced), sleeping once per millisecond's worth of calls: each call is one audit decision, logged and allowed, then `;
-  s += `fails with ENETUNREACH (no route in the VM). Decisions are the kernel's per-CPU counters, logged is the agent's count (\`/v1/status\` events.logged), `;
+  s += `to a destination in 192.0.2.0/24 at a paced rate for one virtual second per step (the last step unpaced), sleeping once per millisecond's worth of calls: each call is one audit decision, logged and allowed, then `;
+  s += `fails with ENETUNREACH (no route in the VM). Each call's destination (address and port) is another one, so that the kernel folds none as a repeat: every decision is an event for the agent. `;
+  s += `Decisions are the kernel's per-CPU counters, logged is the agent's count (\`/v1/status\` events.logged), `;
+  s += `folded the kernel's count of decisions folded into a later event (past a half-full ring, a uid over its share is folded by kind: section 3b), `;
   s += `dropped is the kernel's count of events the ring buffer (${f((input.on?.pipelineRingBytes ?? 0) / 1048576)} MiB) had no room for. `;
   s += `Drain: virtual seconds the agent still needed after the generator stopped. The generator and the agent share one vCPU.\n\n`;
-  s += `| requested/s | achieved/s | decisions | logged | dropped | unaccounted | drain s |\n|---:|---:|---:|---:|---:|---:|---:|\n`;
+  s += `| requested/s | achieved/s | decisions | logged | folded | dropped | unaccounted | drain s |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n`;
   for (const x of steps) {
-    s += `| ${x.requestedRate ? thousands(x.requestedRate) : 'unpaced'} | ${thousands(x.achievedRate)} | ${thousands(x.decisions)} | ${thousands(x.logged)} | ${thousands(x.dropped)} | ${thousands(x.unaccounted)} | ${f(x.drainSeconds, 2)} |\n`;
+    s += `| ${x.requestedRate ? thousands(x.requestedRate) : 'unpaced'} | ${thousands(x.achievedRate)} | ${thousands(x.decisions)} | ${thousands(x.logged)} | ${thousands(x.folded ?? 0)} | ${thousands(x.dropped)} | ${thousands(x.unaccounted)} | ${f(x.drainSeconds, 2)} |\n`;
   }
   // a step ran "at" its rate when the generator kept within 1% of it (its one-second run includes its
   // own start and last sleep, so a step rarely achieves the exact figure)
-  const clean = steps.filter((x) => x.dropped === 0 && x.requestedRate > 0 && x.achievedRate >= 0.99 * x.requestedRate);
+  const clean = steps.filter((x) => x.dropped === 0 && (x.folded ?? 0) === 0 && x.requestedRate > 0 && x.achievedRate >= 0.99 * x.requestedRate);
   const bestStep = clean.reduce<PipelineStep | null>((a, b) => (a === null || b.requestedRate > a.requestedRate ? b : a), null);
   const best = bestStep?.requestedRate ?? 0;
   const bestText = bestStep ? `${thousands(best)} events/s (achieved ${thousands(bestStep.achievedRate)}/s)` : 'none';
   const allAccounted = steps.every((x) => x.unaccounted === 0);
   const sustained = steps.filter((x) => x.requestedRate > 0 && x.drainSeconds > 0.1).map((x) => x.logged / (x.ops / x.achievedRate + x.drainSeconds));
-  s += `\nHighest rate with zero drops, the generator within 1% of it: **${bestText}** for a one-second burst. logged + dropped = decisions at every rate: **${allAccounted ? 'yes' : 'no'}**.\n\n`;
+  s += `\nHighest rate with every event logged one by one (none folded, none dropped), the generator within 1% of it: **${bestText}** for a one-second burst. `;
+  s += `logged + folded + dropped = decisions at every rate: **${allAccounted ? 'yes' : 'no'}**.\n\n`;
   if (sustained.length > 0) {
     s += `Read the zero-drop figure as a burst: where the agent needed time after the generator stopped, it was working through a backlog that the ring buffer held `;
     s += `(${f((input.on?.pipelineRingBytes ?? 0) / 1048576)} MiB, about ${thousands((input.on?.pipelineRingBytes ?? 0) / 200)} events of 200 bytes). The agent's sustained logging rate on this vCPU, `;
-    s += `logged / (generator time + drain time), was ${sustained.map((x) => thousands(x)).join(', ')} events/s at those steps: a flood longer than the ring can hold `;
-    s += `loses events above roughly that rate, and every one of them is still counted as dropped.\n\n`;
+    s += `logged / (generator time + drain time), was ${sustained.map((x) => thousands(x)).join(', ')} events/s at those steps: a flood of distinct actions longer than the ring can hold `;
+    s += `is folded by kind above roughly that rate (section 3b), and every decision is still counted.\n\n`;
   }
   goals.push(`Nothing unaccounted at any rate: **${allAccounted ? 'met' : 'not met'}**.`);
   goals.push(
@@ -201,6 +204,38 @@ function section3(input: ReportInput, goals: string[]): string {
       `loses what the agent's sustained rate (above) cannot keep up with, every lost event counted as dropped. What got the agent here: nothing made for one event outlives it ` +
       `(garbage collection was half of the agent's time under a flood when each event's object and line stayed in the window), and records are read in place in the ring.`,
   );
+  return s;
+}
+
+function floodPhaseRows(x: FloodPhase): string {
+  return `| ${x.name} | ${thousands(x.floodOps)} in ${f(x.floodSeconds, 1)} s (${thousands(x.floodOps / x.floodSeconds)}/s) | ${thousands(x.decisions)} | ${thousands(x.logged)} | ` +
+    `${thousands(x.folded)} | ${thousands(x.dropped)} | ${thousands(x.unaccounted)} | ${thousands(x.floodLines)} (${thousands(x.floodKindLines)} by kind) | ${f(x.drainSeconds, 1)} |\n`;
+}
+
+function section3b(input: ReportInput, goals: string[]): string {
+  const fl = input.on?.flood;
+  if (!fl) return '';
+  let s = `## 3b. A flood cannot hide an attack\n\n`;
+  s += `Two strict jobs (uid 1000 and uid 1001). A process of uid 1000's job (bench/workloads/evgen.c, unpaced) floods denied connects as fast as it can, `;
+  s += `for longer than the ring buffer (${f(fl.ringBytes / 1048576)} MiB, about ${thousands(fl.ringBytes / 200)} events) holds: first one action repeated (192.0.2.1 port 9), `;
+  s += `then every call to another destination in 192.0.2.0/24. A third of the way in, uid 1000's job and uid 1001's job each try three distinct denied actions, `;
+  s += `one process each (build/probe/krsi-probe): a connect to 198.51.100.7:443, a chmod u+s of another file, a listen by an ssh client; uid 1001 also tries the flooded action itself. `;
+  s += `The kernel folds repeats of one action (same uid, policy, type, decision and target) within a second into the action's next event (\`repeats=\`), `;
+  s += `and, once the ring is half full, folds a uid that had more than its share (1/16 of the ring a second) by kind (\`fold=kind\`: one event a second per uid, policy, type and decision). `;
+  s += `Decisions, logged, folded and dropped as in section 3; "flood lines": event log lines of the flooding process.\n\n`;
+  s += `| flood | flood calls | decisions | logged | folded | dropped | unaccounted | flood lines | drain s |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n`;
+  for (const x of fl.phases) s += floodPhaseRows(x);
+  s += `\n| flood | probe | uid | kernel answered | own log line | line's fold, repeats |\n|---|---|---:|---|---|---|\n`;
+  for (const x of fl.phases) {
+    for (const p of x.probes) s += `| ${x.name} | ${p.what} | ${p.uid} | ${p.verdict} | ${p.logged ? 'yes' : '**no**'} | ${p.logged ? `${p.scope}, ${p.repeats}` : '-'} |\n`;
+  }
+  const allLogged = fl.phases.every((x) => x.probes.every((p) => p.logged && p.verdict === 'ERR EPERM'));
+  const exact = fl.phases.every((x) => x.unaccounted === 0);
+  const probes = fl.phases.reduce((n, x) => n + x.probes.length, 0);
+  const logged = fl.phases.reduce((n, x) => n + x.probes.filter((p) => p.logged).length, 0);
+  s += `\nEvery probe denied and logged with a line of its own: **${allLogged ? 'yes' : 'no'}** (${logged}/${probes}). decisions = logged + folded + dropped in each flood: **${exact ? 'yes' : 'no'}**.\n\n`;
+  goals.push(`A flood cannot hide an attack: every distinct probe of the flooding job and of another job logged during floods longer than the ring holds, ` +
+    `decisions = logged + folded + dropped: **${allLogged && exact ? 'met' : 'not met'}** (${logged}/${probes} probes logged).`);
   return s;
 }
 
@@ -278,20 +313,25 @@ function section1(input: ReportInput, goals: string[]): string {
   s += `Each attempt is a fresh process (build/probe/krsi-probe, or a copy of it registered as an ssh client) `;
   s += `that makes exactly one syscall and prints what the kernel answered, so each attempt is known to have reached the kernel (EPERM from the policy) or not (another error). `;
   s += `"Logged" counts attempts whose process id appears in the agent's event log with the expected event type; "right job" those whose event names the job the attempt ran in `;
-  s += `(for the root actions against the agent: no job). The paper's Appendix B actions come first, then attacker variants.\n\n`;
-  s += `| action | policy | attempts | denied (EPERM) | allowed | failed otherwise | logged | logged, right job |\n|---|---|---:|---:|---:|---:|---:|---:|\n`;
+  s += `(for the root actions against the agent: no job). An attempt that repeats the same action (same uid and target) within a second of its last line is folded into that action's `;
+  s += `next line instead (\`repeats=\`): "repeats" sums them over the row's lines, and the kernel counts every folded attempt. The paper's Appendix B actions come first, then attacker variants.\n\n`;
+  s += `| action | policy | attempts | denied (EPERM) | allowed | failed otherwise | logged | repeats | logged, right job |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n`;
   for (const r of a.rows) {
-    s += `| ${r.action} | ${r.policy} | ${r.attempts} | ${r.denied} | ${r.allowed} | ${r.otherError} | ${r.logged} | ${r.loggedRightJob} |\n`;
+    s += `| ${r.action} | ${r.policy} | ${r.attempts} | ${r.denied} | ${r.allowed} | ${r.otherError} | ${r.logged} | ${r.repeats ?? 0} | ${r.loggedRightJob} |\n`;
   }
   const t = a.rows.reduce(
-    (acc, r) => ({ attempts: acc.attempts + r.attempts, denied: acc.denied + r.denied, logged: acc.logged + r.logged, right: acc.right + r.loggedRightJob }),
-    { attempts: 0, denied: 0, logged: 0, right: 0 },
+    (acc, r) => ({ attempts: acc.attempts + r.attempts, denied: acc.denied + r.denied, logged: acc.logged + r.logged, repeats: acc.repeats + (r.repeats ?? 0), right: acc.right + r.loggedRightJob }),
+    { attempts: 0, denied: 0, logged: 0, repeats: 0, right: 0 },
   );
-  s += `| **total** | | **${t.attempts}** | **${t.denied}** | | | **${t.logged}** | **${t.right}** |\n\n`;
-  s += `Kernel decisions during the emulation: ${thousands(a.kernelDecisions)}; logged by the agent: ${thousands(a.logged)}; dropped: ${thousands(a.dropped)}.\n\n`;
+  const folded = a.folded ?? 0;
+  s += `| **total** | | **${t.attempts}** | **${t.denied}** | | | **${t.logged}** | **${t.repeats}** | **${t.right}** |\n\n`;
+  s += `Kernel decisions during the emulation: ${thousands(a.kernelDecisions)}; logged by the agent: ${thousands(a.logged)}; folded: ${thousands(folded)} `;
+  s += `(${thousands(t.repeats)} of them reported by the lines above, the rest wait for their action's next line); dropped: ${thousands(a.dropped)}.\n\n`;
+  const met = t.denied === t.attempts && t.right === t.logged && t.logged + folded === t.attempts;
   goals.push(
-    `Adversary emulation inside strict-policy Slurm jobs: ${t.denied}/${t.attempts} attempts denied, ${t.right}/${t.attempts} logged with the right job id ` +
-      `(the paper: 3 of about 23,000 not logged, cause unknown): **${t.denied === t.attempts && t.right === t.attempts ? 'met' : 'not met'}**.`,
+    `Adversary emulation inside strict-policy Slurm jobs: ${t.denied}/${t.attempts} attempts denied; ${t.logged} with a line of their own, all naming the right job: ${t.right === t.logged ? 'yes' : 'no'}; ` +
+      `${folded} folded as repeats of an action already logged; own lines + folded = attempts: ${t.logged + folded === t.attempts ? 'yes' : 'no'} ` +
+      `(the paper: 3 of about 23,000 not logged, cause unknown): **${met ? 'met' : 'not met'}**.`,
   );
   return s;
 }
@@ -329,19 +369,19 @@ export function renderReport(input: ReportInput): string {
   s += `the floor profile is fileperms = audit. Jobs are added through the agent's socket; after each job change the driver leaves the agent 3 idle virtual seconds for its background work (deleting retired sets on a worker thread). After every run the driver waits until the agent has logged every decision, so a run carries the logging cost of its own events and none of the previous run's. `;
   s += `Before every run the whole guest must have been quiet (at most one 10 ms tick of busy CPU per virtual second, from /proc/stat) for 2 virtual seconds, and for 10 before a configuration's first run: `;
   s += `V8's background threads, the agent's and this driver's own, come back for a few hundred virtual ms some seconds after a process starts or a burst ends, and on one vCPU that lands in whatever runs then.\n`;
-  s += `- Changes since the run documented at commit 44ffcba (docs/BENCHMARKS.md in the git history), which these figures reflect: `;
-  s += `(1) the agent's event window keeps each event as its raw ring-buffer record (one preallocated buffer) and rebuilds the record and its line only when GET /v1/events asks, `;
-  s += `and the lines go out 256 at a time with synchronous writes, so that no object made for one event survives into V8's old generation; `;
-  s += `(2) the agent reads each record in place in the ring (a view, not a copy), decodes it through one DataView and reuses the text of the last comm; `;
-  s += `(3) the flood generator sleeps once per millisecond's worth of calls instead of after every call (at 50,000/s a sleep every 20 us cost it a timer and two context switches per call, more than the call); `;
-  s += `(4) the agent resolves the allowlisted files' identities when it starts, not in the first prolog that needs them; `;
-  s += `(5) section 4 also times \`node -e 0\` in the VM; (6) each user's files are on their own tmpfs (above), and timed runs start only on a quiet guest; `;
-  s += `(7) two more configurations, the programs with the agent stopped and "no programs" again at the end. Kept from before: the uid bitmap and early returns in the LSM programs, the JavaScript ring reader that waits 5 ms after a wakeup `;
-  s += `before consuming, the prolog's client without an http.Agent, and the agent's V8 options of deploy/agent-node-options.\n`;
+  s += `- Changes since the run documented at commit 5b7ac62 (docs/BENCHMARKS.md in the git history), which these figures reflect: `;
+  s += `(1) decisions are folded in the kernel (docs/POLICIES.md, "Folding"): every decision now looks its action up in an LRU hash map first, `;
+  s += `repeats of an action within a second get no event of their own (counted as folded, reported by the action's next event), and past a half-full ring `;
+  s += `a uid over its share is folded by kind; (2) section 3's generator sends each call to another destination, so that the pipeline is measured on `;
+  s += `events that are not folded (it repeated one destination before); (3) section 3b, a flood that must hide no other action, is new; `;
+  s += `(4) the metrics endpoint renders at most once a second and limits connections and requests (the driver waits a second before each scrape), `;
+  s += `and the control socket limits non-writers (the prolog, root, is never limited); (5) the adversary table counts attempts folded into a logged line's repeats. `;
+  s += `Kept from before: the uid bitmap and early returns in the LSM programs, the event window of raw records, records read in place, the ring reader that `;
+  s += `waits 5 ms after a wakeup before consuming, the prolog's client without an http.Agent, and the agent's V8 options of deploy/agent-node-options.\n`;
   const runNotes = [...(on?.notes ?? []), ...(off?.notes ?? [])];
   if (runNotes.length > 0) s += `- Notes from this run: ${runNotes.join('; ')}.\n`;
   s += `\n`;
-  const body = [section2(input, goals), sectionStats(input), section3(input, goals), section4(input, goals), section1(input, goals)].join('\n');
+  const body = [section2(input, goals), sectionStats(input), section3(input, goals), section3b(input, goals), section4(input, goals), section1(input, goals)].join('\n');
   s += body;
   s += `\n## Goals\n\n${goals.map((g) => `- ${g}`).join('\n')}\n`;
   return s;

@@ -8,8 +8,10 @@
  * the uids that may have a policy (an array map whose lookup the verifier inlines: a few instructions,
  * no hash), and only a uid whose bit is set pays the uid_policy hash lookup. Nothing counts allowed
  * actions, so these early returns change no counter. A matched action is a decision (deny or audit): it is
- * counted in a per-CPU counter whether or not its event fits in the ring buffer, and a failed reserve is
- * counted as dropped, so user space can always account for every decision.
+ * counted in a per-CPU counter whether or not it gets an event. Repeats of an action within a second are
+ * folded into the next event of the same action (counted as folded, see krsi.h), and a failed reserve is
+ * counted as dropped, so user space can always account for every decision:
+ * decisions = events + folded + dropped.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -123,6 +125,24 @@ struct {
 	__uint(max_entries, 8 << 20);	/* user space may resize before load */
 } events SEC(".maps");
 
+/*
+ * Fold state per key (krsi.h). An entry the LRU evicts only loses the repeats it held from the log (they
+ * stay counted as folded); its key's next decision gets an event of its own.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct krsi_fold_key);
+	__type(value, struct krsi_fold_state);
+} folds SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct krsi_fold_share);
+} fold_shares SEC(".maps");
+
 /* keep the shared types in the object's BTF so the layout test can check the TypeScript side */
 const struct krsi_event *unused_event __attribute__((unused));
 const enum krsi_policy_id *unused_policy_id __attribute__((unused));
@@ -132,6 +152,7 @@ const enum krsi_counter_slot *unused_counter_slot __attribute__((unused));
 const enum krsi_event_type *unused_event_type __attribute__((unused));
 const enum krsi_protect_scope *unused_protect_scope __attribute__((unused));
 const enum krsi_cidr_verdict *unused_cidr_verdict __attribute__((unused));
+const enum krsi_fold_scope *unused_fold_scope __attribute__((unused));
 
 static __always_inline struct krsi_policy *current_policy(void)
 {
@@ -154,24 +175,114 @@ static __always_inline void count(__u32 policy, __u32 slot)
 }
 
 /*
- * Count a decision and start its event. Returns NULL when the ring buffer is full (counted as dropped):
- * the caller still applies the decision.
+ * What makes an action distinct, as one 64-bit fold target: mix each identifying word in. A multiply and a
+ * shift per word, no loop. Two distinct actions of one uid, policy, type and decision that collide are
+ * folded together for at most one window: the second is counted, and reported only as a repeat of the first.
  */
-static __always_inline struct krsi_event *decision_begin(__u32 type, __u32 policy, __u32 decision)
+static __always_inline __u64 krsi_target(__u64 h, __u64 word)
 {
+	h = (h ^ word) * 0x9e3779b97f4a7c15ULL;
+	return h ^ (h >> 29);
+}
+
+/* a file by the kernel's identity of its inode */
+static __always_inline __u64 inode_target(struct inode *inode)
+{
+	return krsi_target(BPF_CORE_READ(inode, i_sb, s_dev), BPF_CORE_READ(inode, i_ino));
+}
+
+/* a name in a directory: the kernel's hash and length of the name, and its first 16 bytes */
+static __always_inline __u64 name_target(__u64 h, struct dentry *dentry)
+{
+	__u64 head[2] = {};
+
+	bpf_probe_read_kernel(head, sizeof(head), BPF_CORE_READ(dentry, d_name.name));
+	h = krsi_target(h, BPF_CORE_READ(dentry, d_name.hash_len));
+	h = krsi_target(h, head[0]);
+	return krsi_target(h, head[1]);
+}
+
+/*
+ * Whether the ring buffer is half full and the current uid has had more than its share of the ring's
+ * records (1/KRSI_FOLD_SHARE_DIVISOR) in this window, counting this decision: then its decisions fold by
+ * kind. Only decisions that would have had an event while the ring was half full count against the share.
+ */
+static __always_inline bool over_share(__u32 uid, __u64 now)
+{
+	__u64 size = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);
+	struct krsi_fold_share *share, fresh = { .window_ns = now, .events = 1 };
+
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) < size / 2)
+		return false;
+	share = bpf_map_lookup_elem(&fold_shares, &uid);
+	if (!share || now - share->window_ns >= KRSI_FOLD_WINDOW_NS) {
+		bpf_map_update_elem(&fold_shares, &uid, &fresh, BPF_ANY);
+		return false;
+	}
+	__sync_fetch_and_add(&share->events, 1);
+	return share->events > size / (sizeof(struct krsi_event) + 8) / KRSI_FOLD_SHARE_DIVISOR;
+}
+
+/* a decision of a key that had an event within the window: count it on the key */
+static __always_inline bool fold(struct krsi_fold_state *state, __u32 policy, __u64 now)
+{
+	if (!state || now - state->last_ns >= KRSI_FOLD_WINDOW_NS)
+		return false;
+	__sync_fetch_and_add(&state->folded, 1);
+	count(policy, KRSI_COUNTER_FOLDED);
+	return true;
+}
+
+/*
+ * Count a decision and start its event, or fold it (see krsi.h). `target` is what makes the action
+ * distinct (krsi_target() of its identifying words). Returns true with *ep set to the reserved event,
+ * which the caller fills and submits; false when the decision was folded or the ring buffer is full
+ * (counted as dropped). Either way the caller applies the decision:
+ *
+ *	if (decision_begin(&e, KRSI_EV_CHMOD, KRSI_POLICY_FILEPERMS, decision_of(pmode), target)) {
+ *		e->ino = ...;
+ *		bpf_ringbuf_submit(e, 0);
+ *	}
+ *
+ * The answer is a flag, not the pointer: the 6.1 verifier cannot tell a reserved record from NULL (it
+ * prunes a NULL test only for map values and sockets), so a caller's `if (e)` on the returned pointer
+ * would leave it a path where the record is never submitted. A flag is a constant on each path.
+ */
+static __always_inline bool decision_begin(struct krsi_event **ep, __u32 type, __u32 policy, __u32 decision, __u64 target)
+{
+	__u64 uid_gid = bpf_get_current_uid_gid(), now = bpf_ktime_get_boot_ns(), pid_tgid, repeats = 0;
+	struct krsi_fold_key key = { .target = target, .uid = (__u32)uid_gid, .type = type, .policy = policy, .decision = decision };
+	struct krsi_fold_state *state, fresh = { .last_ns = now };
 	struct krsi_event *e;
-	__u64 pid_tgid, uid_gid;
+	bool reserved = true;
 
 	count(policy, decision);
+	state = bpf_map_lookup_elem(&folds, &key);
+	if (fold(state, policy, now))
+		return false;
+	if (over_share(key.uid, now)) {
+		key.target = 0;
+		key.scope = KRSI_FOLD_KIND;
+		state = bpf_map_lookup_elem(&folds, &key);
+		if (fold(state, policy, now))
+			return false;
+	}
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count(policy, KRSI_COUNTER_DROPPED);
-		return NULL;
+		return false;
+	}
+	if (state) {
+		/* take what was folded; decisions folded meanwhile on another CPU stay for the next event */
+		repeats = state->folded;
+		__sync_fetch_and_add(&state->folded, -repeats);
+		state->last_ns = now;
+	} else {
+		bpf_map_update_elem(&folds, &key, &fresh, BPF_ANY);
 	}
 	__builtin_memset(e, 0, sizeof(*e));
 	pid_tgid = bpf_get_current_pid_tgid();
-	uid_gid = bpf_get_current_uid_gid();
-	e->ts_ns = bpf_ktime_get_boot_ns();
+	e->ts_ns = now;
 	e->cgroup_id = bpf_get_current_cgroup_id();
 	e->type = type;
 	e->uid = (__u32)uid_gid;
@@ -180,8 +291,12 @@ static __always_inline struct krsi_event *decision_begin(__u32 type, __u32 polic
 	e->tid = (__u32)pid_tgid;
 	e->policy = policy;
 	e->decision = decision;
+	e->fold_scope = key.scope;
+	e->repeats = repeats > 0xffffffffULL ? 0xffffffffU : repeats;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	return e;
+	*ep = e;
+	barrier_var(reserved);	/* keeps the compiler from turning the flag back into a test of e */
+	return reserved;
 }
 
 static __always_inline int verdict(__u8 mode)
@@ -231,8 +346,8 @@ static __always_inline int fileperms_new_inode(__u32 type, struct dentry *dentry
 	if (!(new_mode & KRSI_FORBIDDEN_BITS))
 		return 0;
 
-	e = decision_begin(type, KRSI_POLICY_FILEPERMS, decision_of(pmode));
-	if (e) {
+	if (decision_begin(&e, type, KRSI_POLICY_FILEPERMS, decision_of(pmode),
+			   krsi_target(name_target(inode_target(BPF_CORE_READ(dentry, d_parent, d_inode)), dentry), new_mode))) {
 		e->req_mode = mode;
 		e->umask = umask;
 		e->new_mode = new_mode;
@@ -295,8 +410,7 @@ int BPF_PROG(krsi_path_chmod, const struct path *path, umode_t mode, int ret)
 	if (!added)
 		return 0;
 
-	e = decision_begin(KRSI_EV_CHMOD, KRSI_POLICY_FILEPERMS, decision_of(pmode));
-	if (e) {
+	if (decision_begin(&e, KRSI_EV_CHMOD, KRSI_POLICY_FILEPERMS, decision_of(pmode), krsi_target(inode_target(inode), mode))) {
 		e->ino = inode->i_ino;
 		e->dev = inode->i_sb->s_dev;
 		e->old_mode = old_mode;
@@ -330,8 +444,7 @@ int BPF_PROG(krsi_inode_link, struct dentry *old_dentry, struct inode *dir, stru
 	if ((mode & S_IFMT) == S_IFLNK || !(mode & KRSI_FORBIDDEN_BITS))
 		return 0;
 
-	e = decision_begin(KRSI_EV_LINK, KRSI_POLICY_FILEPERMS, decision_of(pmode));
-	if (e) {
+	if (decision_begin(&e, KRSI_EV_LINK, KRSI_POLICY_FILEPERMS, decision_of(pmode), name_target(inode_target(inode), new_dentry))) {
 		e->ino = inode->i_ino;
 		e->dev = inode->i_sb->s_dev;
 		e->old_mode = mode;
@@ -347,8 +460,7 @@ static __always_inline int fileperms_acl_decision(__u8 pmode, struct dentry *den
 	struct krsi_event *e;
 	struct inode *inode = BPF_CORE_READ(dentry, d_inode);
 
-	e = decision_begin(KRSI_EV_SETACL, KRSI_POLICY_FILEPERMS, decision_of(pmode));
-	if (e) {
+	if (decision_begin(&e, KRSI_EV_SETACL, KRSI_POLICY_FILEPERMS, decision_of(pmode), inode_target(inode))) {
 		e->ino = BPF_CORE_READ(inode, i_ino);
 		e->dev = BPF_CORE_READ(inode, i_sb, s_dev);
 		e->old_mode = BPF_CORE_READ(inode, i_mode);
@@ -514,8 +626,7 @@ int BPF_PROG(krsi_bprm_check_security, struct linux_binprm *bprm, int ret)
 	if (bpf_map_lookup_elem(&suid_allow, &key))
 		return 0;
 
-	e = decision_begin(KRSI_EV_EXEC, KRSI_POLICY_SUIDEXEC, decision_of(pmode));
-	if (e) {
+	if (decision_begin(&e, KRSI_EV_EXEC, KRSI_POLICY_SUIDEXEC, decision_of(pmode), krsi_target(key.dev, key.ino))) {
 		e->dev = key.dev;
 		e->ino = key.ino;
 		e->old_mode = mode;
@@ -584,8 +695,10 @@ int BPF_PROG(krsi_socket_listen, struct socket *sock, int backlog, int ret)
 	if (!is_ssh_client(p->set))
 		return 0;
 
-	e = decision_begin(KRSI_EV_LISTEN, KRSI_POLICY_SSHLISTENERS, decision_of(pmode));
-	if (e) {
+	/* the listening port (and IPv4 address): a listener on another port is another action */
+	if (decision_begin(&e, KRSI_EV_LISTEN, KRSI_POLICY_SSHLISTENERS, decision_of(pmode),
+			   krsi_target(((__u64)family << 16) | BPF_CORE_READ(sk, __sk_common.skc_num),
+				       BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr)))) {
 		e->family = family;
 		e->port = BPF_CORE_READ(sk, __sk_common.skc_num);
 		if (family == AF_INET)
@@ -656,8 +769,11 @@ static __always_inline int skconnections_decide(__u32 type, struct krsi_policy *
 	if (!deny)
 		return 0;
 
-	e = decision_begin(type, KRSI_POLICY_SKCONNECTIONS, decision_of(pmode));
-	if (e) {
+	/* the destination (family, address, port) and the socket type */
+	__u64 *a64 = (__u64 *)key.addr;
+	__u64 target = krsi_target(krsi_target(((__u64)family << 16) | port, a64[0]), a64[1]);
+
+	if (decision_begin(&e, type, KRSI_POLICY_SKCONNECTIONS, decision_of(pmode), krsi_target(target, BPF_CORE_READ(sock, type)))) {
 		e->family = family;
 		e->port = bpf_ntohs(port);
 		__builtin_memcpy(e->addr, key.addr, 16);
@@ -734,8 +850,9 @@ static __always_inline int killtasks_decide(__u32 type, struct task_struct *targ
 
 	if (pmode == KRSI_MODE_OFF)
 		return 0;
-	e = decision_begin(type, KRSI_POLICY_KILLTASKS, decision_of(pmode));
-	if (e) {
+	/* the process and thread aimed at, and the signal (the ptrace mode for ptrace) */
+	if (decision_begin(&e, type, KRSI_POLICY_KILLTASKS, decision_of(pmode),
+			   krsi_target(krsi_target(target->tgid, target->pid), signal))) {
 		e->target_pid = BPF_CORE_READ(target, pid);
 		e->target_tgid = BPF_CORE_READ(target, tgid);
 		e->target_uid = BPF_CORE_READ(target, real_cred, uid.val);

@@ -36,7 +36,8 @@ enum krsi_counter_slot {
 	KRSI_COUNTER_DENY = 0,		/* == KRSI_DECISION_DENY */
 	KRSI_COUNTER_AUDIT = 1,		/* == KRSI_DECISION_AUDIT */
 	KRSI_COUNTER_DROPPED = 2,	/* event not delivered: ring buffer full */
-	KRSI_COUNTER_SLOTS = 3,
+	KRSI_COUNTER_FOLDED = 3,	/* no event of its own: counted in the repeats of a later event of its key */
+	KRSI_COUNTER_SLOTS = 4,
 };
 #define KRSI_COUNTER_ENTRIES (KRSI_POLICY_COUNT * KRSI_COUNTER_SLOTS)
 
@@ -122,6 +123,46 @@ enum krsi_event_type {
 	KRSI_EV_SIGIO = 13,	/* file_send_sigiotask: a signal through F_SETOWN/F_SETSIG */
 };
 
+/*
+ * Folding: a decision whose key had an event less than KRSI_FOLD_WINDOW_NS ago gets no event of its own;
+ * it is counted (KRSI_COUNTER_FOLDED) and reported as `repeats` by the key's next event. The key is
+ * (uid, policy, type, decision, target), target a hash of what makes the action distinct (the inode, the
+ * name, the destination, the signalled process). Once the ring buffer is half full, a uid that has had
+ * more than its share of events in the window (KRSI_FOLD_SHARE_DIVISOR: 1/16th of the ring's records) is
+ * folded by a coarser key, its target left out: one event per (uid, policy, type, decision) and window.
+ * So a flood of repeated actions costs one event a second, and a flood of distinct ones cannot take the
+ * other half of the ring from other uids, nor from the flooding uid's actions of other kinds.
+ */
+#define KRSI_FOLD_WINDOW_NS 1000000000ULL
+#define KRSI_FOLD_SHARE_DIVISOR 16
+
+enum krsi_fold_scope {
+	KRSI_FOLD_EXACT = 0,	/* key with the action's target */
+	KRSI_FOLD_KIND = 1,	/* key without it: the uid was over its share while the ring was half full */
+};
+
+/* key of the folds LRU map */
+struct krsi_fold_key {
+	__u64 target;		/* krsi_target() hash; 0 for KRSI_FOLD_KIND */
+	__u32 uid;
+	__u8 type;		/* enum krsi_event_type */
+	__u8 policy;
+	__u8 decision;
+	__u8 scope;		/* enum krsi_fold_scope */
+};
+
+/* value of the folds LRU map */
+struct krsi_fold_state {
+	__u64 last_ns;		/* when the key's last event was reserved */
+	__u64 folded;		/* decisions folded since then */
+};
+
+/* value of the fold_shares LRU map (key: __u32 uid): events of a uid while the ring was half full */
+struct krsi_fold_share {
+	__u64 window_ns;	/* start of the uid's current window */
+	__u64 events;
+};
+
 #define KRSI_COMM_LEN 16
 #define KRSI_NAME_LEN 64
 
@@ -139,7 +180,8 @@ struct krsi_event {
 	__u32 tid;
 	__u8 policy;		/* enum krsi_policy_id */
 	__u8 decision;		/* enum krsi_decision */
-	__u8 pad0[2];
+	__u8 fold_scope;	/* enum krsi_fold_scope of the key `repeats` counts for */
+	__u8 pad0;
 	char comm[KRSI_COMM_LEN];
 
 	/* file hooks: inode identity (kernel dev encoding) and modes */
@@ -165,6 +207,9 @@ struct krsi_event {
 
 	/* last path component the hook saw (file created, chmod-ed, executed, ACL target) */
 	char name[KRSI_NAME_LEN];
+
+	/* decisions of this event's fold key folded since the key's previous event (see KRSI_FOLD_WINDOW_NS) */
+	__u32 repeats;
 };
 
 /*

@@ -16,12 +16,24 @@
  * supplementary group. Everyone else, and a caller whose credentials cannot be read, gets 403 before the
  * body is even parsed.
  *
+ * Any local user can connect, and the prolog must never wait behind them (DoS). Writers (root, the
+ * SlurmdUser) are never limited. Everyone else is, cheapest refusals first (ApiLimits):
+ *   - on accept, from SO_PEERCRED alone (no /proc read, nothing parsed): at most `connectionsPerUid` open
+ *     connections per uid and `readerConnections` for all of them together, and none for a uid that has
+ *     used up its request rate; a refused connection is closed at once;
+ *   - per request: `requestsPerSecondPerUid` (a token bucket, burst of two seconds), beyond which the
+ *     answer is 429 and the connection is closed;
+ *   - requests that pass (readers) are handled `readerConcurrency` at a time, `readerQueue` more waiting,
+ *     beyond which 503: a costly read (a page of 10,000 events) cannot pile up in the event loop.
+ * So non-writers together get a bounded share of the agent's event loop, however many processes they run.
+ *
  * Every error is `{ "error": { "code": "KRSI_ERR_...", "message": "..." } }` (reload adds `problems`).
  * Request bodies are validated strictly: no type coercion, no silently dropped properties.
  */
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Socket } from 'node:net';
 import { ERR, KrsiError, type AgentService, type JobRequest } from '../service/types.js';
+import { ConnectionCount, Lane, TokenBucket } from './limits.js';
 import { peerCredOfSocket, type PeerCred } from './peercred.js';
 import {
   addJobResultSchema,
@@ -38,7 +50,9 @@ import {
 } from './schemas.js';
 
 /** codes the API adds to agent/service's ERR */
-export const API_ERR = { ...ERR, UNSUPPORTED_MEDIA_TYPE: 'KRSI_ERR_UNSUPPORTED_MEDIA_TYPE' } as const;
+export const API_ERR = {
+  ...ERR, UNSUPPORTED_MEDIA_TYPE: 'KRSI_ERR_UNSUPPORTED_MEDIA_TYPE', RATE_LIMITED: 'KRSI_ERR_RATE_LIMITED', BUSY: 'KRSI_ERR_BUSY',
+} as const;
 
 export interface AccessPolicy {
   /** may add/remove jobs and reload: 0 and the SlurmdUser's uid (uid 0 is always a writer) */
@@ -61,9 +75,25 @@ export interface BuildAppOptions {
   bodyLimit?: number;
   /** where credentials come from; default: SO_PEERCRED of the request's socket. Tests play any uid with it. */
   credentials?: (request: FastifyRequest) => PeerCred | null;
-  /** open connections allowed per uid that is not a writer (default 16); extra ones are closed at once */
-  maxConnectionsPerUid?: number;
+  /** what non-writers may use (defaults: API_LIMITS) */
+  limits?: Partial<ApiLimits>;
+  /** counts what the limits refused, by reason */
+  onRefused?: (reason: ApiRefusal) => void;
 }
+
+export interface ApiLimits {
+  connectionsPerUid: number;
+  readerConnections: number;
+  requestsPerSecondPerUid: number;
+  readerConcurrency: number;
+  readerQueue: number;
+}
+
+export const API_LIMITS: ApiLimits = {
+  connectionsPerUid: 8, readerConnections: 64, requestsPerSecondPerUid: 20, readerConcurrency: 2, readerQueue: 32,
+};
+
+export type ApiRefusal = 'connections' | 'rate' | 'busy';
 
 export const DEFAULT_BODY_LIMIT = 64 * 1024;
 export const EVENTS_DEFAULT_LIMIT = 100;
@@ -88,6 +118,8 @@ export function isWriter(access: AccessPolicy, cred: PeerCred): boolean {
 
 export function isReader(access: AccessPolicy, cred: PeerCred): boolean {
   if (isWriter(access, cred)) return true;
+  // no admin_group: nobody else reads, and the peer's groups (a /proc read) are not needed
+  if (access.readerGids.size === 0) return false;
   if (access.readerGids.has(cred.gid)) return true;
   return cred.groups.some((g) => access.readerGids.has(g));
 }
@@ -226,44 +258,72 @@ export function buildApp(opts: BuildAppOptions): FastifyInstance {
     },
   }) as unknown as FastifyInstance;
 
-  // A local user who may not use the API at all must not be able to exhaust the agent's connections (and so
-  // block the prolog): connections beyond the cap per non-writer uid are closed on accept. Only with real
-  // sockets and the default credential source.
+  // Non-writers' share of the event loop (see the file comment). A caller without credentials counts as
+  // uid -1, a non-writer.
+  const limits = { ...API_LIMITS, ...opts.limits };
+  const refused = (reason: ApiRefusal) => opts.onRefused?.(reason);
+  const rates = new Map<number, TokenBucket>();
+  const connections = new ConnectionCount<number>(limits.connectionsPerUid, limits.readerConnections);
+  const readers = new Lane(limits.readerConcurrency, limits.readerQueue);
+  const rateOf = (uid: number) => {
+    let bucket = rates.get(uid);
+    if (bucket === undefined) {
+      bucket = new TokenBucket(limits.requestsPerSecondPerUid, 2 * limits.requestsPerSecondPerUid);
+      rates.set(uid, bucket);
+    }
+    return bucket;
+  };
+  // connections are counted only with real sockets and the default credential source
   if (opts.credentials === undefined) {
-    const cap = opts.maxConnectionsPerUid ?? 16;
-    const open = new Map<number, number>();
     app.server.on('connection', (socket: Socket) => {
       const cred = peerCredOfSocket(socket);
       if (cred !== null && isWriter(access, cred)) return;
-      const key = cred?.uid ?? -1;
-      const count = open.get(key) ?? 0;
-      if (count >= cap) {
+      const uid = cred?.uid ?? -1;
+      // a uid out of requests gets no new connection either: refusing it here costs no parsing
+      const admitted = rates.get(uid)?.hasToken() !== false &&
+        connections.admit(uid, (release) => socket.once('close', () => {
+          release();
+          // a uid's bucket goes with its last connection once it is full again (nothing to remember)
+          if (connections.count(uid) === 0 && rates.get(uid)?.hasToken()) rates.delete(uid);
+        }));
+      if (!admitted) {
+        refused('connections');
         socket.destroy();
-        return;
       }
-      open.set(key, count + 1);
-      socket.once('close', () => {
-        const left = (open.get(key) ?? 1) - 1;
-        if (left <= 0) open.delete(key);
-        else open.set(key, left);
-      });
     });
   }
 
   app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
-    const rule = request.routeOptions.config.access;
-    if (rule === undefined) return; // unknown route: the 404 handler answers
     let cred: PeerCred | null;
     try {
       cred = credentials(request);
     } catch {
       cred = null;
     }
+    if (cred !== null && isWriter(access, cred)) return; // root and the SlurmdUser: never limited, never queued
+    if (!rateOf(cred?.uid ?? -1).take()) {
+      refused('rate');
+      await reply.code(429).header('connection', 'close')
+        .send(errorBody(API_ERR.RATE_LIMITED, `too many requests from uid ${cred?.uid ?? 'unknown'}: at most ${limits.requestsPerSecondPerUid} a second`));
+      return reply;
+    }
+    const rule = request.routeOptions.config.access;
+    if (rule === undefined) return; // unknown route: the 404 handler answers
     const message = denial(access, cred, rule.right, rule.action);
     if (message !== null) {
       request.log.warn({ uid: cred?.uid ?? null, pid: cred?.pid ?? null, url: request.url }, 'krsi-api: forbidden');
       await reply.code(403).send(errorBody(ERR.FORBIDDEN, message));
+      return reply;
     }
+    const release = await readers.acquire();
+    if (release === null) {
+      refused('busy');
+      await reply.code(503).header('connection', 'close')
+        .send(errorBody(API_ERR.BUSY, `the agent is busy with other readers' requests (${limits.readerQueue} waiting); try again`));
+      return reply;
+    }
+    // the slot is held until the answer is written or the connection goes, whichever comes first
+    reply.raw.once('close', release);
   });
 
   app.setErrorHandler((err: unknown, request: FastifyRequest, reply: FastifyReply) => {

@@ -110,6 +110,8 @@ const cache = new WeakMap<Socket, PeerCred | null>();
 /**
  * The peer credentials of a socket accepted on a unix path, computed once per connection and cached.
  * null (no credentials: the caller is unprivileged) when the fd is not reachable or getsockopt fails.
+ * The supplementary groups are read from /proc only when something asks for them (once): refusing a
+ * flood of connections costs one getsockopt(2) each, no file read.
  */
 export function peerCredOfSocket(socket: Socket): PeerCred | null {
   if (cache.has(socket)) return cache.get(socket) ?? null;
@@ -117,7 +119,16 @@ export function peerCredOfSocket(socket: Socket): PeerCred | null {
   try {
     const fd = socketFd(socket);
     const base = fd === null ? null : peerCredOfFd(fd);
-    if (base !== null) cred = { ...base, groups: supplementaryGroups(base.pid, base.uid) };
+    if (base !== null) {
+      let groups: number[] | undefined;
+      cred = {
+        ...base,
+        get groups() {
+          groups ??= supplementaryGroups(base.pid, base.uid);
+          return groups;
+        },
+      };
+    }
   } catch {
     cred = null; // koffi missing or the call failed: fail closed
   }

@@ -103,7 +103,7 @@ export const jobsListSchema = {
 
 const countersSchema = {
   type: 'object',
-  properties: { deny: { type: 'number' }, audit: { type: 'number' }, dropped: { type: 'number' } },
+  properties: { deny: { type: 'number' }, audit: { type: 'number' }, dropped: { type: 'number' }, folded: { type: 'number' } },
 } as const;
 
 export const statusSchema = {
@@ -121,7 +121,10 @@ export const statusSchema = {
     jobs: { type: 'integer' },
     uidsUnderPolicy: { type: 'array', items: { type: 'integer' } },
     counters: { type: 'object', properties: Object.fromEntries(POLICIES.map((p) => [p, countersSchema])) },
-    events: { type: 'object', properties: { logged: { type: 'number' }, dropped: { type: 'number' } } },
+    events: {
+      type: 'object',
+      properties: { logged: { type: 'number' }, dropped: { type: 'number' }, folded: { type: 'number' }, repeatsLogged: { type: 'number' } },
+    },
     reconcile: {
       type: 'object',
       properties: {
@@ -152,6 +155,7 @@ const eventRecordSchema = {
     gid: { type: 'integer' },
     pid: { type: 'integer' },
     comm: { type: 'string' },
+    repeats: { type: 'integer' },
     job: { type: 'string' },
     line: { type: 'string' },
   },

@@ -65,17 +65,17 @@ export function formatStatus(st: AgentStatus): string {
     ['adopted', st.adopted ? 'yes (programs left pinned by a previous agent of this build)' : 'no'],
     ['jobs', String(st.jobs)],
     ['uids under policy', list(st.uidsUnderPolicy)],
-    ['events', `${st.events.logged} logged, ${st.events.dropped} dropped`],
+    ['events', `${st.events.logged} logged, ${st.events.folded} folded (${st.events.repeatsLogged} of them reported as repeats=), ${st.events.dropped} dropped`],
     ['slurm view', slurmView(st.reconcile)],
     ['unverified jobs', list(st.reconcile.unverified)],
     ['uptime', `${duration(st.uptimeSeconds)} (since ${safe(st.startedAt)})`],
     ['warnings', st.warnings.length === 0 ? 'none' : String(st.warnings.length)],
   ]);
   const counters = table(
-    ['POLICY', 'DENY', 'AUDIT', 'DROPPED'],
+    ['POLICY', 'DENY', 'AUDIT', 'FOLDED', 'DROPPED'],
     POLICIES.map((p) => {
-      const c = st.counters[p] ?? { deny: 0, audit: 0, dropped: 0 };
-      return [p, String(c.deny), String(c.audit), String(c.dropped)];
+      const c = st.counters[p] ?? { deny: 0, audit: 0, dropped: 0, folded: 0 };
+      return [p, String(c.deny), String(c.audit), String(c.folded), String(c.dropped)];
     }),
   );
   const warnings = st.warnings.map((w) => `warning: ${safe(w)}`);

@@ -74,7 +74,7 @@ export interface EnforcerOptions {
 type Counters = Record<PolicyName, Record<CounterSlot, bigint>>;
 
 const SET_MAPS = ['suid_allow', 'ssh_clients', 'connect_cidrs'] as const;
-const MAP_NAMES = ['uid_policy', 'uid_bits', ...SET_MAPS, 'protected', 'counters', 'events', 'acl_grants'] as const;
+const MAP_NAMES = ['uid_policy', 'uid_bits', ...SET_MAPS, 'protected', 'counters', 'events', 'folds', 'fold_shares', 'acl_grants'] as const;
 type MapName = (typeof MAP_NAMES)[number];
 
 /**
@@ -511,6 +511,17 @@ export class Enforcer {
       out[policy] = row;
     }
     return out;
+  }
+
+  /**
+   * Forget every fold key and share (bpf/krsi.h): the next decision of any action gets an event of its own.
+   * Repeats held by the forgotten keys stay counted as folded, never reported. For tests that must see each
+   * action's event whatever an earlier test did within the fold window; the agent never calls it.
+   */
+  forgetFolds(): void {
+    for (const name of ['folds', 'fold_shares'] as const) {
+      for (const key of this.maps[name].keys()) this.maps[name].delete(key);
+    }
   }
 
   /**

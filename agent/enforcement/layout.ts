@@ -15,8 +15,11 @@ export type Mode = (typeof MODES)[number];
 export const DECISIONS = ['deny', 'audit'] as const;
 export type Decision = (typeof DECISIONS)[number];
 
-/** counter slots per policy, in krsi.h order (enum krsi_counter_slot) */
-export const COUNTER_SLOTS = ['deny', 'audit', 'dropped'] as const;
+/**
+ * counter slots per policy, in krsi.h order (enum krsi_counter_slot): deny + audit (decisions) =
+ * events + folded + dropped
+ */
+export const COUNTER_SLOTS = ['deny', 'audit', 'dropped', 'folded'] as const;
 export type CounterSlot = (typeof COUNTER_SLOTS)[number];
 export const COUNTER_ENTRIES = POLICIES.length * COUNTER_SLOTS.length;
 
@@ -50,6 +53,13 @@ export function encodeCidrVerdict(verdict: keyof typeof CIDR_VERDICTS): Buffer {
   return Buffer.from([CIDR_VERDICTS[verdict]]);
 }
 
+/**
+ * enum krsi_fold_scope: what the `repeats` of an event count. exact: the same action (same target);
+ * kind: actions of the same type with any target, folded while the uid was over its share of a filling ring
+ */
+export const FOLD_SCOPES = ['exact', 'kind'] as const;
+export type FoldScope = (typeof FOLD_SCOPES)[number];
+
 export const PROTECT_SCOPES = ['all', 'policy'] as const;
 export type ProtectScope = (typeof PROTECT_SCOPES)[number];
 
@@ -72,7 +82,8 @@ export const LAYOUT = {
       tid: [32, 4],
       policy: [36, 1],
       decision: [37, 1],
-      pad0: [38, 2],
+      fold_scope: [38, 1],
+      pad0: [39, 1],
       comm: [40, 16],
       ino: [56, 8],
       dev: [64, 4],
@@ -90,6 +101,7 @@ export const LAYOUT = {
       target_uid: [116, 4],
       signal: [120, 4],
       name: [124, 64],
+      repeats: [188, 4],
     },
   },
 } as const;
@@ -249,6 +261,9 @@ export interface KrsiEvent {
   targetUid: number;
   signal: number;
   name: string;
+  /** decisions of this event's fold key folded since the key's previous event */
+  repeats: number;
+  foldScope: FoldScope;
 }
 
 function cString(buf: Buffer, [offset, size]: readonly [number, number]): string {
@@ -326,5 +341,7 @@ export function decodeEvent(buf: Buffer): KrsiEvent {
     targetUid: v.getUint32(EV.target_uid[0], true),
     signal: v.getUint32(EV.signal[0], true),
     name: cString(buf, EV.name),
+    repeats: v.getUint32(EV.repeats[0], true),
+    foldScope: FOLD_SCOPES[v.getUint8(EV.fold_scope[0])] ?? 'kind',
   };
 }

@@ -3,6 +3,11 @@
  * uid, gid, pid, the hook's own fields, act) plus policy and job. Values that users control (comm, file
  * names, paths) are quoted and escaped, so a process named `x act=allow` cannot forge a field and a file
  * name with a newline cannot forge a line.
+ *
+ * Folded repeats (bpf/krsi.h): `repeats=N` after act= says that N more decisions of the same action (same
+ * uid, policy, type, decision and target) were taken since this action's previous line and got no line of
+ * their own; `fold=kind` says the uid was over its share of a filling ring buffer, so that its actions of
+ * this type, whatever their target, are folded into one line a second, and `repeats` counts those.
  */
 import type { KrsiEvent } from '../enforcement/layout.js';
 
@@ -88,6 +93,7 @@ export function formatEvent(e: KrsiEvent, ctx: EventContext): string {
   const ts = typeof ctx.time === 'string' ? ctx.time : ctx.time.toISOString();
   return (
     `ts=${ts} type=${e.type} policy=${e.policy} comm=${commValue(e.comm)} uid=${e.uid} gid=${e.gid} ` +
-    `pid=${e.pid} tid=${e.tid} job=${jobValue(ctx.job ?? '')}${hookFields(e)} act=${e.decision}`
+    `pid=${e.pid} tid=${e.tid} job=${jobValue(ctx.job ?? '')}${hookFields(e)} act=${e.decision}` +
+    `${e.repeats > 0 ? ` repeats=${e.repeats}` : ''}${e.foldScope === 'kind' ? ' fold=kind' : ''}`
   );
 }

@@ -1,8 +1,8 @@
 /**
  * Kernel events to their three destinations: one key=value line on stdout (journald) and in the event
  * log file, and a bounded in-memory window for GET /v1/events. Each event gets a sequence number; the
- * agent counts what it logged per policy and decision, so that logged + dropped can be checked against
- * the kernel's own decision counters.
+ * agent counts what it logged per policy and decision, and the folded repeats its lines reported, so that
+ * logged + folded + dropped can be checked against the kernel's own decision counters.
  *
  * This runs once per kernel event, at tens of thousands of events per second under a flood, so nothing
  * made for one event outlives it by much. The window keeps each event as its raw ring-buffer record (in one
@@ -54,6 +54,8 @@ export class EventPipeline {
   private flushScheduled: NodeJS.Immediate | null = null;
   /** events logged by this agent process, [policy index * 2 + decision index] */
   private readonly loggedCounts = new Float64Array(POLICIES.length * DECISIONS.length);
+  /** folded decisions the logged lines reported (repeats=), per policy index */
+  private readonly repeatCounts = new Float64Array(POLICIES.length);
   /** the ISO text of the last event's millisecond: a flood has many events per millisecond */
   private lastMs = NaN;
   private lastIso = '';
@@ -124,7 +126,9 @@ export class EventPipeline {
     raw.copy(this.windowRecords, slot * RECORD_SIZE, 0, RECORD_SIZE);
     this.windowMs[slot] = ms;
     this.windowJobs[slot] = job;
-    this.loggedCounts[POLICIES.indexOf(event.policy) * DECISIONS.length + DECISIONS.indexOf(event.decision)]! += 1;
+    const policy = POLICIES.indexOf(event.policy);
+    this.loggedCounts[policy * DECISIONS.length + DECISIONS.indexOf(event.decision)]! += 1;
+    this.repeatCounts[policy]! += event.repeats;
     // one write per chunk of lines, not per event: the ring buffer delivers events in batches under load
     this.pending.push(formatEvent(event, { time: this.isoOf(ms), job }));
     if (this.pending.length >= LINES_PER_WRITE) this.flush();
@@ -175,6 +179,18 @@ export class EventPipeline {
     return n;
   }
 
+  /**
+   * folded decisions that the lines logged so far reported as repeats=; the kernel's folded counter minus
+   * this is what waits for its action's next line (or, if the action never comes back, only the counter has)
+   */
+  repeatsLogged(policy?: PolicyName): number {
+    let n = 0;
+    POLICIES.forEach((p, pi) => {
+      if (policy === undefined || p === policy) n += this.repeatCounts[pi]!;
+    });
+    return n;
+  }
+
   /** the window slot of `seq`, rebuilt as the API's record with the exact line that was logged */
   private record(seq: number): EventRecord {
     const slot = seq % this.windowMs.length;
@@ -191,6 +207,7 @@ export class EventPipeline {
       gid: event.gid,
       pid: event.pid,
       comm: event.comm,
+      repeats: event.repeats,
       job,
       line: formatEvent(event, { time, job }),
     };

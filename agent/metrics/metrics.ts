@@ -8,9 +8,11 @@ import { RECONCILE_REASONS, type ReconcileReason } from '../service/agent.js';
 
 export interface MetricsSource {
   /** kernel decision counters, summed over CPUs */
-  kernelCounters(): Record<PolicyName, { deny: bigint; audit: bigint; dropped: bigint }>;
+  kernelCounters(): Record<PolicyName, { deny: bigint; audit: bigint; dropped: bigint; folded: bigint }>;
   /** events this agent process logged, per policy and decision */
   logged(policy: PolicyName, decision: 'deny' | 'audit'): number;
+  /** folded decisions the logged lines reported as repeats=, per policy */
+  repeatsLogged(policy: PolicyName): number;
   jobs(): number;
   uidsUnderPolicy(): number;
   programsAttached(): number;
@@ -28,6 +30,8 @@ export interface AgentMetrics {
   registry: Registry;
   /** observe the duration of one uid policy write */
   observeApply(seconds: number): void;
+  /** a counter of what one listener's limits refused (connections, requests), by reason */
+  observeRefusal(endpoint: 'socket' | 'metrics'): (reason: string) => void;
 }
 
 /** A counter that mirrors a monotonically growing external value: collect() adds what it grew by. */
@@ -72,6 +76,16 @@ export function createMetrics(source: MetricsSource, info: { version: string; bu
       const k = source.kernelCounters();
       return POLICIES.map((policy) => ({ labels: { policy }, value: Number(k[policy].dropped) }));
     });
+  mirrorCounter(registry, 'krsi_events_folded_total',
+    'Decisions folded in the kernel into a later event of the same action (its repeats=); still counted in krsi_decisions_total. ' +
+    'Decisions = events + folded + dropped.',
+    ['policy'] as const, () => {
+      const k = source.kernelCounters();
+      return POLICIES.map((policy) => ({ labels: { policy }, value: Number(k[policy].folded) }));
+    });
+  mirrorCounter(registry, 'krsi_events_repeats_logged_total',
+    'Folded decisions that logged lines reported as repeats=; krsi_events_folded_total minus this waits for its action to come back.',
+    ['policy'] as const, () => POLICIES.map((policy) => ({ labels: { policy }, value: source.repeatsLogged(policy) })));
   mirrorCounter(registry, 'krsi_events_logged_total', 'Events this agent process wrote to the event log, by policy and decision.',
     ['policy', 'decision'] as const, () =>
       POLICIES.flatMap((policy) => (['deny', 'audit'] as const).map((decision) => ({ labels: { policy, decision }, value: source.logged(policy, decision) }))));
@@ -107,5 +121,16 @@ export function createMetrics(source: MetricsSource, info: { version: string; bu
     buckets: [0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers: [registry],
   });
-  return { registry, observeApply: (seconds) => apply.observe(seconds) };
+  const refused = new Counter({
+    name: 'krsi_refused_total',
+    help: 'Connections and requests from non-writers that the limits refused, by endpoint (socket, metrics) and reason ' +
+      '(connections: a cap on open connections; rate: requests a second; busy: readers queued).',
+    labelNames: ['endpoint', 'reason'] as const,
+    registers: [registry],
+  });
+  return {
+    registry,
+    observeApply: (seconds) => apply.observe(seconds),
+    observeRefusal: (endpoint) => (reason) => refused.inc({ endpoint, reason }),
+  };
 }

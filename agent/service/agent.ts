@@ -61,7 +61,7 @@ export interface KernelStatus {
   readonly programs: string[];
   readonly adopted: boolean;
   pinned(): string[];
-  counters(): Record<PolicyName, { deny: bigint; audit: bigint; dropped: bigint }>;
+  counters(): Record<PolicyName, { deny: bigint; audit: bigint; dropped: bigint; folded: bigint }>;
 }
 
 /** why the reconciliation removed a job (a metric label: a fixed set) */
@@ -616,9 +616,12 @@ export class KrsiAgent implements AgentService {
     const kernel = kernelStatus.counters();
     const counters = {} as Record<PolicyName, PolicyCounters>;
     let dropped = 0;
+    let folded = 0;
     for (const p of POLICIES) {
-      counters[p] = { deny: Number(kernel[p].deny), audit: Number(kernel[p].audit), dropped: Number(kernel[p].dropped) };
+      const k = kernel[p];
+      counters[p] = { deny: Number(k.deny), audit: Number(k.audit), dropped: Number(k.dropped), folded: Number(k.folded) };
       dropped += counters[p].dropped;
+      folded += counters[p].folded;
     }
     const rec = this.reconcileState;
     const warnings = [...this.config.warnings];
@@ -642,7 +645,7 @@ export class KrsiAgent implements AgentService {
       jobs: this.table.size,
       uidsUnderPolicy: [...this.opts.kernel.uidPolicies().keys()].sort((a, b) => a - b),
       counters,
-      events: { logged: this.pipeline.loggedCount(), dropped },
+      events: { logged: this.pipeline.loggedCount(), dropped, folded, repeatsLogged: this.pipeline.repeatsLogged() },
       reconcile: rec,
       uptimeSeconds: Math.round((this.clock.now() - this.startedAt.getTime()) / 1000),
       startedAt: this.startedAt.toISOString(),

@@ -67,10 +67,12 @@ export interface RemoveJobResult {
   uidPolicy: EffectivePolicy | null;
 }
 
+/** the kernel's counters of one policy: deny + audit (decisions) = events + folded + dropped */
 export interface PolicyCounters {
   deny: number;
   audit: number;
   dropped: number;
+  folded: number;
 }
 
 export interface AgentStatus {
@@ -89,7 +91,11 @@ export interface AgentStatus {
   jobs: number;
   uidsUnderPolicy: number[];
   counters: Record<PolicyName, PolicyCounters>;
-  events: { logged: number; dropped: number };
+  /**
+   * logged: events this agent process logged; dropped, folded: the kernel's counters (since the programs
+   * were loaded); repeatsLogged: folded decisions the logged lines reported as repeats=
+   */
+  events: { logged: number; dropped: number; folded: number; repeatsLogged: number };
   /** the last comparison of the job table with the jobs Slurm runs on this node */
   reconcile: ReconcileStatus;
   uptimeSeconds: number;
@@ -125,6 +131,8 @@ export interface EventRecord {
   gid: number;
   pid: number;
   comm: string;
+  /** decisions of the same action folded into this event since its previous one */
+  repeats: number;
   /** job id(s) of the uid on this node when the event happened, comma separated; '' when none */
   job: string;
   /** the event log line, exactly as written to the log */

@@ -40,8 +40,10 @@ export interface PipelineStep {
   achievedRate: number;
   decisions: number;
   logged: number;
+  /** decisions folded in the kernel into a later event of their action (bpf/krsi.h) */
+  folded: number;
   dropped: number;
-  /** decisions - logged - dropped: must be 0 */
+  /** decisions - logged - folded - dropped: must be 0 */
   unaccounted: number;
   /** virtual seconds the agent needed after the generator stopped to log everything */
   drainSeconds: number;
@@ -95,6 +97,8 @@ export interface AdversaryRow {
   otherError: number;
   /** an event for the attempt's pid reached the agent's log */
   logged: number;
+  /** repeats= of those events: attempts of the same action folded into them */
+  repeats: number;
   /** ... and named the job the attempt ran in */
   loggedRightJob: number;
 }
@@ -106,9 +110,46 @@ export interface AdversaryResult {
   rows: AdversaryRow[];
   kernelDecisions: number;
   logged: number;
+  folded: number;
   dropped: number;
   /** present when the attempts ran inside Slurm jobs (the root attempts outside any job) */
   slurm: { node: string; bringupSeconds: number; jobSeconds: number; userAttempts: number; rootAttempts: number; paceMs: number };
+}
+
+/** one probe of the flood section: a distinct action attempted while the flood runs */
+export interface FloodProbe {
+  what: string;
+  uid: number;
+  /** what the kernel answered (krsi-probe's line) */
+  verdict: string;
+  /** the probe's process has its own line in the event log */
+  logged: boolean;
+  /** that line's fold scope (exact, kind) and repeats */
+  scope: string;
+  repeats: number;
+}
+
+export interface FloodPhase {
+  name: string;
+  /** the flooding generator: its operations (denied connects) and virtual seconds */
+  floodOps: number;
+  floodSeconds: number;
+  decisions: number;
+  logged: number;
+  folded: number;
+  dropped: number;
+  /** decisions - logged - folded - dropped: must be 0 */
+  unaccounted: number;
+  /** lines of the flooding process, and those folded by kind */
+  floodLines: number;
+  floodKindLines: number;
+  drainSeconds: number;
+  probes: FloodProbe[];
+}
+
+export interface FloodResult {
+  ringBytes: number;
+  phases: FloodPhase[];
 }
 
 export interface BootResult {
@@ -126,6 +167,8 @@ export interface BootResult {
   /** node options the agent was started with (deploy/agent-node-options) */
   agentNodeOptions?: string[];
   adversary: AdversaryResult | null;
+  /** absent in results of runs from before the flood section */
+  flood?: FloodResult | null;
   notes: string[];
 }
 

@@ -98,8 +98,7 @@ export async function startFixture(): Promise<Enforcer> {
   enforcer = Enforcer.open({ objectPath: OBJECT, pinDir: PIN_DIR });
   enforcer.subscribe((e) => events.push(e));
   rmSync(SCRATCH, { recursive: true, force: true });
-  mkdirSync(SCRATCH);
-  chmodSync(SCRATCH, 0o1777); // not through mkdir's mode: the umask would take o+w away
+  makeScratch();
   return enforcer;
 }
 
@@ -109,8 +108,15 @@ export async function stopFixture(): Promise<void> {
   Enforcer.removePinned(PIN_DIR);
 }
 
+/** the scratch directory, for specs that run before (or without) the fixture's Enforcer */
+function makeScratch(): void {
+  mkdirSync(SCRATCH, { recursive: true });
+  chmodSync(SCRATCH, 0o1777); // not through mkdir's mode: the umask would take o+w away
+}
+
 /** a fresh per-test directory owned by a uid */
 export async function userDir(uid: number, name: string): Promise<string> {
+  makeScratch();
   const dir = join(SCRATCH, `${name}-${uid}`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { mode: 0o755 });
@@ -131,7 +137,9 @@ export async function eventsSince(from: number, match: (e: KrsiEvent) => boolean
 
 /**
  * Register hooks that check, for one policy over a whole spec file, that the kernel's per-CPU decision
- * counters moved by exactly the number of events user space received, and that nothing was dropped.
+ * counters moved by exactly the number of events user space received plus the decisions folded into
+ * them (each folded one reported as a repeat by a received event, or still held by its fold key), and
+ * that nothing was dropped.
  */
 export function checkAccounting(policyName: PolicyName): void {
   let baseline: ReturnType<Enforcer['counters']>[PolicyName];
@@ -144,7 +152,7 @@ export function checkAccounting(policyName: PolicyName): void {
   after(async () => {
     const decisions = () => {
       const now = getEnforcer().counters()[policyName];
-      return Number(now.deny - baseline.deny + now.audit - baseline.audit);
+      return Number(now.deny - baseline.deny + now.audit - baseline.audit - (now.folded - baseline.folded));
     };
     const received = () => events.slice(from).filter((e) => e.policy === policyName);
     // events still in flight: wait until as many arrived as the kernel counted (a mismatch is reported below)
@@ -153,9 +161,10 @@ export function checkAccounting(policyName: PolicyName): void {
     const now = getEnforcer().counters()[policyName];
     const denied = seen.filter((e) => e.decision === 'deny').length;
     const audited = seen.filter((e) => e.decision === 'audit').length;
+    const folded = now.folded - baseline.folded;
     const msg = `${policyName}: counters deny ${now.deny - baseline.deny}, audit ${now.audit - baseline.audit}, ` +
-      `dropped ${now.dropped - baseline.dropped}; events deny ${denied}, audit ${audited}`;
-    if (now.deny - baseline.deny !== BigInt(denied) || now.audit - baseline.audit !== BigInt(audited) || now.dropped !== baseline.dropped) {
+      `folded ${folded}, dropped ${now.dropped - baseline.dropped}; events deny ${denied}, audit ${audited}`;
+    if (now.deny - baseline.deny + now.audit - baseline.audit !== BigInt(denied + audited) + folded || now.dropped !== baseline.dropped) {
       throw new Error(`kernel counters and received events disagree: ${msg}`);
     }
     if (denied + audited === 0) throw new Error(`${policyName}: the spec produced no decisions at all`);
@@ -163,8 +172,14 @@ export function checkAccounting(policyName: PolicyName): void {
   });
 }
 
-// root-level hook (this module is loaded by the spec files, inside mocha): release the ring buffer and
-// unpin everything once all specs ran, so the VM's node process can exit
+// root-level hooks (this module is loaded by the spec files, inside mocha). Each test starts with no fold
+// state, so that its first action gets an event whatever an earlier test did within the fold window (the
+// fold specs test folding itself, within one test).
+beforeEach(() => {
+  enforcer?.forgetFolds();
+});
+
+// release the ring buffer and unpin everything once all specs ran, so the VM's node process can exit
 after(async () => {
   await stopFixture();
 });

@@ -6,7 +6,11 @@
  * syscall, the other address family, O_TMPFILE, raw ACL xattrs, thread ids) with a process start cost of
  * a few milliseconds, and to tell "denied by the policy" (EPERM) from "failed for another reason".
  *
- *   krsi-probe [--comm NAME] COMMAND ARGS...
+ *   krsi-probe [--comm NAME] [--repeat N] COMMAND ARGS...
+ *
+ * --repeat N attempts the action N times in this one process and prints the last answer only: the same
+ * action N times (the fold tests' flood), or N distinct ones where an argument is "%i", which stands for
+ * the attempt's number, 1 to N (a port, a file name suffix).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -30,8 +34,13 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+/* set while an attempt of --repeat other than the last runs: its answer is not printed */
+static int quiet;
+
 static int report(int rc)
 {
+	if (quiet)
+		return rc >= 0 ? 0 : 1;
 	if (rc >= 0) {
 		puts("OK");
 		return 0;
@@ -109,20 +118,11 @@ static int set_acl(const char *path, const char *attr, int other_perm)
 	return setxattr(path, attr, &acl, sizeof(acl), 0);
 }
 
-int main(int argc, char **argv)
+static int probe_once(int argc, char **argv)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	int fd;
-
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (argc > 2 && !strcmp(argv[1], "--comm")) {
-		prctl(PR_SET_NAME, argv[2]);
-		argv += 2;
-		argc -= 2;
-	}
-	if (argc < 2)
-		return usage("usage: krsi-probe [--comm NAME] COMMAND ARGS...");
 	const char *cmd = argv[1];
 
 	/* ---- files */
@@ -287,4 +287,39 @@ int main(int argc, char **argv)
 			pause();
 	}
 	return usage("unknown command or missing arguments (see the comments in krsi-probe.c)");
+}
+
+int main(int argc, char **argv)
+{
+	long repeat = 1;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc > 2 && !strcmp(argv[1], "--comm")) {
+		prctl(PR_SET_NAME, argv[2]);
+		argv += 2;
+		argc -= 2;
+	}
+	if (argc > 2 && !strcmp(argv[1], "--repeat")) {
+		repeat = strtol(argv[2], NULL, 10);
+		argv += 2;
+		argc -= 2;
+	}
+	if (argc < 2 || repeat < 1)
+		return usage("usage: krsi-probe [--comm NAME] [--repeat N] COMMAND ARGS...");
+	char *args[argc + 1], number[24];
+	int rc;
+
+	snprintf(number, sizeof(number), "%ld", 1L);
+	for (int i = 0; i <= argc; i++)
+		args[i] = argv[i] && !strcmp(argv[i], "%i") ? number : argv[i];
+	quiet = 1;
+	for (long i = 1; i <= repeat; i++) {
+		snprintf(number, sizeof(number), "%ld", i);
+		quiet = i < repeat;
+		rc = probe_once(argc, args);
+		if (rc == 2 || i == repeat)
+			return rc;
+		close_range(3, ~0U, 0);	/* the attempt's sockets and files: N attempts must not run out of fds */
+	}
+	return 2;
 }

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  CIDR_VERDICTS, COUNTER_SLOTS, DECISIONS, EVENT_TYPES, LAYOUT, MODES, POLICIES, PROTECT_SCOPES, uidBitmapSlot,
+  CIDR_VERDICTS, COUNTER_SLOTS, DECISIONS, EVENT_TYPES, FOLD_SCOPES, LAYOUT, MODES, POLICIES, PROTECT_SCOPES, uidBitmapSlot,
 } from '../../agent/enforcement/layout.js';
 import { BpfObject } from '../../libbpf-ts/index.js';
 
@@ -77,6 +77,7 @@ describe('shared layout: TypeScript decoders vs the BTF of the built BPF objects
     ['krsi_decision', 'KRSI_DECISION_', DECISIONS],
     ['krsi_counter_slot', 'KRSI_COUNTER_', COUNTER_SLOTS],
     ['krsi_protect_scope', 'KRSI_PROTECT_', PROTECT_SCOPES],
+    ['krsi_fold_scope', 'KRSI_FOLD_', FOLD_SCOPES],
   ];
   for (const [name, prefix, names] of enums) {
     it(`enum ${name} matches its TypeScript list`, () => {

@@ -9,7 +9,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, st
 import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildApp } from '../../../agent/api/app.js';
+import { buildApp, type ApiLimits } from '../../../agent/api/app.js';
 import { parseStatusGroups, peerCredOfSocket, supplementaryGroups } from '../../../agent/api/peercred.js';
 import { DEFAULT_SOCKET_MODE, listenUnix, removeStaleSocket, SocketPathError } from '../../../agent/api/server.js';
 import { ClientError, request } from '../../../agent/client/client.js';
@@ -70,11 +70,11 @@ describe('api: peer credentials', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function start(opts: { mode?: number; gid?: number; maxConnectionsPerUid?: number } = {}): Promise<void> {
+  async function start(opts: { mode?: number; gid?: number; limits?: Partial<ApiLimits> } = {}): Promise<void> {
     const app = buildApp({
       service,
       access: { writerUids: new Set([0]), readerGids: new Set([ADMIN_GID]), slurmdUser: 'root', adminGroup: 'hpcadmin' },
-      ...(opts.maxConnectionsPerUid !== undefined ? { maxConnectionsPerUid: opts.maxConnectionsPerUid } : {}),
+      ...(opts.limits !== undefined ? { limits: opts.limits } : {}),
     });
     close = await listenUnix(app, sock, { mode: opts.mode ?? DEFAULT_SOCKET_MODE, uid: 0, gid: opts.gid ?? 0 });
   }
@@ -154,7 +154,7 @@ describe('api: peer credentials', () => {
   });
 
   it('caps open connections per unprivileged uid', async () => {
-    await start({ maxConnectionsPerUid: 2 });
+    await start({ limits: { connectionsPerUid: 2 } });
     // nobody holds 2 idle connections (the cap), then asks 5 times, one request after the other
     const steps = (await asUser(NOBODY, NOBODY, [], [sock, '--hold', '2', '--probes', '5'])) as {
       probed: ({ status: number } | { error: { kind: string; errno: string | null } })[];

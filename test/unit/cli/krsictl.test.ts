@@ -227,9 +227,10 @@ describe('krsictl: config commands', () => {
     expect(r.stdout).to.match(/^uptime: +1h 2m 5s \(since 2026-11-26T09:00:00\.000Z\)$/m);
     expect(r.stdout).to.match(/^slurm view: +ok at 2026-11-26T10:01:00\.000Z \(PrologFlags=Contain: yes; a reboot ends jobs: yes\)$/m);
     expect(r.stdout).to.match(/^unverified jobs: +-$/m);
-    expect(r.stdout).to.match(/^POLICY +DENY +AUDIT +DROPPED$/m);
-    expect(r.stdout).to.match(/^fileperms +3 +7 +0$/m);
-    expect(r.stdout).to.match(/^skconnections +0 +2 +1$/m);
+    expect(r.stdout).to.match(/^events: +9 logged, 4 folded \(3 of them reported as repeats=\), 1 dropped$/m);
+    expect(r.stdout).to.match(/^POLICY +DENY +AUDIT +FOLDED +DROPPED$/m);
+    expect(r.stdout).to.match(/^fileperms +3 +7 +4 +0$/m);
+    expect(r.stdout).to.match(/^skconnections +0 +2 +0 +1$/m);
     expect(r.stdout).to.include('warning: /etc/slurm-krsi/krsi.ini: [profile strict] suidexec_allow');
   });
 

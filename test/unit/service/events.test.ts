@@ -73,13 +73,39 @@ describe('event log lines', () => {
   });
 });
 
+describe('folded repeats in event log lines', () => {
+  const time = '2023-11-14T22:13:20.123Z';
+  const base = 'ts=2023-11-14T22:13:20.123Z type=skconn policy=skconnections comm=evgen uid=1000 gid=1000 pid=7 tid=7 job=7 proto=17 daddr=192.0.2.1 dport=9 act=deny';
+  const skconn = (over: Partial<KrsiEvent>) =>
+    formatEvent(event({ type: 'skconn', policy: 'skconnections', comm: 'evgen', proto: 17, addr: '192.0.2.1', port: 9, ...over }), { time, job: '7' });
+
+  it('an event with no repeats has neither field; repeats=N after act= when N decisions of its action were folded', () => {
+    expect(skconn({})).to.equal(base);
+    expect(skconn({ repeats: 34211 })).to.equal(`${base} repeats=34211`);
+  });
+
+  it('fold=kind marks an event whose repeats count actions of its type with any target', () => {
+    expect(skconn({ foldScope: 'kind' })).to.equal(`${base} fold=kind`);
+    expect(skconn({ foldScope: 'kind', repeats: 5 })).to.equal(`${base} repeats=5 fold=kind`);
+  });
+
+  it('the decoder reads repeats and the fold scope from the record', () => {
+    const F = LAYOUT.krsi_event.fields;
+    const raw = Buffer.alloc(LAYOUT.krsi_event.size);
+    raw.writeUInt32LE(0xfffffffe, F.repeats[0]);
+    raw.writeUInt8(1, F.fold_scope[0]);
+    expect(decodeEvent(raw)).to.include({ repeats: 0xfffffffe, foldScope: 'kind' });
+    expect(decodeEvent(Buffer.alloc(LAYOUT.krsi_event.size))).to.include({ repeats: 0, foldScope: 'exact' });
+  });
+});
+
 describe('event pipeline', () => {
   let dir: string;
   beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'krsi-events-')); });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   /** a raw ring-buffer record as the kernel writes it (the fields these tests vary) */
-  function rawEvent(f: { pid: number; decision: number; uid?: number; comm?: string; bootNs?: bigint }): Buffer {
+  function rawEvent(f: { pid: number; decision: number; uid?: number; comm?: string; bootNs?: bigint; repeats?: number; policy?: number }): Buffer {
     const F = LAYOUT.krsi_event.fields;
     const b = Buffer.alloc(LAYOUT.krsi_event.size);
     b.writeBigUInt64LE(f.bootNs ?? 5_000_000_000n, F.ts_ns[0]);
@@ -88,7 +114,8 @@ describe('event pipeline', () => {
     b.writeUInt32LE(1000, F.gid[0]);
     b.writeUInt32LE(f.pid, F.pid[0]);
     b.writeUInt32LE(f.pid, F.tid[0]);
-    b.writeUInt8(0, F.policy[0]);
+    b.writeUInt8(f.policy ?? 0, F.policy[0]);
+    b.writeUInt32LE(f.repeats ?? 0, F.repeats[0]);
     b.writeUInt8(f.decision, F.decision[0]);
     b.write(f.comm ?? 'chmod', F.comm[0]);
     b.write('f', F.name[0]);
@@ -116,6 +143,21 @@ describe('event pipeline', () => {
     expect(p.page(5, 10)).to.deep.include({ events: [], next: 5, missed: 0 });
     expect(p.page(3, 1).events.map((e) => e.seq)).to.deep.equal([4]);
     expect(p.page(99, 10).events.map((e) => e.seq), 'a cursor from before a restart').to.deep.equal([3, 4, 5]);
+  });
+
+  it('counts the folded decisions its lines reported, per policy, and the window keeps each event\'s repeats', () => {
+    const out: string[] = [];
+    const p = new EventPipeline({ clock: new BootClock(), jobOf: () => '', windowSize: 4, logPath: null, writeStdout: (l) => out.push(l) });
+    p.handle(rawEvent({ pid: 1, decision: 0 }));
+    p.handle(rawEvent({ pid: 1, decision: 0, repeats: 41 }));
+    p.handle(rawEvent({ pid: 2, decision: 1, repeats: 2, policy: 3 }));
+    p.flush();
+    expect(p.repeatsLogged()).to.equal(43);
+    expect(p.repeatsLogged('fileperms')).to.equal(41);
+    expect(p.repeatsLogged('skconnections')).to.equal(2);
+    expect(p.loggedCount()).to.equal(3);
+    expect(out[1]).to.match(/ act=deny repeats=41$/);
+    expect(p.page(0, 10).events.map((e) => e.repeats)).to.deep.equal([0, 41, 2]);
   });
 
   it('the window gives back each event with the exact line that was logged, time and job as they were then', () => {
