@@ -13,6 +13,7 @@
 #       /etc/slurm-krsi/profiles.lua                    (profile names for slurm/job_submit.lua)
 #       /etc/logrotate.d/slurm-krsi                     (when logrotate is present: the event log file)
 #       /etc/systemd/system/krsi-agent.service          (when systemd is present; enabled unless --no-enable)
+#       /etc/systemd/system/sys-fs-bpf-slurm\x2dkrsi.mount (the pins' own file system, required by the agent)
 #     Idempotent: running it again upgrades the files and keeps the config. The agent keeps enforcing
 #     during an upgrade: its programs stay pinned while it restarts.
 #     Refuses, with the reason and the fix, on a node where BPF LSM cannot be used (--force installs anyway).
@@ -27,7 +28,7 @@ for arg in "$@"; do
   case "$arg" in
     --force) force=yes ;;
     --no-enable) enable=no ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown argument $arg (see --help)" >&2; exit 1 ;;
   esac
 done
@@ -105,6 +106,7 @@ install -d -m 0750 /var/log/slurm-krsi
 
 if [ -d /etc/systemd/system ]; then
   install -m 0644 "$src/deploy/krsi-agent.service" /etc/systemd/system/krsi-agent.service
+  install -m 0644 "$src/deploy/sys-fs-bpf-slurm\x2dkrsi.mount" '/etc/systemd/system/sys-fs-bpf-slurm\x2dkrsi.mount'
   if [ -d /run/systemd/system ]; then
     systemctl daemon-reload
     if [ "$enable" = yes ]; then

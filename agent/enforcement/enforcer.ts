@@ -6,9 +6,11 @@
  * Pins under pinDir (default /sys/fs/bpf/slurm-krsi): maps/<map name> and links/<program name>. A pinned
  * link keeps its program attached after every process has closed it, so enforcement outlives the agent.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { BpfMap, BpfObject, RingBuffer } from '../../libbpf-ts/index.js';
+import { BpfLink, BpfMap, BpfObject, LibbpfError, RingBuffer, progInfoById } from '../../libbpf-ts/index.js';
+import { kernelDevFromStDev } from './identity.js';
+import { ensurePinFs, removePinFs, withWritablePins } from './pin-fs.js';
 import type { Cidr } from './cidr.js';
 
 export type CidrVerdict = 'allow' | 'deny';
@@ -22,17 +24,23 @@ import {
   cidrKeySet,
   counterIndex,
   decodeEvent,
+  decodeAgent,
+  decodeGuardKey,
   decodePolicy,
   decodeProtect,
   encodeCidrKey,
+  encodeAgent,
   encodeCidrVerdict,
+  encodeGuardKey,
   encodeInodeKey,
   encodePolicy,
   encodeProtect,
   encodeUid,
   inodeKeySet,
   uidBitmapSlot,
+  type AgentValue,
   type CounterSlot,
+  type GuardKey,
   type KernelFileId,
   type KrsiEvent,
   type Mode,
@@ -44,6 +52,8 @@ import {
 import { synchronizeRcu } from './rcu.js';
 
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/slurm-krsi';
+
+const EPERM_ERRNO = 1;
 
 /** What one uid is held to. The agent computes it as the union of the uid's jobs' policies. */
 export interface UidPolicy {
@@ -71,7 +81,9 @@ export interface EnforcerOptions {
 type Counters = Record<PolicyName, Record<CounterSlot, bigint>>;
 
 const SET_MAPS = ['suid_allow', 'ssh_clients', 'connect_cidrs'] as const;
-const MAP_NAMES = ['uid_policy', 'uid_bits', ...SET_MAPS, 'protected', 'counters', 'events', 'acl_grants'] as const;
+const MAP_NAMES = [
+  'uid_policy', 'uid_bits', ...SET_MAPS, 'protected', 'counters', 'events', 'acl_grants', 'agent', 'guarded',
+] as const;
 type MapName = (typeof MAP_NAMES)[number];
 
 /**
@@ -127,6 +139,9 @@ export class Enforcer {
   /** uids whose uid_bits bit must stay set: every uid with a uid_policy entry, or one being written */
   private readonly bitmapUids = new Set<number>();
   private readonly bitmapWords: number;
+  private pinDirFd: number;
+  /** kernel id of each program, by name (from its pinned link) */
+  private readonly programIds = new Map<string, number>();
 
   private constructor(
     pinDir: string,
@@ -143,15 +158,37 @@ export class Enforcer {
     this.nextSet = this.highestSetInUse() + 1;
     this.bitmapWords = maps.uid_bits.maxEntries;
     this.repairUidBitmap();
+    this.guardOwnObjects();
+    // held open for this instance's life: a lazy unmount of a file system above the pins (umount -l /sys),
+    // which no hook on the bpffs sees, then leaves the bpffs super block, and every pin, alive
+    this.pinDirFd = openSync(pinDir, constants.O_RDONLY | constants.O_DIRECTORY);
   }
 
   /**
    * Attach and pin the programs, or adopt them if a previous instance pinned them all. Programs whose
    * link is already pinned are left as they are (they never stop enforcing); missing ones are attached.
+   * The pins live on a bpffs of their own at pinDir (mounted here if it is not yet), read-only but while
+   * this opens them (agent/enforcement/pin-fs.ts).
    */
   static open(opts: EnforcerOptions): Enforcer {
     const log = opts.log ?? (() => {});
     const pinDir = opts.pinDir ?? DEFAULT_PIN_DIR;
+    try {
+      ensurePinFs(pinDir, log);
+      return withWritablePins(pinDir, () => Enforcer.openPins(opts, pinDir, log));
+    } catch (err) {
+      if ((err instanceof LibbpfError && err.errno === EPERM_ERRNO) || (err as NodeJS.ErrnoException).code === 'EPERM') {
+        throw new Error(
+          `krsi enforcer: the objects pinned under ${pinDir} are guarded by a live krsi-agent, and only it and init may ` +
+            `open them: is another agent running? Stop it through systemd (systemctl stop krsi-agent) first`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
+
+  private static openPins(opts: EnforcerOptions, pinDir: string, log: (message: string) => void): Enforcer {
     const mapDir = join(pinDir, 'maps');
     const linkDir = join(pinDir, 'links');
     mkdirSync(mapDir, { recursive: true });
@@ -205,17 +242,11 @@ export class Enforcer {
   }
 
   /**
-   * Detach everything: unpin links and maps. Programs stop enforcing once no process holds them.
-   * For uninstall and tests; the agent never does this on its own.
+   * Detach everything: unmount the pins' file system. Programs stop enforcing once no process holds them.
+   * For uninstall and tests; the agent never does this on its own. Refused while an agent is live.
    */
   static removePinned(pinDir: string = DEFAULT_PIN_DIR): void {
-    for (const sub of ['links', 'maps']) {
-      const dir = join(pinDir, sub);
-      if (!existsSync(dir)) continue;
-      for (const name of readdirSync(dir)) rmSync(join(dir, name));
-      rmSync(dir, { recursive: true });
-    }
-    if (existsSync(pinDir)) rmSync(pinDir, { recursive: true });
+    removePinFs(pinDir);
   }
 
   /** what is pinned under pinDir ("links/<program>", "maps/<map>"), for status reporting */
@@ -404,6 +435,71 @@ export class Enforcer {
     return highest;
   }
 
+  // ------------------------------------------------------------------ tamper protection
+
+  /**
+   * List this set's own objects in the guarded map: every map (the pinned ones, and the object's internal
+   * ones such as .rodata when this instance loaded it), every pinned link and its program, and the bpffs
+   * that holds the pins. The programs refuse everyone but the registered agent and init a file descriptor
+   * on them, and a remount, unmount or mount over the pins' file system. Entries are only added: ids
+   * are not reused while the kernel runs, so an entry of an object that is gone guards nothing.
+   */
+  private guardOwnObjects(): void {
+    const keys: GuardKey[] = [];
+    const maps = this.object ? this.object.maps().filter((m) => m.fd >= 0) : Object.values(this.maps);
+    for (const map of maps) keys.push({ kind: 'map', dev: 0, id: BigInt(map.info().id) });
+    const linkDir = join(this.pinDir, 'links');
+    for (const name of this.programs) {
+      const link = BpfLink.openPinned(join(linkDir, name));
+      try {
+        const info = link.info();
+        keys.push({ kind: 'link', dev: 0, id: BigInt(info.id) }, { kind: 'prog', dev: 0, id: BigInt(info.progId) });
+        this.programIds.set(name, info.progId);
+      } finally {
+        link.destroy(); // this process's reference only: the pin stays
+      }
+    }
+    // bpffs reports its own super block's device to stat(): no overlay in between
+    keys.push({ kind: 'pin_fs', dev: kernelDevFromStDev(statSync(this.pinDir, { bigint: true }).dev), id: 0n });
+    for (const key of keys) this.maps.guarded.update(encodeGuardKey(key), Buffer.from([1]));
+  }
+
+  /**
+   * Register a process as the agent (default: this one), which then, with init, is the only process that
+   * may open the pinned objects or change its limits and scheduling (bpf/krsi.bpf.c, section tamper). The
+   * kernel forgets it when its last thread exits; unregisterAgent() forgets it at once.
+   */
+  registerAgent(pid: number = process.pid, startTicks?: bigint): void {
+    this.maps.agent.update(encodeUid(0), encodeAgent({ tgid: pid, startTicks: startTicks ?? processStartTicks(pid) }));
+  }
+
+  unregisterAgent(): void {
+    this.maps.agent.update(encodeUid(0), encodeAgent({ tgid: 0, startTicks: 0n }));
+  }
+
+  /** the objects the programs guard (keys of the guarded map) */
+  guardedObjects(): GuardKey[] {
+    return this.maps.guarded.keys().map(decodeGuardKey);
+  }
+
+  /**
+   * Each program's kernel run statistics (counted only while kernel.bpf_stats_enabled=1). Read by id: only
+   * the agent and init may open the programs while an agent is live.
+   */
+  programStats(): { program: string; runs: bigint; runTimeNs: bigint }[] {
+    return [...this.programIds].map(([program, id]) => {
+      const info = progInfoById(id);
+      return { program, runs: info.runCnt, runTimeNs: info.runTimeNs };
+    });
+  }
+
+  /** the registered agent; tgid 0 when none is live */
+  registeredAgent(): AgentValue {
+    const value = this.maps.agent.lookup(encodeUid(0));
+    if (!value) throw new Error('krsi enforcer: the agent map has no slot 0');
+    return decodeAgent(value);
+  }
+
   // ------------------------------------------------------------------ killtasks protection
 
   /**
@@ -489,6 +585,8 @@ export class Enforcer {
   async close(): Promise<void> {
     await this.settle();
     await this.unsubscribe();
+    if (this.pinDirFd >= 0) closeSync(this.pinDirFd);
+    this.pinDirFd = -1;
     if (this.object) {
       this.object.close();
     } else {
