@@ -10,7 +10,8 @@
  * SIGHUP (only init may send it: killtasks) and POST /v1/reload: re-read the config; a bad one is
  * rejected and the running one stays.
  *
- * Exit status: 0 clean stop, 1 config error, 2 usage, 3 this node cannot enforce (preflight), 4 runtime failure.
+ * Exit status: 0 clean stop, 1 config error, 2 usage, 3 this node cannot enforce (preflight, or an
+ * oom_score_adj above -1000), 4 runtime failure.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -20,7 +21,7 @@ import { buildApp } from './api/app.js';
 import { DEFAULT_SOCKET_MODE, listenUnix } from './api/server.js';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig, type KrsiConfig } from './config/config.js';
 import { Enforcer } from './enforcement/enforcer.js';
-import { preflight, preflightMessage } from './enforcement/preflight.js';
+import { oomScoreProblem, preflight, preflightMessage } from './enforcement/preflight.js';
 import { BootClock } from './events/clock.js';
 import { EventPipeline } from './events/pipeline.js';
 import { createLogger, type Logger } from './log/logger.js';
@@ -98,6 +99,12 @@ async function main(): Promise<void> {
   const { configPath } = parseArgs(process.argv.slice(2));
   const log = createLogger();
 
+  const oom = oomScoreProblem();
+  if (oom !== null) {
+    process.stderr.write(`krsi-agent: ${oom}\n`);
+    process.exit(EXIT.preflight);
+  }
+
   let config: KrsiConfig;
   try {
     config = loadConfig(configPath);
@@ -120,6 +127,8 @@ async function main(): Promise<void> {
     ringBufferBytes: config.agent.ringBufferBytes,
     log: (msg) => log.info(msg, { component: 'enforcement' }),
   });
+  // from here on only this process and init may open the pinned objects or change its limits and scheduling
+  enforcer.registerAgent();
   enforcer.protect(process.pid, 'all', 'enforce');
   for (const [pid, p] of enforcer.protectedPids()) {
     if (pid !== process.pid && p.scope === 'all') enforcer.unprotect(pid); // a previous agent's entry
@@ -164,6 +173,7 @@ async function main(): Promise<void> {
       jobs: () => agent.listJobs().length,
       uidsUnderPolicy: () => enforcer.uidPolicies().size,
       programsAttached: () => enforcer.pinned().filter((p) => p.startsWith('links/')).length,
+      programStats: () => enforcer.programStats(),
     },
     { version: version(), kernel: release() },
   );
@@ -205,6 +215,7 @@ async function main(): Promise<void> {
     metricsServer?.close();
     await agent.stop();
     enforcer.unprotect(process.pid);
+    enforcer.unregisterAgent();
     await enforcer.close();
     process.exit(0);
   };

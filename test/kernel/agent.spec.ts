@@ -10,6 +10,7 @@ import { execa, type ResultPromise } from 'execa';
 import { request, type ClientResponse } from '../../agent/client/client.js';
 import { Enforcer } from '../../agent/enforcement/enforcer.js';
 import { OTHER, ROOT, SCRATCH, USER, probe, runAs, userDir } from './fixture.js';
+import { asTheUnitRunsIt } from '../vm/agent-command.js';
 import { signalFromInit } from '../vm/init-control.js';
 import { shellQuote } from '../vm/mocha-summary.js';
 import { scaled, timed, waitFor, withDeadline } from '../vm/pace.js';
@@ -58,7 +59,7 @@ async function api(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unkno
 }
 
 async function startAgent(): Promise<number> {
-  const proc = execa(process.execPath, [AGENT, '--config', CONFIG], agentOptions);
+  const proc = execa(...asTheUnitRunsIt(process.execPath, [AGENT, '--config', CONFIG]), agentOptions);
   proc.all!.on('data', (chunk: Buffer) => {
     agentOutput += chunk.toString();
   });
