@@ -372,6 +372,7 @@ export class KrsiAgent implements AgentService {
       adopted: enforcer.adopted,
       jobs: this.table.size,
       uidsUnderPolicy: [...enforcer.uidPolicies().keys()].sort((a, b) => a - b),
+      setEntries: enforcer.setEntryCounts(),
       counters,
       events: { logged: this.pipeline.loggedCount(), dropped },
       uptimeSeconds: Math.round((Date.now() - this.startedAt.getTime()) / 1000),
