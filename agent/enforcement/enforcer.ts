@@ -3,8 +3,9 @@
  * pinned ones a previous agent left enforcing), writes and clears per-uid policies atomically, protects
  * pids from signals and ptrace, reads the kernel's decision counters and streams decoded events.
  *
- * Pins under pinDir (default /sys/fs/bpf/slurm-krsi): maps/<map name> and links/<program name>. A pinned
- * link keeps its program attached after every process has closed it, so enforcement outlives the agent.
+ * Pins under pinDir (default /sys/fs/bpf/slurm-krsi): maps/<map name> and links/<program name>, on a bpffs
+ * of their own mounted there and kept read-only (pin-fs.ts). A pinned link keeps its program attached after
+ * every process has closed it, so enforcement outlives the agent.
  */
 import { closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -179,8 +180,9 @@ export class Enforcer {
     } catch (err) {
       if ((err instanceof LibbpfError && err.errno === EPERM_ERRNO) || (err as NodeJS.ErrnoException).code === 'EPERM') {
         throw new Error(
-          `krsi enforcer: the objects pinned under ${pinDir} are guarded by a live krsi-agent, and only it and init may ` +
-            `open them: is another agent running? Stop it through systemd (systemctl stop krsi-agent) first`,
+          `krsi enforcer: refused (EPERM) to open the objects pinned under ${pinDir}: they are guarded by a live krsi-agent, ` +
+            `and only it and init may open them (is another agent running? Stop it through systemd: systemctl stop ` +
+            `krsi-agent), or this process lacks CAP_SYS_ADMIN`,
           { cause: err },
         );
       }
