@@ -12,8 +12,8 @@
  * SIGHUP (only init may send it: killtasks) and POST /v1/reload: re-read the config; a bad one is
  * rejected and the running one stays.
  *
- * Exit status: 0 clean stop, 1 config error, 2 usage, 3 this node cannot enforce (preflight), 4 runtime
- * failure, 5 another krsi-agent runs (it holds <state_dir>/agent.lock; this one touched nothing).
+ * Exit status: 0 clean stop, 1 config error, 2 usage, 3 this node cannot enforce (preflight, or an
+ * oom_score_adj above -1000), 4 runtime failure, 5 another krsi-agent runs (it holds <state_dir>/agent.lock; this one touched nothing).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { release, setPriority } from 'node:os';
@@ -22,7 +22,7 @@ import { buildApp, type AccessPolicy } from './api/app.js';
 import { DEFAULT_SOCKET_MODE, listenUnix } from './api/server.js';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig, type KrsiConfig } from './config/config.js';
 import { Enforcer } from './enforcement/enforcer.js';
-import { preflight, preflightMessage } from './enforcement/preflight.js';
+import { oomScoreProblem, preflight, preflightMessage } from './enforcement/preflight.js';
 import { BootClock } from './events/clock.js';
 import { EventPipeline } from './events/pipeline.js';
 import { createLogger, type Logger } from './log/logger.js';
@@ -126,6 +126,11 @@ async function main(): Promise<void> {
   }
   for (const w of config.warnings) log.warn(w);
 
+  const oom = oomScoreProblem();
+  if (oom !== null) {
+    process.stderr.write(`krsi-agent: ${oom}\n`);
+    process.exit(EXIT.preflight);
+  }
   const check = preflight({ probeObjectPath: OBJECTS.preflight, bpffsPath: '/sys/fs/bpf' });
   if (!check.ok) {
     process.stderr.write(`${preflightMessage(check)}\n`);
@@ -139,6 +144,8 @@ async function main(): Promise<void> {
     ringBufferBytes: config.agent.ringBufferBytes,
     log: (msg) => log.info(msg, { component: 'enforcement' }),
   });
+  // from here on only this process and init may open the pinned objects or change its limits and scheduling
+  enforcer.registerAgent();
   enforcer.protect(process.pid, 'all', 'enforce');
   for (const [pid, p] of enforcer.protectedPids()) {
     if (pid !== process.pid && p.scope === 'all') enforcer.unprotect(pid); // a previous agent's entry
@@ -208,6 +215,7 @@ async function main(): Promise<void> {
       slurmViewUnreadable: () => agent.reconcileStatus.slurmView === 'unreadable',
       jobsUnverified: () => agent.reconcileStatus.unverified.length,
       malformedRecords: () => agent.pipeline.malformedCount(),
+      programStats: () => enforcer.programStats(),
     },
     { version: version(), buildId: enforcer.buildId, kernel: release() },
   );
@@ -275,6 +283,7 @@ async function main(): Promise<void> {
     metricsServer?.close();
     await agent.stop();
     enforcer.unprotect(process.pid);
+    enforcer.unregisterAgent();
     await enforcer.close();
     process.exit(0);
   };

@@ -152,7 +152,7 @@ function sectionStats(input: ReportInput): string {
   if (stats.length === 0) return '';
   let s = `### Per-program kernel cost (kernel.bpf_stats_enabled)\n\n`;
   s += `One pass of every workload as uid 1000 with \`kernel.bpf_stats_enabled=1\` (the counting adds its own two clock reads per run; the timed runs above had it off). `;
-  s += `run_time_ns / run_cnt per program from \`bpftool prog show\`, in virtual ns (instructions). Runs include the bench driver's and the agent's own syscalls (root, no policy).\n\n`;
+  s += `run_time_ns / run_cnt per program from the agent's metrics (krsi_program_run_seconds_total / krsi_program_runs_total: the kernel's bpf_prog_info), in virtual ns (instructions). Runs include the bench driver's and the agent's own syscalls (root, no policy).\n\n`;
   const names = [...new Set(stats.flatMap((x) => x.programs.filter((p) => p.runCnt > 0).map((p) => p.name)))];
   s += `| program | ${stats.map((x) => `${x.config}: runs | ns/run`).join(' | ')} |\n|---|${stats.map(() => '---:|---:').join('|')}|\n`;
   for (const n of names) {

@@ -32,6 +32,7 @@ char LICENSE[] SEC("license") = "GPL";
 volatile const char bpf_metadata_build_id[] SEC(".rodata") = KRSI_BUILD_ID;
 
 #define EPERM 1
+#define ENOENT 2
 #define AF_INET 2
 #define AF_INET6 10
 
@@ -843,24 +844,31 @@ static __always_inline __u8 killtasks_mode(struct task_struct *target)
 	return p ? p->mode[KRSI_POLICY_KILLTASKS] : KRSI_MODE_OFF;
 }
 
-static __always_inline int killtasks_decide(__u32 type, struct task_struct *target, __u32 signal)
+/* count and log a killtasks decision on an action aimed at `target`; `detail` goes in the signal field */
+static __always_inline int killtasks_record(__u32 type, __u8 pmode, struct task_struct *target, __u32 detail)
 {
 	struct krsi_event *e;
-	__u8 pmode = killtasks_mode(target);
 
-	if (pmode == KRSI_MODE_OFF)
-		return 0;
-	/* the process and thread aimed at, and the signal (the ptrace mode for ptrace) */
+	/* the process and thread aimed at, and the detail (the signal, ptrace mode, resource, policy...) */
 	if (decision_begin(&e, type, KRSI_POLICY_KILLTASKS, decision_of(pmode),
-			   krsi_target(krsi_target(target->tgid, target->pid), signal))) {
+			   krsi_target(krsi_target(target->tgid, target->pid), detail))) {
 		e->target_pid = BPF_CORE_READ(target, pid);
 		e->target_tgid = BPF_CORE_READ(target, tgid);
 		e->target_uid = BPF_CORE_READ(target, real_cred, uid.val);
-		e->signal = signal;
+		e->signal = detail;
 		BPF_CORE_READ_STR_INTO(&e->name, target, comm);
 		bpf_ringbuf_submit(e, 0);
 	}
 	return verdict(pmode);
+}
+
+static __always_inline int killtasks_decide(__u32 type, struct task_struct *target, __u32 signal)
+{
+	__u8 pmode = killtasks_mode(target);
+
+	if (pmode == KRSI_MODE_OFF)
+		return 0;
+	return killtasks_record(type, pmode, target, signal);
 }
 
 SEC("lsm/task_kill")
@@ -899,4 +907,294 @@ int BPF_PROG(krsi_ptrace_access_check, struct task_struct *child, unsigned int m
 	if (!(mode & PTRACE_MODE_ATTACH))
 		return 0;
 	return killtasks_decide(KRSI_EV_PTRACE, child, mode);
+}
+
+/* ---------------------------------------------------------------- tamper */
+
+/*
+ * The agent guards itself and this set's own objects. While an agent is registered and alive, nobody but
+ * that agent and init may:
+ *   - change the agent's resource limits (a CPU-time limit makes the kernel send SIGXCPU and SIGKILL
+ *     itself, past task_kill), scheduling policy, priority, affinity, timer slack, nice value or I/O
+ *     priority (SCHED_IDLE or nice 19 stalls it);
+ *   - get a file descriptor on the set's maps, programs or links, by id or by pin (a map fd is enough to
+ *     rewrite the map, read-only or not, through a program of one's own; a program fd is enough to replace
+ *     the program with an extension);
+ *   - make the read-only bpffs that holds the pins writable, unmount it or mount over it (a link whose
+ *     last reference, its pin, goes detaches its program).
+ * With no live agent (stopped through init, or its last thread exited) nothing here is refused: that is
+ * how the next agent opens the pins. Every refusal is a killtasks decision, always a deny.
+ */
+
+#define BPF_FS_MAGIC 0xcafe4a11
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct krsi_agent);
+} agent SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct krsi_guard_key);
+	__type(value, __u8);
+} guarded SEC(".maps");
+
+const enum krsi_guard_kind *unused_guard_kind __attribute__((unused));
+
+/* the registered agent if it is alive, else NULL */
+static __always_inline struct krsi_agent *live_agent(void)
+{
+	__u32 zero = 0;
+	struct krsi_agent *a = bpf_map_lookup_elem(&agent, &zero);
+
+	return a && a->tgid ? a : NULL;
+}
+
+/* `task` is the registered agent (any of its threads): its tgid, and its start time against pid reuse */
+static __always_inline bool is_agent(struct krsi_agent *a, struct task_struct *task)
+{
+	return task->tgid == a->tgid &&
+	       task->group_leader->start_boottime / KRSI_NSEC_PER_USER_TICK == a->start_ticks;
+}
+
+/* the current task may act on what the agent guards: init, or the agent itself */
+static __always_inline bool acts_for_agent(struct krsi_agent *a)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+
+	return task->tgid == 1 || is_agent(a, task);
+}
+
+static __always_inline bool is_guarded(__u32 kind, __u32 dev, __u64 id)
+{
+	struct krsi_guard_key key = { .kind = kind, .dev = dev, .id = id };
+
+	return bpf_map_lookup_elem(&guarded, &key) != NULL;
+}
+
+/* a deny of an action on this set's objects: counted, and its event begun (or folded) as decision_begin does */
+static __always_inline bool tamper_begin(struct krsi_event **ep, __u32 type, __u64 target)
+{
+	return decision_begin(ep, type, KRSI_POLICY_KILLTASKS, KRSI_DECISION_DENY, target);
+}
+
+/* ---- the agent's limits and scheduling */
+
+static __always_inline int guard_agent_task(__u32 type, struct task_struct *target, __u32 detail)
+{
+	struct krsi_agent *a = live_agent();
+
+	if (!a || !is_agent(a, target) || acts_for_agent(a))
+		return 0;
+	return killtasks_record(type, KRSI_MODE_ENFORCE, target, detail);
+}
+
+/* setrlimit and prlimit (do_prlimit), for the caller itself or another process */
+SEC("lsm/task_setrlimit")
+int BPF_PROG(krsi_task_setrlimit, struct task_struct *p, unsigned int resource, struct rlimit *new_rlim, int ret)
+{
+	if (ret)
+		return ret;
+	return guard_agent_task(KRSI_EV_SETRLIMIT, p, resource);
+}
+
+/*
+ * sched_setscheduler, sched_setparam, sched_setattr, sched_setaffinity, /proc/<pid>/timerslack_ns, and a
+ * move into a cgroup with the cpuset controller (cpuset_can_attach asks this hook for every task moved)
+ */
+SEC("lsm/task_setscheduler")
+int BPF_PROG(krsi_task_setscheduler, struct task_struct *p, int ret)
+{
+	if (ret)
+		return ret;
+	return guard_agent_task(KRSI_EV_SETSCHED, p, 0);
+}
+
+/* setpriority (PRIO_PROCESS, and each process of PRIO_PGRP and PRIO_USER) */
+SEC("lsm/task_setnice")
+int BPF_PROG(krsi_task_setnice, struct task_struct *p, int nice, int ret)
+{
+	if (ret)
+		return ret;
+	return guard_agent_task(KRSI_EV_SETNICE, p, nice);
+}
+
+SEC("lsm/task_setioprio")
+int BPF_PROG(krsi_task_setioprio, struct task_struct *p, int ioprio, int ret)
+{
+	if (ret)
+		return ret;
+	return guard_agent_task(KRSI_EV_SETIOPRIO, p, ioprio);
+}
+
+/* the agent's last thread exits (a crash or a stop): the slot no longer names a live agent */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(krsi_agent_exit, struct task_struct *task)
+{
+	__u32 zero = 0;
+	struct krsi_agent *a = bpf_map_lookup_elem(&agent, &zero);
+
+	/* do_exit() counts the thread out of signal->live before this tracepoint */
+	if (!a || !a->tgid || !is_agent(a, task) || task->signal->live.counter)
+		return 0;
+	a->tgid = 0;
+	return 0;
+}
+
+/* ---- file descriptors on the set's maps, programs and links */
+
+/*
+ * By id. The refusal says ENOENT: tools that list every object (bpftool prog/map/link show) skip an id
+ * that disappeared between listing and opening and stop at any other error, so they keep working and
+ * simply do not show this set's objects.
+ */
+SEC("lsm/bpf")
+int BPF_PROG(krsi_bpf, int cmd, union bpf_attr *attr, unsigned int size, int ret)
+{
+	struct krsi_agent *a;
+	struct krsi_event *e;
+	__u32 kind, id;
+
+	if (ret)
+		return ret;
+	if (cmd == BPF_MAP_GET_FD_BY_ID)
+		kind = KRSI_GUARD_MAP;
+	else if (cmd == BPF_PROG_GET_FD_BY_ID)
+		kind = KRSI_GUARD_PROG;
+	else if (cmd == BPF_LINK_GET_FD_BY_ID)
+		kind = KRSI_GUARD_LINK;
+	else
+		return 0;
+	a = live_agent();
+	if (!a)
+		return 0;
+	id = attr->map_id;	/* map_id, prog_id and link_id are one field of the kernel's copy of attr */
+	if (!is_guarded(kind, 0, id) || acts_for_agent(a))
+		return 0;
+	if (tamper_begin(&e, KRSI_EV_BPF_ID, krsi_target(id, cmd))) {
+		e->ino = id;
+		e->signal = cmd;
+		bpf_ringbuf_submit(e, 0);
+	}
+	return -ENOENT;
+}
+
+/* any other way to a map fd: BPF_OBJ_GET of its pin (an fd by id was refused above already) */
+SEC("lsm/bpf_map")
+int BPF_PROG(krsi_bpf_map, struct bpf_map *map, fmode_t fmode, int ret)
+{
+	struct krsi_agent *a;
+	struct krsi_event *e;
+
+	if (ret)
+		return ret;
+	a = live_agent();
+	if (!a || !is_guarded(KRSI_GUARD_MAP, 0, map->id) || acts_for_agent(a))
+		return 0;
+	if (tamper_begin(&e, KRSI_EV_BPF_MAP, krsi_target(map->id, fmode))) {
+		e->ino = map->id;
+		e->signal = fmode;
+		bpf_probe_read_kernel_str(e->name, sizeof(map->name), map->name);
+		bpf_ringbuf_submit(e, 0);
+	}
+	return -EPERM;
+}
+
+/* any other way to a program fd: BPF_OBJ_GET of a pinned program (the agent pins links, but a migration may pin programs) */
+SEC("lsm/bpf_prog")
+int BPF_PROG(krsi_bpf_prog, struct bpf_prog *prog, int ret)
+{
+	struct krsi_agent *a;
+	struct krsi_event *e;
+	__u32 id;
+
+	if (ret)
+		return ret;
+	a = live_agent();
+	if (!a)
+		return 0;
+	id = prog->aux->id;
+	if (!is_guarded(KRSI_GUARD_PROG, 0, id) || acts_for_agent(a))
+		return 0;
+	if (tamper_begin(&e, KRSI_EV_BPF_PROG, id)) {
+		e->ino = id;
+		bpf_probe_read_kernel_str(e->name, sizeof(prog->aux->name), prog->aux->name);
+		bpf_ringbuf_submit(e, 0);
+	}
+	return -EPERM;
+}
+
+/* ---- the pins */
+
+/*
+ * The pins live on a bpffs of their own (mounted at the pin directory), which the agent keeps read-only
+ * while it runs: the VFS then refuses every unlink, rename, rmdir and new pin on it with EROFS, in every
+ * mount namespace and through every mount of it, before any hook, so no program has to sit on the hot
+ * unlink or rename paths. What is left to refuse is making it writable again, unmounting it, and mounting
+ * something over it, all rare hooks. (An unmount of a file system above it, /sys, does not come here; the
+ * agent holds the pin directory open, which keeps the super block and every pin alive while it runs.)
+ */
+
+/* a super block of a bpffs that holds this set's pins */
+static __always_inline bool is_pin_fs(struct super_block *sb)
+{
+	return sb->s_magic == BPF_FS_MAGIC && is_guarded(KRSI_GUARD_PIN_FS, sb->s_dev, 0);
+}
+
+static __always_inline int guard_pin_fs(__u32 type, struct super_block *sb, __u32 flags)
+{
+	struct krsi_agent *a = live_agent();
+	struct krsi_event *e;
+
+	if (!a || !is_pin_fs(sb) || acts_for_agent(a))
+		return 0;
+	if (tamper_begin(&e, type, krsi_target(sb->s_dev, flags))) {
+		e->dev = sb->s_dev;
+		e->signal = flags;
+		bpf_ringbuf_submit(e, 0);
+	}
+	return -EPERM;
+}
+
+/* the last unmount frees the super block, and every pin with it */
+SEC("lsm/sb_umount")
+int BPF_PROG(krsi_sb_umount, struct vfsmount *mnt, int flags, int ret)
+{
+	if (ret)
+		return ret;
+	return guard_pin_fs(KRSI_EV_UMOUNT, mnt->mnt_sb, flags);
+}
+
+/* making it writable again: mount(2) MS_REMOUNT and fsconfig(FSCONFIG_CMD_RECONFIGURE) both end here */
+SEC("lsm/sb_remount")
+int BPF_PROG(krsi_sb_remount, struct super_block *sb, void *mnt_opts, int ret)
+{
+	if (ret)
+		return ret;
+	return guard_pin_fs(KRSI_EV_REMOUNT, sb, 0);
+}
+
+/* mount(2) onto a directory of the pin file system: a remount, or a file system laid over the pins */
+SEC("lsm/sb_mount")
+int BPF_PROG(krsi_sb_mount, const char *dev_name, const struct path *path, const char *type, unsigned long flags,
+	     void *data, int ret)
+{
+	if (ret)
+		return ret;
+	return guard_pin_fs(KRSI_EV_MOUNT, path->dentry->d_sb, flags);
+}
+
+/* move_mount(2): the pin file system moved away, or a mount moved over it */
+SEC("lsm/move_mount")
+int BPF_PROG(krsi_move_mount, const struct path *from_path, const struct path *to_path, int ret)
+{
+	if (ret)
+		return ret;
+	ret = guard_pin_fs(KRSI_EV_MOVE_MOUNT, from_path->dentry->d_sb, 0);
+	if (ret)
+		return ret;
+	return guard_pin_fs(KRSI_EV_MOVE_MOUNT, to_path->dentry->d_sb, 0);
 }

@@ -106,6 +106,32 @@ struct krsi_protect {
 	__u8 pad[6];
 };
 
+/*
+ * tamper: value of the agent map (key 0). The agent registers itself here; while the slot holds a live
+ * process (tgid != 0), only that process and init may get hold of the objects in `guarded` or change the
+ * agent's limits and scheduling. The slot is cleared by the agent when it stops, and by the kernel
+ * (krsi_agent_exit) when the agent's last thread exits.
+ */
+struct krsi_agent {
+	__u64 start_ticks;	/* the agent's start time, as krsi_protect.start_ticks: guards pid reuse */
+	__u32 tgid;		/* 0: no live agent */
+	__u32 pad;
+};
+
+/* tamper: key of the guarded map, the set's own objects */
+enum krsi_guard_kind {
+	KRSI_GUARD_MAP = 1,	/* id: map id */
+	KRSI_GUARD_PROG = 2,	/* id: program id */
+	KRSI_GUARD_LINK = 3,	/* id: link id */
+	KRSI_GUARD_PIN_FS = 4,	/* dev: the bpffs of the set's own that holds the pins (kernel s_dev); id 0 */
+};
+
+struct krsi_guard_key {
+	__u32 kind;		/* enum krsi_guard_kind */
+	__u32 dev;		/* PIN_FS; 0 otherwise */
+	__u64 id;
+};
+
 /* event types: one per hook (and variant) */
 enum krsi_event_type {
 	KRSI_EV_CREATE = 1,	/* inode_create: regular file */
@@ -121,6 +147,18 @@ enum krsi_event_type {
 	KRSI_EV_KILL = 11,	/* task_kill */
 	KRSI_EV_PTRACE = 12,	/* ptrace_access_check (attach) */
 	KRSI_EV_SIGIO = 13,	/* file_send_sigiotask: a signal through F_SETOWN/F_SETSIG */
+	/* tamper: actions on the agent and on this set's own objects (killtasks decisions, always deny) */
+	KRSI_EV_SETRLIMIT = 14,	/* task_setrlimit: setrlimit/prlimit aimed at the agent */
+	KRSI_EV_SETSCHED = 15,	/* task_setscheduler: policy, priority, affinity, timer slack, cpuset move */
+	KRSI_EV_SETNICE = 16,	/* task_setnice: setpriority */
+	KRSI_EV_SETIOPRIO = 17,	/* task_setioprio: ioprio_set */
+	KRSI_EV_BPF_ID = 18,	/* bpf: MAP/PROG/LINK_GET_FD_BY_ID of a guarded object */
+	KRSI_EV_BPF_MAP = 19,	/* bpf_map: an fd on a guarded map (BPF_OBJ_GET of its pin) */
+	KRSI_EV_BPF_PROG = 20,	/* bpf_prog: an fd on a guarded program */
+	KRSI_EV_UMOUNT = 21,	/* sb_umount of the bpffs that holds the pins */
+	KRSI_EV_REMOUNT = 22,	/* sb_remount of it: made writable again (fsconfig reconfigure, or mount(2)) */
+	KRSI_EV_MOUNT = 23,	/* sb_mount onto it: mount(2) MS_REMOUNT, or a mount laid over the pins */
+	KRSI_EV_MOVE_MOUNT = 24,	/* move_mount of it, or onto it */
 };
 
 /*

@@ -145,6 +145,26 @@ async function main(): Promise<number> {
     if (!denied) problems.push(`root's kill ${signal} of the agent was not denied`);
   }
 
+  section('root tries to switch the agent or its programs off without a signal (only PID 1 may)');
+  const tampering: [string, string[]][] = [
+    ['prlimit', ['--cpu=1', '--pid', String(agentPid)]],
+    ['renice', ['-n', '19', '-p', String(agentPid)]],
+    ['bpftool', ['map', 'dump', 'pinned', join(PIN_DIR, 'maps/uid_policy')]],
+    ['rm', [join(PIN_DIR, 'links/krsi_task_kill')]],
+    ['umount', ['-l', PIN_DIR]],
+  ];
+  for (const [cmd, args] of tampering) {
+    const r = await execa(cmd, args, { reject: false });
+    const refused = r.exitCode !== 0;
+    console.log(`root# ${cmd} ${args.join(' ')}  -> ${refused ? 'REFUSED' : 'done'}: ${(r.stderr || r.stdout).trim().split('\n')[0]}`);
+    if (!refused) problems.push(`root's ${cmd} ${args.join(' ')} was not refused`);
+  }
+  // the read-write open of a pin (bpftool) and rm fail on the pins' read-only file system, before any hook:
+  // the kernel's refusals of the other three are logged
+  await waitFor('the agent to log the refused prlimit, renice and umount', () =>
+    ['rlimit', 'setnice', 'umount'].every((t) => eventLines().some((l) => l.includes(` type=${t} policy=killtasks `))))
+    .catch((err: Error) => problems.push(err.message.split('\n')[0]!));
+
   section(`the agent's event log (${EVENT_LOG}), billy's job`);
   const expectedDenials = ROWS.filter((r) => r.strictDenies).length;
   const strictDenials = () => eventLines().filter((l) => namesJob(l, strictJob) && / act=deny(?: |$)/.test(l)).length;
@@ -156,8 +176,8 @@ async function main(): Promise<number> {
   const denials = strictLines.filter((l) => / act=deny(?: |$)/.test(l)).length;
   if (denials < expectedDenials) problems.push(`${denials} deny events name job ${strictJob}, expected at least ${expectedDenials}`);
 
-  section("the agent's event log: alice's job (the floor audits fileperms: logged, allowed) and root's kill");
-  for (const l of lines.filter((l) => namesJob(l, plainJob) || / type=(sgkill|ptrace) /.test(l))) console.log(l);
+  section("the agent's event log: alice's job (the floor audits fileperms: logged, allowed) and root's kill and tampering");
+  for (const l of lines.filter((l) => namesJob(l, plainJob) || / type=(sgkill|ptrace|rlimit|setnice|umount) /.test(l))) console.log(l);
   if (lines.some((l) => namesJob(l, plainJob) && / act=deny(?: |$)/.test(l))) problems.push(`a deny event names alice's job ${plainJob}`);
 
   section('after the jobs: the epilog removed them, billy is free again');
@@ -172,7 +192,7 @@ async function main(): Promise<number> {
   section('result');
   if (problems.length === 0) {
     console.log(`demo: as expected. billy's ${expectedDenials} attacks denied and logged with job ${strictJob}; alice's job not stopped; ` +
-      `root could not kill the agent (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+      `root could not kill the agent nor switch it off (${((Date.now() - started) / 1000).toFixed(0)} s)`);
     return 0;
   }
   console.log(`demo: NOT as expected:\n  ${problems.join('\n  ')}`);

@@ -14,6 +14,7 @@
 #       /etc/logrotate.d/slurm-krsi                     (when logrotate is present: the event log file)
 #       /etc/systemd/system/krsi-agent.service          (when systemd is present; enabled unless --no-enable)
 #       /etc/systemd/system/slurmd.service.d/slurm-krsi.conf  (slurmd starts after the agent is ready)
+#       /etc/systemd/system/sys-fs-bpf-slurm\x2dkrsi.mount (the pins' own file system, required by the agent)
 #     Idempotent: running it again upgrades the files and keeps the config. The agent keeps enforcing
 #     during an upgrade: its programs stay pinned while it restarts, and an agent of a new BPF build
 #     attaches its own programs and moves every job over before it removes the old ones.
@@ -109,7 +110,10 @@ if [ -d /etc/systemd/system ]; then
   install -m 0644 "$src/deploy/krsi-agent.service" /etc/systemd/system/krsi-agent.service
   install -d -m 0755 /etc/systemd/system/slurmd.service.d
   install -m 0644 "$src/deploy/slurmd-krsi-agent.conf" /etc/systemd/system/slurmd.service.d/slurm-krsi.conf
+  install -m 0644 "$src/deploy/sys-fs-bpf-slurm\x2dkrsi.mount" '/etc/systemd/system/sys-fs-bpf-slurm\x2dkrsi.mount'
   if [ -d /run/systemd/system ]; then
+    # the pins of a version from before the pins' own file system, moved aside before systemd mounts it
+    "$src/deploy/move-earlier-pins.sh" /sys/fs/bpf/slurm-krsi
     systemctl daemon-reload
     if [ "$enable" = yes ]; then
       systemctl enable krsi-agent.service >/dev/null

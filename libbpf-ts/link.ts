@@ -3,6 +3,23 @@ import { getNative, type Ptr } from './ffi.js';
 import { lastErrno, libbpfError } from './errors.js';
 import { withLogCapture } from './log.js';
 
+/** What the kernel reports about a link (the head of struct bpf_link_info). */
+export interface LinkInfo {
+  /** enum bpf_link_type */
+  readonly type: number;
+  readonly id: number;
+  /** the id of the program the link attaches */
+  readonly progId: number;
+}
+
+/** struct bpf_link_info of the link behind `fd`, its common head (type, id, prog_id) only */
+export function linkInfoByFd(fd: number): LinkInfo {
+  const buf = Buffer.alloc(16);
+  const ret = getNative().bpf_obj_get_info_by_fd(fd, buf, [buf.length]);
+  if (ret < 0) throw libbpfError(`bpf_obj_get_info_by_fd(link fd ${fd})`, ret);
+  return { type: buf.readUInt32LE(0), id: buf.readUInt32LE(4), progId: buf.readUInt32LE(8) };
+}
+
 export class BpfLink {
   #ptr: Ptr | null;
   /** What this link attaches, for error messages ("prog 'x'" or the pin path it was opened from). */
@@ -30,6 +47,11 @@ export class BpfLink {
 
   get fd(): number {
     return getNative().bpf_link__fd(this.#live('fd'));
+  }
+
+  /** The kernel's view of the link: its id and its program's. */
+  info(): LinkInfo {
+    return linkInfoByFd(this.fd);
   }
 
   /** The bpffs path this link was pinned at through this handle, or null. */

@@ -7,6 +7,41 @@ import { BpfLink } from './link.js';
 import { BpfMap } from './map.js';
 import { withLogCapture } from './log.js';
 
+/** What the kernel reports about a loaded program (part of struct bpf_prog_info). */
+export interface ProgInfo {
+  readonly type: number;
+  readonly id: number;
+  readonly name: string;
+  /** time spent in the program and number of runs: counted only while kernel.bpf_stats_enabled=1 */
+  readonly runTimeNs: bigint;
+  readonly runCnt: bigint;
+}
+
+// offsets in struct bpf_prog_info (uapi, stable): name[16] at 64, run_time_ns at 192, run_cnt at 200
+const PROG_INFO_SIZE = 208;
+
+/** struct bpf_prog_info of the program with kernel id `id` (opened by id, which needs CAP_SYS_ADMIN, then closed). */
+export function progInfoById(id: number): ProgInfo {
+  const n = getNative();
+  const fd = n.bpf_prog_get_fd_by_id(id);
+  if (fd < 0) throw libbpfError(`bpf_prog_get_fd_by_id(${id})`, fd);
+  try {
+    const buf = Buffer.alloc(PROG_INFO_SIZE);
+    const ret = n.bpf_obj_get_info_by_fd(fd, buf, [buf.length]);
+    if (ret < 0) throw libbpfError(`bpf_obj_get_info_by_fd(prog id ${id})`, ret);
+    const nameEnd = buf.indexOf(0, 64);
+    return {
+      type: buf.readUInt32LE(0),
+      id: buf.readUInt32LE(4),
+      name: buf.toString('utf8', 64, nameEnd < 0 || nameEnd > 80 ? 80 : nameEnd),
+      runTimeNs: buf.readBigUInt64LE(192),
+      runCnt: buf.readBigUInt64LE(200),
+    };
+  } finally {
+    n.close(fd);
+  }
+}
+
 export class BpfProgram {
   readonly #owner: ObjectHandle;
   readonly #ptr: Ptr;

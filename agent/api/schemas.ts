@@ -120,6 +120,10 @@ export const statusSchema = {
     adopted: { type: 'boolean' },
     jobs: { type: 'integer' },
     uidsUnderPolicy: { type: 'array', items: { type: 'integer' } },
+    setEntries: {
+      type: 'object',
+      properties: { suid_allow: { type: 'integer' }, ssh_clients: { type: 'integer' }, connect_cidrs: { type: 'integer' } },
+    },
     counters: { type: 'object', properties: Object.fromEntries(POLICIES.map((p) => [p, countersSchema])) },
     events: {
       type: 'object',

@@ -4,13 +4,16 @@
  * clears per-uid policies atomically, protects pids from signals and ptrace, reads the kernel's decision
  * counters and streams decoded events.
  *
- * Pins under pinDir (default /sys/fs/bpf/slurm-krsi), one folder per BPF build (generations.ts):
- * build-<build id>/maps/<map name> and build-<build id>/links/<program name>. A pinned link keeps its
- * program attached after every process has closed it, so enforcement outlives the agent.
+ * Pins under pinDir (default /sys/fs/bpf/slurm-krsi), on a bpffs of their own mounted there and kept
+ * read-only (pin-fs.ts), one folder per BPF build (generations.ts): build-<build id>/maps/<map name> and
+ * build-<build id>/links/<program name>. A pinned link keeps its program attached after every process has
+ * closed it, so enforcement outlives the agent.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { BpfMap, BpfObject, RingBuffer } from '../../libbpf-ts/index.js';
+import { BpfLink, BpfMap, BpfObject, LibbpfError, RingBuffer, progInfoById } from '../../libbpf-ts/index.js';
+import { kernelDevFromStDev } from './identity.js';
+import { ensurePinFs, removePinFs, withWritablePins } from './pin-fs.js';
 import type { Cidr } from './cidr.js';
 
 export type CidrVerdict = 'allow' | 'deny';
@@ -24,17 +27,23 @@ import {
   cidrKeySet,
   counterIndex,
   decodeEvent,
+  decodeAgent,
+  decodeGuardKey,
   decodePolicy,
   decodeProtect,
   encodeCidrKey,
+  encodeAgent,
   encodeCidrVerdict,
+  encodeGuardKey,
   encodeInodeKey,
   encodePolicy,
   encodeProtect,
   encodeUid,
   inodeKeySet,
   uidBitmapSlot,
+  type AgentValue,
   type CounterSlot,
+  type GuardKey,
   type KernelFileId,
   type KrsiEvent,
   type Mode,
@@ -44,9 +53,11 @@ import {
   type ProtectValue,
 } from './layout.js';
 import { synchronizeRcu } from './rcu.js';
-import { generationDir, layoutOf, listGenerations, readBuildId, type Generation } from './generations.js';
+import { generationDir, layoutOf, listGenerations, previousLayoutDir, readBuildId, type Generation } from './generations.js';
 
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/slurm-krsi';
+
+const EPERM_ERRNO = 1;
 
 /** What one uid is held to. The agent computes it as the union of the uid's jobs' policies. */
 export interface UidPolicy {
@@ -74,7 +85,9 @@ export interface EnforcerOptions {
 type Counters = Record<PolicyName, Record<CounterSlot, bigint>>;
 
 const SET_MAPS = ['suid_allow', 'ssh_clients', 'connect_cidrs'] as const;
-const MAP_NAMES = ['uid_policy', 'uid_bits', ...SET_MAPS, 'protected', 'counters', 'events', 'folds', 'fold_shares', 'acl_grants'] as const;
+const MAP_NAMES = [
+  'uid_policy', 'uid_bits', ...SET_MAPS, 'protected', 'counters', 'events', 'folds', 'fold_shares', 'acl_grants', 'agent', 'guarded',
+] as const;
 type MapName = (typeof MAP_NAMES)[number];
 
 /**
@@ -148,6 +161,9 @@ export class Enforcer {
   /** uids whose uid_bits bit must stay set: every uid with a uid_policy entry, or one being written */
   private readonly bitmapUids = new Set<number>();
   private readonly bitmapWords: number;
+  private pinDirFd: number;
+  /** kernel id of each program, by name (from its pinned link) */
+  private readonly programIds = new Map<string, number>();
 
   private constructor(
     pinDir: string,
@@ -169,6 +185,10 @@ export class Enforcer {
     this.nextSet = this.highestSetInUse() + 1;
     this.bitmapWords = maps.uid_bits.maxEntries;
     this.repairUidBitmap();
+    this.guardOwnObjects();
+    // held open for this instance's life: a lazy unmount of a file system above the pins (umount -l /sys),
+    // which no hook on the bpffs sees, then leaves the bpffs super block, and every pin, alive
+    this.pinDirFd = openSync(pinDir, constants.O_RDONLY | constants.O_DIRECTORY);
   }
 
   /**
@@ -181,13 +201,34 @@ export class Enforcer {
    * and some links: the next open reuses the pinned maps (setPinPath) and attaches only the programs whose
    * link is missing. Meanwhile a previous generation goes on enforcing everything it held, and this one's
    * programs deny only what its maps already hold, which comes from the same job table.
+   *
+   * The pins live on a bpffs of their own at pinDir (mounted here if it is not yet, with the pins of a
+   * version from before it moved aside first), read-only but while this opens them (pin-fs.ts).
    */
   static open(opts: EnforcerOptions): Enforcer {
     const log = opts.log ?? (() => {});
     const pinDir = opts.pinDir ?? DEFAULT_PIN_DIR;
+    try {
+      ensurePinFs(pinDir, log);
+      return withWritablePins(pinDir, () => Enforcer.openPins(opts, pinDir, log));
+    } catch (err) {
+      if ((err instanceof LibbpfError && err.errno === EPERM_ERRNO) || (err as NodeJS.ErrnoException).code === 'EPERM') {
+        throw new Error(
+          `krsi enforcer: refused (EPERM) to open the objects pinned under ${pinDir}: they are guarded by a live krsi-agent, ` +
+            `and only it and init may open them (is another agent running? Stop it through systemd: systemctl stop ` +
+            `krsi-agent), or this process lacks CAP_SYS_ADMIN`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
+
+  private static openPins(opts: EnforcerOptions, pinDir: string, log: (message: string) => void): Enforcer {
     const buildId = readBuildId(opts.objectPath);
     const own = { dir: generationDir(pinDir, buildId), buildId };
-    const previous = listGenerations(pinDir).filter((g) => g.buildId !== buildId);
+    // every generation of an earlier layout is another's, whatever its id
+    const previous = [...listGenerations(previousLayoutDir(pinDir)), ...listGenerations(pinDir).filter((g) => g.buildId !== buildId)];
     for (const g of previous) log(`found the programs of another build pinned (${g.buildId ?? '0.1.0, no build id'}): upgrading them to build ${buildId}`);
     const mapDir = join(own.dir, 'maps');
     const linkDir = join(own.dir, 'links');
@@ -242,12 +283,15 @@ export class Enforcer {
   }
 
   /**
-   * Detach everything, every build's: unpin links and maps. Programs stop enforcing once no process holds
-   * them. For uninstall and tests; the agent never does this on its own.
+   * Detach everything, every build's: unpin the generations of an earlier layout, then unmount the pins'
+   * file system. Programs stop enforcing once no process holds them. For uninstall and tests; the agent
+   * never does this on its own. Refused while an agent is live.
    */
   static removePinned(pinDir: string = DEFAULT_PIN_DIR): void {
-    for (const g of listGenerations(pinDir)) unpinGeneration(g);
-    if (existsSync(pinDir)) rmSync(pinDir, { recursive: true });
+    const aside = previousLayoutDir(pinDir);
+    for (const g of listGenerations(aside)) unpinGeneration(g);
+    if (existsSync(aside)) rmSync(aside, { recursive: true });
+    removePinFs(pinDir);
   }
 
   /** what this build has pinned ("links/<program>", "maps/<map>"), for status reporting */
@@ -278,10 +322,15 @@ export class Enforcer {
       let detached = 0;
       let events: number | null = null;
       try {
-        detached = unpinAll(join(g.dir, 'links'));
-        const ring = join(g.dir, 'maps', 'events');
-        if (layoutOf(g) === ownLayout && existsSync(ring)) events = await drainPinnedRing(ring, onRecord);
-        unpinGeneration(g);
+        // the pins' file system is writable only for the moments pins are removed or opened (a ring is
+        // opened read-write); a generation of an earlier layout is on the bpffs above, writable anyway
+        const ringPath = join(g.dir, 'maps', 'events');
+        const ring = withWritablePins(this.pinDir, () => {
+          detached = unpinAll(join(g.dir, 'links'));
+          return layoutOf(g) === ownLayout && existsSync(ringPath) ? BpfMap.openPinned(ringPath) : undefined;
+        });
+        if (ring) events = await drainRing(ring, onRecord);
+        withWritablePins(this.pinDir, () => unpinGeneration(g));
         done.push({ buildId: g.buildId, detached, events });
       } catch (err) {
         // not fatal: this build enforces everything already, and what the old programs still enforce is
@@ -291,6 +340,11 @@ export class Enforcer {
       }
     }
     this.previous = left;
+    // the folder the pins of an earlier layout were moved to goes with the last of them
+    const aside = previousLayoutDir(this.pinDir);
+    if (existsSync(aside) && !left.some((g) => g.dir.startsWith(aside)) && listGenerations(aside).length === 0) {
+      rmSync(aside, { recursive: true });
+    }
     return done;
   }
 
@@ -472,6 +526,71 @@ export class Enforcer {
     return highest;
   }
 
+  // ------------------------------------------------------------------ tamper protection
+
+  /**
+   * List this set's own objects in the guarded map: every map (the pinned ones, and the object's internal
+   * ones such as .rodata when this instance loaded it), every pinned link and its program, and the bpffs
+   * that holds the pins. The programs refuse everyone but the registered agent and init a file descriptor
+   * on them, and a remount, unmount or mount over the pins' file system. Entries are only added: ids
+   * are not reused while the kernel runs, so an entry of an object that is gone guards nothing.
+   */
+  private guardOwnObjects(): void {
+    const keys: GuardKey[] = [];
+    const maps = this.object ? this.object.maps().filter((m) => m.fd >= 0) : Object.values(this.maps);
+    for (const map of maps) keys.push({ kind: 'map', dev: 0, id: BigInt(map.info().id) });
+    const linkDir = join(this.generationDir, 'links');
+    for (const name of this.programs) {
+      const link = BpfLink.openPinned(join(linkDir, name));
+      try {
+        const info = link.info();
+        keys.push({ kind: 'link', dev: 0, id: BigInt(info.id) }, { kind: 'prog', dev: 0, id: BigInt(info.progId) });
+        this.programIds.set(name, info.progId);
+      } finally {
+        link.destroy(); // this process's reference only: the pin stays
+      }
+    }
+    // bpffs reports its own super block's device to stat(): no overlay in between
+    keys.push({ kind: 'pin_fs', dev: kernelDevFromStDev(statSync(this.pinDir, { bigint: true }).dev), id: 0n });
+    for (const key of keys) this.maps.guarded.update(encodeGuardKey(key), Buffer.from([1]));
+  }
+
+  /**
+   * Register a process as the agent (default: this one), which then, with init, is the only process that
+   * may open the pinned objects or change its limits and scheduling (bpf/krsi.bpf.c, section tamper). The
+   * kernel forgets it when its last thread exits; unregisterAgent() forgets it at once.
+   */
+  registerAgent(pid: number = process.pid, startTicks?: bigint): void {
+    this.maps.agent.update(encodeUid(0), encodeAgent({ tgid: pid, startTicks: startTicks ?? processStartTicks(pid) }));
+  }
+
+  unregisterAgent(): void {
+    this.maps.agent.update(encodeUid(0), encodeAgent({ tgid: 0, startTicks: 0n }));
+  }
+
+  /** the objects the programs guard (keys of the guarded map) */
+  guardedObjects(): GuardKey[] {
+    return this.maps.guarded.keys().map(decodeGuardKey);
+  }
+
+  /**
+   * Each program's kernel run statistics (counted only while kernel.bpf_stats_enabled=1). Read by id: only
+   * the agent and init may open the programs while an agent is live.
+   */
+  programStats(): { program: string; runs: bigint; runTimeNs: bigint }[] {
+    return [...this.programIds].map(([program, id]) => {
+      const info = progInfoById(id);
+      return { program, runs: info.runCnt, runTimeNs: info.runTimeNs };
+    });
+  }
+
+  /** the registered agent; tgid 0 when none is live */
+  registeredAgent(): AgentValue {
+    const value = this.maps.agent.lookup(encodeUid(0));
+    if (!value) throw new Error('krsi enforcer: the agent map has no slot 0');
+    return decodeAgent(value);
+  }
+
   // ------------------------------------------------------------------ killtasks protection
 
   /**
@@ -568,6 +687,8 @@ export class Enforcer {
   async close(): Promise<void> {
     await this.settle();
     await this.unsubscribe();
+    if (this.pinDirFd >= 0) closeSync(this.pinDirFd);
+    this.pinDirFd = -1;
     if (this.object) {
       this.object.close();
     } else {
@@ -593,12 +714,12 @@ function unpinGeneration(g: Generation): void {
 }
 
 /**
- * Every record still in a pinned ring buffer, delivered synchronously; returns how many. A record the
+ * Every record still in a pinned ring buffer (opened by the caller, closed here), delivered synchronously;
+ * returns how many. A record the
  * consumer fails on is skipped: the consumer position moves past it either way, so that a record that
  * cannot be handled never stops an upgrade (nor, once its links are gone, every later start).
  */
-async function drainPinnedRing(path: string, onRecord: (data: Buffer) => void): Promise<number> {
-  const map = BpfMap.openPinned(path);
+async function drainRing(map: BpfMap, onRecord: (data: Buffer) => void): Promise<number> {
   try {
     const ring = new RingBuffer(map, (data) => {
       try {

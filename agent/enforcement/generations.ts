@@ -34,6 +34,16 @@ export class BuildIdError extends Error {
   override name = 'BuildIdError';
 }
 
+/**
+ * Where the pins of a version from before the pins' own file system wait to be retired. Those versions
+ * (0.1.0 among them) pinned straight on the bpffs at /sys/fs/bpf, in the directory on which the pins' own
+ * file system is now mounted: before that mount hides them, they are renamed aside on their file system
+ * (pin-fs.ts, deploy/install.sh), which keeps every program attached, and an agent retires them from there.
+ */
+export function previousLayoutDir(pinDir: string): string {
+  return `${pinDir}.previous`;
+}
+
 /** where a build pins its programs and maps */
 export function generationDir(pinDir: string, buildId: string): string {
   return join(pinDir, `${GENERATION_PREFIX}${buildId}`);

@@ -42,6 +42,17 @@ export const EVENT_TYPES: Record<number, string> = {
   11: 'sgkill',
   12: 'ptrace',
   13: 'sigio',
+  14: 'rlimit',
+  15: 'setsched',
+  16: 'setnice',
+  17: 'ioprio',
+  18: 'bpfid',
+  19: 'bpfmap',
+  20: 'bpfprog',
+  21: 'umount',
+  22: 'remount',
+  23: 'mount',
+  24: 'movemount',
 };
 
 export const CONNECT_DEFAULT_DENY_FLAG = 1 << 0;
@@ -60,6 +71,10 @@ export function encodeCidrVerdict(verdict: keyof typeof CIDR_VERDICTS): Buffer {
 export const FOLD_SCOPES = ['exact', 'kind'] as const;
 export type FoldScope = (typeof FOLD_SCOPES)[number];
 
+/** enum krsi_guard_kind: what a key of the guarded map names */
+export const GUARD_KINDS = { map: 1, prog: 2, link: 3, pin_fs: 4 } as const;
+export type GuardKind = keyof typeof GUARD_KINDS;
+
 export const PROTECT_SCOPES = ['all', 'policy'] as const;
 export type ProtectScope = (typeof PROTECT_SCOPES)[number];
 
@@ -69,6 +84,8 @@ export const LAYOUT = {
   krsi_inode_key: { size: 16, fields: { set: [0, 4], dev: [4, 4], ino: [8, 8] } },
   krsi_cidr_key: { size: 24, fields: { prefixlen: [0, 4], set: [4, 4], addr: [8, 16] } },
   krsi_protect: { size: 16, fields: { start_ticks: [0, 8], scope: [8, 1], mode: [9, 1], pad: [10, 6] } },
+  krsi_agent: { size: 16, fields: { start_ticks: [0, 8], tgid: [8, 4], pad: [12, 4] } },
+  krsi_guard_key: { size: 16, fields: { kind: [0, 4], dev: [4, 4], id: [8, 8] } },
   krsi_file_identity: { size: 24, fields: { fd: [0, 4], dev: [4, 4], ino: [8, 8], mode: [16, 4], pad: [20, 4] } },
   krsi_event: {
     size: 192,
@@ -111,6 +128,8 @@ const IK = LAYOUT.krsi_inode_key.fields;
 const CK = LAYOUT.krsi_cidr_key.fields;
 const PR = LAYOUT.krsi_protect.fields;
 const FI = LAYOUT.krsi_file_identity.fields;
+const AG = LAYOUT.krsi_agent.fields;
+const GK = LAYOUT.krsi_guard_key.fields;
 const EV = LAYOUT.krsi_event.fields;
 
 /** A uid's entry in uid_policy. */
@@ -207,6 +226,45 @@ export function decodeProtect(buf: Buffer): ProtectValue {
     scope: PROTECT_SCOPES[buf.readUInt8(PR.scope[0])] ?? 'all',
     mode: MODES[buf.readUInt8(PR.mode[0])] ?? 'enforce',
   };
+}
+
+/** The agent slot: the registered agent's tgid (0: none live) and start time. */
+export interface AgentValue {
+  tgid: number;
+  startTicks: bigint;
+}
+
+export function encodeAgent(value: AgentValue): Buffer {
+  const buf = Buffer.alloc(LAYOUT.krsi_agent.size);
+  buf.writeBigUInt64LE(value.startTicks, AG.start_ticks[0]);
+  buf.writeUInt32LE(value.tgid, AG.tgid[0]);
+  return buf;
+}
+
+export function decodeAgent(buf: Buffer): AgentValue {
+  return { tgid: buf.readUInt32LE(AG.tgid[0]), startTicks: buf.readBigUInt64LE(AG.start_ticks[0]) };
+}
+
+/** One of the set's own objects, as a key of the guarded map. dev: kernel s_dev, pin_fs only. */
+export interface GuardKey {
+  kind: GuardKind;
+  dev: number;
+  id: bigint;
+}
+
+export function encodeGuardKey(key: GuardKey): Buffer {
+  const buf = Buffer.alloc(LAYOUT.krsi_guard_key.size);
+  buf.writeUInt32LE(GUARD_KINDS[key.kind], GK.kind[0]);
+  buf.writeUInt32LE(key.dev, GK.dev[0]);
+  buf.writeBigUInt64LE(key.id, GK.id[0]);
+  return buf;
+}
+
+export function decodeGuardKey(buf: Buffer): GuardKey {
+  const kindValue = buf.readUInt32LE(GK.kind[0]);
+  const kind = (Object.keys(GUARD_KINDS) as GuardKind[]).find((k) => GUARD_KINDS[k] === kindValue);
+  if (kind === undefined) throw new Error(`guarded map: unknown kind ${kindValue}`);
+  return { kind, dev: buf.readUInt32LE(GK.dev[0]), id: buf.readBigUInt64LE(GK.id[0]) };
 }
 
 export interface FileIdentityRecord {

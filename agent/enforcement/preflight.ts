@@ -71,6 +71,26 @@ function probeLsmLoad(objectPath: string): string | null {
   }
 }
 
+/**
+ * The agent runs unkillable by the OOM killer (the unit's OOMScoreAdjust=-1000): no LSM hook sees the
+ * kernel choose and kill an OOM victim, so a higher value would let memory pressure, or anyone who can
+ * cause it, end the agent without a signal killtasks could refuse.
+ */
+export const REQUIRED_OOM_SCORE_ADJ = -1000;
+
+/** null when this process may run as the agent, else why not (the agent checks itself at start; not a node check) */
+export function oomScoreProblem(): string | null {
+  let text: string;
+  try {
+    text = readFileSync('/proc/self/oom_score_adj', 'utf8').trim();
+  } catch (err) {
+    return `cannot read /proc/self/oom_score_adj: ${(err as Error).message}`;
+  }
+  if (Number(text) <= REQUIRED_OOM_SCORE_ADJ) return null;
+  return `/proc/self/oom_score_adj is ${text}: the agent must run with ${REQUIRED_OOM_SCORE_ADJ}, which the OOM killer never ` +
+    `chooses (the unit sets OOMScoreAdjust=${REQUIRED_OOM_SCORE_ADJ}; by hand: choom -n ${REQUIRED_OOM_SCORE_ADJ} -- krsi-agent ...)`;
+}
+
 export function preflight(opts: PreflightOptions = {}): PreflightResult {
   const problems: string[] = [];
   const kernel = release();

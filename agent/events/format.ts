@@ -31,6 +31,17 @@ export function logValue(value: string | number | bigint): string {
 
 const octal = (mode: number) => mode.toString(8).padStart(6, '0');
 
+/** RLIMIT_* by number (include/uapi/asm-generic/resource.h), as the rlimit event's resource= */
+const RLIMITS = ['cpu', 'fsize', 'data', 'stack', 'core', 'rss', 'nproc', 'nofile', 'memlock', 'as', 'locks', 'sigpending', 'msgqueue', 'nice', 'rtprio', 'rttime'];
+
+/** the object kind of each BPF_*_GET_FD_BY_ID command (enum bpf_cmd), as the bpfid event's object= */
+const BPF_GET_FD_BY_ID: Record<number, string> = { 13: 'prog', 14: 'map', 30: 'link' };
+
+/** the process a signal, ptrace or scheduling change was aimed at */
+function targetFields(e: KrsiEvent): string {
+  return ` targetpid=${e.targetPid} targettgid=${e.targetTgid} targetuid=${e.targetUid} targetcomm=${logValue(e.name)}`;
+}
+
 /*
  * The line is built as one string, field by field, in the paper's column order: this runs once per kernel
  * event, so no intermediate arrays. Numbers, octal modes, type, policy and decision are always bare;
@@ -58,9 +69,28 @@ function hookFields(e: KrsiEvent): string {
       return ` proto=${e.proto} daddr=${logValue(e.addr)} dport=${e.port}`;
     case 'sgkill':
     case 'sigio':
-      return ` targetpid=${e.targetPid} targettgid=${e.targetTgid} targetuid=${e.targetUid} targetcomm=${logValue(e.name)} signo=${e.signal}`;
+      return `${targetFields(e)} signo=${e.signal}`;
     case 'ptrace':
-      return ` targetpid=${e.targetPid} targettgid=${e.targetTgid} targetuid=${e.targetUid} targetcomm=${logValue(e.name)} ptracemode=${e.signal}`;
+      return `${targetFields(e)} ptracemode=${e.signal}`;
+    case 'rlimit':
+      return `${targetFields(e)} resource=${RLIMITS[e.signal] ?? e.signal}`;
+    case 'setsched':
+      return targetFields(e);
+    case 'setnice':
+      return `${targetFields(e)} nice=${e.signal | 0}`;
+    case 'ioprio':
+      return `${targetFields(e)} ioprio=${e.signal}`;
+    case 'bpfid':
+      return ` object=${BPF_GET_FD_BY_ID[e.signal] ?? e.signal} id=${e.ino}`;
+    case 'bpfmap':
+      return ` object=map id=${e.ino} name=${logValue(e.name)}`;
+    case 'bpfprog':
+      return ` object=prog id=${e.ino} name=${logValue(e.name)}`;
+    case 'umount':
+    case 'remount':
+    case 'mount':
+    case 'movemount':
+      return ` dev=${e.dev} flags=${e.signal}`;
     default:
       return '';
   }

@@ -24,6 +24,8 @@ export interface MetricsSource {
   jobsUnverified(): number;
   /** ring-buffer records that could not be read and were skipped */
   malformedRecords(): number;
+  /** each program's kernel run statistics (zero unless kernel.bpf_stats_enabled=1) */
+  programStats(): { program: string; runs: bigint; runTimeNs: bigint }[];
 }
 
 export interface AgentMetrics {
@@ -107,6 +109,13 @@ export function createMetrics(source: MetricsSource, info: { version: string; bu
     registers: [registry],
     collect() { this.set(source.jobsUnverified()); },
   });
+  // bpftool prog show does not list the agent's programs (only the agent and init may open them): their
+  // kernel statistics are here, for the program names only, a bounded set
+  mirrorCounter(registry, 'krsi_program_runs_total', 'Runs of each BPF program, counted by the kernel while kernel.bpf_stats_enabled=1.',
+    ['program'] as const, () => source.programStats().map((p) => ({ labels: { program: p.program }, value: Number(p.runs) })));
+  mirrorCounter(registry, 'krsi_program_run_seconds_total', 'Time spent in each BPF program, counted by the kernel while kernel.bpf_stats_enabled=1.',
+    ['program'] as const, () => source.programStats().map((p) => ({ labels: { program: p.program }, value: Number(p.runTimeNs) / 1e9 })));
+
   new Gauge({ name: 'krsi_jobs', help: 'Jobs the agent holds under policy on this node.', registers: [registry], collect() { this.set(source.jobs()); } });
   new Gauge({ name: 'krsi_uids_under_policy', help: 'Uids with an entry in the kernel policy map.', registers: [registry], collect() { this.set(source.uidsUnderPolicy()); } });
   new Gauge({ name: 'krsi_programs_attached', help: 'BPF LSM programs attached (pinned links).', registers: [registry], collect() { this.set(source.programsAttached()); } });

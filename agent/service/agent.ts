@@ -62,6 +62,8 @@ export interface KernelStatus {
   readonly adopted: boolean;
   pinned(): string[];
   counters(): Record<PolicyName, { deny: bigint; audit: bigint; dropped: bigint; folded: bigint }>;
+  /** entries in the per-set maps (status; only the agent and init may open the maps while it runs) */
+  setEntryCounts(): AgentStatus['setEntries'];
 }
 
 /** why the reconciliation removed a job (a metric label: a fixed set) */
@@ -644,6 +646,7 @@ export class KrsiAgent implements AgentService {
       adopted: kernelStatus.adopted,
       jobs: this.table.size,
       uidsUnderPolicy: [...this.opts.kernel.uidPolicies().keys()].sort((a, b) => a - b),
+      setEntries: kernelStatus.setEntryCounts(),
       counters,
       events: { logged: this.pipeline.loggedCount(), dropped, folded, repeatsLogged: this.pipeline.repeatsLogged() },
       reconcile: rec,

@@ -90,6 +90,8 @@ export interface AgentStatus {
   adopted: boolean;
   jobs: number;
   uidsUnderPolicy: number[];
+  /** entries in the per-set maps (a set each per uid policy; what a crash leaves over is removed at start) */
+  setEntries: { suid_allow: number; ssh_clients: number; connect_cidrs: number };
   counters: Record<PolicyName, PolicyCounters>;
   /**
    * logged: events this agent process logged; dropped, folded: the kernel's counters (since the programs

@@ -16,7 +16,9 @@ import { release } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { request, type ClientResponse } from '../../agent/client/client.js';
+import { Enforcer } from '../../agent/enforcement/enforcer.js';
 import { sbatch, startCluster, stopCluster, waitJobEnded, waitJobRunning } from '../../test/slurm/cluster.js';
+import { asTheUnitRunsIt } from '../../test/vm/agent-command.js';
 import { signalFromInit } from '../../test/vm/init-control.js';
 import { METRICS_LIMITS } from '../../agent/metrics/server.js';
 import { histogramDelta } from './common.js';
@@ -182,11 +184,20 @@ async function measureConfig(config: string, uid = USER): Promise<ConfigResult> 
 
 // ------------------------------------------------------------------ bpf_stats
 
-async function progStats(): Promise<Map<number, ProgStat>> {
-  const r = await execa('bpftool', ['prog', 'show', '--json'], { reject: false });
-  const list = JSON.parse(String(r.stdout || '[]')) as { id: number; name?: string; run_time_ns?: number; run_cnt?: number; type?: string }[];
-  const outMap = new Map<number, ProgStat>();
-  for (const p of list) if (p.type === 'lsm' || p.type === 'tracing') outMap.set(p.id, { name: p.name ?? String(p.id), runCnt: p.run_cnt ?? 0, runTimeNs: p.run_time_ns ?? 0 });
+/**
+ * The agent's programs' kernel statistics, from its metrics: bpftool cannot open them while the agent runs
+ * (only the agent and init may), so it does not list them.
+ */
+async function progStats(): Promise<Map<string, ProgStat>> {
+  const text = await (await fetch(METRICS)).text();
+  const outMap = new Map<string, ProgStat>();
+  const stat = (name: string) => outMap.get(name) ?? outMap.set(name, { name, runCnt: 0, runTimeNs: 0 }).get(name)!;
+  for (const line of text.split('\n')) {
+    const runs = /^krsi_program_runs_total\{program="([^"]+)"\} (\S+)/.exec(line);
+    if (runs) stat(runs[1]!).runCnt = Number(runs[2]);
+    const time = /^krsi_program_run_seconds_total\{program="([^"]+)"\} (\S+)/.exec(line);
+    if (time) stat(time[1]!).runTimeNs = Math.round(Number(time[2]) * 1e9);
+  }
   return outMap;
 }
 
@@ -197,8 +208,8 @@ async function bpfStats(config: string, uid = USER): Promise<BpfStatsResult> {
   const after = await progStats();
   await execa('sysctl', ['-qw', 'kernel.bpf_stats_enabled=0']);
   const programs: ProgStat[] = [];
-  for (const [id, a] of after) {
-    const b = before.get(id);
+  for (const [name, a] of after) {
+    const b = before.get(name);
     programs.push({ name: a.name, runCnt: a.runCnt - (b?.runCnt ?? 0), runTimeNs: a.runTimeNs - (b?.runTimeNs ?? 0) });
   }
   programs.sort((x, y) => y.runTimeNs - x.runTimeNs);
@@ -246,7 +257,7 @@ let agentProc: { pid?: number | undefined; kill(signal: NodeJS.Signals): boolean
 async function startAgent(): Promise<number> {
   writeFileSync(CONFIG, agentConfig());
   // stdout stands in for journald: a file, so that its writes cost what writing to a journal pipe would
-  const proc = (agentProc = execa(process.execPath, [...AGENT_NODE_OPTIONS, AGENT, '--config', CONFIG], { reject: false, stdout: { file: AGENT_OUT, append: true }, stderr: { file: `${AGENT_OUT}.err`, append: true } }));
+  const proc = (agentProc = execa(...asTheUnitRunsIt(process.execPath, [...AGENT_NODE_OPTIONS, AGENT, '--config', CONFIG]), { reject: false, stdout: { file: AGENT_OUT, append: true }, stderr: { file: `${AGENT_OUT}.err`, append: true } }));
   const deadline = vnow() + 120000;
   while (vnow() < deadline) {
     if (proc.exitCode !== null) throw new Error(`agent exited early: ${readFileSync(`${AGENT_OUT}.err`, 'utf8')}`);
@@ -340,7 +351,7 @@ async function stopAgent(): Promise<void> {
 
 /** remove the pins of a stopped agent: the programs detach, the kernel is as before the agent started */
 async function unpin(): Promise<void> {
-  rmSync(PIN_DIR, { recursive: true, force: true });
+  Enforcer.removePinned(PIN_DIR); // the agent stopped: nothing guards its pins' file system any more
   await sleep(1000); // the links' release (RCU grace periods) before the timed runs
 }
 

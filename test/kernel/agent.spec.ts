@@ -11,6 +11,7 @@ import { request, type ClientResponse } from '../../agent/client/client.js';
 import { Enforcer } from '../../agent/enforcement/enforcer.js';
 import { generationDir, readBuildId } from '../../agent/enforcement/generations.js';
 import { OTHER, ROOT, SCRATCH, USER, probe, runAs, userDir } from './fixture.js';
+import { asTheUnitRunsIt } from '../vm/agent-command.js';
 import { signalFromInit } from '../vm/init-control.js';
 import { shellQuote } from '../vm/mocha-summary.js';
 import { scaled, timed, waitFor, withDeadline } from '../vm/pace.js';
@@ -19,6 +20,8 @@ const DIR = '/tmp/krsi-agent-spec';
 const CONFIG = join(DIR, 'krsi.ini');
 const SOCKET = '/run/slurm-krsi/agent.sock';
 const PIN_DIR = '/sys/fs/bpf/slurm-krsi';
+/** this build's generation of the agent's pins */
+const OWN_PINS = generationDir(PIN_DIR, readBuildId(join(ROOT, 'build/bpf/krsi.bpf.o')));
 const STATE = join(DIR, 'state');
 const EVENT_LOG = join(DIR, 'events.log');
 const METRICS = 'http://127.0.0.1:9817/metrics';
@@ -61,7 +64,7 @@ async function api(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unkno
 }
 
 async function startAgent(): Promise<number> {
-  const proc = execa(process.execPath, [AGENT, '--config', CONFIG], agentOptions);
+  const proc = execa(...asTheUnitRunsIt(process.execPath, [AGENT, '--config', CONFIG]), agentOptions);
   proc.all!.on('data', (chunk: Buffer) => {
     agentOutput += chunk.toString();
   });
@@ -86,23 +89,16 @@ async function killAgent(signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
   await signalFromInit(proc.pid!, signal);
   await proc;
   agent = undefined;
-  const links = join(generationDir(PIN_DIR, readBuildId(join(ROOT, 'build/bpf/krsi.bpf.o'))), 'links');
+  const links = join(OWN_PINS, 'links');
   expect(existsSync(links) && readdirSync(links).length > 0, 'the agent left its programs pinned').to.equal(true);
 }
 
 /**
- * Entries per set map, once the agent's background reclaim of retired sets (after a grace period) has
- * run: two readings 200 ms apart that agree.
+ * Entries per set map, read through the agent (only it and init may open its maps), once its background
+ * reclaim of retired sets (after a grace period) has run: two readings 200 ms apart that agree.
  */
 async function settledEntryCounts(): Promise<Record<string, number>> {
-  const read = async () => {
-    const peek = Enforcer.open({ objectPath: join(ROOT, 'build/bpf/krsi.bpf.o'), pinDir: PIN_DIR });
-    try {
-      return JSON.stringify(peek.setEntryCounts());
-    } finally {
-      await peek.close();
-    }
-  };
+  const read = async () => JSON.stringify(((await api('GET', '/v1/status')).body as { setEntries: Record<string, number> }).setEntries);
   let last = await read();
   const settled = await waitFor('the set entry counts to settle (two readings 200 ms apart that agree)', async () => {
     const now = await read();
@@ -111,6 +107,16 @@ async function settledEntryCounts(): Promise<Record<string, number>> {
     return same && now;
   }, { intervalMs: 200, detail: () => `last reading: ${last}` });
   return JSON.parse(settled) as Record<string, number>;
+}
+
+/** the sequence number of the agent's newest event: later events have higher ones */
+async function lastEventSeq(): Promise<number> {
+  let from = 0;
+  for (;;) {
+    const page = (await api('GET', `/v1/events?since=${from}&limit=10000`)).body as { events: unknown[]; next: number };
+    if (page.events.length === 0) return from;
+    from = page.next;
+  }
 }
 
 async function scrape(): Promise<string> {
@@ -156,15 +162,9 @@ describe('krsi-agent on the real kernel', function () {
     expect(s.pinned.filter((p) => p.startsWith('links/'))).to.have.length(s.programs.length);
     expect(s).to.include({ jobs: 0, adopted: false });
     expect(s.lsm).to.include('bpf');
-    // the start-up priming of the write path (uid (uid_t)-1) leaves nothing behind in the kernel
+    // the start-up priming of the write path (uid (uid_t)-1) leaves no entry behind in the kernel (and no
+    // uid_bits bit: checked once the agent is down, in the kill -9 test, since only it may open its maps)
     expect((r.body as { uidsUnderPolicy: number[] }).uidsUnderPolicy).to.deep.equal([]);
-    const maps = Enforcer.open({ objectPath: join(ROOT, 'build/bpf/krsi.bpf.o'), pinDir: PIN_DIR });
-    try {
-      expect([...maps.uidPolicies().keys()]).to.deep.equal([]);
-      expect(maps.uidBitSet(0xffffffff)).to.equal(false);
-    } finally {
-      await maps.close();
-    }
     const sets = await settledEntryCounts();
     expect(Object.values(sets).every((n) => n === 0), JSON.stringify(sets)).to.equal(true);
   });
@@ -230,12 +230,7 @@ describe('krsi-agent on the real kernel', function () {
   it('events reach the log file, the API and the metrics, with counts that match the kernel', async () => {
     await api('POST', '/v1/jobs', { job_id: '100', uid: USER, comment: 'policy:strict' });
     const before = await scrape();
-    let from = 0;
-    for (;;) {
-      const page = (await api('GET', `/v1/events?since=${from}&limit=10000`)).body as { events: unknown[]; next: number };
-      if (page.events.length === 0) break;
-      from = page.next;
-    }
+    const from = await lastEventSeq();
     // one connect three times in a row (one event, two folded into the action's next one), then two other ones
     expect(await probe(USER, '--repeat', '3', 'connect6', '2001:db8::1', '80', 'tcp')).to.equal('ERR EPERM');
     for (const port of ['81', '82']) expect(await probe(USER, 'connect6', '2001:db8::1', port, 'tcp')).to.equal('ERR EPERM');
@@ -278,6 +273,58 @@ describe('krsi-agent on the real kernel', function () {
     expect(await probe(0, 'kill', String(agent!.pid), '1')).to.equal('ERR EPERM');
   });
 
+  it('guards itself and its pins from root: limits, scheduling, its maps, its pins\' file system; bpftool show works without them', async () => {
+    const pid = agent!.pid!;
+    const from = await lastEventSeq();
+    expect(await probe(0, 'prlimit', String(pid), '0', '1')).to.equal('ERR EPERM');
+    expect(await probe(0, 'sched-idle', String(pid))).to.equal('ERR EPERM');
+    expect(await probe(0, 'setpriority', String(pid), '19')).to.equal('ERR EPERM');
+    // its own fds on the maps: copying one needs ptrace attach rights over it, which killtasks refuses
+    expect(await probe(0, 'pidfd-getfd', String(pid), '0')).to.equal('ERR EPERM');
+    expect(await probe(0, 'bpf-obj-get', join(OWN_PINS, 'maps/uid_policy'), 'rdonly')).to.equal('ERR EPERM');
+    expect(await probe(0, 'bpf-obj-get', join(OWN_PINS, 'maps/uid_policy'))).to.equal('ERR EROFS');
+    expect(await probe(0, 'unlink', join(OWN_PINS, 'links/krsi_task_kill'))).to.equal('ERR EROFS');
+    expect(await probe(0, 'remount-rw', PIN_DIR)).to.equal('ERR EPERM');
+    const shown = await execa('bpftool', ['-j', 'prog', 'show'], { reject: false });
+    expect(shown.exitCode, shown.stderr).to.equal(0);
+    const listed = (JSON.parse(shown.stdout) as { id: number }[]).map((p) => p.id);
+    const { programs } = (await api('GET', '/v1/status')).body as { programs: string[] };
+    type Page = { events: { type: string; comm: string; line: string }[] };
+    const refused = async () => ((await api('GET', `/v1/events?since=${from}&limit=1000`)).body as Page).events;
+    await waitFor('the agent to log one bpfid refusal per program for bpftool prog show', async () =>
+      (await refused()).filter((e) => e.type === 'bpfid' && e.comm === 'bpftool').length >= programs.length);
+    const lines = (await refused()).map((e) => e.line);
+    const hidden = lines.filter((l) => / type=bpfid .*comm=bpftool .*object=prog /.test(l)).map((l) => Number(/ id=(\d+)/.exec(l)![1]));
+    expect(hidden).to.have.length(programs.length);
+    expect(listed.filter((id) => hidden.includes(id)), 'the agent\'s programs in bpftool\'s list').to.deep.equal([]);
+    for (const type of ['rlimit', 'setsched', 'setnice', 'ptrace', 'bpfmap', 'mount']) {
+      expect(lines.some((l) => l.includes(` type=${type} policy=killtasks `) && / act=deny$/.test(l)), type).to.equal(true);
+    }
+    // their kernel statistics are the agent's to show
+    expect(await scrape()).to.match(/^krsi_program_runs_total\{program="krsi_task_kill"\} \d+$/m);
+  });
+
+  it('refuses to start with an oom_score_adj above -1000, and a second agent cannot open the live one\'s pins', async () => {
+    const loose = await execa('choom', ['-n', '0', '--', process.execPath, AGENT, '--config', CONFIG], { reject: false });
+    expect(loose.exitCode).to.equal(3);
+    expect(loose.stderr).to.match(/oom_score_adj is 0: the agent must run with -1000\b.*OOMScoreAdjust=-1000/);
+    const second = await execa(...asTheUnitRunsIt(process.execPath, [AGENT, '--config', CONFIG]), { reject: false });
+    expect(second.exitCode).to.equal(4);
+    expect(second.stderr).to.match(/guarded by a live krsi-agent.*systemctl stop krsi-agent/);
+    expect((await api('GET', '/v1/status')).status, 'the running agent still serves').to.equal(200);
+  });
+
+  it('restart through init (systemctl restart): the new agent adopts the pins and guards them as its own', async () => {
+    await api('POST', '/v1/jobs', { job_id: '100', uid: USER, comment: 'policy:strict' });
+    await killAgent('SIGTERM');
+    await withPins((pins) => expect(pins.registeredAgent().tgid, 'unregistered on SIGTERM').to.equal(0));
+    const pid = await startAgent();
+    expect((await api('GET', '/v1/status')).body).to.deep.include({ adopted: true, jobs: 1 });
+    expect(await probe(USER, 'exec', SUID, '-u')).to.equal('ERR EPERM');
+    expect(await probe(0, 'prlimit', String(pid), '0', '1')).to.equal('ERR EPERM');
+    expect(await probe(0, 'remount-rw', PIN_DIR)).to.equal('ERR EPERM');
+  });
+
   it('kill -9 under enforcement: no gap while it is down, the same jobs and entries after restart', async () => {
     await api('POST', '/v1/jobs', { job_id: '100', uid: USER, comment: 'policy:strict' });
     await api('POST', '/v1/jobs', { job_id: '102', uid: OTHER });
@@ -287,6 +334,12 @@ describe('krsi-agent on the real kernel', function () {
     await killAgent('SIGKILL');
     expect(await probe(USER, 'exec', SUID, '-u'), 'denied while the agent is down').to.equal('ERR EPERM');
     expect(await probe(USER, 'connect4', '192.0.2.9', '22', 'tcp')).to.equal('ERR EPERM');
+    // the kernel forgot the dead agent (its last thread exited), so root may open the pins, as the next agent will
+    await withPins((pins) => {
+      expect(pins.registeredAgent().tgid).to.equal(0);
+      expect([...pins.uidPolicies().keys()].sort()).to.deep.equal([...before.uidsUnderPolicy].sort());
+      expect(pins.uidBitSet(0xffffffff), 'the start-up priming left no uid_bits bit').to.equal(false);
+    });
 
     await startAgent();
     const after = (await api('GET', '/v1/status')).body as { uidsUnderPolicy: number[]; adopted: boolean; jobs: number };
@@ -507,6 +560,19 @@ describe('krsi-agent on the real kernel', function () {
     console.log(`      --- GET /metrics (krsi_ lines) ---\n${text.split('\n').filter((l) => l.startsWith('krsi_') && !l.startsWith('krsi_agent_')).map((l) => `      ${l}`).join('\n')}`);
   });
 });
+
+/**
+ * Open the agent's pins from this process, which only works while no agent is registered (it stopped
+ * through init, or its last thread exited).
+ */
+async function withPins<T>(fn: (pins: Enforcer) => T): Promise<T> {
+  const pins = Enforcer.open({ objectPath: join(ROOT, 'build/bpf/krsi.bpf.o'), pinDir: PIN_DIR });
+  try {
+    return fn(pins);
+  } finally {
+    await pins.close();
+  }
+}
 
 /** a raw request with an arbitrary body, for hostile input */
 async function fetchUnix(method: string, path: string, body: string): Promise<{ status: number }> {

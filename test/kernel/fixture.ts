@@ -6,10 +6,10 @@
  * Actions are attempted by real processes running as the test uids (coreutils, setfacl, and
  * build/probe/krsi-probe for the syscall variants), so what is checked is what the kernel answered.
  */
-import { chmodSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
+import { execa, type ResultPromise } from 'execa';
 import { Enforcer, type UidPolicy } from '../../agent/enforcement/enforcer.js';
 import { POLICIES, type KrsiEvent, type Mode, type PolicyName } from '../../agent/enforcement/layout.js';
 import { waitFor } from '../vm/pace.js';
@@ -72,6 +72,39 @@ export function evidence(title: string, text: string): void {
 
 export async function shellAs(uid: number, umask: string, command: string): Promise<RunResult> {
   return runAs(uid, '/bin/sh', ['-c', `umask ${umask} && ${command}`]);
+}
+
+const targetOptions = (uid: number) => ({ uid, gid: uid, reject: false, buffer: false }) as const;
+
+/** a process to aim signals, ptrace and scheduling changes at */
+export interface Target {
+  proc: ResultPromise<ReturnType<typeof targetOptions>>;
+  tgid: number;
+  /** its threads other than the leader */
+  tids: number[];
+}
+
+/** a process of `uid` with 2 extra threads; resolves once it printed its ids */
+export async function startTarget(uid: number): Promise<Target> {
+  const proc = execa(PROBE, ['threads', '2'], targetOptions(uid));
+  const line = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    proc.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('\n')) resolve(out.trim());
+    });
+    proc.once('exit', () => reject(new Error(`target exited early: ${out}`)));
+  });
+  const [, tgid, ...tids] = line.split(' ').map(Number);
+  return { proc, tgid: tgid!, tids: tids.filter((t) => t !== tgid) };
+}
+
+export function alive(pid: number): boolean {
+  try {
+    return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
+  } catch {
+    return false;
+  }
 }
 
 export function modes(overrides: Partial<Record<PolicyName, Mode>>): Record<PolicyName, Mode> {

@@ -6,43 +6,12 @@
  */
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
 import { processStartTicks } from '../../agent/enforcement/enforcer.js';
 import { waitFor } from '../vm/pace.js';
 import {
-  OTHER, PROBE, USER, checkAccounting, eventsSince, events, getEnforcer, modes, policy, probe,
+  OTHER, USER, alive, checkAccounting, eventsSince, events, getEnforcer, modes, policy, probe, startTarget, type Target,
 } from './fixture.js';
-
-const targetOptions = (uid: number) => ({ uid, gid: uid, reject: false, buffer: false }) as const;
-
-interface Target {
-  proc: ResultPromise<ReturnType<typeof targetOptions>>;
-  tgid: number;
-  tids: number[];
-}
-
-/** a process of `uid` with 2 extra threads; resolves once it printed its ids */
-async function startTarget(uid: number): Promise<Target> {
-  const proc = execa(PROBE, ['threads', '2'], targetOptions(uid));
-  const line = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    proc.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.includes('\n')) resolve(out.trim());
-    });
-    proc.once('exit', () => reject(new Error(`target exited early: ${out}`)));
-  });
-  const [, tgid, ...tids] = line.split(' ').map(Number);
-  return { proc, tgid: tgid!, tids: tids.filter((t) => t !== tgid) };
-}
-
-function alive(pid: number): boolean {
-  try {
-    return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
-  } catch {
-    return false;
-  }
-}
 
 describe('killtasks (kernel)', function () {
   checkAccounting('killtasks');

@@ -6,23 +6,31 @@
  * systemd, from real older builds, is test/systemd/2-upgrade.spec.ts.
  */
 import { expect } from 'chai';
-import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Enforcer } from '../../agent/enforcement/enforcer.js';
-import { generationDir, listGenerations, readBuildId } from '../../agent/enforcement/generations.js';
+import { generationDir, listGenerations, previousLayoutDir, readBuildId } from '../../agent/enforcement/generations.js';
+import { isPinFsMount, withWritablePins } from '../../agent/enforcement/pin-fs.js';
 import { decodeEvent, type KrsiEvent } from '../../agent/enforcement/layout.js';
-import { UPGRADE_BUILDS_ENV, type UpgradeBuilds } from '../vm/upgrade-builds.js';
+import { UPGRADE_BUILDS_ENV, type UpgradeBuild, type UpgradeBuilds } from '../vm/upgrade-builds.js';
 import { OBJECT, SCRATCH, USER, modes, policy, probe, startFixture } from './fixture.js';
 
 const PIN_DIR = '/sys/fs/bpf/krsi-upgrade-test';
 const STRICT = policy({ modes: modes({ fileperms: 'enforce' }) });
 
-function otherBuildObject(): string {
+/** one of the builds test/vm/upgrade-builds.ts made on the host */
+function upgradeBuild(name: UpgradeBuild['name']): UpgradeBuild {
   const text = process.env[UPGRADE_BUILDS_ENV];
   if (!text) throw new Error(`${UPGRADE_BUILDS_ENV} is not set: run the kernel specs through test/vm/run-kernel-specs.ts`);
-  const salted = (JSON.parse(text) as UpgradeBuilds).builds.find((b) => b.name === 'salted');
-  if (!salted) throw new Error(`no build of this checkout under another build id: ${text}`);
-  return join(salted.root, 'build/bpf/krsi.bpf.o');
+  const builds = JSON.parse(text) as UpgradeBuilds;
+  const build = builds.builds.find((b) => b.name === name);
+  if (!build) throw new Error(`no build ${name} among the upgrade builds: ${builds.problems.join('; ') || text}`);
+  return build;
+}
+
+/** this checkout's sources under another build id */
+function otherBuildObject(): string {
+  return join(upgradeBuild('salted').root, 'build/bpf/krsi.bpf.o');
 }
 
 /** a chmod u+s by USER of a fresh file: "ERR EPERM" while fileperms enforces for it */
@@ -82,7 +90,7 @@ describe('upgrading another build\'s pinned programs, with crashes between the s
     // step 3 interrupted: the old links are gone (its programs stopped), its maps and ring are not
     const oldDir = generationDir(PIN_DIR, otherId);
     expect(linksOf(oldDir).length, 'the old build\'s links').to.be.greaterThan(0);
-    rmSync(join(oldDir, 'links'), { recursive: true });
+    withWritablePins(PIN_DIR, () => rmSync(join(oldDir, 'links'), { recursive: true }));
     expect(await chmodSuid(), 'this build alone denies').to.equal('ERR EPERM');
 
     // the next open finishes: what is left of the old generation goes, its ring's records are handed over
@@ -110,13 +118,13 @@ describe('upgrading another build\'s pinned programs, with crashes between the s
     e.setUidPolicy(USER, STRICT);
     // something in the old links folder that is no pin: unlink fails on it
     const stuck = join(generationDir(PIN_DIR, otherId), 'links', 'zz-not-a-pin');
-    mkdirSync(stuck);
+    withWritablePins(PIN_DIR, () => mkdirSync(stuck));
     const first = await e.retirePrevious(() => undefined);
     expect(first).to.have.length(1);
     expect(first[0]!.error, 'the failure, named').to.match(/zz-not-a-pin/);
     expect(e.previous.map((g) => g.buildId), 'still listed').to.deep.equal([otherId]);
     expect(await chmodSuid(), 'denied meanwhile').to.equal('ERR EPERM');
-    rmSync(stuck, { recursive: true });
+    withWritablePins(PIN_DIR, () => rmSync(stuck, { recursive: true }));
     const second = await e.retirePrevious(() => undefined);
     expect(second).to.have.length(1);
     expect(second[0]!.error).to.equal(undefined);
@@ -127,34 +135,34 @@ describe('upgrading another build\'s pinned programs, with crashes between the s
     await e.close();
   });
 
-  it('retires 0.1.0\'s layout (links/ and maps/ straight under the pin dir) and leaves the pin dir to this build', async () => {
-    // 0.1.0's layout: the same programs, pinned without a build folder (made here by moving this build's pins)
-    const legacy = Enforcer.open({ objectPath: other, pinDir: PIN_DIR });
+  it('takes over 0.1.0\'s pins, straight on the bpffs above, from the folder they are moved aside to, without a gap', async () => {
+    // 0.1.0 itself (test/vm/upgrade-builds.ts) pins its programs straight under PIN_DIR, on /sys/fs/bpf
+    const v010 = upgradeBuild('v0.1.0');
+    const old = (await import(join(v010.root, 'dist/agent/enforcement/enforcer.js'))) as { Enforcer: typeof Enforcer };
+    const legacy = old.Enforcer.open({ objectPath: join(v010.root, 'build/bpf/krsi.bpf.o'), pinDir: PIN_DIR });
     legacy.setUidPolicy(USER, STRICT);
     await legacy.close();
-    const oldDir = generationDir(PIN_DIR, otherId);
-    for (const sub of ['links', 'maps']) {
-      mkdirSync(join(PIN_DIR, sub));
-      for (const name of readdirSync(join(oldDir, sub))) {
-        // a rename within bpffs moves the pin, as 0.1.0 would have made it
-        renameSync(join(oldDir, sub, name), join(PIN_DIR, sub, name));
-      }
-      rmSync(join(oldDir, sub), { recursive: true });
-    }
-    rmSync(oldDir, { recursive: true });
+    expect(isPinFsMount(PIN_DIR), 'no file system of its own under 0.1.0').to.equal(false);
     expect(listGenerations(PIN_DIR).map((g) => g.buildId)).to.deep.equal([null]);
-    expect(await chmodSuid(), '0.1.0\'s layout enforces').to.equal('ERR EPERM');
+    expect(await chmodSuid(), '0.1.0 enforces').to.equal('ERR EPERM');
 
-    const e = Enforcer.open({ objectPath: OBJECT, pinDir: PIN_DIR });
-    expect(e.previous).to.deep.equal([{ dir: PIN_DIR, buildId: null }]);
+    const messages: string[] = [];
+    const e = Enforcer.open({ objectPath: OBJECT, pinDir: PIN_DIR, log: (m) => messages.push(m) });
+    expect(isPinFsMount(PIN_DIR), 'this build\'s pins on a file system of their own').to.equal(true);
+    expect(messages.join('\n')).to.include(`to ${previousLayoutDir(PIN_DIR)}`);
+    expect(e.previous).to.deep.equal([{ dir: previousLayoutDir(PIN_DIR), buildId: null }]);
+    expect(await chmodSuid(), '0.1.0\'s programs, moved aside, still deny').to.equal('ERR EPERM');
     e.setUidPolicy(USER, STRICT);
     const retired = await e.retirePrevious(() => undefined);
     expect(retired).to.have.length(1);
-    expect(retired[0]).to.include({ buildId: null, events: 1 });
+    // 0.1.0's event records have another layout than this build's: never read
+    expect(retired[0]).to.include({ buildId: null, events: null });
     expect(retired[0]!.detached).to.be.greaterThan(0);
+    expect(existsSync(previousLayoutDir(PIN_DIR)), 'the folder they were moved to is gone').to.equal(false);
     expect(readdirSync(PIN_DIR), 'only this build\'s folder').to.deep.equal([`build-${thisId}`]);
     expect(await chmodSuid(), 'denied by this build').to.equal('ERR EPERM');
     e.clearUidPolicy(USER);
+    expect(await chmodSuid(), 'free once cleared: nothing of 0.1.0 enforces any more').to.equal('OK');
     await e.close();
   });
 });

@@ -14,6 +14,7 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <linux/bpf.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +24,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -116,6 +120,21 @@ static int set_acl(const char *path, const char *attr, int other_perm)
 		.e = { { 0x01, 6, (uint32_t)-1 }, { 0x04, 4, (uint32_t)-1 }, { 0x20, (uint16_t)other_perm, (uint32_t)-1 } },
 	};
 	return setxattr(path, attr, &acl, sizeof(acl), 0);
+}
+
+static long sys_bpf(int cmd, union bpf_attr *attr)
+{
+	return syscall(SYS_bpf, cmd, attr, sizeof(*attr));
+}
+
+/* BPF_OBJ_GET of a pin; read-only when `rdonly` (a read-write open of a pin is a write to its file system) */
+static int bpf_obj_get_path(const char *path, int rdonly)
+{
+	union bpf_attr attr = { 0 };
+
+	attr.pathname = (__u64)(unsigned long)path;
+	attr.file_flags = rdonly ? BPF_F_RDONLY : 0;
+	return sys_bpf(BPF_OBJ_GET, &attr);
 }
 
 static int probe_once(int argc, char **argv)
@@ -252,6 +271,12 @@ static int probe_once(int argc, char **argv)
 			return report(-1);
 		return report(write(fds[1], "x", 1));
 	}
+	if (!strcmp(cmd, "pidfd-getfd") && argc >= 4) {		/* pidfd-getfd PID FD: a copy of another process's fd */
+		fd = syscall(SYS_pidfd_open, atoi(argv[2]), 0);
+		if (fd < 0)
+			return report(fd);
+		return report(syscall(SYS_pidfd_getfd, fd, atoi(argv[3]), 0));
+	}
 	if (!strcmp(cmd, "ptrace-attach") && argc >= 3) {	/* ptrace-attach PID */
 		long rc = ptrace(PTRACE_ATTACH, atoi(argv[2]), NULL, NULL);
 		if (rc == 0)
@@ -264,6 +289,110 @@ static int probe_once(int argc, char **argv)
 			ptrace(PTRACE_DETACH, atoi(argv[2]), NULL, NULL);
 		return report(rc);
 	}
+	/* ---- limits and scheduling of another process */
+	if (!strcmp(cmd, "prlimit") && argc >= 5) {		/* prlimit PID RESOURCE VALUE (RLIMIT_* number; soft = hard) */
+		struct rlimit lim = { strtoul(argv[4], NULL, 0), strtoul(argv[4], NULL, 0) };
+		return report(prlimit(atoi(argv[2]), atoi(argv[3]), &lim, NULL));
+	}
+	if (!strcmp(cmd, "getrlimit") && argc >= 4) {		/* getrlimit PID RESOURCE: reading is allowed */
+		struct rlimit lim;
+		return report(prlimit(atoi(argv[2]), atoi(argv[3]), NULL, &lim));
+	}
+	if (!strcmp(cmd, "setpriority") && argc >= 4)		/* setpriority PID NICE (PRIO_PROCESS: one thread) */
+		return report(setpriority(PRIO_PROCESS, atoi(argv[2]), atoi(argv[3])));
+	if (!strcmp(cmd, "setpriority-user") && argc >= 4)	/* setpriority-user UID NICE (every process of UID) */
+		return report(setpriority(PRIO_USER, atoi(argv[2]), atoi(argv[3])));
+	if (!strcmp(cmd, "sched-idle") && argc >= 3) {		/* sched-idle PID: SCHED_IDLE */
+		struct sched_param param = { 0 };
+		return report(sched_setscheduler(atoi(argv[2]), SCHED_IDLE, &param));
+	}
+	if (!strcmp(cmd, "sched-affinity") && argc >= 4) {	/* sched-affinity PID CPU */
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(atoi(argv[3]), &set);
+		return report(sched_setaffinity(atoi(argv[2]), sizeof(set), &set));
+	}
+	if (!strcmp(cmd, "ioprio") && argc >= 5)		/* ioprio PID CLASS DATA (IOPRIO_WHO_PROCESS) */
+		return report(syscall(SYS_ioprio_set, 1, atoi(argv[2]), (atoi(argv[3]) << 13) | atoi(argv[4])));
+	if (!strcmp(cmd, "timerslack") && argc >= 4) {		/* timerslack PID NS: write /proc/PID/timerslack_ns */
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%s/timerslack_ns", argv[2]);
+		fd = open(path, O_WRONLY);
+		if (fd < 0)
+			return report(fd);
+		return report(write(fd, argv[3], strlen(argv[3])));
+	}
+
+	/* ---- bpf(): file descriptors on existing objects */
+	/* bpf-get-id map|prog|link ID [PIN]: an fd by id, and with PIN, that fd pinned at PIN */
+	if (!strcmp(cmd, "bpf-get-id") && argc >= 4) {
+		union bpf_attr attr = { 0 };
+		int op = !strcmp(argv[2], "map") ? BPF_MAP_GET_FD_BY_ID : !strcmp(argv[2], "prog") ? BPF_PROG_GET_FD_BY_ID :
+			 !strcmp(argv[2], "link") ? BPF_LINK_GET_FD_BY_ID : -1;
+		if (op < 0)
+			return usage("bpf-get-id: map, prog or link");
+		attr.map_id = strtoul(argv[3], NULL, 0);	/* prog_id, map_id, link_id: one field */
+		fd = sys_bpf(op, &attr);
+		if (fd < 0 || argc < 5)
+			return report(fd);
+		memset(&attr, 0, sizeof(attr));
+		attr.pathname = (__u64)(unsigned long)argv[4];
+		attr.bpf_fd = fd;
+		return report(sys_bpf(BPF_OBJ_PIN, &attr));
+	}
+	if (!strcmp(cmd, "bpf-obj-get") && argc >= 3)		/* bpf-obj-get PATH [rdonly] */
+		return report(bpf_obj_get_path(argv[2], argc >= 4 && !strcmp(argv[3], "rdonly")));
+	if (!strcmp(cmd, "bpf-link-detach") && argc >= 3) {	/* bpf-link-detach PATH: the pinned link, by its fd */
+		union bpf_attr attr = { 0 };
+		fd = bpf_obj_get_path(argv[2], 0);
+		if (fd < 0)
+			return report(fd);
+		attr.link_detach.link_fd = fd;
+		return report(sys_bpf(BPF_LINK_DETACH, &attr));
+	}
+	if (!strcmp(cmd, "bpf-pin-new") && argc >= 3) {		/* bpf-pin-new PATH: a new array map, pinned at PATH */
+		union bpf_attr attr = { 0 };
+		attr.map_type = BPF_MAP_TYPE_ARRAY;
+		attr.key_size = 4;
+		attr.value_size = 4;
+		attr.max_entries = 1;
+		fd = sys_bpf(BPF_MAP_CREATE, &attr);
+		if (fd < 0)
+			return report(fd);
+		memset(&attr, 0, sizeof(attr));
+		attr.pathname = (__u64)(unsigned long)argv[2];
+		attr.bpf_fd = fd;
+		return report(sys_bpf(BPF_OBJ_PIN, &attr));
+	}
+
+	/* ---- file system operations on pins and mounts */
+	if (!strcmp(cmd, "unlink") && argc >= 3)		/* unlink PATH */
+		return report(unlink(argv[2]));
+	if (!strcmp(cmd, "rmdir") && argc >= 3)			/* rmdir PATH */
+		return report(rmdir(argv[2]));
+	if (!strcmp(cmd, "rename") && argc >= 4)		/* rename OLD NEW */
+		return report(rename(argv[2], argv[3]));
+	if (!strcmp(cmd, "remount-rw") && argc >= 3)		/* remount-rw PATH: mount(2) MS_REMOUNT */
+		return report(mount(NULL, argv[2], NULL, MS_REMOUNT, NULL));
+	if (!strcmp(cmd, "fsconfig-rw") && argc >= 3) {	/* fsconfig-rw PATH: fspick + fsconfig reconfigure */
+		fd = fspick(AT_FDCWD, argv[2], FSPICK_CLOEXEC);
+		if (fd < 0)
+			return report(fd);
+		if (fsconfig(fd, FSCONFIG_SET_FLAG, "rw", NULL, 0) < 0)
+			return report(-1);
+		return report(fsconfig(fd, FSCONFIG_CMD_RECONFIGURE, NULL, NULL, 0));
+	}
+	if (!strcmp(cmd, "umount") && argc >= 3)		/* umount PATH [lazy] */
+		return report(umount2(argv[2], argc >= 4 && !strcmp(argv[3], "lazy") ? MNT_DETACH : 0));
+	if (!strcmp(cmd, "mount-over") && argc >= 3)		/* mount-over PATH: a tmpfs laid over PATH */
+		return report(mount("krsi-probe", argv[2], "tmpfs", 0, NULL));
+	if (!strcmp(cmd, "move-mount") && argc >= 4) {		/* move-mount FROM TO [clone]: the mount at FROM (or a clone of FROM) moved onto TO */
+		fd = open_tree(AT_FDCWD, argv[2], OPEN_TREE_CLOEXEC | (argc >= 5 && !strcmp(argv[4], "clone") ? OPEN_TREE_CLONE : 0));
+		if (fd < 0)
+			return report(fd);
+		return report(move_mount(fd, "", AT_FDCWD, argv[3], MOVE_MOUNT_F_EMPTY_PATH));
+	}
+
 	/* threads N: start N extra threads, print "READY TGID TID...", then wait to be signalled */
 	if (!strcmp(cmd, "threads") && argc >= 3) {
 		int n = atoi(argv[2]);

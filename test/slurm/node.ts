@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { request } from '../../agent/client/client.js';
 import { signalFromInit } from '../vm/init-control.js';
+import { asTheUnitRunsIt } from '../vm/agent-command.js';
 import { scaled, waitFor } from '../vm/pace.js';
 import { REPO, WORK } from './cluster.js';
 import type { JobRecord } from '../../agent/service/types.js';
@@ -98,7 +99,7 @@ export function tail(path: string, lines = 30): string {
 /** The installed agent, started as the unit starts it; returns its pid once it answers /v1/status. */
 export async function startAgent(): Promise<number> {
   agentLog ??= createWriteStream(AGENT_LOG, { flags: 'a' });
-  const proc = execa(AGENT, ['--config', CONFIG], agentOptions);
+  const proc = execa(...asTheUnitRunsIt(AGENT, ['--config', CONFIG]), agentOptions);
   proc.stdout!.pipe(agentLog, { end: false });
   proc.stderr!.pipe(agentLog, { end: false });
   agent = proc;

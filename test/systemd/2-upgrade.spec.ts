@@ -10,14 +10,14 @@ import { expect } from 'chai';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
-import { readBuildId, listGenerations, generationDir, layoutOf } from '../../agent/enforcement/generations.js';
+import { generationDir, layoutOf, listGenerations, previousLayoutDir, readBuildId } from '../../agent/enforcement/generations.js';
 import { REPO, WORK, sbatch, waitJobEnded, waitJobRunning } from '../slurm/cluster.js';
 import { agentJobs, api } from '../slurm/node.js';
 import { PROBE } from '../kernel/fixture.js';
 import { UPGRADE_BUILDS_ENV, type UpgradeBuild, type UpgradeBuilds } from '../vm/upgrade-builds.js';
 import { scaled, waitFor } from '../vm/pace.js';
 import { onBoot } from './boot.js';
-import { AGENT_UNIT, EVENT_LOG, PIN_DIR, UNIT_FILE, VM_AGENT_WAIT, installBuild, installConfig } from './node.js';
+import { AGENT_UNIT, EVENT_LOG, PIN_DIR, PIN_MOUNT_UNIT, UNIT_FILE, VM_AGENT_WAIT, installBuild, installConfig } from './node.js';
 import { HOLD, chmodSuid, expectNodeServing, release } from './jobs.js';
 import { journal, systemctl, unitProps, waitActive } from './systemctl.js';
 
@@ -55,7 +55,10 @@ async function agentServing(): Promise<AnyStatus> {
 /** A node running `build`, as a site running it has it: its unit and agent, only its pins, an empty job table. */
 async function runOnly(build: UpgradeBuild): Promise<void> {
   await systemctl('stop', AGENT_UNIT);
-  rmSync(PIN_DIR, { recursive: true, force: true });
+  // no agent runs: the pins' own file system may go (its unmount unpins everything), and what an earlier
+  // layout left on the bpffs above with it
+  await systemctl('stop', PIN_MOUNT_UNIT);
+  for (const dir of [PIN_DIR, previousLayoutDir(PIN_DIR)]) rmSync(dir, { recursive: true, force: true });
   for (const name of existsSync('/var/lib/slurm-krsi') ? readdirSync('/var/lib/slurm-krsi') : []) rmSync(join('/var/lib/slurm-krsi', name), { recursive: true, force: true });
   const unit = readFileSync(join(build.root, 'deploy/krsi-agent.service'), 'utf8');
   writeFileSync(UNIT_FILE, unit);
@@ -161,6 +164,8 @@ onBoot(1, 'upgrades from another build with a strict job running', function () {
       const oldPid = (await unitProps(AGENT_UNIT, ['MainPID'])).MainPID;
       writeFileSync(UNIT_FILE, readFileSync(join(REPO, 'deploy/krsi-agent.service')));
       installBuild(REPO);
+      // pins of a version from before the pins' own file system go aside before systemd mounts it
+      await execa(join(REPO, 'deploy/move-earlier-pins.sh'), [PIN_DIR]);
       await systemctl('daemon-reload');
       const switchStart = Date.now();
       await systemctl('restart', AGENT_UNIT);
@@ -181,6 +186,7 @@ onBoot(1, 'upgrades from another build with a strict job running', function () {
       expect((await agentJobs()).map((j) => j.jobId), 'the job moved over').to.include(job);
       const gens = listGenerations(PIN_DIR);
       expect(gens, 'only this build\'s pins are left').to.deep.equal([{ dir: generationDir(PIN_DIR, THIS_BUILD), buildId: THIS_BUILD }]);
+      expect(existsSync(previousLayoutDir(PIN_DIR)), `${previousLayoutDir(PIN_DIR)} (the pins of an earlier layout) removed`).to.equal(false);
       expect(now.adopted, 'adopted pins of its own build').to.equal(build.buildId === THIS_BUILD);
 
       // every decision of the loop logged once: by the old agent, from the old ring by the new one at its

@@ -36,6 +36,8 @@ export const AGENT_UNIT = 'krsi-agent.service';
 export const NODE_UNITS = ['munge.service', 'slurmctld.service', 'slurmd.service', AGENT_UNIT] as const;
 
 export const UNIT_FILE = `/etc/systemd/system/${AGENT_UNIT}`;
+/** the pins' own file system (deploy/), which the agent's unit requires: `systemd-escape --path --suffix=mount` of PIN_DIR */
+export const PIN_MOUNT_UNIT = 'sys-fs-bpf-slurm\\x2dkrsi.mount';
 
 /** the job's users: 1000 runs strict jobs, 1001 and 1002 the other cases */
 export const USERS = { 1000: 'krsiuser', 1001: 'krsiother', 1002: 'krsithird' } as const;
@@ -133,6 +135,7 @@ export function nodeBootUnits(repo: string): Record<string, string> {
       '',
     ].join('\n'),
     [AGENT_UNIT]: readFileSync(join(repo, 'deploy/krsi-agent.service'), 'utf8'),
+    [PIN_MOUNT_UNIT]: readFileSync(join(repo, 'deploy', PIN_MOUNT_UNIT), 'utf8'),
     'slurmd.service.d/slurm-krsi.conf': readFileSync(join(repo, 'deploy/slurmd-krsi-agent.conf'), 'utf8'),
     'krsi-vm-run.service.d/after-node-setup.conf': `[Unit]\nAfter=${SETUP_UNIT}\n`,
   };

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  CIDR_VERDICTS, COUNTER_SLOTS, DECISIONS, EVENT_TYPES, FOLD_SCOPES, LAYOUT, MODES, POLICIES, PROTECT_SCOPES, uidBitmapSlot,
+  CIDR_VERDICTS, COUNTER_SLOTS, DECISIONS, EVENT_TYPES, FOLD_SCOPES, GUARD_KINDS, LAYOUT, MODES, POLICIES, PROTECT_SCOPES, uidBitmapSlot,
 } from '../../agent/enforcement/layout.js';
 import { BpfObject } from '../../libbpf-ts/index.js';
 
@@ -93,10 +93,17 @@ describe('shared layout: TypeScript decoders vs the BTF of the built BPF objects
     expect(Object.fromEntries(t.values!.map((v) => [v.name.slice('KRSI_CIDR_'.length).toLowerCase(), v.val]))).to.deep.equal(CIDR_VERDICTS);
   });
 
+  it('enum krsi_guard_kind matches GUARD_KINDS', () => {
+    const [, t] = findNamed('ENUM', 'krsi_guard_kind');
+    expect(Object.fromEntries(t.values!.map((v) => [v.name.slice('KRSI_GUARD_'.length).toLowerCase(), v.val]))).to.deep.equal(GUARD_KINDS);
+  });
+
   it('enum krsi_event_type: every value has its log name', () => {
     const logNames: Record<string, string> = {
       CREATE: 'creat', MKNOD: 'mknod', MKDIR: 'mkdir', CHMOD: 'chmod', SETACL: 'setacl', LINK: 'link',
       EXEC: 'exsuid', LISTEN: 'listen', CONNECT: 'skconn', SENDMSG: 'sksend', KILL: 'sgkill', PTRACE: 'ptrace', SIGIO: 'sigio',
+      SETRLIMIT: 'rlimit', SETSCHED: 'setsched', SETNICE: 'setnice', SETIOPRIO: 'ioprio', BPF_ID: 'bpfid', BPF_MAP: 'bpfmap',
+      BPF_PROG: 'bpfprog', UMOUNT: 'umount', REMOUNT: 'remount', MOUNT: 'mount', MOVE_MOUNT: 'movemount',
     };
     const [, t] = findNamed('ENUM', 'krsi_event_type');
     expect(t.values!.length).to.equal(Object.keys(EVENT_TYPES).length);

@@ -10,6 +10,7 @@ import { preflight, preflightMessage } from '../../agent/enforcement/preflight.j
 import { OBJECTS } from '../../agent/paths.js';
 
 const KRSICTL = fileURLToPath(new URL('../../agent/cli/krsictl.ts', import.meta.url));
+const PREFLIGHT = fileURLToPath(new URL('../../agent/enforcement/preflight.ts', import.meta.url));
 
 describe('preflight on this machine', () => {
   it('krsictl check explains the verdict in one message, without a stack trace', async function () {
@@ -32,3 +33,20 @@ describe('preflight on this machine', () => {
     expect(msg).to.match(/cannot enforce policies on kernel 6\.1\.0:\n {2}- BPF LSM is not active.*lsm=lockdown,capability,bpf/);
   });
 });
+
+describe('the agent\'s own OOM score', () => {
+  /** oomScoreProblem() in a fresh process started through choom with the given oom_score_adj */
+  async function problemAt(adj: number): Promise<string> {
+    const script = `import(${JSON.stringify(PREFLIGHT)}).then((m) => console.log(JSON.stringify(m.oomScoreProblem())))`;
+    const r = await execa('choom', ['-n', String(adj), '--', 'npx', 'tsx', '-e', script]);
+    return JSON.parse(r.stdout.trim().split('\n').pop()!) as string;
+  }
+
+  // lowering the value needs CAP_SYS_RESOURCE, which the unit-test machine may not grant: the VM specs start
+  // every agent at -1000 (test/vm/agent-command.ts), and check the refusal with the real agent
+  it('refuses a value above -1000, naming the value and the unit setting', async function () {
+    this.timeout(60000);
+    expect(await problemAt(500)).to.match(/oom_score_adj is 500: the agent must run with -1000.*OOMScoreAdjust=-1000/);
+  });
+});
+

@@ -106,6 +106,7 @@ export class FakeService implements AgentService {
       adopted: false,
       jobs: this.jobs.size,
       uidsUnderPolicy: [...new Set([...this.jobs.values()].map((j) => j.uid))],
+      setEntries: { suid_allow: 2, ssh_clients: 0, connect_cidrs: 4 },
       counters: {
         fileperms: { deny: 3, audit: 7, dropped: 0, folded: 4 },
         suidexec: { deny: 1, audit: 0, dropped: 0, folded: 0 },

@@ -126,7 +126,8 @@ export function fakeKernelStatus(overrides: Partial<KernelStatus> = {}): KernelS
   return {
     buildId: 'e2f8852b-ae1364784ce6', previous: [], pinDir: '/sys/fs/bpf/slurm-krsi', programs: [], adopted: false, pinned: () => [],
     counters: () => Object.fromEntries(['fileperms', 'suidexec', 'sshlisteners', 'skconnections', 'killtasks']
-      .map((p) => [p, { deny: 0n, audit: 0n, dropped: 0n }])) as never,
+      .map((p) => [p, { deny: 0n, audit: 0n, dropped: 0n, folded: 0n }])) as never,
+    setEntryCounts: () => ({ suid_allow: 0, ssh_clients: 0, connect_cidrs: 0 }),
     ...overrides,
   };
 }
