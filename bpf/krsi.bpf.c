@@ -1168,7 +1168,7 @@ int BPF_PROG(krsi_sb_umount, struct vfsmount *mnt, int flags, int ret)
 	return guard_pin_fs(KRSI_EV_UMOUNT, mnt->mnt_sb, flags);
 }
 
-/* making it writable again: mount(2) MS_REMOUNT and fsconfig(FSCONFIG_CMD_RECONFIGURE) both end here */
+/* making it writable again: mount(2) MS_REMOUNT (without MS_BIND) and fsconfig(FSCONFIG_CMD_RECONFIGURE) both end here */
 SEC("lsm/sb_remount")
 int BPF_PROG(krsi_sb_remount, struct super_block *sb, void *mnt_opts, int ret)
 {
@@ -1177,13 +1177,24 @@ int BPF_PROG(krsi_sb_remount, struct super_block *sb, void *mnt_opts, int ret)
 	return guard_pin_fs(KRSI_EV_REMOUNT, sb, 0);
 }
 
-/* mount(2) onto a directory of the pin file system: a remount, or a file system laid over the pins */
+#define MS_BIND 4096
+#define MS_REMOUNT 32
+#define MS_PROPAGATION ((1 << 17) | (1 << 18) | (1 << 19) | (1 << 20))	/* UNBINDABLE, PRIVATE, SLAVE, SHARED */
+
+/*
+ * mount(2) onto a directory of the pin file system: a file system, a bind or a move laid over the pins.
+ * Let through, in path_mount()'s order: a remount (of the super block: sb_remount decides; with MS_BIND:
+ * only this mount's flags, and the super block stays read-only, so writes still fail with EROFS; systemd
+ * bind-remounts every mount read-only for a service's ProtectSystem=), and a change of propagation.
+ */
 SEC("lsm/sb_mount")
 int BPF_PROG(krsi_sb_mount, const char *dev_name, const struct path *path, const char *type, unsigned long flags,
 	     void *data, int ret)
 {
 	if (ret)
 		return ret;
+	if ((flags & MS_REMOUNT) || (!(flags & MS_BIND) && (flags & MS_PROPAGATION)))
+		return 0;
 	return guard_pin_fs(KRSI_EV_MOUNT, path->dentry->d_sb, flags);
 }
 

@@ -157,7 +157,7 @@ enum krsi_event_type {
 	KRSI_EV_BPF_PROG = 20,	/* bpf_prog: an fd on a guarded program */
 	KRSI_EV_UMOUNT = 21,	/* sb_umount of the bpffs that holds the pins */
 	KRSI_EV_REMOUNT = 22,	/* sb_remount of it: made writable again (fsconfig reconfigure, or mount(2)) */
-	KRSI_EV_MOUNT = 23,	/* sb_mount onto it: mount(2) MS_REMOUNT, or a mount laid over the pins */
+	KRSI_EV_MOUNT = 23,	/* sb_mount onto it: a file system, a bind or a move laid over the pins */
 	KRSI_EV_MOVE_MOUNT = 24,	/* move_mount of it, or onto it */
 };
 

@@ -297,7 +297,7 @@ describe('krsi-agent on the real kernel', function () {
     const hidden = lines.filter((l) => / type=bpfid .*comm=bpftool .*object=prog /.test(l)).map((l) => Number(/ id=(\d+)/.exec(l)![1]));
     expect(hidden).to.have.length(programs.length);
     expect(listed.filter((id) => hidden.includes(id)), 'the agent\'s programs in bpftool\'s list').to.deep.equal([]);
-    for (const type of ['rlimit', 'setsched', 'setnice', 'ptrace', 'bpfmap', 'mount']) {
+    for (const type of ['rlimit', 'setsched', 'setnice', 'ptrace', 'bpfmap', 'remount']) {
       expect(lines.some((l) => l.includes(` type=${type} policy=killtasks `) && / act=deny$/.test(l)), type).to.equal(true);
     }
     // their kernel statistics are the agent's to show

@@ -7,7 +7,7 @@
  * Every refusal is a killtasks decision: counted, and logged with its own type.
  */
 import { expect } from 'chai';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { Enforcer, processStartTicks } from '../../agent/enforcement/enforcer.js';
@@ -226,7 +226,8 @@ describe('tamper (kernel): the agent and its own objects', function () {
       expect(await probe(0, 'move-mount', PIN_DIR, away)).to.equal('ERR EPERM');
       expect(await probe(0, 'move-mount', '/tmp', ownPin('maps'), 'clone')).to.equal('ERR EPERM');
       const seen = await eventsSince(from, (e) => ['mount', 'remount', 'umount', 'movemount'].includes(e.type), 8);
-      expect(seen.map((e) => e.type)).to.deep.equal(['mount', 'remount', 'umount', 'umount', 'umount', 'mount', 'movemount', 'movemount']);
+      // mount(2) MS_REMOUNT passes sb_mount and is refused where fsconfig's reconfigure is, in sb_remount
+      expect(seen.map((e) => e.type)).to.deep.equal(['remount', 'remount', 'umount', 'umount', 'umount', 'mount', 'movemount', 'movemount']);
       const pinFsDev = getEnforcer().guardedObjects().find((k) => k.kind === 'pin_fs')!.dev;
       expect(seen.every((e) => e.dev === pinFsDev && e.uid === 0)).to.equal(true);
       expect(seen[3]!.signal, 'MNT_DETACH').to.equal(2);
@@ -234,6 +235,22 @@ describe('tamper (kernel): the agent and its own objects', function () {
       getEnforcer().unregisterAgent();
       expect(await probe(0, 'remount-rw', PIN_DIR)).to.equal('OK');
       withWritablePins(PIN_DIR, () => undefined); // and read-only again
+    });
+
+    it('lets through a bind remount and a propagation change of one mount (systemd\'s ProtectSystem=): the file system stays read-only', async () => {
+      const from = events.length;
+      const pin = join(PIN_DIR, 'links/krsi_task_kill');
+      // in a namespace of its own, as systemd sets up a service's: each step one probe, one line of output
+      const steps = [['bind-remount', PIN_DIR, 'ro'], ['make-private', PIN_DIR], ['bind-remount', PIN_DIR, 'rw'], ['unlink', pin]];
+      const script = steps.map((args) => [PROBE, ...args].join(' ')).join('; ');
+      const r = await runAs(0, 'unshare', ['-m', '--propagation', 'private', '/bin/sh', '-c', script]);
+      expect(r.stdout.split('\n'), r.stderr).to.deep.equal(['OK', 'OK', 'OK', 'ERR EROFS']);
+      expect(existsSync(pin), 'the pin is still there').to.equal(true);
+      // a refusal after them, once logged, shows that none of them was refused
+      expect(await probe(0, 'umount', PIN_DIR)).to.equal('ERR EPERM');
+      const seen = await eventsSince(from, (e) => e.type === 'umount');
+      expect(events.slice(from).filter((e) => e.type === 'mount'), 'mount refusals').to.deep.equal([]);
+      expect(seen).to.have.length(1);
     });
 
     it('a lazy unmount of a file system above the pins leaves them, and their programs, alive while the agent holds them', async function () {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { BpfMap } from '../../libbpf-ts/index.js';
 import { Enforcer } from '../../agent/enforcement/enforcer.js';
 import { uidBitmapSlot } from '../../agent/enforcement/layout.js';
+import { withWritablePins } from '../../agent/enforcement/pin-fs.js';
 import { OBJECT, PIN_DIR, USER, checkAccounting, getEnforcer, modes, policy, shellAs, userDir } from './fixture.js';
 
 /** a uid that shares USER's bit: same low 16 bits */
@@ -75,7 +76,8 @@ describe('uid bitmap (kernel)', function () {
     const { word } = uidBitmapSlot(USER, 1024);
     const key = Buffer.alloc(4);
     key.writeUInt32LE(word);
-    const bits = BpfMap.openPinned(join(enforcer.generationDir, 'maps/uid_bits'));
+    // a read-write open of a pin is a write to the pins' read-only file system: made writable for it
+    const bits = withWritablePins(PIN_DIR, () => BpfMap.openPinned(join(enforcer.generationDir, 'maps/uid_bits')));
     try {
       // what a bitmap that lost the bit (e.g. created after the entries) would do: the policy is not consulted
       bits.update(key, Buffer.alloc(8));

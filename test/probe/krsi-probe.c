@@ -374,6 +374,10 @@ static int probe_once(int argc, char **argv)
 		return report(rename(argv[2], argv[3]));
 	if (!strcmp(cmd, "remount-rw") && argc >= 3)		/* remount-rw PATH: mount(2) MS_REMOUNT */
 		return report(mount(NULL, argv[2], NULL, MS_REMOUNT, NULL));
+	if (!strcmp(cmd, "bind-remount") && argc >= 4)		/* bind-remount PATH ro|rw: this mount's flags only */
+		return report(mount(NULL, argv[2], NULL, MS_BIND | MS_REMOUNT | (!strcmp(argv[3], "ro") ? MS_RDONLY : 0), NULL));
+	if (!strcmp(cmd, "make-private") && argc >= 3)		/* make-private PATH: this mount's propagation */
+		return report(mount(NULL, argv[2], NULL, MS_PRIVATE, NULL));
 	if (!strcmp(cmd, "fsconfig-rw") && argc >= 3) {	/* fsconfig-rw PATH: fspick + fsconfig reconfigure */
 		fd = fspick(AT_FDCWD, argv[2], FSPICK_CLOEXEC);
 		if (fd < 0)
