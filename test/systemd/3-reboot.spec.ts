@@ -7,6 +7,9 @@
  *   ghost     uid 1002, registered with the agent by hand: Slurm never ran it
  * Boot 2 checks what Slurm did with them, and that the agent follows Slurm: the jobs Slurm no longer runs
  * are removed and their users free, the job Slurm runs again is under its policy again, the node serves.
+ * The cluster runs ReturnToService=1 (node.ts): slurmctld ends or requeues the jobs of a node that
+ * rebooted, so the agent drops every job of the earlier boot at its first reconciliation; the node comes
+ * back DOWN ("Node unexpectedly rebooted") and is resumed as an operator would.
  */
 import { expect } from 'chai';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -18,7 +21,7 @@ import { scaled, waitFor } from '../vm/pace.js';
 import { onBoot } from './boot.js';
 import { AGENT_UNIT, CLUSTER, PERSIST } from './node.js';
 import { HOLD, chmodSuid, expectNodeServing, release } from './jobs.js';
-import { journalTail, waitActive } from './systemctl.js';
+import { journal, journalTail, waitActive } from './systemctl.js';
 
 const RECORD = join(PERSIST, 'reboot.json');
 const JOB_STATE = '/var/spool/slurmctld/job_state';
@@ -74,6 +77,19 @@ onBoot(2, 'a reboot: after the power loss', () => {
     record = JSON.parse(readFileSync(RECORD, 'utf8')) as BeforePowerLoss;
     expect(bootId(), 'a new boot').to.not.equal(record.bootId);
     await waitActive(AGENT_UNIT);
+    // slurmctld restores the node as it was (its jobs running, not responding) until slurmd registers;
+    // with ReturnToService=1 a node that registers after an unexpected reboot goes DOWN and its jobs are
+    // ended or requeued. The operator then resumes it, as the spec does.
+    const node = await waitFor('slurmd to register with slurmctld after the reboot', async () => {
+      const r = await execa('sinfo', ['-h', '-N', '-o', '%N|%T|%E'], { reject: false });
+      const [name, state, why] = String(r.stdout).trim().split('|');
+      return r.exitCode === 0 && name && state && !state.endsWith('*') && !/unknown/i.test(state) ? { name, state, why } : undefined;
+    }, { timeoutMs: 240_000, detail: () => journalTail('slurmctld.service') });
+    console.log(`      node ${node.name} after the reboot: ${node.state} (${node.why})`);
+    if (/^down/.test(node.state)) {
+      const r = await execa('scontrol', ['update', `NodeName=${node.name}`, 'State=RESUME'], { reject: false, all: true });
+      if (r.exitCode !== 0) throw new Error(`scontrol update NodeName=${node.name} State=RESUME: ${r.all}`);
+    }
     await systemdCluster(CLUSTER);
   });
 
@@ -85,6 +101,8 @@ onBoot(2, 'a reboot: after the power loss', () => {
       const ids = (await agentJobs()).map((j) => j.jobId);
       return !ids.includes(GHOST_JOB) && !ids.includes(record.lost);
     }, { timeoutMs: 120_000, detail: () => journalTail(AGENT_UNIT) });
+    const reconciled = (await journal(AGENT_UNIT)).map((e) => e.message).filter((m) => m.includes('Slurm does not run it'));
+    expect(reconciled.filter((m) => m.includes(` job=${GHOST_JOB} `)), `the ghost's removal, logged once:\n${reconciled.join('\n')}`).to.have.lengthOf(1);
     expect(await chmodSuid(USERS.lost, 'after-lost'), 'uid 1001 free').to.equal('OK');
     expect(await chmodSuid(USERS.ghost, 'after-ghost'), 'uid 1002 free').to.equal('OK');
   });

@@ -3,19 +3,12 @@
  * state as Slurm sees it.
  */
 import { expect } from 'chai';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { REPO, WORK, nodeInfo } from '../slurm/cluster.js';
+import { WORK, nodeInfo } from '../slurm/cluster.js';
 import { probe } from '../kernel/fixture.js';
 
-/** a job that runs until release() */
-export const HOLD = join(REPO, 'test/slurm/jobs/hold.sh');
-
-/** release a HOLD job */
-export function release(jobId: string): void {
-  writeFileSync(join(WORK, `release-${jobId}`), '');
-}
+export { HOLD, releaseJob as release } from '../slurm/cluster.js';
 
 /**
  * What the kernel answers a chmod u+s by `uid` of a fresh file of its own, outside any job ("ERR EPERM"

@@ -48,6 +48,9 @@ export const CLUSTER: ClusterOptions = {
   users: USERS,
   // ten jobs at once and then some (1 CPU each)
   cpus: 16,
+  // a node that reboots comes back DOWN and slurmctld ends or requeues its jobs (0, Slurm's default, does
+  // the same): the agent then drops the jobs of the earlier boot at once (the reboot specs)
+  returnToService: 1,
 };
 
 /** the wrapper install.sh writes for one of slurm-krsi's commands, running `script` of a build */

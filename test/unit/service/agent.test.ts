@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../../../agent/config/errors.js';
@@ -254,17 +254,27 @@ describe('KrsiAgent: reload', () => {
     expect(kernel.policies.get(1000)?.modes.killtasks).to.equal('off');
   });
 
-  it('keys that wait for a restart are named in the warnings; live ones reach onReload', async () => {
-    const changed = CONFIG_TEXT.replace('[agent]', '[agent]\npin_dir = /sys/fs/bpf/other\nevents_window = 5\nadmin_group = hpcadmin');
-    const seen: string[] = [];
-    const { agent } = rig({ options: { loadConfig: () => config(changed), onReload: (next) => void seen.push(String(next.agent.adminGroup)) } });
-    await agent.start();
-    const result = await agent.reload();
-    expect(result.warnings).to.deep.equal([
-      '/etc/slurm-krsi/krsi.ini: [agent] pin_dir: changed, takes effect when the agent restarts',
-      '/etc/slurm-krsi/krsi.ini: [agent] events_window: changed, takes effect when the agent restarts',
-    ]);
-    expect(seen).to.deep.equal(['hpcadmin']);
+  it('keys that wait for a restart are named in the warnings; live ones take effect (admin_group, slurmd_user, event_log)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'krsi-reload-'));
+    const eventLog = join(dir, 'events.log');
+    try {
+      const changed = CONFIG_TEXT
+        .replace('event_log = off', `event_log = ${eventLog}`)
+        .replace('[agent]', '[agent]\npin_dir = /sys/fs/bpf/other\nevents_window = 5\nadmin_group = hpcadmin\nslurmd_user = slurm2');
+      const seen: string[] = [];
+      const { agent } = rig({ options: { loadConfig: () => config(changed), onReload: (next) => void seen.push(`${next.agent.adminGroup} ${next.agent.slurmdUser}`) } });
+      await agent.start();
+      const result = await agent.reload();
+      expect(result.warnings).to.deep.equal([
+        '/etc/slurm-krsi/krsi.ini: [agent] pin_dir: changed, takes effect when the agent restarts',
+        '/etc/slurm-krsi/krsi.ini: [agent] events_window: changed, takes effect when the agent restarts',
+      ]);
+      expect(seen, 'admin_group and slurmd_user reach the access rules (main.ts resolves them in onReload)').to.deep.equal(['hpcadmin slurm2']);
+      expect(existsSync(eventLog), 'the event log is reopened at its new path').to.equal(true);
+      await agent.stop();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
