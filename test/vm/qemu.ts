@@ -197,7 +197,7 @@ async function freshResultsDir(): Promise<string> {
 async function writeSystemdUnits(dir: string, boot: SystemdBoot): Promise<void> {
   const units = { ...systemdRunUnits(boot.wants ?? []), ...(boot.units ?? {}) };
   for (const [name, text] of Object.entries(units)) {
-    if (!/^[A-Za-z0-9@_.:-]+(\.d\/[A-Za-z0-9_.-]+\.conf)?$/.test(name)) throw new HarnessError(`krsi-vm: bad unit file name ${JSON.stringify(name)}`);
+    if (!/^[A-Za-z0-9@_.:\\-]+(\.d\/[A-Za-z0-9_.-]+\.conf)?$/.test(name)) throw new HarnessError(`krsi-vm: bad unit file name ${JSON.stringify(name)}`);
     const path = join(dir, 'units', name);
     await mkdir(dirname(path), { recursive: true });
     await writeFile(path, text);
