@@ -27,6 +27,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define S_IFMT 00170000
 #define S_IFLNK 0120000
 #define S_IFDIR 0040000
+#define S_IFREG 0100000
 #define S_ISUID 0004000
 #define S_ISGID 0002000
 #define S_IXGRP 00010
@@ -39,7 +40,8 @@ char LICENSE[] SEC("license") = "GPL";
 /* POSIX ACL xattr layout (include/uapi/linux/posix_acl_xattr.h, include/uapi/linux/posix_acl.h) */
 #define ACL_OTHER 0x20
 #define ACL_WRITE 0x02
-#define KRSI_ACL_MAX_ENTRIES 32
+
+#define ATTR_MODE (1 << 0)
 
 /* USER_HZ on every architecture this builds for: /proc/<pid>/stat starttime is in these ticks */
 #define KRSI_NSEC_PER_USER_TICK 10000000ULL
@@ -200,12 +202,44 @@ static __always_inline __u8 fileperms_mode(void)
 }
 
 /*
- * A new inode: the bits it would get are the requested mode less the umask, as the paper computes it.
- * On file systems with POSIX ACLs the kernel has not applied the umask yet when this hook runs; where
- * it has, applying it again changes nothing. A default ACL can only narrow the result further, and
- * ACLs that grant "other" write are themselves refused below.
+ * File systems that call inode_init_security once the new inode's mode is final: the umask or the
+ * parent's default ACL applied (posix_acl_create), a set-gid parent's bit inherited (inode_init_owner).
+ * Checked in the 6.1 source: ext4_new_inode, shmem_mknod, xfs_generic_create, btrfs_create_new_inode,
+ * f2fs_init_inode_metadata, gfs2_create_inode. Their creations are judged there, on the mode the inode
+ * really gets, and the create hooks leave them alone. Everywhere else (NFS, FUSE, 9p, CIFS, Lustre,
+ * overlayfs' own inodes, ocfs2 and reiserfs, which call it before the ACL code runs) the create hooks
+ * judge the requested mode under the umask, as the paper does: exactly one program judges a creation.
  */
-static __always_inline int fileperms_new_inode(__u32 type, struct dentry *dentry, umode_t mode)
+#define EXT4_SUPER_MAGIC 0xEF53		/* ext2, ext3, ext4 */
+#define TMPFS_MAGIC 0x01021994
+#define XFS_SUPER_MAGIC 0x58465342
+#define BTRFS_SUPER_MAGIC 0x9123683E
+#define F2FS_SUPER_MAGIC 0xF2F52010
+#define GFS2_MAGIC 0x01161970
+
+static __always_inline bool creation_judged_on_final_mode(struct super_block *sb)
+{
+	unsigned long magic = sb->s_magic;
+
+	return magic == EXT4_SUPER_MAGIC || magic == TMPFS_MAGIC || magic == XFS_SUPER_MAGIC ||
+	       magic == BTRFS_SUPER_MAGIC || magic == F2FS_SUPER_MAGIC || magic == GFS2_MAGIC;
+}
+
+static __always_inline __u32 fileperms_event_type(__u32 mode)
+{
+	if ((mode & S_IFMT) == S_IFREG)
+		return KRSI_EV_CREATE;
+	if ((mode & S_IFMT) == S_IFDIR)
+		return KRSI_EV_MKDIR;
+	return KRSI_EV_MKNOD;
+}
+
+/*
+ * A new inode on a file system that does not call inode_init_security at the right time: the bits it
+ * gets are the requested mode less the umask, as the paper computes it (on file systems without POSIX
+ * ACLs the VFS has applied the umask already, and applying it again changes nothing).
+ */
+static __always_inline int fileperms_new_inode(struct inode *dir, struct dentry *dentry, umode_t mode)
 {
 	struct krsi_event *e;
 	__u32 umask, new_mode;
@@ -213,6 +247,8 @@ static __always_inline int fileperms_new_inode(__u32 type, struct dentry *dentry
 
 	/* the umask only takes bits away: a mode without a forbidden bit cannot get one */
 	if (!(mode & KRSI_FORBIDDEN_BITS))
+		return 0;
+	if (creation_judged_on_final_mode(dir->i_sb))
 		return 0;
 	pmode = fileperms_mode();
 	if (pmode == KRSI_MODE_OFF)
@@ -222,7 +258,7 @@ static __always_inline int fileperms_new_inode(__u32 type, struct dentry *dentry
 	if (!(new_mode & KRSI_FORBIDDEN_BITS))
 		return 0;
 
-	e = decision_begin(type, KRSI_POLICY_FILEPERMS, decision_of(pmode));
+	e = decision_begin(fileperms_event_type(mode), KRSI_POLICY_FILEPERMS, decision_of(pmode));
 	if (e) {
 		e->req_mode = mode;
 		e->umask = umask;
@@ -238,7 +274,7 @@ int BPF_PROG(krsi_inode_create, struct inode *dir, struct dentry *dentry, umode_
 {
 	if (ret)
 		return ret;
-	return fileperms_new_inode(KRSI_EV_CREATE, dentry, mode);
+	return fileperms_new_inode(dir, dentry, mode | S_IFREG);
 }
 
 SEC("lsm/inode_mknod")
@@ -246,7 +282,7 @@ int BPF_PROG(krsi_inode_mknod, struct inode *dir, struct dentry *dentry, umode_t
 {
 	if (ret)
 		return ret;
-	return fileperms_new_inode(KRSI_EV_MKNOD, dentry, mode);
+	return fileperms_new_inode(dir, dentry, mode);
 }
 
 SEC("lsm/inode_mkdir")
@@ -254,35 +290,84 @@ int BPF_PROG(krsi_inode_mkdir, struct inode *dir, struct dentry *dentry, umode_t
 {
 	if (ret)
 		return ret;
-	return fileperms_new_inode(KRSI_EV_MKDIR, dentry, mode | S_IFDIR);
+	return fileperms_new_inode(dir, dentry, mode | S_IFDIR);
 }
 
 /*
- * chmod adds a forbidden bit only if the inode does not already carry it: keeping a bit an inode
- * already has (chmod 0777 on a file that is 0777) and removing bits are allowed, so users can always
- * make their files safer. Symlinks have no permissions of their own.
+ * A new inode whose mode is final (see creation_judged_on_final_mode): whichever applied, the umask or
+ * a default ACL of the parent (which the kernel applies instead of the umask, so a parent prepared
+ * before the job can hand out other-write), the bits it really gets. A set-gid bit a directory inherits
+ * from a set-gid parent is the kernel's doing (the usual group project directory) and is not held
+ * against the user. An error here makes the file system abort the creation.
+ *
+ * O_TMPFILE inodes (no name) are left to inode_link: tmpfs calls this before applying the umask to
+ * them, and an unnamed inode is reachable by nobody else until it is linked. Symlinks are always 0777
+ * and grant nothing.
+ *
+ * No `ret` argument: its slot moved when the hook changed shape (Linux 6.6), and the BPF trampoline
+ * runs the next LSM program only while every earlier one returned 0, so it would always read 0 here.
  */
-SEC("lsm/path_chmod")
-int BPF_PROG(krsi_path_chmod, const struct path *path, umode_t mode, int ret)
+SEC("lsm/inode_init_security")
+int BPF_PROG(krsi_inode_init_security, struct inode *inode, struct inode *dir, const struct qstr *qstr)
 {
 	struct krsi_event *e;
-	struct inode *inode;
-	__u32 old_mode, added;
+	__u32 mode = inode->i_mode, forbidden;
 	__u8 pmode;
 
-	if (ret)
-		return ret;
-	/* a mode without a forbidden bit can only keep or remove bits: nothing to decide */
-	if (!(mode & KRSI_FORBIDDEN_BITS))
+	if (!(mode & KRSI_FORBIDDEN_BITS) || (mode & S_IFMT) == S_IFLNK || !qstr)
+		return 0;
+	if (!creation_judged_on_final_mode(inode->i_sb))
 		return 0;
 	pmode = fileperms_mode();
 	if (pmode == KRSI_MODE_OFF)
 		return 0;
-	inode = path->dentry->d_inode;
+	forbidden = mode & KRSI_FORBIDDEN_BITS;
+	if ((mode & S_IFMT) == S_IFDIR && dir && (dir->i_mode & S_ISGID))
+		forbidden &= ~S_ISGID;
+	if (!forbidden)
+		return 0;
+
+	e = decision_begin(fileperms_event_type(mode), KRSI_POLICY_FILEPERMS, decision_of(pmode));
+	if (e) {
+		e->ino = inode->i_ino;
+		e->dev = inode->i_sb->s_dev;
+		e->umask = bpf_get_current_task_btf()->fs->umask;
+		e->new_mode = mode;
+		read_name(e, qstr->name);
+		bpf_ringbuf_submit(e, 0);
+	}
+	return verdict(pmode);
+}
+
+/*
+ * Every mode change: notify_change() calls this hook for chmod, fchmod, fchmodat (chmod_common) and for
+ * what the kernel does on a user's behalf with that user's credentials: overlayfs copy-up (ovl_set_attr,
+ * under the mounter's credentials, so a user's own overlay in a user namespace is judged as that user),
+ * ecryptfs, FAT attribute ioctls. A change is judged on what it adds: keeping a bit the inode already
+ * has (chmod 0777 on a file that is 0777) and removing bits are allowed, so users can always make their
+ * files safer. Symlinks have no permissions of their own.
+ */
+static __always_inline int fileperms_setattr(struct dentry *dentry, struct iattr *attr)
+{
+	struct krsi_event *e;
+	struct inode *inode;
+	__u32 old_mode, new_mode, added;
+	__u8 pmode;
+
+	if (!(attr->ia_valid & ATTR_MODE))
+		return 0;
+	new_mode = attr->ia_mode;
+	/* a mode without a forbidden bit can only keep or remove bits: nothing to decide */
+	if (!(new_mode & KRSI_FORBIDDEN_BITS))
+		return 0;
+	pmode = fileperms_mode();
+	if (pmode == KRSI_MODE_OFF)
+		return 0;
+	inode = dentry->d_inode;
 	old_mode = inode->i_mode;
 	if ((old_mode & S_IFMT) == S_IFLNK)
 		return 0;
-	added = mode & KRSI_FORBIDDEN_BITS & ~old_mode;
+	added = new_mode & KRSI_FORBIDDEN_BITS & ~old_mode;
 	if (!added)
 		return 0;
 
@@ -291,17 +376,34 @@ int BPF_PROG(krsi_path_chmod, const struct path *path, umode_t mode, int ret)
 		e->ino = inode->i_ino;
 		e->dev = inode->i_sb->s_dev;
 		e->old_mode = old_mode;
-		e->req_mode = mode;
-		e->new_mode = (old_mode & S_IFMT) | (mode & 07777);
-		read_name(e, path->dentry->d_name.name);
+		e->req_mode = new_mode & 07777;
+		e->new_mode = (old_mode & S_IFMT) | (new_mode & 07777);
+		read_name(e, dentry->d_name.name);
 		bpf_ringbuf_submit(e, 0);
 	}
 	return verdict(pmode);
 }
 
 /*
+ * The hook gained an idmap first argument in Linux 6.8 (with inode_post_setattr): the agent loads the
+ * variant that matches the running kernel. No `ret` (see krsi_inode_init_security).
+ */
+SEC("lsm/inode_setattr")
+int BPF_PROG(krsi_inode_setattr, struct dentry *dentry, struct iattr *attr)
+{
+	return fileperms_setattr(dentry, attr);
+}
+
+SEC("lsm/inode_setattr")
+int BPF_PROG(krsi_inode_setattr_idmap, void *idmap, struct dentry *dentry, struct iattr *attr)
+{
+	return fileperms_setattr(dentry, attr);
+}
+
+/*
  * A hard link to an inode that already carries a forbidden bit. This closes O_TMPFILE: an anonymous
- * file is created without inode_create, given its mode at creation, then linked into place.
+ * file is created without inode_create (and judged by nobody while it has no name), then linked into
+ * place. It also covers overlayfs copying up a regular file, which links a temporary file.
  */
 SEC("lsm/inode_link")
 int BPF_PROG(krsi_inode_link, struct dentry *old_dentry, struct inode *dir, struct dentry *new_dentry, int ret)
@@ -333,7 +435,8 @@ int BPF_PROG(krsi_inode_link, struct dentry *old_dentry, struct inode *dir, stru
 	return verdict(pmode);
 }
 
-static __always_inline int fileperms_acl_decision(__u8 pmode, struct dentry *dentry)
+/* granted: S_IWOTH for an ACL that grants other write, 0 for one refused because it cannot be judged */
+static __always_inline int fileperms_acl_decision(__u8 pmode, struct dentry *dentry, __u32 granted)
 {
 	struct krsi_event *e;
 	struct inode *inode = BPF_CORE_READ(dentry, d_inode);
@@ -343,113 +446,122 @@ static __always_inline int fileperms_acl_decision(__u8 pmode, struct dentry *den
 		e->ino = BPF_CORE_READ(inode, i_ino);
 		e->dev = BPF_CORE_READ(inode, i_sb, s_dev);
 		e->old_mode = BPF_CORE_READ(inode, i_mode);
-		e->req_mode = S_IWOTH;
+		e->req_mode = granted;
 		read_name(e, BPF_CORE_READ(dentry, d_name.name));
 		bpf_ringbuf_submit(e, 0);
 	}
 	return verdict(pmode);
 }
 
-/* true for "system.posix_acl_access" and "system.posix_acl_default" */
-static __always_inline bool is_posix_acl_xattr(const char *name)
-{
-	char buf[26] = {};
-	static const char prefix[] = "system.posix_acl_";
+/*
+ * What a write of an ACL xattr means to fileperms, from its name (read once, 28 bytes covers the
+ * longest name compared).
+ */
+enum acl_xattr_kind {
+	ACL_XATTR_NONE = 0,	/* not an ACL: nothing to judge */
+	ACL_XATTR_ACCESS,	/* system.posix_acl_access: its "other" entry becomes the mode's o bits */
+	ACL_XATTR_DEFAULT,	/* system.posix_acl_default: inherited by every inode created below */
+	ACL_XATTR_OPAQUE,	/* NFSv4 and SMB ACLs (EVERYONE@ / Everyone can be granted write): not parsed */
+};
 
-	bpf_probe_read_kernel_str(buf, sizeof(buf), name);
-	for (int i = 0; i < sizeof(prefix) - 1; i++)
-		if (buf[i] != prefix[i])
+/* s starts with, or is, the string literal `lit` (compared byte by byte, unrolled at compile time) */
+#define HAS_PREFIX(s, lit) has_prefix((s), lit, sizeof(lit) - 1)
+#define IS_STRING(s, lit) has_prefix((s), lit, sizeof(lit))
+
+static __always_inline bool has_prefix(const char *s, const char *prefix, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (s[i] != prefix[i])
 			return false;
 	return true;
 }
 
+static __always_inline enum acl_xattr_kind acl_xattr_kind(const char *name)
+{
+	char buf[28] = {};
+
+	bpf_probe_read_kernel_str(buf, sizeof(buf), name);
+	if (!HAS_PREFIX(buf, "system."))
+		return ACL_XATTR_NONE;
+	if (IS_STRING(buf, "system.posix_acl_access"))
+		return ACL_XATTR_ACCESS;
+	if (IS_STRING(buf, "system.posix_acl_default"))
+		return ACL_XATTR_DEFAULT;
+	if (HAS_PREFIX(buf, "system.nfs4_") || HAS_PREFIX(buf, "system.cifs_") || HAS_PREFIX(buf, "system.smb3_"))
+		return ACL_XATTR_OPAQUE;
+	return ACL_XATTR_NONE;
+}
+
 /*
- * Linux < 6.2 writes POSIX ACLs as xattrs, and its verifier will not let an LSM program read the
- * hook's `const void *value`. The value is read one step earlier instead: do_setxattr() (every
- * setxattr syscall and io_uring's) holds the kernel's own copy in struct xattr_ctx, which a tracing
- * program may read. It leaves its finding for the same thread in acl_grants, and inode_setxattr, which
- * runs next in that thread, takes it. The copy is the kernel's, so a racing thread that rewrites the
- * user buffer cannot change what is judged.
+ * Whether a POSIX ACL with `other_perm` in its "other" entry is refused: a default ACL granting other
+ * write hands that bit to every inode created below (the kernel then ignores the umask); an access ACL's
+ * "other" entry is the inode's o bits, judged like chmod on what it adds.
  */
-struct xattr_ctx___krsi {
-	void *kvalue;
-	size_t size;
-	struct xattr_name *kname;
-} __attribute__((preserve_access_index));
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u64);	/* pid_tgid */
-	__type(value, __u8);	/* 1: the POSIX ACL being written grants "other" write */
-} acl_grants SEC(".maps");
-
-/* a posix_acl_xattr blob (4-byte header, 8-byte entries: le16 tag, le16 perm, le32 id) */
-static __always_inline bool acl_xattr_grants_other_write(const void *value, __u64 size)
+static __always_inline bool acl_refused(enum acl_xattr_kind kind, __u16 other_perm, struct dentry *dentry)
 {
-	__u64 n = size >= 4 ? (size - 4) / 8 : 0;
-
-	for (__u32 i = 0; i < KRSI_ACL_MAX_ENTRIES && i < n; i++) {
-		__u16 entry[2] = {};
-
-		if (bpf_probe_read_kernel(entry, sizeof(entry), value + 4 + i * 8))
-			break;
-		if (entry[0] == ACL_OTHER && (entry[1] & ACL_WRITE))
-			return true;
-	}
-	return false;
+	if (!(other_perm & ACL_WRITE))
+		return false;
+	if (kind == ACL_XATTR_DEFAULT)
+		return true;
+	return !(BPF_CORE_READ(dentry, d_inode, i_mode) & S_IWOTH);
 }
 
-SEC("fentry/do_setxattr")
-int BPF_PROG(krsi_do_setxattr, void *idmap, struct dentry *dentry, struct xattr_ctx___krsi *xctx)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	struct xattr_name *kname;
-	__u8 grants;
-
-	if (fileperms_mode() == KRSI_MODE_OFF)
-		return 0;
-	kname = BPF_CORE_READ(xctx, kname);
-	if (!kname || !is_posix_acl_xattr(kname->name)) {
-		bpf_map_delete_elem(&acl_grants, &id);
-		return 0;
-	}
-	grants = acl_xattr_grants_other_write(BPF_CORE_READ(xctx, kvalue), BPF_CORE_READ(xctx, size));
-	bpf_map_update_elem(&acl_grants, &id, &grants, BPF_ANY);
-	return 0;
-}
-
-/* written without BPF_PROG: the 6.1 verifier refuses even a load of the `value` argument */
+/*
+ * POSIX ACLs written as xattrs (every ACL write before Linux 6.2): the setxattr and io_uring syscalls,
+ * and the kernel on a user's behalf with that user's credentials (overlayfs copying up a directory's
+ * ACLs, nfsd, ksmbd), all reach this hook from __vfs_setxattr_locked with a kernel copy of the value, so
+ * a racing thread cannot change what is judged.
+ *
+ * The value is a posix_acl_xattr blob: a 4-byte header, then 8-byte entries (le16 tag, le16 perm, le32
+ * id). The kernel accepts only a valid ACL (posix_acl_valid: entries in tag order, exactly one ACL_OTHER,
+ * last), so the entry that matters is read directly, whatever the ACL's length: no loop. A value whose
+ * shape is not a valid ACL cannot be judged and is refused; an empty one removes the ACL.
+ *
+ * Written without BPF_PROG: the verifier refuses a load of the `const void *value` argument from the
+ * context, so it is fetched with bpf_get_func_arg (the trampoline keeps every argument).
+ */
 SEC("lsm/inode_setxattr")
 int krsi_inode_setxattr(unsigned long long *ctx)
 {
 	struct dentry *dentry = (struct dentry *)ctx[1];
 	const char *name = (const char *)ctx[2];
+	__u64 size = ctx[4];
 	int ret = (int)ctx[6];
-	__u64 id = bpf_get_current_pid_tgid();
-	__u8 *grants, pmode;
+	enum acl_xattr_kind kind;
+	struct { __u16 tag; __u16 perm; } other = {};
+	__u64 value = 0;
+	__u8 pmode;
 
 	if (ret)
 		return ret;
 	pmode = fileperms_mode();
-	if (pmode == KRSI_MODE_OFF || !is_posix_acl_xattr(name))
+	if (pmode == KRSI_MODE_OFF)
 		return 0;
-	grants = bpf_map_lookup_elem(&acl_grants, &id);
-	if (!grants)
+	kind = acl_xattr_kind(name);
+	if (kind == ACL_XATTR_NONE)
 		return 0;
-	if (!*grants) {
-		bpf_map_delete_elem(&acl_grants, &id);
+	if (kind == ACL_XATTR_OPAQUE)
+		return fileperms_acl_decision(pmode, dentry, 0);
+	if (size == 0 || size == 4)
 		return 0;
-	}
-	bpf_map_delete_elem(&acl_grants, &id);
-	return fileperms_acl_decision(pmode, dentry);
+	if (size < 12 || (size - 4) % 8 || bpf_get_func_arg(ctx, 3, &value) ||
+	    bpf_probe_read_kernel(&other, sizeof(other), (void *)(value + size - 8)) || other.tag != ACL_OTHER)
+		return fileperms_acl_decision(pmode, dentry, 0);
+	if (acl_refused(kind, other.perm, dentry))
+		return fileperms_acl_decision(pmode, dentry, S_IWOTH);
+	return 0;
 }
 
-/* Linux >= 6.2: POSIX ACLs have their own hook; loaded only where the kernel has it */
+/*
+ * Linux >= 6.2: POSIX ACLs have their own hook, with the kernel's parsed ACL (the agent loads this one
+ * only where the kernel has it). A valid ACL ends with its ACL_OTHER entry, as above.
+ */
 SEC("lsm/inode_set_acl")
 int BPF_PROG(krsi_inode_set_acl, void *idmap, struct dentry *dentry, const char *acl_name,
 	     struct posix_acl *kacl, int ret)
 {
+	struct posix_acl_entry other = {};
+	enum acl_xattr_kind kind;
 	unsigned int n;
 	__u8 pmode;
 
@@ -458,15 +570,16 @@ int BPF_PROG(krsi_inode_set_acl, void *idmap, struct dentry *dentry, const char 
 	pmode = fileperms_mode();
 	if (pmode == KRSI_MODE_OFF || !kacl)
 		return 0;
+	kind = acl_xattr_kind(acl_name);
+	if (kind != ACL_XATTR_ACCESS && kind != ACL_XATTR_DEFAULT)
+		return 0;
 	n = BPF_CORE_READ(kacl, a_count);
-	for (__u32 i = 0; i < KRSI_ACL_MAX_ENTRIES && i < n; i++) {
-		struct posix_acl_entry entry = {};
-
-		if (bpf_probe_read_kernel(&entry, sizeof(entry), &kacl->a_entries[i]))
-			break;
-		if (entry.e_tag == ACL_OTHER && (entry.e_perm & ACL_WRITE))
-			return fileperms_acl_decision(pmode, dentry);
-	}
+	if (n == 0)
+		return 0;
+	if (bpf_probe_read_kernel(&other, sizeof(other), &kacl->a_entries[n - 1]) || other.e_tag != ACL_OTHER)
+		return fileperms_acl_decision(pmode, dentry, 0);
+	if (acl_refused(kind, other.e_perm, dentry))
+		return fileperms_acl_decision(pmode, dentry, S_IWOTH);
 	return 0;
 }
 
