@@ -30,7 +30,6 @@ char LICENSE[] SEC("license") = "GPL";
 #define S_IFREG 0100000
 #define S_ISUID 0004000
 #define S_ISGID 0002000
-#define S_IXGRP 00010
 #define S_IWOTH 00002
 /* the bits fileperms keeps users from creating or adding */
 #define KRSI_FORBIDDEN_BITS (S_ISUID | S_ISGID | S_IWOTH)
@@ -585,15 +584,34 @@ int BPF_PROG(krsi_inode_set_acl, void *idmap, struct dentry *dentry, const char 
 
 /* ---------------------------------------------------------------- suidexec */
 
-SEC("lsm/bprm_check_security")
-int BPF_PROG(krsi_bprm_check_security, struct linux_binprm *bprm, int ret)
+/* the permitted capability set, 64 bits on every kernel (two __u32 before Linux 6.3, one __u64 after) */
+static __always_inline __u64 permitted_caps(const struct cred *cred)
+{
+	__u64 caps = 0;
+
+	bpf_probe_read_kernel(&caps, sizeof(caps), __builtin_preserve_access_index(&cred->cap_permitted));
+	return caps;
+}
+
+/*
+ * suidexec judges what the kernel grants, not the file's bits. bprm_creds_from_file runs in
+ * begin_new_exec, before the point of no return (an error fails the execve and leaves the caller
+ * running), once commoncap (always the first LSM) has computed the new credentials into bprm->cred. An
+ * exec that raises them, a new effective uid or gid or permitted capabilities the process did not have,
+ * is a set-uid or set-gid file, or file capabilities (setcap): refused unless the file that grants them
+ * is allowlisted. Where the kernel grants nothing, nothing is refused: a nosuid mount, no_new_privs, a
+ * traced process the kernel downgrades, set-uid scripts (the kernel ignores their bit), a set-uid file
+ * owned by the user, set-gid without group execute. `file` is the file the credentials come from (the
+ * binary itself, not its interpreter, for binfmt_misc entries with the C flag).
+ */
+SEC("lsm/bprm_creds_from_file")
+int BPF_PROG(krsi_bprm_creds_from_file, struct linux_binprm *bprm, struct file *file, int ret)
 {
 	struct krsi_inode_key key = {};
+	const struct cred *old, *new;
 	struct krsi_policy *p;
 	struct krsi_event *e;
 	struct inode *inode;
-	struct file *file;
-	__u32 mode;
 	__u8 pmode;
 
 	if (ret)
@@ -602,16 +620,13 @@ int BPF_PROG(krsi_bprm_check_security, struct linux_binprm *bprm, int ret)
 	if (!p || p->mode[KRSI_POLICY_SUIDEXEC] == KRSI_MODE_OFF)
 		return 0;
 	pmode = p->mode[KRSI_POLICY_SUIDEXEC];
-	file = bprm->file;
-	inode = file->f_inode;
-	mode = inode->i_mode;
-	/* set-gid without group exec is the mandatory-locking mark, not a privilege */
-	if (!(mode & S_ISUID) && (mode & (S_ISGID | S_IXGRP)) != (S_ISGID | S_IXGRP))
-		return 0;
-	/* a nosuid mount grants no privilege: nothing to stop */
-	if (file->f_path.mnt->mnt_flags & MNT_NOSUID)
+	old = bpf_get_current_task_btf()->cred;
+	new = bprm->cred;
+	if (new->euid.val == old->euid.val && new->egid.val == old->egid.val &&
+	    !(permitted_caps(new) & ~permitted_caps(old)))
 		return 0;
 
+	inode = file->f_inode;
 	key.set = p->set;
 	key.dev = inode->i_sb->s_dev;
 	key.ino = inode->i_ino;
@@ -622,7 +637,7 @@ int BPF_PROG(krsi_bprm_check_security, struct linux_binprm *bprm, int ret)
 	if (e) {
 		e->dev = key.dev;
 		e->ino = key.ino;
-		e->old_mode = mode;
+		e->old_mode = inode->i_mode;
 		bpf_probe_read_kernel_str(e->name, sizeof(e->name), BPF_CORE_READ(bprm, filename));
 		bpf_ringbuf_submit(e, 0);
 	}
