@@ -23,6 +23,7 @@ import {
   parseInteger,
   parseListen,
   parseMode,
+  parseNat64Prefixes,
   parseOptionalPath,
   parsePathList,
   parseRingBufferSize,
@@ -45,6 +46,8 @@ export interface ProfileConfig {
   connectDeny: Cidr[];
   /** key connect_allow: when present the profile is an allow-list (only these, minus connect_deny); null when absent */
   connectAllow: Cidr[] | null;
+  /** key connect_nat64: NAT64 /96 prefixes under which the IPv4 rules apply again; default DEFAULT_NAT64 */
+  connectNat64: Cidr[];
 }
 
 export interface AgentSettings {
@@ -77,6 +80,8 @@ export interface ParseOptions {
 
 export const ON_ERROR = ['fail', 'allow'] as const;
 export const DEFAULT_SSH_CLIENTS: readonly string[] = ['/usr/bin/ssh'];
+/** the well-known NAT64 prefix (RFC 6052) */
+export const DEFAULT_NAT64 = '64:ff9b::/96';
 
 export function defaultAgentSettings(): AgentSettings {
   return {
@@ -110,7 +115,7 @@ export const AGENT_KEYS = [
   'protect_daemons',
 ] as const;
 
-export const PROFILE_KEYS = [...POLICIES, 'suidexec_allow', 'ssh_clients', 'connect_deny', 'connect_allow'] as const;
+export const PROFILE_KEYS = [...POLICIES, 'suidexec_allow', 'ssh_clients', 'connect_deny', 'connect_allow', 'connect_nat64'] as const;
 
 /** store one [agent] key; throws BadValue */
 function setAgentKey(agent: AgentSettings, key: (typeof AGENT_KEYS)[number], value: string): void {
@@ -172,6 +177,9 @@ function setProfileKey(profile: ProfileConfig, key: (typeof PROFILE_KEYS)[number
     case 'connect_allow':
       profile.connectAllow = parseCidrList(value);
       return;
+    case 'connect_nat64':
+      profile.connectNat64 = parseNat64Prefixes(value);
+      return;
     default:
       profile.modes[key] = parseMode(value);
   }
@@ -224,7 +232,7 @@ function readSection<K extends string>(
 function emptyProfile(name: string): ProfileConfig {
   const modes = {} as Record<PolicyName, Mode>;
   for (const policy of POLICIES) modes[policy] = 'off';
-  return { name, modes, suidexecAllow: [], sshClients: [], connectDeny: [], connectAllow: null };
+  return { name, modes, suidexecAllow: [], sshClients: [], connectDeny: [], connectAllow: null, connectNat64: parseNat64Prefixes(DEFAULT_NAT64) };
 }
 
 function readProfile(section: IniSection, name: string, findings: Findings): ProfileConfig {
