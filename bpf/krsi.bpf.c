@@ -21,8 +21,11 @@
 char LICENSE[] SEC("license") = "GPL";
 
 #define EPERM 1
+#define AF_UNSPEC 0
 #define AF_INET 2
 #define AF_INET6 10
+#define AF_RDS 21
+#define AF_SMC 43
 
 #define S_IFMT 00170000
 #define S_IFLNK 0120000
@@ -646,6 +649,26 @@ int BPF_PROG(krsi_bprm_creds_from_file, struct linux_binprm *bprm, struct file *
 
 /* ---------------------------------------------------------------- sockets */
 
+/*
+ * Socket families whose listen() ends in an IPv4/IPv6 TCP listener: AF_INET and AF_INET6, and AF_SMC,
+ * whose listen() and connect() drive a TCP socket of its own without any LSM hook (kernel_listen,
+ * kernel_connect): its own socket is the only place to judge it.
+ */
+static __always_inline bool tcp_listener_family(__u16 family)
+{
+	return family == AF_INET || family == AF_INET6 || family == AF_SMC;
+}
+
+/*
+ * Socket families whose destinations are IPv4/IPv6 addresses: those above (TCP, UDP, UDP-Lite, raw,
+ * ping, SCTP, MPTCP, L2TP/IP, SMC) and AF_RDS, whose sends name sockaddr_in/sockaddr_in6 peers that its
+ * TCP transport then connects to from kernel sockets.
+ */
+static __always_inline bool ip_destination_family(__u16 family)
+{
+	return tcp_listener_family(family) || family == AF_RDS;
+}
+
 static __always_inline void sock_fields(struct krsi_event *e, struct sock *sk)
 {
 	e->proto = BPF_CORE_READ(sk, sk_protocol);
@@ -681,12 +704,25 @@ static __always_inline bool is_ssh_client(__u32 set)
 	return comm[0] == 's' && comm[1] == 's' && comm[2] == 'h' && comm[3] == 0;
 }
 
+/*
+ * The socket that carries an AF_SMC socket's TCP traffic: struct smc_sock (net/smc/smc.h, a module whose
+ * types the object cannot name) starts with its struct sock, then the pointer to that socket. Used
+ * for the event's address and port only.
+ */
+static __always_inline struct sock *smc_tcp_sock(struct sock *sk)
+{
+	struct socket *clcsock = NULL;
+
+	bpf_probe_read_kernel(&clcsock, sizeof(clcsock), (void *)sk + bpf_core_type_size(struct sock));
+	return clcsock ? BPF_CORE_READ(clcsock, sk) : NULL;
+}
+
 SEC("lsm/socket_listen")
 int BPF_PROG(krsi_socket_listen, struct socket *sock, int backlog, int ret)
 {
 	struct krsi_policy *p;
 	struct krsi_event *e;
-	struct sock *sk;
+	struct sock *sk, *tcp;
 	__u16 family;
 	__u8 pmode;
 
@@ -698,19 +734,27 @@ int BPF_PROG(krsi_socket_listen, struct socket *sock, int backlog, int ret)
 	pmode = p->mode[KRSI_POLICY_SSHLISTENERS];
 	sk = BPF_CORE_READ(sock, sk);
 	family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	if (family != AF_INET && family != AF_INET6)
+	if (!tcp_listener_family(family))
 		return 0;
 	if (!is_ssh_client(p->set))
 		return 0;
 
 	e = decision_begin(KRSI_EV_LISTEN, KRSI_POLICY_SSHLISTENERS, decision_of(pmode));
 	if (e) {
-		e->family = family;
-		e->port = BPF_CORE_READ(sk, __sk_common.skc_num);
-		if (family == AF_INET)
-			map_ipv4(e->addr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
-		else
-			BPF_CORE_READ_INTO(&e->addr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		/* the address and port are those of the TCP socket that will listen (AF_SMC: its own) */
+		tcp = sk;
+		if (family == AF_SMC) {
+			tcp = smc_tcp_sock(sk);
+			__builtin_memcpy(e->name, "AF_SMC", sizeof("AF_SMC"));
+		}
+		if (tcp) {
+			e->family = BPF_CORE_READ(tcp, __sk_common.skc_family);
+			e->port = BPF_CORE_READ(tcp, __sk_common.skc_num);
+			if (e->family == AF_INET)
+				map_ipv4(e->addr, BPF_CORE_READ(tcp, __sk_common.skc_rcv_saddr));
+			else
+				BPF_CORE_READ_INTO(&e->addr, tcp, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		}
 		sock_fields(e, sk);
 		struct task_struct *task = bpf_get_current_task_btf();
 		struct inode *exe = BPF_CORE_READ(task, mm, exe_file, f_inode);
@@ -724,66 +768,135 @@ int BPF_PROG(krsi_socket_listen, struct socket *sock, int backlog, int ret)
 }
 
 /*
- * Decide on a destination address (a kernel copy of the caller's sockaddr). The address family is the
- * address's own, not the socket's: an AF_INET6 UDP socket accepts an AF_INET destination. The length is
- * not trusted to bound what we read: the kernel copy lives in a sockaddr_storage, and a length the
- * protocol would refuse makes the call fail anyway.
+ * The start of a destination sockaddr, read in one go: sin6_family, sin6_port, sin6_flowinfo, sin6_addr
+ * (the 24 bytes of SIN6_LEN_RFC2133); an AF_INET address uses the first 8 of them. The length the caller
+ * gave does not bound the read: the kernel's copy lives in a sockaddr_storage, and a length the protocol
+ * would refuse makes the call fail anyway.
  */
-static __always_inline int skconnections_decide(__u32 type, struct krsi_policy *p, struct socket *sock,
-						struct sockaddr *address)
+struct sockaddr_head {
+	__u16 family;
+	__u16 port;
+	__u32 v4;
+	__u8 v6[16];
+};
+
+/* what a destination address means to the kernel (see destination()) */
+enum destination_kind {
+	DEST_NONE,	/* no destination: a disconnect, or the socket's connected peer (judged at connect) */
+	DEST_IP,	/* an IPv4 or IPv6 destination, in addr */
+	DEST_UNKNOWN,	/* a family the policy cannot judge: refused */
+};
+
+#define IPPROTO_UDP 17
+#define IPPROTO_UDPLITE 136
+
+/*
+ * The address the packet really goes to, judged by the family the kernel will use for it on this
+ * socket. AF_INET and AF_INET6 are what they say (an AF_INET6 socket takes AF_INET destinations too).
+ * AF_UNSPEC depends on the call and the protocol: connect() with it disconnects (inet_stream_connect,
+ * inet_dgram_connect; SCTP and SMC refuse it); a send on an IPv4 socket takes it as AF_INET (udp_sendmsg,
+ * raw_sendmsg); on an IPv6 socket raw and L2TP/IP take it as AF_INET6, while UDP takes it as "no address"
+ * (udpv6_sendmsg: the connected peer). Any other family is refused rather than waved through, in
+ * deny-lists and allow-lists alike. The unspecified address (0.0.0.0, ::, ::ffff:0.0.0.0) connects to
+ * the local host: it is judged as loopback, where the kernel sends it.
+ */
+static __always_inline enum destination_kind destination(struct sock *sk, __u16 sk_family, bool connect,
+							 const struct sockaddr_head *sa, __u16 *family, __u8 addr[16])
 {
-	struct krsi_cidr_key key = {};
-	struct krsi_event *e;
-	__u16 family, port;
-	__u8 *verdict_entry;
-	bool deny;
-	__u8 pmode = p->mode[KRSI_POLICY_SKCONNECTIONS];
+	*family = sa->family;
+	if (*family == AF_UNSPEC) {
+		__u16 proto = BPF_CORE_READ(sk, sk_protocol);
 
-	/*
-	 * One read covers both families: sin6_family, sin6_port, sin6_flowinfo, sin6_addr (the 24 bytes of
-	 * SIN6_LEN_RFC2133); an AF_INET address uses the first 8 of them.
-	 */
-	struct { __u16 family; __u16 port; __u32 v4; __u8 addr[16]; } sa = {};
-
-	if (bpf_probe_read_kernel(&sa, sizeof(sa), address))
-		return 0;
-	family = sa.family;
-	port = sa.port;
-	if (family == AF_INET)
-		map_ipv4(key.addr, sa.v4);
-	else if (family == AF_INET6)
-		__builtin_memcpy(key.addr, sa.addr, 16);
+		if (connect || (sk_family == AF_INET6 && (proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE)))
+			return DEST_NONE;
+		*family = sk_family == AF_INET6 ? AF_INET6 : AF_INET;
+	}
+	if (*family == AF_INET)
+		map_ipv4(addr, sa->v4);
+	else if (*family == AF_INET6)
+		__builtin_memcpy(addr, sa->v6, 16);
 	else
-		return 0;
+		return DEST_UNKNOWN;
 
-	/* the unspecified address connects to the local host: judge it as loopback */
-	__u32 *w = (__u32 *)key.addr;
+	__u32 *w = (__u32 *)addr;
 	if (w[0] == 0 && w[1] == 0 && w[3] == 0) {
 		if (w[2] == 0)
-			key.addr[15] = 1;				/* :: -> ::1 */
+			addr[15] = 1;				/* :: -> ::1 */
 		else if (w[2] == bpf_htonl(0xffff))
-			w[3] = bpf_htonl(0x7f000001);			/* ::ffff:0.0.0.0 -> 127.0.0.1 */
+			w[3] = bpf_htonl(0x7f000001);		/* ::ffff:0.0.0.0 -> 127.0.0.1 */
 	}
+	return DEST_IP;
+}
+
+/* the verdict of the uid's rules for an address: its longest matching prefix, or the policy's default */
+static __always_inline bool destination_denied(struct krsi_policy *p, const __u8 addr[16])
+{
+	struct krsi_cidr_key key = {};
+	__u8 *rule;
 
 	key.prefixlen = 32 + 128;
 	key.set = bpf_htonl(p->set);
-	verdict_entry = bpf_map_lookup_elem(&connect_cidrs, &key);
-	if (verdict_entry)
-		deny = *verdict_entry == KRSI_CIDR_DENY;
-	else
-		deny = p->flags & KRSI_F_CONNECT_DEFAULT_DENY;
-	if (!deny)
-		return 0;
+	__builtin_memcpy(key.addr, addr, 16);
+	rule = bpf_map_lookup_elem(&connect_cidrs, &key);
+	if (rule)
+		return *rule == KRSI_CIDR_DENY;
+	return p->flags & KRSI_F_CONNECT_DEFAULT_DENY;
+}
 
-	e = decision_begin(type, KRSI_POLICY_SKCONNECTIONS, decision_of(pmode));
+/*
+ * Record and return a skconnections decision. family/port/addr: the destination as judged (family alone
+ * for an unknown one); detail: what made it a destination besides the call's own address (an option or
+ * an ancillary message), NULL for none.
+ */
+static __always_inline int skconnections_decision(__u32 type, __u8 pmode, struct sock *sk, __u16 family,
+						  __u16 port, const __u8 addr[16], const char *detail)
+{
+	struct krsi_event *e = decision_begin(type, KRSI_POLICY_SKCONNECTIONS, decision_of(pmode));
+
 	if (e) {
 		e->family = family;
 		e->port = bpf_ntohs(port);
-		__builtin_memcpy(e->addr, key.addr, 16);
-		sock_fields(e, sock->sk);
+		if (addr)
+			__builtin_memcpy(e->addr, addr, 16);
+		sock_fields(e, sk);
+		if (detail)
+			bpf_probe_read_kernel_str(e->name, sizeof(e->name), detail);
 		bpf_ringbuf_submit(e, 0);
 	}
 	return verdict(pmode);
+}
+
+/* judge one destination sockaddr (a kernel copy) */
+static __always_inline int skconnections_judge(__u32 type, struct krsi_policy *p, struct sock *sk, bool connect,
+					       const void *address, const char *detail)
+{
+	struct sockaddr_head sa = {};
+	__u8 addr[16] = {};
+	__u8 pmode = p->mode[KRSI_POLICY_SKCONNECTIONS];
+	__u16 sk_family = BPF_CORE_READ(sk, __sk_common.skc_family), family;
+
+	if (!ip_destination_family(sk_family))
+		return 0;
+	if (bpf_probe_read_kernel(&sa, sizeof(sa), address))
+		return skconnections_decision(type, pmode, sk, 0, 0, NULL, detail);
+	switch (destination(sk, sk_family, connect, &sa, &family, addr)) {
+	case DEST_NONE:
+		return 0;
+	case DEST_UNKNOWN:
+		return skconnections_decision(type, pmode, sk, family, sa.port, NULL, detail);
+	default:
+		if (!destination_denied(p, addr))
+			return 0;
+		return skconnections_decision(type, pmode, sk, family, sa.port, addr,
+					      sa.family == AF_UNSPEC && !detail ? "AF_UNSPEC" : detail);
+	}
+}
+
+static __always_inline struct krsi_policy *skconnections_policy(void)
+{
+	struct krsi_policy *p = current_policy();
+
+	return p && p->mode[KRSI_POLICY_SKCONNECTIONS] != KRSI_MODE_OFF ? p : NULL;
 }
 
 SEC("lsm/socket_connect")
@@ -793,28 +906,235 @@ int BPF_PROG(krsi_socket_connect, struct socket *sock, struct sockaddr *address,
 
 	if (ret)
 		return ret;
-	p = current_policy();
-	if (!p || p->mode[KRSI_POLICY_SKCONNECTIONS] == KRSI_MODE_OFF)
+	p = skconnections_policy();
+	if (!p)
 		return 0;
-	return skconnections_decide(KRSI_EV_CONNECT, p, sock, address);
+	return skconnections_judge(KRSI_EV_CONNECT, p, sock->sk, true, address, NULL);
 }
 
-/* sendmsg/sendto with a destination; a send on a connected socket without one returns at once */
+/*
+ * Options that send a socket's packets somewhere other than its destination: an IPv4 source route
+ * (IP_OPTIONS with LSRR/SSRR routes to its first hop), an IPv6 routing header (IPV6_RTHDR type 2 or 4,
+ * and the RFC 2292 forms; fl6_update_dst routes to its first address). They stay on the socket for
+ * every later packet, TCP included, and this hook sees the option's name but not its value: a uid under
+ * skconnections may not set them at all.
+ */
+#define SOL_IP 0
+#define SOL_IPV6 41
+#define IP_OPTIONS 4
+#define IPV6_2292RTHDR 5
+#define IPV6_2292PKTOPTIONS 6
+#define IPV6_RTHDR 57
+
+static __always_inline const char *routing_sockopt(int level, int optname)
+{
+	if (level == SOL_IP)
+		return optname == IP_OPTIONS ? "IP_OPTIONS" : NULL;
+	if (level != SOL_IPV6)
+		return NULL;
+	if (optname == IPV6_RTHDR)
+		return "IPV6_RTHDR";
+	if (optname == IPV6_2292RTHDR)
+		return "IPV6_2292RTHDR";
+	if (optname == IPV6_2292PKTOPTIONS)
+		return "IPV6_2292PKTOPTIONS";
+	return NULL;
+}
+
+SEC("lsm/socket_setsockopt")
+int BPF_PROG(krsi_socket_setsockopt, struct socket *sock, int level, int optname, int ret)
+{
+	const char *option;
+	struct krsi_policy *p;
+	struct sock *sk;
+	__u16 family;
+
+	if (ret)
+		return ret;
+	option = routing_sockopt(level, optname);
+	if (!option)
+		return 0;
+	p = skconnections_policy();
+	if (!p)
+		return 0;
+	sk = sock->sk;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (!ip_destination_family(family))
+		return 0;
+	return skconnections_decision(KRSI_EV_SOCKOPT, p->mode[KRSI_POLICY_SKCONNECTIONS], sk, family, 0, NULL, option);
+}
+
+/*
+ * Ancillary data of a send (msg_control, a kernel copy by the time this hook runs): the per-packet forms
+ * of the routing options above (IP_RETOPTS carries IP options, IPV6_RTHDR a routing header) are refused;
+ * SCTP_DSTADDRV4/V6 add peer addresses to the association a send sets up (sctp_sendmsg_new_asoc, which
+ * no LSM hook sees) and are judged like destinations. The kernel walks the messages while a header fits
+ * and fails the send on a malformed one; so does this walk, up to KRSI_CMSG_MAX messages: more cannot be
+ * judged and are refused.
+ */
+#define KRSI_CMSG_MAX 16
+#define IP_RETOPTS 7
+#define SOL_SCTP 132
+#define SCTP_DSTADDRV4 7
+#define SCTP_DSTADDRV6 8
+
+struct cmsg_head {
+	__u64 len;
+	__s32 level;
+	__s32 type;
+};
+
+/* what the walk over a send's ancillary data found first that it must refuse */
+enum cmsg_finding {
+	CMSG_NOTHING,		/* every message judged, none refused */
+	CMSG_IP_RETOPTS,
+	CMSG_IPV6_RTHDR,
+	CMSG_SCTP_DSTADDR,	/* an extra peer in a denied network: in sa */
+	CMSG_UNJUDGED,		/* unreadable, or more than KRSI_CMSG_MAX messages */
+};
+
+/*
+ * The walk only finds; the decision is made once, after it: the loop body stays small, so the
+ * verifier, which follows each of the KRSI_CMSG_MAX turns, keeps few states.
+ */
+static __always_inline enum cmsg_finding walk_cmsgs(struct krsi_policy *p, struct sock *sk, __u16 sk_family,
+						    struct msghdr *msg, struct sockaddr_head *sa, __u8 addr[16])
+{
+	__u64 len = BPF_CORE_READ(msg, msg_controllen);
+	void *ctl = BPF_CORE_READ(msg, msg_control);
+	__u64 off = 0;
+
+	for (int i = 0; i < KRSI_CMSG_MAX; i++) {
+		struct cmsg_head h;
+
+		if (off + sizeof(h) > len)
+			return CMSG_NOTHING;
+		if (bpf_probe_read_kernel(&h, sizeof(h), ctl + off))
+			return CMSG_UNJUDGED;
+		if (h.len < sizeof(h) || h.len > len - off)
+			return CMSG_NOTHING;	/* the kernel fails the send */
+		if (h.level == SOL_IP && h.type == IP_RETOPTS)
+			return CMSG_IP_RETOPTS;
+		if (h.level == SOL_IPV6 && (h.type == IPV6_RTHDR || h.type == IPV6_2292RTHDR))
+			return CMSG_IPV6_RTHDR;
+		if (h.level == SOL_SCTP && (h.type == SCTP_DSTADDRV4 || h.type == SCTP_DSTADDRV6)) {
+			__builtin_memset(sa, 0, sizeof(*sa));
+			if (h.type == SCTP_DSTADDRV4) {
+				sa->family = AF_INET;
+				bpf_probe_read_kernel(&sa->v4, 4, ctl + off + sizeof(h));
+			} else {
+				sa->family = AF_INET6;
+				bpf_probe_read_kernel(sa->v6, 16, ctl + off + sizeof(h));
+			}
+			if (destination(sk, sk_family, false, sa, &sa->family, addr) == DEST_IP && destination_denied(p, addr))
+				return CMSG_SCTP_DSTADDR;
+		}
+		off += (h.len + 7) & ~7ULL;
+	}
+	return off + sizeof(struct cmsg_head) > len ? CMSG_NOTHING : CMSG_UNJUDGED;
+}
+
+static __always_inline int skconnections_cmsgs(struct krsi_policy *p, struct sock *sk, struct msghdr *msg)
+{
+	__u8 pmode = p->mode[KRSI_POLICY_SKCONNECTIONS];
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	struct sockaddr_head sa = {};
+	__u8 addr[16] = {};
+
+	switch (walk_cmsgs(p, sk, family, msg, &sa, addr)) {
+	case CMSG_NOTHING:
+		return 0;
+	case CMSG_IP_RETOPTS:
+		return skconnections_decision(KRSI_EV_SENDMSG, pmode, sk, family, 0, NULL, "IP_RETOPTS");
+	case CMSG_IPV6_RTHDR:
+		return skconnections_decision(KRSI_EV_SENDMSG, pmode, sk, family, 0, NULL, "IPV6_RTHDR");
+	case CMSG_SCTP_DSTADDR:
+		return skconnections_decision(KRSI_EV_SENDMSG, pmode, sk, sa.family, 0, addr,
+					      sa.family == AF_INET ? "SCTP_DSTADDRV4" : "SCTP_DSTADDRV6");
+	default:
+		return skconnections_decision(KRSI_EV_SENDMSG, pmode, sk, family, 0, NULL, "msg_control");
+	}
+}
+
+/*
+ * sendmsg/sendto with a destination or ancillary data (TCP fast open's sendto(MSG_FASTOPEN) connects
+ * here, not through connect()); a send on a connected socket with neither returns at once.
+ */
 SEC("lsm/socket_sendmsg")
 int BPF_PROG(krsi_socket_sendmsg, struct socket *sock, struct msghdr *msg, int size, int ret)
 {
 	struct krsi_policy *p;
+	struct sock *sk;
 	void *name;
+	int r;
 
 	if (ret)
 		return ret;
 	name = msg->msg_name;
-	if (!name)
+	if (!name && !msg->msg_controllen)
 		return 0;
-	p = current_policy();
-	if (!p || p->mode[KRSI_POLICY_SKCONNECTIONS] == KRSI_MODE_OFF)
+	p = skconnections_policy();
+	if (!p)
 		return 0;
-	return skconnections_decide(KRSI_EV_SENDMSG, p, sock, name);
+	sk = sock->sk;
+	if (!ip_destination_family(BPF_CORE_READ(sk, __sk_common.skc_family)))
+		return 0;
+	if (msg->msg_controllen) {
+		r = skconnections_cmsgs(p, sk, msg);
+		if (r)
+			return r;
+	}
+	return name ? skconnections_judge(KRSI_EV_SENDMSG, p, sk, false, name, NULL) : 0;
+}
+
+/*
+ * SCTP's other ways to name peers: connectx (setsockopt SCTP_SOCKOPT_CONNECTX, a packed list of
+ * sockaddr_in and sockaddr_in6) reaches no connect hook, only this one. Every address is judged, up to
+ * KRSI_SCTP_ADDRS_MAX; a longer list cannot be judged and is refused. The other calls of this hook name
+ * local addresses (bindx, SCTP_SET_PEER_PRIMARY_ADDR), a peer the association already has
+ * (SCTP_PRIMARY_ADDR), the address of a send already judged at socket_sendmsg (SCTP_SENDMSG_CONNECT), or
+ * come from the peer in softirq context (ASCONF), where the current task is not the caller.
+ */
+#define SCTP_SOCKOPT_CONNECTX 110
+#define KRSI_SCTP_ADDRS_MAX 16
+
+SEC("lsm/sctp_bind_connect")
+int BPF_PROG(krsi_sctp_bind_connect, struct sock *sk, int optname, struct sockaddr *address, int addrlen, int ret)
+{
+	struct sockaddr_head sa;
+	struct krsi_policy *p;
+	__u16 sk_family, family;
+	__u8 addr[16];
+	__u32 off = 0;
+	int i;
+
+	if (ret)
+		return ret;
+	if (optname != SCTP_SOCKOPT_CONNECTX)
+		return 0;
+	p = skconnections_policy();
+	if (!p)
+		return 0;
+	sk_family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	/* find the first address to refuse (as for ancillary data, the decision comes after the loop) */
+	for (i = 0; i < KRSI_SCTP_ADDRS_MAX; i++) {
+		if (off >= (__u32)addrlen)
+			return 0;
+		if (bpf_probe_read_kernel(&sa, sizeof(sa), (void *)address + off))
+			break;
+		if (sa.family != AF_INET && sa.family != AF_INET6)
+			break;
+		if (destination(sk, sk_family, true, &sa, &family, addr) == DEST_IP && destination_denied(p, addr))
+			break;
+		off += sa.family == AF_INET ? 16 : 28;	/* sizeof(struct sockaddr_in), sizeof(struct sockaddr_in6) */
+	}
+	if (off >= (__u32)addrlen)
+		return 0;
+	if (i == KRSI_SCTP_ADDRS_MAX)
+		return skconnections_decision(KRSI_EV_CONNECT, p->mode[KRSI_POLICY_SKCONNECTIONS], sk, sk_family, 0, NULL,
+					      "SCTP_SOCKOPT_CONNECTX");
+	/* the address the loop stopped at: judged again, and recorded */
+	return skconnections_judge(KRSI_EV_CONNECT, p, sk, true, (void *)address + off, "SCTP_SOCKOPT_CONNECTX");
 }
 
 /* ---------------------------------------------------------------- killtasks */

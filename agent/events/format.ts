@@ -32,6 +32,14 @@ const octal = (mode: number) => mode.toString(8).padStart(6, '0');
  * what users control (comm, names, the job list, addresses) goes through logValue.
  */
 
+/**
+ * socket decisions: what made the destination besides the call's own address (AF_UNSPEC taken as the
+ * socket's family, an ancillary message, SCTP connectx, AF_SMC), from the event's name field
+ */
+function detail(e: KrsiEvent): string {
+  return e.name === '' ? '' : ` detail=${logValue(e.name)}`;
+}
+
 /** the hook's own fields, in the paper's column order, each with its leading space */
 function hookFields(e: KrsiEvent): string {
   switch (e.type) {
@@ -47,10 +55,12 @@ function hookFields(e: KrsiEvent): string {
     case 'exsuid':
       return ` path=${logValue(e.name)} dev=${e.dev} inode=${e.ino} mode=${octal(e.oldMode)}`;
     case 'listen':
-      return ` proto=${e.proto} laddr=${logValue(e.addr)} lport=${e.port} exedev=${e.dev} exeinode=${e.ino}`;
+      return ` proto=${e.proto} laddr=${logValue(e.addr)} lport=${e.port} exedev=${e.dev} exeinode=${e.ino}${detail(e)}`;
     case 'skconn':
     case 'sksend':
-      return ` proto=${e.proto} daddr=${logValue(e.addr)} dport=${e.port}`;
+      return ` proto=${e.proto} daddr=${logValue(e.addr)} dport=${e.port}${e.addr === '' ? ` family=${e.family}` : ''}${detail(e)}`;
+    case 'skopt':
+      return ` proto=${e.proto} family=${e.family} option=${logValue(e.name)}`;
     case 'sgkill':
     case 'sigio':
       return ` targetpid=${e.targetPid} targettgid=${e.targetTgid} targetuid=${e.targetUid} targetcomm=${logValue(e.name)} signo=${e.signal}`;

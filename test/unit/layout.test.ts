@@ -96,6 +96,7 @@ describe('shared layout: TypeScript decoders vs the BTF of the built BPF objects
     const logNames: Record<string, string> = {
       CREATE: 'creat', MKNOD: 'mknod', MKDIR: 'mkdir', CHMOD: 'chmod', SETACL: 'setacl', LINK: 'link',
       EXEC: 'exsuid', LISTEN: 'listen', CONNECT: 'skconn', SENDMSG: 'sksend', KILL: 'sgkill', PTRACE: 'ptrace', SIGIO: 'sigio',
+      SOCKOPT: 'skopt',
     };
     const [, t] = findNamed('ENUM', 'krsi_event_type');
     expect(t.values!.length).to.equal(Object.keys(EVENT_TYPES).length);
