@@ -350,27 +350,20 @@ int main(int argc, char **argv)
 		fd = socket(v6 ? AF_INET6 : AF_INET, sock_type(argc, argv, 4), 0);
 		return report(connect(fd, (struct sockaddr *)&ss, len));
 	}
-	/* raw4 / raw6 ADDR: an ICMP echo on a raw socket, the destination's family field 0 (needs CAP_NET_RAW) */
-	if ((!strcmp(cmd, "raw4") || !strcmp(cmd, "raw6")) && argc >= 3) {
-		int v6 = cmd[3] == '6';
+	/*
+	 * raw4 / raw6 ADDR: an ICMP echo on a raw socket, the destination's family field 0 (needs CAP_NET_RAW);
+	 * ping4 / ping6 ADDR: an ICMP echo on an unprivileged ping socket (net.ipv4.ping_group_range)
+	 */
+	if ((!strcmp(cmd, "raw4") || !strcmp(cmd, "raw6") || !strcmp(cmd, "ping4") || !strcmp(cmd, "ping6")) && argc >= 3) {
+		int raw = cmd[0] == 'r';
+		int v6 = cmd[strlen(cmd) - 1] == '6';
 		unsigned char echo[8] = { v6 ? 128 : 8 };
 		len = make_addr(v6, argv[2], "0", &ss);
 		if (!len)
 			return usage("bad address");
-		ss.ss_family = 0;
-		fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_RAW, v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP);
-		if (fd < 0)
-			return report(fd);
-		return report(sendto(fd, echo, sizeof(echo), 0, (struct sockaddr *)&ss, len));
-	}
-	/* ping4 / ping6 ADDR: an ICMP echo on an unprivileged ping socket (net.ipv4.ping_group_range) */
-	if ((!strcmp(cmd, "ping4") || !strcmp(cmd, "ping6")) && argc >= 3) {
-		int v6 = cmd[4] == '6';
-		unsigned char echo[8] = { v6 ? 128 : 8 };
-		len = make_addr(v6, argv[2], "0", &ss);
-		if (!len)
-			return usage("bad address");
-		fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM, v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP);
+		if (raw)
+			ss.ss_family = 0;
+		fd = socket(v6 ? AF_INET6 : AF_INET, raw ? SOCK_RAW : SOCK_DGRAM, v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP);
 		if (fd < 0)
 			return report(fd);
 		return report(sendto(fd, echo, sizeof(echo), 0, (struct sockaddr *)&ss, len));
