@@ -46,7 +46,8 @@ function hookFields(e: KrsiEvent): string {
     case 'creat':
     case 'mknod':
     case 'mkdir':
-      return ` name=${logValue(e.name)} reqmode=${octal(e.reqMode)} umask=${octal(e.umask)} newmode=${octal(e.newMode)}`;
+      // no reqmode when judged on the inode's final mode (inode_init_security), where the call's is not known
+      return ` name=${logValue(e.name)}${e.reqMode === 0 ? '' : ` reqmode=${octal(e.reqMode)}`} umask=${octal(e.umask)} newmode=${octal(e.newMode)}`;
     case 'chmod':
       return ` name=${logValue(e.name)} dev=${e.dev} inode=${e.ino} oldmode=${octal(e.oldMode)} newmode=${octal(e.newMode)}`;
     case 'setacl':

@@ -39,6 +39,7 @@ describe('event log lines', () => {
   it('every event type: the exact line (fields, order, quoting)', () => {
     const cases: [Partial<KrsiEvent>, string][] = [
       [{ type: 'creat', name: 'w f', reqMode: 0o100666, umask: 0, newMode: 0o100666 }, '42,43'],
+      [{ type: 'creat', name: 'g', reqMode: 0, umask: 0o22, newMode: 0o100646 }, '7'],
       [{ type: 'mkdir', policy: 'fileperms', decision: 'audit', name: 'd', reqMode: 0o40777, umask: 0o22, newMode: 0o40755 }, '7'],
       [{ type: 'setacl', name: 'acl', dev: 2049, ino: 1234567890123n, oldMode: 0o100600 }, '7'],
       [{ type: 'link', name: 'l\n', dev: 1, ino: 2n, oldMode: 0o100666 }, ''],
@@ -57,6 +58,7 @@ describe('event log lines', () => {
     ];
     const expected = [
       'ts=2023-11-14T22:13:20.123Z type=creat policy=fileperms comm="evil comm" uid=1000 gid=1000 pid=7 tid=8 job=42,43 name="w f" reqmode=100666 umask=000000 newmode=100666 act=deny',
+      'ts=2023-11-14T22:13:20.123Z type=creat policy=fileperms comm="evil comm" uid=1000 gid=1000 pid=7 tid=8 job=7 name=g umask=000022 newmode=100646 act=deny',
       'ts=2023-11-14T22:13:20.123Z type=mkdir policy=fileperms comm="evil comm" uid=1000 gid=1000 pid=7 tid=8 job=7 name=d reqmode=040777 umask=000022 newmode=040755 act=audit',
       'ts=2023-11-14T22:13:20.123Z type=setacl policy=fileperms comm="evil comm" uid=1000 gid=1000 pid=7 tid=8 job=7 name=acl dev=2049 inode=1234567890123 mode=100600 act=deny',
       'ts=2023-11-14T22:13:20.123Z type=link policy=fileperms comm="evil comm" uid=1000 gid=1000 pid=7 tid=8 job="" name="l\\n" dev=1 inode=2 mode=100666 act=deny',
