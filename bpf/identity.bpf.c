@@ -2,7 +2,7 @@
 /*
  * identity.bpf.c: tells user space how the kernel identifies files. The agent opens each allowlisted
  * file (suid allowlist, ssh clients), then reads this task_file iterator, which reports the reader's own
- * open files as (fd, s_dev, i_ino, mode): exactly the identity bprm_check_security and socket_listen
+ * open files as (fd, s_dev, i_ino, mode): exactly the identity bprm_creds_from_file and socket_listen
  * compare against, so no device-number encoding or file-system quirk sits between the two.
  */
 #include "vmlinux.h"

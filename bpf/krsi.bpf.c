@@ -33,15 +33,18 @@ volatile const char bpf_metadata_build_id[] SEC(".rodata") = KRSI_BUILD_ID;
 
 #define EPERM 1
 #define ENOENT 2
+#define AF_UNSPEC 0
 #define AF_INET 2
 #define AF_INET6 10
+#define AF_RDS 21
+#define AF_SMC 43
 
 #define S_IFMT 00170000
 #define S_IFLNK 0120000
 #define S_IFDIR 0040000
+#define S_IFREG 0100000
 #define S_ISUID 0004000
 #define S_ISGID 0002000
-#define S_IXGRP 00010
 #define S_IWOTH 00002
 /* the bits fileperms keeps users from creating or adding */
 #define KRSI_FORBIDDEN_BITS (S_ISUID | S_ISGID | S_IWOTH)
@@ -51,7 +54,8 @@ volatile const char bpf_metadata_build_id[] SEC(".rodata") = KRSI_BUILD_ID;
 /* POSIX ACL xattr layout (include/uapi/linux/posix_acl_xattr.h, include/uapi/linux/posix_acl.h) */
 #define ACL_OTHER 0x20
 #define ACL_WRITE 0x02
-#define KRSI_ACL_MAX_ENTRIES 32
+
+#define ATTR_MODE (1 << 0)
 
 /* USER_HZ on every architecture this builds for: /proc/<pid>/stat starttime is in these ticks */
 #define KRSI_NSEC_PER_USER_TICK 10000000ULL
@@ -325,12 +329,44 @@ static __always_inline __u8 fileperms_mode(void)
 }
 
 /*
- * A new inode: the bits it would get are the requested mode less the umask, as the paper computes it.
- * On file systems with POSIX ACLs the kernel has not applied the umask yet when this hook runs; where
- * it has, applying it again changes nothing. A default ACL can only narrow the result further, and
- * ACLs that grant "other" write are themselves refused below.
+ * File systems that call inode_init_security once the new inode's mode is final: the umask or the
+ * parent's default ACL applied (posix_acl_create), a set-gid parent's bit inherited (inode_init_owner).
+ * Checked in the 6.1 source: ext4_new_inode, shmem_mknod, xfs_generic_create, btrfs_create_new_inode,
+ * f2fs_init_inode_metadata, gfs2_create_inode. Their creations are judged there, on the mode the inode
+ * really gets, and the create hooks leave them alone. Everywhere else (NFS, FUSE, 9p, CIFS, Lustre,
+ * overlayfs' own inodes, ocfs2 and reiserfs, which call it before the ACL code runs) the create hooks
+ * judge the requested mode under the umask, as the paper does: exactly one program judges a creation.
  */
-static __always_inline int fileperms_new_inode(__u32 type, struct dentry *dentry, umode_t mode)
+#define EXT4_SUPER_MAGIC 0xEF53		/* ext2, ext3, ext4 */
+#define TMPFS_MAGIC 0x01021994
+#define XFS_SUPER_MAGIC 0x58465342
+#define BTRFS_SUPER_MAGIC 0x9123683E
+#define F2FS_SUPER_MAGIC 0xF2F52010
+#define GFS2_MAGIC 0x01161970
+
+static __always_inline bool creation_judged_on_final_mode(struct super_block *sb)
+{
+	unsigned long magic = sb->s_magic;
+
+	return magic == EXT4_SUPER_MAGIC || magic == TMPFS_MAGIC || magic == XFS_SUPER_MAGIC ||
+	       magic == BTRFS_SUPER_MAGIC || magic == F2FS_SUPER_MAGIC || magic == GFS2_MAGIC;
+}
+
+static __always_inline __u32 fileperms_event_type(__u32 mode)
+{
+	if ((mode & S_IFMT) == S_IFREG)
+		return KRSI_EV_CREATE;
+	if ((mode & S_IFMT) == S_IFDIR)
+		return KRSI_EV_MKDIR;
+	return KRSI_EV_MKNOD;
+}
+
+/*
+ * A new inode on a file system that does not call inode_init_security at the right time: the bits it
+ * gets are the requested mode less the umask, as the paper computes it (on file systems without POSIX
+ * ACLs the VFS has applied the umask already, and applying it again changes nothing).
+ */
+static __always_inline int fileperms_new_inode(struct inode *dir, struct dentry *dentry, umode_t mode)
 {
 	struct krsi_event *e;
 	__u32 umask, new_mode;
@@ -338,6 +374,8 @@ static __always_inline int fileperms_new_inode(__u32 type, struct dentry *dentry
 
 	/* the umask only takes bits away: a mode without a forbidden bit cannot get one */
 	if (!(mode & KRSI_FORBIDDEN_BITS))
+		return 0;
+	if (creation_judged_on_final_mode(dir->i_sb))
 		return 0;
 	pmode = fileperms_mode();
 	if (pmode == KRSI_MODE_OFF)
@@ -347,8 +385,8 @@ static __always_inline int fileperms_new_inode(__u32 type, struct dentry *dentry
 	if (!(new_mode & KRSI_FORBIDDEN_BITS))
 		return 0;
 
-	if (decision_begin(&e, type, KRSI_POLICY_FILEPERMS, decision_of(pmode),
-			   krsi_target(name_target(inode_target(BPF_CORE_READ(dentry, d_parent, d_inode)), dentry), new_mode))) {
+	if (decision_begin(&e, fileperms_event_type(mode), KRSI_POLICY_FILEPERMS, decision_of(pmode),
+			   krsi_target(name_target(inode_target(dir), dentry), new_mode))) {
 		e->req_mode = mode;
 		e->umask = umask;
 		e->new_mode = new_mode;
@@ -363,7 +401,7 @@ int BPF_PROG(krsi_inode_create, struct inode *dir, struct dentry *dentry, umode_
 {
 	if (ret)
 		return ret;
-	return fileperms_new_inode(KRSI_EV_CREATE, dentry, mode);
+	return fileperms_new_inode(dir, dentry, mode | S_IFREG);
 }
 
 SEC("lsm/inode_mknod")
@@ -371,7 +409,7 @@ int BPF_PROG(krsi_inode_mknod, struct inode *dir, struct dentry *dentry, umode_t
 {
 	if (ret)
 		return ret;
-	return fileperms_new_inode(KRSI_EV_MKNOD, dentry, mode);
+	return fileperms_new_inode(dir, dentry, mode);
 }
 
 SEC("lsm/inode_mkdir")
@@ -379,53 +417,120 @@ int BPF_PROG(krsi_inode_mkdir, struct inode *dir, struct dentry *dentry, umode_t
 {
 	if (ret)
 		return ret;
-	return fileperms_new_inode(KRSI_EV_MKDIR, dentry, mode | S_IFDIR);
+	return fileperms_new_inode(dir, dentry, mode | S_IFDIR);
 }
 
 /*
- * chmod adds a forbidden bit only if the inode does not already carry it: keeping a bit an inode
- * already has (chmod 0777 on a file that is 0777) and removing bits are allowed, so users can always
- * make their files safer. Symlinks have no permissions of their own.
+ * A new inode whose mode is final (see creation_judged_on_final_mode): whichever applied, the umask or
+ * a default ACL of the parent (which the kernel applies instead of the umask, so a parent prepared
+ * before the job can hand out other-write), the bits it really gets. A set-gid bit a directory inherits
+ * from a set-gid parent is the kernel's doing (the usual group project directory) and is not held
+ * against the user. An error here makes the file system abort the creation.
+ *
+ * O_TMPFILE inodes (no name) are left to inode_link: tmpfs calls this before applying the umask to
+ * them, and an unnamed inode is reachable by nobody else until it is linked. Symlinks are always 0777
+ * and grant nothing.
+ *
+ * No `ret` argument: its slot moved when the hook changed shape (Linux 6.6), and the BPF trampoline
+ * runs the next LSM program only while every earlier one returned 0, so it would always read 0 here.
  */
-SEC("lsm/path_chmod")
-int BPF_PROG(krsi_path_chmod, const struct path *path, umode_t mode, int ret)
+SEC("lsm/inode_init_security")
+int BPF_PROG(krsi_inode_init_security, struct inode *inode, struct inode *dir, const struct qstr *qstr)
 {
 	struct krsi_event *e;
-	struct inode *inode;
-	__u32 old_mode, added;
+	__u32 mode = inode->i_mode, forbidden;
 	__u8 pmode;
 
-	if (ret)
-		return ret;
-	/* a mode without a forbidden bit can only keep or remove bits: nothing to decide */
-	if (!(mode & KRSI_FORBIDDEN_BITS))
+	if (!(mode & KRSI_FORBIDDEN_BITS) || (mode & S_IFMT) == S_IFLNK || !qstr)
+		return 0;
+	if (!creation_judged_on_final_mode(inode->i_sb))
 		return 0;
 	pmode = fileperms_mode();
 	if (pmode == KRSI_MODE_OFF)
 		return 0;
-	inode = path->dentry->d_inode;
-	old_mode = inode->i_mode;
-	if ((old_mode & S_IFMT) == S_IFLNK)
-		return 0;
-	added = mode & KRSI_FORBIDDEN_BITS & ~old_mode;
-	if (!added)
+	forbidden = mode & KRSI_FORBIDDEN_BITS;
+	if ((mode & S_IFMT) == S_IFDIR && dir && (dir->i_mode & S_ISGID))
+		forbidden &= ~S_ISGID;
+	if (!forbidden)
 		return 0;
 
-	if (decision_begin(&e, KRSI_EV_CHMOD, KRSI_POLICY_FILEPERMS, decision_of(pmode), krsi_target(inode_target(inode), mode))) {
+	/* the new inode and the mode it gets */
+	if (decision_begin(&e, fileperms_event_type(mode), KRSI_POLICY_FILEPERMS, decision_of(pmode),
+			   krsi_target(inode_target(inode), mode))) {
 		e->ino = inode->i_ino;
 		e->dev = inode->i_sb->s_dev;
-		e->old_mode = old_mode;
-		e->req_mode = mode;
-		e->new_mode = (old_mode & S_IFMT) | (mode & 07777);
-		read_name(e, path->dentry->d_name.name);
+		e->umask = bpf_get_current_task_btf()->fs->umask;
+		e->new_mode = mode;
+		read_name(e, qstr->name);
 		bpf_ringbuf_submit(e, 0);
 	}
 	return verdict(pmode);
 }
 
 /*
+ * Every mode change: notify_change() calls this hook for chmod, fchmod, fchmodat (chmod_common) and for
+ * what the kernel does on a user's behalf with that user's credentials: overlayfs copy-up (ovl_set_attr,
+ * under the mounter's credentials, so a user's own overlay in a user namespace is judged as that user),
+ * ecryptfs, FAT attribute ioctls. A change is judged on what it adds: keeping a bit the inode already
+ * has (chmod 0777 on a file that is 0777) and removing bits are allowed, so users can always make their
+ * files safer. Symlinks have no permissions of their own.
+ */
+static __always_inline int fileperms_setattr(struct dentry *dentry, struct iattr *attr)
+{
+	struct krsi_event *e;
+	struct inode *inode;
+	__u32 old_mode, new_mode, added;
+	__u8 pmode;
+
+	if (!(attr->ia_valid & ATTR_MODE))
+		return 0;
+	new_mode = attr->ia_mode;
+	/* a mode without a forbidden bit can only keep or remove bits: nothing to decide */
+	if (!(new_mode & KRSI_FORBIDDEN_BITS))
+		return 0;
+	pmode = fileperms_mode();
+	if (pmode == KRSI_MODE_OFF)
+		return 0;
+	inode = dentry->d_inode;
+	old_mode = inode->i_mode;
+	if ((old_mode & S_IFMT) == S_IFLNK)
+		return 0;
+	added = new_mode & KRSI_FORBIDDEN_BITS & ~old_mode;
+	if (!added)
+		return 0;
+
+	if (decision_begin(&e, KRSI_EV_CHMOD, KRSI_POLICY_FILEPERMS, decision_of(pmode), krsi_target(inode_target(inode), new_mode & 07777))) {
+		e->ino = inode->i_ino;
+		e->dev = inode->i_sb->s_dev;
+		e->old_mode = old_mode;
+		e->req_mode = new_mode & 07777;
+		e->new_mode = (old_mode & S_IFMT) | (new_mode & 07777);
+		read_name(e, dentry->d_name.name);
+		bpf_ringbuf_submit(e, 0);
+	}
+	return verdict(pmode);
+}
+
+/*
+ * The hook gained an idmap first argument in Linux 6.8 (with inode_post_setattr): the agent loads the
+ * variant that matches the running kernel. No `ret` (see krsi_inode_init_security).
+ */
+SEC("lsm/inode_setattr")
+int BPF_PROG(krsi_inode_setattr, struct dentry *dentry, struct iattr *attr)
+{
+	return fileperms_setattr(dentry, attr);
+}
+
+SEC("lsm/inode_setattr")
+int BPF_PROG(krsi_inode_setattr_idmap, void *idmap, struct dentry *dentry, struct iattr *attr)
+{
+	return fileperms_setattr(dentry, attr);
+}
+
+/*
  * A hard link to an inode that already carries a forbidden bit. This closes O_TMPFILE: an anonymous
- * file is created without inode_create, given its mode at creation, then linked into place.
+ * file is created without inode_create (and judged by nobody while it has no name), then linked into
+ * place. It also covers overlayfs copying up a regular file, which links a temporary file.
  */
 SEC("lsm/inode_link")
 int BPF_PROG(krsi_inode_link, struct dentry *old_dentry, struct inode *dir, struct dentry *new_dentry, int ret)
@@ -456,7 +561,8 @@ int BPF_PROG(krsi_inode_link, struct dentry *old_dentry, struct inode *dir, stru
 	return verdict(pmode);
 }
 
-static __always_inline int fileperms_acl_decision(__u8 pmode, struct dentry *dentry)
+/* granted: S_IWOTH for an ACL that grants other write, 0 for one refused because it cannot be judged */
+static __always_inline int fileperms_acl_decision(__u8 pmode, struct dentry *dentry, __u32 granted)
 {
 	struct krsi_event *e;
 	struct inode *inode = BPF_CORE_READ(dentry, d_inode);
@@ -465,113 +571,122 @@ static __always_inline int fileperms_acl_decision(__u8 pmode, struct dentry *den
 		e->ino = BPF_CORE_READ(inode, i_ino);
 		e->dev = BPF_CORE_READ(inode, i_sb, s_dev);
 		e->old_mode = BPF_CORE_READ(inode, i_mode);
-		e->req_mode = S_IWOTH;
+		e->req_mode = granted;
 		read_name(e, BPF_CORE_READ(dentry, d_name.name));
 		bpf_ringbuf_submit(e, 0);
 	}
 	return verdict(pmode);
 }
 
-/* true for "system.posix_acl_access" and "system.posix_acl_default" */
-static __always_inline bool is_posix_acl_xattr(const char *name)
-{
-	char buf[26] = {};
-	static const char prefix[] = "system.posix_acl_";
+/*
+ * What a write of an ACL xattr means to fileperms, from its name (read once, 28 bytes covers the
+ * longest name compared).
+ */
+enum acl_xattr_kind {
+	ACL_XATTR_NONE = 0,	/* not an ACL: nothing to judge */
+	ACL_XATTR_ACCESS,	/* system.posix_acl_access: its "other" entry becomes the mode's o bits */
+	ACL_XATTR_DEFAULT,	/* system.posix_acl_default: inherited by every inode created below */
+	ACL_XATTR_OPAQUE,	/* NFSv4 and SMB ACLs (EVERYONE@ / Everyone can be granted write): not parsed */
+};
 
-	bpf_probe_read_kernel_str(buf, sizeof(buf), name);
-	for (int i = 0; i < sizeof(prefix) - 1; i++)
-		if (buf[i] != prefix[i])
+/* s starts with, or is, the string literal `lit` (compared byte by byte, unrolled at compile time) */
+#define HAS_PREFIX(s, lit) has_prefix((s), lit, sizeof(lit) - 1)
+#define IS_STRING(s, lit) has_prefix((s), lit, sizeof(lit))
+
+static __always_inline bool has_prefix(const char *s, const char *prefix, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (s[i] != prefix[i])
 			return false;
 	return true;
 }
 
+static __always_inline enum acl_xattr_kind acl_xattr_kind(const char *name)
+{
+	char buf[28] = {};
+
+	bpf_probe_read_kernel_str(buf, sizeof(buf), name);
+	if (!HAS_PREFIX(buf, "system."))
+		return ACL_XATTR_NONE;
+	if (IS_STRING(buf, "system.posix_acl_access"))
+		return ACL_XATTR_ACCESS;
+	if (IS_STRING(buf, "system.posix_acl_default"))
+		return ACL_XATTR_DEFAULT;
+	if (HAS_PREFIX(buf, "system.nfs4_") || HAS_PREFIX(buf, "system.cifs_") || HAS_PREFIX(buf, "system.smb3_"))
+		return ACL_XATTR_OPAQUE;
+	return ACL_XATTR_NONE;
+}
+
 /*
- * Linux < 6.2 writes POSIX ACLs as xattrs, and its verifier will not let an LSM program read the
- * hook's `const void *value`. The value is read one step earlier instead: do_setxattr() (every
- * setxattr syscall and io_uring's) holds the kernel's own copy in struct xattr_ctx, which a tracing
- * program may read. It leaves its finding for the same thread in acl_grants, and inode_setxattr, which
- * runs next in that thread, takes it. The copy is the kernel's, so a racing thread that rewrites the
- * user buffer cannot change what is judged.
+ * Whether a POSIX ACL with `other_perm` in its "other" entry is refused: a default ACL granting other
+ * write hands that bit to every inode created below (the kernel then ignores the umask); an access ACL's
+ * "other" entry is the inode's o bits, judged like chmod on what it adds.
  */
-struct xattr_ctx___krsi {
-	void *kvalue;
-	size_t size;
-	struct xattr_name *kname;
-} __attribute__((preserve_access_index));
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u64);	/* pid_tgid */
-	__type(value, __u8);	/* 1: the POSIX ACL being written grants "other" write */
-} acl_grants SEC(".maps");
-
-/* a posix_acl_xattr blob (4-byte header, 8-byte entries: le16 tag, le16 perm, le32 id) */
-static __always_inline bool acl_xattr_grants_other_write(const void *value, __u64 size)
+static __always_inline bool acl_refused(enum acl_xattr_kind kind, __u16 other_perm, struct dentry *dentry)
 {
-	__u64 n = size >= 4 ? (size - 4) / 8 : 0;
-
-	for (__u32 i = 0; i < KRSI_ACL_MAX_ENTRIES && i < n; i++) {
-		__u16 entry[2] = {};
-
-		if (bpf_probe_read_kernel(entry, sizeof(entry), value + 4 + i * 8))
-			break;
-		if (entry[0] == ACL_OTHER && (entry[1] & ACL_WRITE))
-			return true;
-	}
-	return false;
+	if (!(other_perm & ACL_WRITE))
+		return false;
+	if (kind == ACL_XATTR_DEFAULT)
+		return true;
+	return !(BPF_CORE_READ(dentry, d_inode, i_mode) & S_IWOTH);
 }
 
-SEC("fentry/do_setxattr")
-int BPF_PROG(krsi_do_setxattr, void *idmap, struct dentry *dentry, struct xattr_ctx___krsi *xctx)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	struct xattr_name *kname;
-	__u8 grants;
-
-	if (fileperms_mode() == KRSI_MODE_OFF)
-		return 0;
-	kname = BPF_CORE_READ(xctx, kname);
-	if (!kname || !is_posix_acl_xattr(kname->name)) {
-		bpf_map_delete_elem(&acl_grants, &id);
-		return 0;
-	}
-	grants = acl_xattr_grants_other_write(BPF_CORE_READ(xctx, kvalue), BPF_CORE_READ(xctx, size));
-	bpf_map_update_elem(&acl_grants, &id, &grants, BPF_ANY);
-	return 0;
-}
-
-/* written without BPF_PROG: the 6.1 verifier refuses even a load of the `value` argument */
+/*
+ * POSIX ACLs written as xattrs (every ACL write before Linux 6.2): the setxattr and io_uring syscalls,
+ * and the kernel on a user's behalf with that user's credentials (overlayfs copying up a directory's
+ * ACLs, nfsd, ksmbd), all reach this hook from __vfs_setxattr_locked with a kernel copy of the value, so
+ * a racing thread cannot change what is judged.
+ *
+ * The value is a posix_acl_xattr blob: a 4-byte header, then 8-byte entries (le16 tag, le16 perm, le32
+ * id). The kernel accepts only a valid ACL (posix_acl_valid: entries in tag order, exactly one ACL_OTHER,
+ * last), so the entry that matters is read directly, whatever the ACL's length: no loop. A value whose
+ * shape is not a valid ACL cannot be judged and is refused; an empty one removes the ACL.
+ *
+ * Written without BPF_PROG: the verifier refuses a load of the `const void *value` argument from the
+ * context, so it is fetched with bpf_get_func_arg (the trampoline keeps every argument).
+ */
 SEC("lsm/inode_setxattr")
 int krsi_inode_setxattr(unsigned long long *ctx)
 {
 	struct dentry *dentry = (struct dentry *)ctx[1];
 	const char *name = (const char *)ctx[2];
+	__u64 size = ctx[4];
 	int ret = (int)ctx[6];
-	__u64 id = bpf_get_current_pid_tgid();
-	__u8 *grants, pmode;
+	enum acl_xattr_kind kind;
+	struct { __u16 tag; __u16 perm; } other = {};
+	__u64 value = 0;
+	__u8 pmode;
 
 	if (ret)
 		return ret;
 	pmode = fileperms_mode();
-	if (pmode == KRSI_MODE_OFF || !is_posix_acl_xattr(name))
+	if (pmode == KRSI_MODE_OFF)
 		return 0;
-	grants = bpf_map_lookup_elem(&acl_grants, &id);
-	if (!grants)
+	kind = acl_xattr_kind(name);
+	if (kind == ACL_XATTR_NONE)
 		return 0;
-	if (!*grants) {
-		bpf_map_delete_elem(&acl_grants, &id);
+	if (kind == ACL_XATTR_OPAQUE)
+		return fileperms_acl_decision(pmode, dentry, 0);
+	if (size == 0 || size == 4)
 		return 0;
-	}
-	bpf_map_delete_elem(&acl_grants, &id);
-	return fileperms_acl_decision(pmode, dentry);
+	if (size < 12 || (size - 4) % 8 || bpf_get_func_arg(ctx, 3, &value) ||
+	    bpf_probe_read_kernel(&other, sizeof(other), (void *)(value + size - 8)) || other.tag != ACL_OTHER)
+		return fileperms_acl_decision(pmode, dentry, 0);
+	if (acl_refused(kind, other.perm, dentry))
+		return fileperms_acl_decision(pmode, dentry, S_IWOTH);
+	return 0;
 }
 
-/* Linux >= 6.2: POSIX ACLs have their own hook; loaded only where the kernel has it */
+/*
+ * Linux >= 6.2: POSIX ACLs have their own hook, with the kernel's parsed ACL (the agent loads this one
+ * only where the kernel has it). A valid ACL ends with its ACL_OTHER entry, as above.
+ */
 SEC("lsm/inode_set_acl")
 int BPF_PROG(krsi_inode_set_acl, void *idmap, struct dentry *dentry, const char *acl_name,
 	     struct posix_acl *kacl, int ret)
 {
+	struct posix_acl_entry other = {};
+	enum acl_xattr_kind kind;
 	unsigned int n;
 	__u8 pmode;
 
@@ -580,29 +695,49 @@ int BPF_PROG(krsi_inode_set_acl, void *idmap, struct dentry *dentry, const char 
 	pmode = fileperms_mode();
 	if (pmode == KRSI_MODE_OFF || !kacl)
 		return 0;
+	kind = acl_xattr_kind(acl_name);
+	if (kind != ACL_XATTR_ACCESS && kind != ACL_XATTR_DEFAULT)
+		return 0;
 	n = BPF_CORE_READ(kacl, a_count);
-	for (__u32 i = 0; i < KRSI_ACL_MAX_ENTRIES && i < n; i++) {
-		struct posix_acl_entry entry = {};
-
-		if (bpf_probe_read_kernel(&entry, sizeof(entry), &kacl->a_entries[i]))
-			break;
-		if (entry.e_tag == ACL_OTHER && (entry.e_perm & ACL_WRITE))
-			return fileperms_acl_decision(pmode, dentry);
-	}
+	if (n == 0)
+		return 0;
+	if (bpf_probe_read_kernel(&other, sizeof(other), &kacl->a_entries[n - 1]) || other.e_tag != ACL_OTHER)
+		return fileperms_acl_decision(pmode, dentry, 0);
+	if (acl_refused(kind, other.e_perm, dentry))
+		return fileperms_acl_decision(pmode, dentry, S_IWOTH);
 	return 0;
 }
 
 /* ---------------------------------------------------------------- suidexec */
 
-SEC("lsm/bprm_check_security")
-int BPF_PROG(krsi_bprm_check_security, struct linux_binprm *bprm, int ret)
+/* the permitted capability set, 64 bits on every kernel (two __u32 before Linux 6.3, one __u64 after) */
+static __always_inline __u64 permitted_caps(const struct cred *cred)
+{
+	__u64 caps = 0;
+
+	bpf_probe_read_kernel(&caps, sizeof(caps), __builtin_preserve_access_index(&cred->cap_permitted));
+	return caps;
+}
+
+/*
+ * suidexec judges what the kernel grants, not the file's bits. bprm_creds_from_file runs in
+ * begin_new_exec, before the point of no return (an error fails the execve and leaves the caller
+ * running), once commoncap (always the first LSM) has computed the new credentials into bprm->cred. An
+ * exec that raises them, a new effective uid or gid or permitted capabilities the process did not have,
+ * is a set-uid or set-gid file, or file capabilities (setcap): refused unless the file that grants them
+ * is allowlisted. Where the kernel grants nothing, nothing is refused: a nosuid mount, no_new_privs, a
+ * traced process the kernel downgrades, set-uid scripts (the kernel ignores their bit), a set-uid file
+ * owned by the user, set-gid without group execute. `file` is the file the credentials come from (the
+ * binary itself, not its interpreter, for binfmt_misc entries with the C flag).
+ */
+SEC("lsm/bprm_creds_from_file")
+int BPF_PROG(krsi_bprm_creds_from_file, struct linux_binprm *bprm, struct file *file, int ret)
 {
 	struct krsi_inode_key key = {};
+	const struct cred *old, *new;
 	struct krsi_policy *p;
 	struct krsi_event *e;
 	struct inode *inode;
-	struct file *file;
-	__u32 mode;
 	__u8 pmode;
 
 	if (ret)
@@ -611,16 +746,13 @@ int BPF_PROG(krsi_bprm_check_security, struct linux_binprm *bprm, int ret)
 	if (!p || p->mode[KRSI_POLICY_SUIDEXEC] == KRSI_MODE_OFF)
 		return 0;
 	pmode = p->mode[KRSI_POLICY_SUIDEXEC];
-	file = bprm->file;
-	inode = file->f_inode;
-	mode = inode->i_mode;
-	/* set-gid without group exec is the mandatory-locking mark, not a privilege */
-	if (!(mode & S_ISUID) && (mode & (S_ISGID | S_IXGRP)) != (S_ISGID | S_IXGRP))
-		return 0;
-	/* a nosuid mount grants no privilege: nothing to stop */
-	if (file->f_path.mnt->mnt_flags & MNT_NOSUID)
+	old = bpf_get_current_task_btf()->cred;
+	new = bprm->cred;
+	if (new->euid.val == old->euid.val && new->egid.val == old->egid.val &&
+	    !(permitted_caps(new) & ~permitted_caps(old)))
 		return 0;
 
+	inode = file->f_inode;
 	key.set = p->set;
 	key.dev = inode->i_sb->s_dev;
 	key.ino = inode->i_ino;
@@ -630,7 +762,7 @@ int BPF_PROG(krsi_bprm_check_security, struct linux_binprm *bprm, int ret)
 	if (decision_begin(&e, KRSI_EV_EXEC, KRSI_POLICY_SUIDEXEC, decision_of(pmode), krsi_target(key.dev, key.ino))) {
 		e->dev = key.dev;
 		e->ino = key.ino;
-		e->old_mode = mode;
+		e->old_mode = inode->i_mode;
 		bpf_probe_read_kernel_str(e->name, sizeof(e->name), BPF_CORE_READ(bprm, filename));
 		bpf_ringbuf_submit(e, 0);
 	}
@@ -638,6 +770,26 @@ int BPF_PROG(krsi_bprm_check_security, struct linux_binprm *bprm, int ret)
 }
 
 /* ---------------------------------------------------------------- sockets */
+
+/*
+ * Socket families whose listen() ends in an IPv4/IPv6 TCP listener: AF_INET and AF_INET6, and AF_SMC,
+ * whose listen() and connect() drive a TCP socket of its own without any LSM hook (kernel_listen,
+ * kernel_connect): its own socket is the only place to judge it.
+ */
+static __always_inline bool tcp_listener_family(__u16 family)
+{
+	return family == AF_INET || family == AF_INET6 || family == AF_SMC;
+}
+
+/*
+ * Socket families whose destinations are IPv4/IPv6 addresses: those above (TCP, UDP, UDP-Lite, raw,
+ * ping, SCTP, MPTCP, L2TP/IP, SMC) and AF_RDS, whose sends name sockaddr_in/sockaddr_in6 peers that its
+ * TCP transport then connects to from kernel sockets.
+ */
+static __always_inline bool ip_destination_family(__u16 family)
+{
+	return tcp_listener_family(family) || family == AF_RDS;
+}
 
 static __always_inline void sock_fields(struct krsi_event *e, struct sock *sk)
 {
@@ -674,12 +826,25 @@ static __always_inline bool is_ssh_client(__u32 set)
 	return comm[0] == 's' && comm[1] == 's' && comm[2] == 'h' && comm[3] == 0;
 }
 
+/*
+ * The socket that carries an AF_SMC socket's TCP traffic: struct smc_sock (net/smc/smc.h, a module whose
+ * types the object cannot name) starts with its struct sock, then the pointer to that socket. Used
+ * for the event's address and port only.
+ */
+static __always_inline struct sock *smc_tcp_sock(struct sock *sk)
+{
+	struct socket *clcsock = NULL;
+
+	bpf_probe_read_kernel(&clcsock, sizeof(clcsock), (void *)sk + bpf_core_type_size(struct sock));
+	return clcsock ? BPF_CORE_READ(clcsock, sk) : NULL;
+}
+
 SEC("lsm/socket_listen")
 int BPF_PROG(krsi_socket_listen, struct socket *sock, int backlog, int ret)
 {
 	struct krsi_policy *p;
 	struct krsi_event *e;
-	struct sock *sk;
+	struct sock *sk, *tcp;
 	__u16 family;
 	__u8 pmode;
 
@@ -691,21 +856,28 @@ int BPF_PROG(krsi_socket_listen, struct socket *sock, int backlog, int ret)
 	pmode = p->mode[KRSI_POLICY_SSHLISTENERS];
 	sk = BPF_CORE_READ(sock, sk);
 	family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	if (family != AF_INET && family != AF_INET6)
+	if (!tcp_listener_family(family))
 		return 0;
 	if (!is_ssh_client(p->set))
 		return 0;
 
-	/* the listening port (and IPv4 address): a listener on another port is another action */
+	/* the address and port are those of the TCP socket that will listen (AF_SMC: its own) */
+	tcp = family == AF_SMC ? smc_tcp_sock(sk) : sk;
+	/* the listening port and IPv4 address: a listener on another port is another action */
 	if (decision_begin(&e, KRSI_EV_LISTEN, KRSI_POLICY_SSHLISTENERS, decision_of(pmode),
-			   krsi_target(((__u64)family << 16) | BPF_CORE_READ(sk, __sk_common.skc_num),
-				       BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr)))) {
-		e->family = family;
-		e->port = BPF_CORE_READ(sk, __sk_common.skc_num);
-		if (family == AF_INET)
-			map_ipv4(e->addr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
-		else
-			BPF_CORE_READ_INTO(&e->addr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+			   tcp ? krsi_target(((__u64)family << 16) | BPF_CORE_READ(tcp, __sk_common.skc_num),
+					     BPF_CORE_READ(tcp, __sk_common.skc_rcv_saddr))
+			       : family)) {
+		if (family == AF_SMC)
+			__builtin_memcpy(e->name, "AF_SMC", sizeof("AF_SMC"));
+		if (tcp) {
+			e->family = BPF_CORE_READ(tcp, __sk_common.skc_family);
+			e->port = BPF_CORE_READ(tcp, __sk_common.skc_num);
+			if (e->family == AF_INET)
+				map_ipv4(e->addr, BPF_CORE_READ(tcp, __sk_common.skc_rcv_saddr));
+			else
+				BPF_CORE_READ_INTO(&e->addr, tcp, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		}
 		sock_fields(e, sk);
 		struct task_struct *task = bpf_get_current_task_btf();
 		struct inode *exe = BPF_CORE_READ(task, mm, exe_file, f_inode);
@@ -719,69 +891,142 @@ int BPF_PROG(krsi_socket_listen, struct socket *sock, int backlog, int ret)
 }
 
 /*
- * Decide on a destination address (a kernel copy of the caller's sockaddr). The address family is the
- * address's own, not the socket's: an AF_INET6 UDP socket accepts an AF_INET destination. The length is
- * not trusted to bound what we read: the kernel copy lives in a sockaddr_storage, and a length the
- * protocol would refuse makes the call fail anyway.
+ * The start of a destination sockaddr, read in one go: sin6_family, sin6_port, sin6_flowinfo, sin6_addr
+ * (the 24 bytes of SIN6_LEN_RFC2133); an AF_INET address uses the first 8 of them. The length the caller
+ * gave does not bound the read: the kernel's copy lives in a sockaddr_storage, and a length the protocol
+ * would refuse makes the call fail anyway.
  */
-static __always_inline int skconnections_decide(__u32 type, struct krsi_policy *p, struct socket *sock,
-						struct sockaddr *address)
+struct sockaddr_head {
+	__u16 family;
+	__u16 port;
+	__u32 v4;
+	__u8 v6[16];
+};
+
+/* what a destination address means to the kernel (see destination()) */
+enum destination_kind {
+	DEST_NONE,	/* no destination: a disconnect, or the socket's connected peer (judged at connect) */
+	DEST_IP,	/* an IPv4 or IPv6 destination, in addr */
+	DEST_UNKNOWN,	/* a family the policy cannot judge: refused */
+};
+
+#define IPPROTO_UDP 17
+#define IPPROTO_UDPLITE 136
+
+/*
+ * The address the packet really goes to, judged by the family the kernel will use for it on this
+ * socket. AF_INET and AF_INET6 are what they say (an AF_INET6 socket takes AF_INET destinations too).
+ * AF_UNSPEC depends on the call and the protocol: connect() with it disconnects (inet_stream_connect,
+ * inet_dgram_connect; SCTP and SMC refuse it); a send on an IPv4 socket takes it as AF_INET (udp_sendmsg,
+ * raw_sendmsg); on an IPv6 socket raw and L2TP/IP take it as AF_INET6, while UDP takes it as "no address"
+ * (udpv6_sendmsg: the connected peer). Any other family is refused rather than waved through, in
+ * deny-lists and allow-lists alike. The unspecified address (0.0.0.0, ::, ::ffff:0.0.0.0) connects to
+ * the local host: it is judged as loopback, where the kernel sends it.
+ */
+static __always_inline enum destination_kind destination(struct sock *sk, __u16 sk_family, bool connect,
+							 const struct sockaddr_head *sa, __u16 *family, __u8 addr[16])
 {
-	struct krsi_cidr_key key = {};
-	struct krsi_event *e;
-	__u16 family, port;
-	__u8 *verdict_entry;
-	bool deny;
-	__u8 pmode = p->mode[KRSI_POLICY_SKCONNECTIONS];
+	*family = sa->family;
+	if (*family == AF_UNSPEC) {
+		__u16 proto = BPF_CORE_READ(sk, sk_protocol);
 
-	/*
-	 * One read covers both families: sin6_family, sin6_port, sin6_flowinfo, sin6_addr (the 24 bytes of
-	 * SIN6_LEN_RFC2133); an AF_INET address uses the first 8 of them.
-	 */
-	struct { __u16 family; __u16 port; __u32 v4; __u8 addr[16]; } sa = {};
-
-	if (bpf_probe_read_kernel(&sa, sizeof(sa), address))
-		return 0;
-	family = sa.family;
-	port = sa.port;
-	if (family == AF_INET)
-		map_ipv4(key.addr, sa.v4);
-	else if (family == AF_INET6)
-		__builtin_memcpy(key.addr, sa.addr, 16);
+		if (connect || (sk_family == AF_INET6 && (proto == IPPROTO_UDP || proto == IPPROTO_UDPLITE)))
+			return DEST_NONE;
+		*family = sk_family == AF_INET6 ? AF_INET6 : AF_INET;
+	}
+	if (*family == AF_INET)
+		map_ipv4(addr, sa->v4);
+	else if (*family == AF_INET6)
+		__builtin_memcpy(addr, sa->v6, 16);
 	else
-		return 0;
+		return DEST_UNKNOWN;
 
-	/* the unspecified address connects to the local host: judge it as loopback */
-	__u32 *w = (__u32 *)key.addr;
+	__u32 *w = (__u32 *)addr;
 	if (w[0] == 0 && w[1] == 0 && w[3] == 0) {
 		if (w[2] == 0)
-			key.addr[15] = 1;				/* :: -> ::1 */
+			addr[15] = 1;				/* :: -> ::1 */
 		else if (w[2] == bpf_htonl(0xffff))
-			w[3] = bpf_htonl(0x7f000001);			/* ::ffff:0.0.0.0 -> 127.0.0.1 */
+			w[3] = bpf_htonl(0x7f000001);		/* ::ffff:0.0.0.0 -> 127.0.0.1 */
 	}
+	return DEST_IP;
+}
+
+/* the verdict of the uid's rules for an address: its longest matching prefix, or the policy's default */
+static __always_inline bool destination_denied(struct krsi_policy *p, const __u8 addr[16])
+{
+	struct krsi_cidr_key key = {};
+	__u8 *rule;
 
 	key.prefixlen = 32 + 128;
 	key.set = bpf_htonl(p->set);
-	verdict_entry = bpf_map_lookup_elem(&connect_cidrs, &key);
-	if (verdict_entry)
-		deny = *verdict_entry == KRSI_CIDR_DENY;
-	else
-		deny = p->flags & KRSI_F_CONNECT_DEFAULT_DENY;
-	if (!deny)
-		return 0;
+	__builtin_memcpy(key.addr, addr, 16);
+	rule = bpf_map_lookup_elem(&connect_cidrs, &key);
+	if (rule)
+		return *rule == KRSI_CIDR_DENY;
+	return p->flags & KRSI_F_CONNECT_DEFAULT_DENY;
+}
 
-	/* the destination (family, address, port) and the socket type */
-	__u64 *a64 = (__u64 *)key.addr;
-	__u64 target = krsi_target(krsi_target(((__u64)family << 16) | port, a64[0]), a64[1]);
+/*
+ * Record and return a skconnections decision. family/port/addr: the destination as judged (family alone
+ * for an unknown one); detail: what made it a destination besides the call's own address (an option or
+ * an ancillary message), NULL for none.
+ */
+static __always_inline int skconnections_decision(__u32 type, __u8 pmode, struct sock *sk, __u16 family,
+						  __u16 port, const __u8 addr[16], const char *detail)
+{
+	struct krsi_event *e;
+	__u64 a0 = 0, a1 = 0, target;
 
-	if (decision_begin(&e, type, KRSI_POLICY_SKCONNECTIONS, decision_of(pmode), krsi_target(target, BPF_CORE_READ(sock, type)))) {
+	/* the destination (family, address, port) and the socket type: another destination is another action */
+	if (addr) {
+		__builtin_memcpy(&a0, addr, 8);
+		__builtin_memcpy(&a1, addr + 8, 8);
+	}
+	target = krsi_target(krsi_target(krsi_target(((__u64)family << 16) | port, a0), a1), BPF_CORE_READ(sk, sk_type));
+	if (decision_begin(&e, type, KRSI_POLICY_SKCONNECTIONS, decision_of(pmode), target)) {
 		e->family = family;
 		e->port = bpf_ntohs(port);
-		__builtin_memcpy(e->addr, key.addr, 16);
-		sock_fields(e, sock->sk);
+		if (addr)
+			__builtin_memcpy(e->addr, addr, 16);
+		sock_fields(e, sk);
+		if (detail)
+			bpf_probe_read_kernel_str(e->name, sizeof(e->name), detail);
 		bpf_ringbuf_submit(e, 0);
 	}
 	return verdict(pmode);
+}
+
+/* judge one destination sockaddr (a kernel copy) */
+static __always_inline int skconnections_judge(__u32 type, struct krsi_policy *p, struct sock *sk, bool connect,
+					       const void *address, const char *detail)
+{
+	struct sockaddr_head sa = {};
+	__u8 addr[16] = {};
+	__u8 pmode = p->mode[KRSI_POLICY_SKCONNECTIONS];
+	__u16 sk_family = BPF_CORE_READ(sk, __sk_common.skc_family), family;
+
+	if (!ip_destination_family(sk_family))
+		return 0;
+	if (bpf_probe_read_kernel(&sa, sizeof(sa), address))
+		return skconnections_decision(type, pmode, sk, 0, 0, NULL, detail);
+	switch (destination(sk, sk_family, connect, &sa, &family, addr)) {
+	case DEST_NONE:
+		return 0;
+	case DEST_UNKNOWN:
+		return skconnections_decision(type, pmode, sk, family, sa.port, NULL, detail);
+	default:
+		if (!destination_denied(p, addr))
+			return 0;
+		return skconnections_decision(type, pmode, sk, family, sa.port, addr,
+					      sa.family == AF_UNSPEC && !detail ? "AF_UNSPEC" : detail);
+	}
+}
+
+static __always_inline struct krsi_policy *skconnections_policy(void)
+{
+	struct krsi_policy *p = current_policy();
+
+	return p && p->mode[KRSI_POLICY_SKCONNECTIONS] != KRSI_MODE_OFF ? p : NULL;
 }
 
 SEC("lsm/socket_connect")
@@ -791,28 +1036,235 @@ int BPF_PROG(krsi_socket_connect, struct socket *sock, struct sockaddr *address,
 
 	if (ret)
 		return ret;
-	p = current_policy();
-	if (!p || p->mode[KRSI_POLICY_SKCONNECTIONS] == KRSI_MODE_OFF)
+	p = skconnections_policy();
+	if (!p)
 		return 0;
-	return skconnections_decide(KRSI_EV_CONNECT, p, sock, address);
+	return skconnections_judge(KRSI_EV_CONNECT, p, sock->sk, true, address, NULL);
 }
 
-/* sendmsg/sendto with a destination; a send on a connected socket without one returns at once */
+/*
+ * Options that send a socket's packets somewhere other than its destination: an IPv4 source route
+ * (IP_OPTIONS with LSRR/SSRR routes to its first hop), an IPv6 routing header (IPV6_RTHDR type 2 or 4,
+ * and the RFC 2292 forms; fl6_update_dst routes to its first address). They stay on the socket for
+ * every later packet, TCP included, and this hook sees the option's name but not its value: a uid under
+ * skconnections may not set them at all.
+ */
+#define SOL_IP 0
+#define SOL_IPV6 41
+#define IP_OPTIONS 4
+#define IPV6_2292RTHDR 5
+#define IPV6_2292PKTOPTIONS 6
+#define IPV6_RTHDR 57
+
+static __always_inline const char *routing_sockopt(int level, int optname)
+{
+	if (level == SOL_IP)
+		return optname == IP_OPTIONS ? "IP_OPTIONS" : NULL;
+	if (level != SOL_IPV6)
+		return NULL;
+	if (optname == IPV6_RTHDR)
+		return "IPV6_RTHDR";
+	if (optname == IPV6_2292RTHDR)
+		return "IPV6_2292RTHDR";
+	if (optname == IPV6_2292PKTOPTIONS)
+		return "IPV6_2292PKTOPTIONS";
+	return NULL;
+}
+
+SEC("lsm/socket_setsockopt")
+int BPF_PROG(krsi_socket_setsockopt, struct socket *sock, int level, int optname, int ret)
+{
+	const char *option;
+	struct krsi_policy *p;
+	struct sock *sk;
+	__u16 family;
+
+	if (ret)
+		return ret;
+	option = routing_sockopt(level, optname);
+	if (!option)
+		return 0;
+	p = skconnections_policy();
+	if (!p)
+		return 0;
+	sk = sock->sk;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (!ip_destination_family(family))
+		return 0;
+	return skconnections_decision(KRSI_EV_SOCKOPT, p->mode[KRSI_POLICY_SKCONNECTIONS], sk, family, 0, NULL, option);
+}
+
+/*
+ * Ancillary data of a send (msg_control, a kernel copy by the time this hook runs): the per-packet forms
+ * of the routing options above (IP_RETOPTS carries IP options, IPV6_RTHDR a routing header) are refused;
+ * SCTP_DSTADDRV4/V6 add peer addresses to the association a send sets up (sctp_sendmsg_new_asoc, which
+ * no LSM hook sees) and are judged like destinations. The kernel walks the messages while a header fits
+ * and fails the send on a malformed one; so does this walk, up to KRSI_CMSG_MAX messages: more cannot be
+ * judged and are refused.
+ */
+#define KRSI_CMSG_MAX 16
+#define IP_RETOPTS 7
+#define SOL_SCTP 132
+#define SCTP_DSTADDRV4 7
+#define SCTP_DSTADDRV6 8
+
+struct cmsg_head {
+	__u64 len;
+	__s32 level;
+	__s32 type;
+};
+
+/* what the walk over a send's ancillary data found first that it must refuse */
+enum cmsg_finding {
+	CMSG_NOTHING,		/* every message judged, none refused */
+	CMSG_IP_RETOPTS,
+	CMSG_IPV6_RTHDR,
+	CMSG_SCTP_DSTADDR,	/* an extra peer in a denied network: in sa */
+	CMSG_UNJUDGED,		/* unreadable, or more than KRSI_CMSG_MAX messages */
+};
+
+/*
+ * The walk only finds; the decision is made once, after it: the loop body stays small, so the
+ * verifier, which follows each of the KRSI_CMSG_MAX turns, keeps few states.
+ */
+static __always_inline enum cmsg_finding walk_cmsgs(struct krsi_policy *p, struct sock *sk, __u16 sk_family,
+						    struct msghdr *msg, struct sockaddr_head *sa, __u8 addr[16])
+{
+	__u64 len = BPF_CORE_READ(msg, msg_controllen);
+	void *ctl = BPF_CORE_READ(msg, msg_control);
+	__u64 off = 0;
+
+	for (int i = 0; i < KRSI_CMSG_MAX; i++) {
+		struct cmsg_head h;
+
+		if (off + sizeof(h) > len)
+			return CMSG_NOTHING;
+		if (bpf_probe_read_kernel(&h, sizeof(h), ctl + off))
+			return CMSG_UNJUDGED;
+		if (h.len < sizeof(h) || h.len > len - off)
+			return CMSG_NOTHING;	/* the kernel fails the send */
+		if (h.level == SOL_IP && h.type == IP_RETOPTS)
+			return CMSG_IP_RETOPTS;
+		if (h.level == SOL_IPV6 && (h.type == IPV6_RTHDR || h.type == IPV6_2292RTHDR))
+			return CMSG_IPV6_RTHDR;
+		if (h.level == SOL_SCTP && (h.type == SCTP_DSTADDRV4 || h.type == SCTP_DSTADDRV6)) {
+			__builtin_memset(sa, 0, sizeof(*sa));
+			if (h.type == SCTP_DSTADDRV4) {
+				sa->family = AF_INET;
+				bpf_probe_read_kernel(&sa->v4, 4, ctl + off + sizeof(h));
+			} else {
+				sa->family = AF_INET6;
+				bpf_probe_read_kernel(sa->v6, 16, ctl + off + sizeof(h));
+			}
+			if (destination(sk, sk_family, false, sa, &sa->family, addr) == DEST_IP && destination_denied(p, addr))
+				return CMSG_SCTP_DSTADDR;
+		}
+		off += (h.len + 7) & ~7ULL;
+	}
+	return off + sizeof(struct cmsg_head) > len ? CMSG_NOTHING : CMSG_UNJUDGED;
+}
+
+static __always_inline int skconnections_cmsgs(struct krsi_policy *p, struct sock *sk, struct msghdr *msg)
+{
+	__u8 pmode = p->mode[KRSI_POLICY_SKCONNECTIONS];
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	struct sockaddr_head sa = {};
+	__u8 addr[16] = {};
+
+	switch (walk_cmsgs(p, sk, family, msg, &sa, addr)) {
+	case CMSG_NOTHING:
+		return 0;
+	case CMSG_IP_RETOPTS:
+		return skconnections_decision(KRSI_EV_SENDMSG, pmode, sk, family, 0, NULL, "IP_RETOPTS");
+	case CMSG_IPV6_RTHDR:
+		return skconnections_decision(KRSI_EV_SENDMSG, pmode, sk, family, 0, NULL, "IPV6_RTHDR");
+	case CMSG_SCTP_DSTADDR:
+		return skconnections_decision(KRSI_EV_SENDMSG, pmode, sk, sa.family, 0, addr,
+					      sa.family == AF_INET ? "SCTP_DSTADDRV4" : "SCTP_DSTADDRV6");
+	default:
+		return skconnections_decision(KRSI_EV_SENDMSG, pmode, sk, family, 0, NULL, "msg_control");
+	}
+}
+
+/*
+ * sendmsg/sendto with a destination or ancillary data (TCP fast open's sendto(MSG_FASTOPEN) connects
+ * here, not through connect()); a send on a connected socket with neither returns at once.
+ */
 SEC("lsm/socket_sendmsg")
 int BPF_PROG(krsi_socket_sendmsg, struct socket *sock, struct msghdr *msg, int size, int ret)
 {
 	struct krsi_policy *p;
+	struct sock *sk;
 	void *name;
+	int r;
 
 	if (ret)
 		return ret;
 	name = msg->msg_name;
-	if (!name)
+	if (!name && !msg->msg_controllen)
 		return 0;
-	p = current_policy();
-	if (!p || p->mode[KRSI_POLICY_SKCONNECTIONS] == KRSI_MODE_OFF)
+	p = skconnections_policy();
+	if (!p)
 		return 0;
-	return skconnections_decide(KRSI_EV_SENDMSG, p, sock, name);
+	sk = sock->sk;
+	if (!ip_destination_family(BPF_CORE_READ(sk, __sk_common.skc_family)))
+		return 0;
+	if (msg->msg_controllen) {
+		r = skconnections_cmsgs(p, sk, msg);
+		if (r)
+			return r;
+	}
+	return name ? skconnections_judge(KRSI_EV_SENDMSG, p, sk, false, name, NULL) : 0;
+}
+
+/*
+ * SCTP's other ways to name peers: connectx (setsockopt SCTP_SOCKOPT_CONNECTX, a packed list of
+ * sockaddr_in and sockaddr_in6) reaches no connect hook, only this one. Every address is judged, up to
+ * KRSI_SCTP_ADDRS_MAX; a longer list cannot be judged and is refused. The other calls of this hook name
+ * local addresses (bindx, SCTP_SET_PEER_PRIMARY_ADDR), a peer the association already has
+ * (SCTP_PRIMARY_ADDR), the address of a send already judged at socket_sendmsg (SCTP_SENDMSG_CONNECT), or
+ * come from the peer in softirq context (ASCONF), where the current task is not the caller.
+ */
+#define SCTP_SOCKOPT_CONNECTX 110
+#define KRSI_SCTP_ADDRS_MAX 16
+
+SEC("lsm/sctp_bind_connect")
+int BPF_PROG(krsi_sctp_bind_connect, struct sock *sk, int optname, struct sockaddr *address, int addrlen, int ret)
+{
+	struct sockaddr_head sa;
+	struct krsi_policy *p;
+	__u16 sk_family, family;
+	__u8 addr[16];
+	__u32 off = 0;
+	int i;
+
+	if (ret)
+		return ret;
+	if (optname != SCTP_SOCKOPT_CONNECTX)
+		return 0;
+	p = skconnections_policy();
+	if (!p)
+		return 0;
+	sk_family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	/* find the first address to refuse (as for ancillary data, the decision comes after the loop) */
+	for (i = 0; i < KRSI_SCTP_ADDRS_MAX; i++) {
+		if (off >= (__u32)addrlen)
+			return 0;
+		if (bpf_probe_read_kernel(&sa, sizeof(sa), (void *)address + off))
+			break;
+		if (sa.family != AF_INET && sa.family != AF_INET6)
+			break;
+		if (destination(sk, sk_family, true, &sa, &family, addr) == DEST_IP && destination_denied(p, addr))
+			break;
+		off += sa.family == AF_INET ? 16 : 28;	/* sizeof(struct sockaddr_in), sizeof(struct sockaddr_in6) */
+	}
+	if (off >= (__u32)addrlen)
+		return 0;
+	if (i == KRSI_SCTP_ADDRS_MAX)
+		return skconnections_decision(KRSI_EV_CONNECT, p->mode[KRSI_POLICY_SKCONNECTIONS], sk, sk_family, 0, NULL,
+					      "SCTP_SOCKOPT_CONNECTX");
+	/* the address the loop stopped at: judged again, and recorded */
+	return skconnections_judge(KRSI_EV_CONNECT, p, sk, true, (void *)address + off, "SCTP_SOCKOPT_CONNECTX");
 }
 
 /* ---------------------------------------------------------------- killtasks */

@@ -134,16 +134,16 @@ struct krsi_guard_key {
 
 /* event types: one per hook (and variant) */
 enum krsi_event_type {
-	KRSI_EV_CREATE = 1,	/* inode_create: regular file */
-	KRSI_EV_MKNOD = 2,	/* inode_mknod: fifo, socket, device node */
-	KRSI_EV_MKDIR = 3,	/* inode_mkdir */
-	KRSI_EV_CHMOD = 4,	/* path_chmod */
-	KRSI_EV_SETACL = 5,	/* inode_setxattr / inode_set_acl of a POSIX ACL granting other write */
+	KRSI_EV_CREATE = 1,	/* regular file: inode_init_security (final mode) or inode_create */
+	KRSI_EV_MKNOD = 2,	/* fifo, socket, device node: inode_init_security or inode_mknod */
+	KRSI_EV_MKDIR = 3,	/* inode_init_security or inode_mkdir */
+	KRSI_EV_CHMOD = 4,	/* inode_setattr with ATTR_MODE (chmod, overlayfs copy-up, ...) */
+	KRSI_EV_SETACL = 5,	/* inode_setxattr / inode_set_acl: an ACL granting other write, or one not judged */
 	KRSI_EV_LINK = 6,	/* inode_link of an inode that already carries a forbidden bit (O_TMPFILE) */
-	KRSI_EV_EXEC = 7,	/* bprm_check_security of a set-uid / set-gid file */
+	KRSI_EV_EXEC = 7,	/* bprm_creds_from_file of an exec that raises credentials */
 	KRSI_EV_LISTEN = 8,	/* socket_listen by an ssh client */
-	KRSI_EV_CONNECT = 9,	/* socket_connect */
-	KRSI_EV_SENDMSG = 10,	/* socket_sendmsg with a destination address */
+	KRSI_EV_CONNECT = 9,	/* socket_connect, sctp_bind_connect (connectx) */
+	KRSI_EV_SENDMSG = 10,	/* socket_sendmsg with a destination address or ancillary data */
 	KRSI_EV_KILL = 11,	/* task_kill */
 	KRSI_EV_PTRACE = 12,	/* ptrace_access_check (attach) */
 	KRSI_EV_SIGIO = 13,	/* file_send_sigiotask: a signal through F_SETOWN/F_SETSIG */
@@ -159,6 +159,8 @@ enum krsi_event_type {
 	KRSI_EV_REMOUNT = 22,	/* sb_remount of it: made writable again (fsconfig reconfigure, or mount(2)) */
 	KRSI_EV_MOUNT = 23,	/* sb_mount onto it: a file system, a bind or a move laid over the pins */
 	KRSI_EV_MOVE_MOUNT = 24,	/* move_mount of it, or onto it */
+	/* skconnections */
+	KRSI_EV_SOCKOPT = 25,	/* socket_setsockopt of an option that reroutes packets (source route, routing header) */
 };
 
 /*
@@ -231,7 +233,7 @@ struct krsi_event {
 	__u32 new_mode;		/* mode that would result */
 
 	/* socket hooks */
-	__u16 family;		/* AF_INET / AF_INET6 of the address */
+	__u16 family;		/* AF_INET / AF_INET6 of the address as judged, the given family when unknown */
 	__u16 port;		/* host byte order */
 	__u16 proto;		/* sk->sk_protocol */
 	__u16 sock_type;	/* sk->sk_type */
@@ -243,7 +245,10 @@ struct krsi_event {
 	__u32 target_uid;
 	__u32 signal;		/* signal number, or ptrace mode for KRSI_EV_PTRACE */
 
-	/* last path component the hook saw (file created, chmod-ed, executed, ACL target) */
+	/*
+	 * last path component the hook saw (file created, chmod-ed, executed, ACL target); for skconnections,
+	 * what made the destination besides the call's address (AF_UNSPEC, IP_RETOPTS, SCTP_DSTADDRV4, ...)
+	 */
 	char name[KRSI_NAME_LEN];
 
 	/* decisions of this event's fold key folded since the key's previous event (see KRSI_FOLD_WINDOW_NS) */

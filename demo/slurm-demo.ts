@@ -40,6 +40,9 @@ const ROWS: { name: string; figure: string; action: string; strictDenies: boolea
   { name: 'tcp6_connect', figure: '11', action: 'TCP connect [2001:db8::10]:443', strictDenies: true },
   { name: 'v4mapped_connect', figure: '11', action: 'TCP connect [::ffff:192.0.2.10]:22', strictDenies: true },
   { name: 'udp_sendto', figure: '11', action: 'UDP sendto 192.0.2.53:53, unconnected', strictDenies: true },
+  { name: 'udp_sendto_unspec', figure: '11', action: 'UDP sendto 192.0.2.53:53, family field AF_UNSPEC', strictDenies: true },
+  { name: 'nat64_connect', figure: '11', action: 'TCP connect [64:ff9b::192.0.2.10]:22 (NAT64)', strictDenies: true },
+  { name: 'routing_header', figure: '11', action: 'TCP connect [::1] with a routing header via 2001:db8::1', strictDenies: true },
   { name: 'loopback_connect', figure: '11', action: 'TCP connect 127.0.0.1 (allowed network)', strictDenies: false },
   { name: 'kill_agent', figure: '12', action: 'kill -9 the agent (as the user)', strictDenies: false },
 ];

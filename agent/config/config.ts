@@ -26,7 +26,7 @@ import { scanIni, type IniSection } from './scan.js';
 import { BadValue, checkProfileName } from './values.js';
 
 export { ConfigError, formatProblem, type ConfigProblem } from './errors.js';
-export { DEFAULT_SSH_CLIENTS, ON_ERROR, defaultAgentSettings, type AgentSettings, type ProfileConfig } from './keys.js';
+export { DEFAULT_NAT64, DEFAULT_SSH_CLIENTS, ON_ERROR, defaultAgentSettings, type AgentSettings, type ProfileConfig } from './keys.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/slurm-krsi/krsi.ini';
 

@@ -18,6 +18,7 @@ import {
   parseInteger,
   parseListen,
   parseMode,
+  parseNat64Prefixes,
   parseOptionalPath,
   parsePathList,
   parseRingBufferSize,
@@ -207,6 +208,8 @@ export interface ProfileConfig {
   connectDeny: Cidr[];
   /** key connect_allow: when present the profile is an allow-list (only these, minus connect_deny); null when absent */
   connectAllow: Cidr[] | null;
+  /** key connect_nat64: NAT64 /96 prefixes under which the IPv4 rules apply again; default DEFAULT_NAT64 */
+  connectNat64: Cidr[];
 }
 
 export interface ProfileKeySpec {
@@ -219,6 +222,8 @@ export interface ProfileKeySpec {
 }
 
 export const DEFAULT_SSH_CLIENTS: readonly string[] = ['/usr/bin/ssh'];
+/** the well-known NAT64 prefix (RFC 6052) */
+export const DEFAULT_NAT64 = '64:ff9b::/96';
 
 const POLICY_DOCS: Record<PolicyName, string> = {
   fileperms: 'creating or chmod-ing files, directories, fifos, sockets and device nodes with set-uid, set-gid or other-write, and ACLs granting other write',
@@ -272,6 +277,14 @@ export const PROFILE_KEYS: readonly ProfileKeySpec[] = [
     absent: 'no allow-list',
     doc: 'When set, skconnections allows only these destinations, minus those of connect_deny (set but empty: none at all); when absent, every destination not denied is allowed.',
   },
+  {
+    name: 'connect_nat64',
+    set: (p, v) => {
+      p.connectNat64 = parseNat64Prefixes(v);
+    },
+    absent: DEFAULT_NAT64,
+    doc: 'NAT64 prefixes (IPv6 /96, comma separated) under which every IPv4 rule of connect_deny and connect_allow applies again, so that a NAT64 gateway cannot reach what the IPv4 rules deny; off for none.',
+  },
 ];
 
 export const PROFILE_KEY_NAMES: readonly string[] = PROFILE_KEYS.map((k) => k.name);
@@ -279,5 +292,5 @@ export const PROFILE_KEY_NAMES: readonly string[] = PROFILE_KEYS.map((k) => k.na
 export function emptyProfile(name: string): ProfileConfig {
   const modes = {} as Record<PolicyName, Mode>;
   for (const policy of POLICIES) modes[policy] = 'off';
-  return { name, modes, suidexecAllow: [], sshClients: [], connectDeny: [], connectAllow: null };
+  return { name, modes, suidexecAllow: [], sshClients: [], connectDeny: [], connectAllow: null, connectNat64: parseNat64Prefixes(DEFAULT_NAT64) };
 }

@@ -96,6 +96,20 @@ export function parseCidrList(value: string): Cidr[] {
   return cidrs;
 }
 
+/**
+ * connect_nat64: the NAT64 prefixes (RFC 6052 /96, IPv6) under which every IPv4 rule of the profile is
+ * added again, so that 64:ff9b::192.0.2.1 meets the rule for 192.0.2.1; "off" or empty for none.
+ */
+export function parseNat64Prefixes(value: string): Cidr[] {
+  if (value === 'off') return [];
+  const prefixes = parseCidrList(value);
+  const problems = prefixes
+    .filter((c) => c.family !== 6 || c.prefix !== 96)
+    .map((c) => `${quoted(c.text)} is not an IPv6 /96 prefix (the IPv4 address is the last 32 bits of a NAT64 address)`);
+  if (problems.length > 0) throw new BadValue(problems);
+  return prefixes;
+}
+
 /** "off" or empty: disabled (null); otherwise an absolute path */
 export function parseOptionalPath(value: string): string | null {
   if (value === '' || value === 'off') return null;

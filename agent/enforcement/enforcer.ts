@@ -86,19 +86,24 @@ type Counters = Record<PolicyName, Record<CounterSlot, bigint>>;
 
 const SET_MAPS = ['suid_allow', 'ssh_clients', 'connect_cidrs'] as const;
 const MAP_NAMES = [
-  'uid_policy', 'uid_bits', ...SET_MAPS, 'protected', 'counters', 'events', 'folds', 'fold_shares', 'acl_grants', 'agent', 'guarded',
+  'uid_policy', 'uid_bits', ...SET_MAPS, 'protected', 'counters', 'events', 'folds', 'fold_shares', 'agent', 'guarded',
 ] as const;
 type MapName = (typeof MAP_NAMES)[number];
 
 /**
  * Programs that exist for one kernel generation only. POSIX ACL writes reach the inode_set_acl hook
- * from Linux 6.2; before that they are xattrs, judged by do_setxattr + inode_setxattr together.
+ * from Linux 6.2 (before that, inode_setxattr judges them). The inode_setattr hook gained an idmap first
+ * argument in Linux 6.8, together with the inode_post_setattr hook: one of its two variants loads.
  */
 const KERNEL_SPECIFIC_PROGRAMS: Record<string, { needs: (has: (symbol: string) => boolean) => boolean; why: string }> = {
   krsi_inode_set_acl: { needs: (has) => has('bpf_lsm_inode_set_acl'), why: 'no inode_set_acl LSM hook (Linux < 6.2)' },
-  krsi_do_setxattr: {
-    needs: (has) => !has('bpf_lsm_inode_set_acl') && has('do_setxattr'),
-    why: 'POSIX ACLs have their own hook on this kernel (inode_set_acl)',
+  krsi_inode_setattr: {
+    needs: (has) => !has('bpf_lsm_inode_post_setattr'),
+    why: 'inode_setattr takes an idmap first on this kernel (krsi_inode_setattr_idmap)',
+  },
+  krsi_inode_setattr_idmap: {
+    needs: (has) => has('bpf_lsm_inode_post_setattr'),
+    why: 'inode_setattr has no idmap argument on this kernel (Linux < 6.8)',
   },
 };
 

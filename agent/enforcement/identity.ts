@@ -1,6 +1,6 @@
 /**
  * File identities as the kernel sees them. The suid allowlist and the ssh client list are keyed by the
- * inode's super block s_dev and i_ino: the same numbers bprm_check_security and socket_listen read.
+ * inode's super block s_dev and i_ino: the same numbers bprm_creds_from_file and socket_listen read.
  * stat() is not trusted for this: st_dev is the userspace encoding of dev_t (major << 8 | minor for
  * small numbers, where the kernel uses major << 20 | minor), and overlayfs and btrfs report a device
  * that is not the inode's super block at all. So the agent opens each file (O_PATH: no read permission

@@ -53,6 +53,7 @@ export const EVENT_TYPES: Record<number, string> = {
   22: 'remount',
   23: 'mount',
   24: 'movemount',
+  25: 'skopt',
 };
 
 export const CONNECT_DEFAULT_DENY_FLAG = 1 << 0;
@@ -312,7 +313,10 @@ export interface KrsiEvent {
   port: number;
   proto: number;
   sockType: number;
-  /** printable address: dotted quad for AF_INET, RFC 5952 text for AF_INET6 (::ffff:a.b.c.d when mapped); '' when none */
+  /**
+   * printable address: dotted quad for AF_INET, RFC 5952 text for AF_INET6 (::ffff:a.b.c.d when mapped);
+   * '' when none (no address, or a family skconnections refused unjudged)
+   */
   addr: string;
   targetPid: number;
   targetTgid: number;
@@ -346,6 +350,7 @@ function commOf(buf: Buffer, v: DataView): string {
 }
 
 const AF_INET = 2;
+const AF_INET6 = 10;
 
 function formatEventAddress(family: number, buf: Buffer, at: number): string {
   // IPv4 (and IPv4-mapped IPv6): the common case, formatted without copying
@@ -393,7 +398,7 @@ export function decodeEvent(buf: Buffer): KrsiEvent {
     port: v.getUint16(EV.port[0], true),
     proto: v.getUint16(EV.proto[0], true),
     sockType: v.getUint16(EV.sock_type[0], true),
-    addr: family === 0 ? '' : formatEventAddress(family, buf, EV.addr[0]),
+    addr: family === AF_INET || family === AF_INET6 ? formatEventAddress(family, buf, EV.addr[0]) : '',
     targetPid: v.getUint32(EV.target_pid[0], true),
     targetTgid: v.getUint32(EV.target_tgid[0], true),
     targetUid: v.getUint32(EV.target_uid[0], true),

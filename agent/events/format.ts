@@ -48,13 +48,22 @@ function targetFields(e: KrsiEvent): string {
  * what users control (comm, names, the job list, addresses) goes through logValue.
  */
 
+/**
+ * socket decisions: what made the destination besides the call's own address (AF_UNSPEC taken as the
+ * socket's family, an ancillary message, SCTP connectx, AF_SMC), from the event's name field
+ */
+function detail(e: KrsiEvent): string {
+  return e.name === '' ? '' : ` detail=${logValue(e.name)}`;
+}
+
 /** the hook's own fields, in the paper's column order, each with its leading space */
 function hookFields(e: KrsiEvent): string {
   switch (e.type) {
     case 'creat':
     case 'mknod':
     case 'mkdir':
-      return ` name=${logValue(e.name)} reqmode=${octal(e.reqMode)} umask=${octal(e.umask)} newmode=${octal(e.newMode)}`;
+      // no reqmode when judged on the inode's final mode (inode_init_security), where the call's is not known
+      return ` name=${logValue(e.name)}${e.reqMode === 0 ? '' : ` reqmode=${octal(e.reqMode)}`} umask=${octal(e.umask)} newmode=${octal(e.newMode)}`;
     case 'chmod':
       return ` name=${logValue(e.name)} dev=${e.dev} inode=${e.ino} oldmode=${octal(e.oldMode)} newmode=${octal(e.newMode)}`;
     case 'setacl':
@@ -63,10 +72,12 @@ function hookFields(e: KrsiEvent): string {
     case 'exsuid':
       return ` path=${logValue(e.name)} dev=${e.dev} inode=${e.ino} mode=${octal(e.oldMode)}`;
     case 'listen':
-      return ` proto=${e.proto} laddr=${logValue(e.addr)} lport=${e.port} exedev=${e.dev} exeinode=${e.ino}`;
+      return ` proto=${e.proto} laddr=${logValue(e.addr)} lport=${e.port} exedev=${e.dev} exeinode=${e.ino}${detail(e)}`;
     case 'skconn':
     case 'sksend':
-      return ` proto=${e.proto} daddr=${logValue(e.addr)} dport=${e.port}`;
+      return ` proto=${e.proto} daddr=${logValue(e.addr)} dport=${e.port}${e.addr === '' ? ` family=${e.family}` : ''}${detail(e)}`;
+    case 'skopt':
+      return ` proto=${e.proto} family=${e.family} option=${logValue(e.name)}`;
     case 'sgkill':
     case 'sigio':
       return `${targetFields(e)} signo=${e.signal}`;

@@ -8,9 +8,10 @@
  *   ssh_clients    every client any part with sshlisteners on names (union)
  *   connections    a destination is allowed only if every part with skconnections on allows it:
  *                  deny-lists unite; allow-lists intersect; deny entries inside allowed networks stay as
- *                  holes (the kernel's longest-prefix match applies them)
+ *                  holes (the kernel's longest-prefix match applies them). Each part's IPv4 rules count
+ *                  under its NAT64 prefixes too (connect_nat64), before the parts are united.
  */
-import type { Cidr } from '../enforcement/cidr.js';
+import { formatAddress, parseCidr, type Cidr } from '../enforcement/cidr.js';
 import { MODES, POLICIES, type Mode, type PolicyName } from '../enforcement/layout.js';
 import type { ProfileConfig } from '../config/config.js';
 import type { CidrVerdict, EffectivePolicy } from './types.js';
@@ -44,6 +45,22 @@ function intersect(a: Cidr[], b: Cidr[]): Cidr[] {
   }
   const unique = uniqueCidrs(out);
   return unique.filter((c) => !unique.some((o) => o !== c && cidrWithin(c, o)));
+}
+
+/**
+ * A list of CIDRs with each IPv4 one added again under every NAT64 /96 prefix: 192.0.2.0/24 under
+ * 64:ff9b::/96 is 64:ff9b::c000:200/120, where a NAT64 gateway sends what reaches it.
+ */
+export function withNat64(cidrs: readonly Cidr[], prefixes: readonly Cidr[]): Cidr[] {
+  const translated = cidrs
+    .filter((c) => c.family === 4)
+    .flatMap((c) =>
+      prefixes.map((p) => {
+        const addr = Buffer.concat([p.mappedAddress.subarray(0, 12), c.mappedAddress.subarray(12)]);
+        return parseCidr(`${formatAddress(addr, true)}/${96 + c.prefix}`);
+      }),
+    );
+  return uniqueCidrs([...cidrs, ...translated]);
 }
 
 interface ConnectPart {
@@ -82,7 +99,12 @@ export function mergeProfiles(profiles: readonly ProfileConfig[]): EffectivePoli
   const sshClients = [...new Set(profiles.filter((p) => p.modes.sshlisteners !== 'off').flatMap((p) => p.sshClients))];
 
   const connect = mergeConnections(
-    profiles.filter((p) => p.modes.skconnections !== 'off').map((p) => ({ deny: p.connectDeny, allow: p.connectAllow })),
+    profiles
+      .filter((p) => p.modes.skconnections !== 'off')
+      .map((p) => ({
+        deny: withNat64(p.connectDeny, p.connectNat64),
+        allow: p.connectAllow === null ? null : withNat64(p.connectAllow, p.connectNat64),
+      })),
   );
   return {
     modes,

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * forkexec: fork, execve a tiny program, wait, in a loop (bprm_check_security on every exec).
+ * forkexec: fork, execve a tiny program, wait, in a loop (bprm_creds_from_file on every exec).
  *   forkexec LOOPS PROGRAM
  */
 #include <sys/wait.h>

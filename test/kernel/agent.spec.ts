@@ -158,7 +158,7 @@ describe('krsi-agent on the real kernel', function () {
   it('reports its status: programs attached and pinned, no jobs', async () => {
     const r = await api('GET', '/v1/status');
     const s = r.body as { programs: string[]; pinned: string[]; jobs: number; adopted: boolean; lsm: string[] };
-    expect(s.programs).to.include.members(['krsi_inode_create', 'krsi_path_chmod', 'krsi_bprm_check_security', 'krsi_socket_listen', 'krsi_socket_connect', 'krsi_task_kill']);
+    expect(s.programs).to.include.members(['krsi_inode_create', 'krsi_inode_init_security', 'krsi_inode_setattr', 'krsi_bprm_creds_from_file', 'krsi_socket_listen', 'krsi_socket_connect', 'krsi_task_kill']);
     expect(s.pinned.filter((p) => p.startsWith('links/'))).to.have.length(s.programs.length);
     expect(s).to.include({ jobs: 0, adopted: false });
     expect(s.lsm).to.include('bpf');

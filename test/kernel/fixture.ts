@@ -158,6 +158,28 @@ export async function userDir(uid: number, name: string): Promise<string> {
 }
 
 /**
+ * A fresh ext4 on a loop device, mounted at /mnt/krsi-NAME: a block-device-backed file system (its
+ * kernel s_dev is a real device's, and it keeps ACLs in xattr blocks), unlike the tmpfs under SCRATCH.
+ */
+export async function mountLoopExt4(name: string): Promise<{ mnt: string; unmount: () => Promise<void> }> {
+  const image = join(SCRATCH, `${name}.img`);
+  const mnt = `/mnt/krsi-${name}`;
+  await execa('modprobe', ['loop']);
+  await execa('modprobe', ['ext4']);
+  await execa('truncate', ['-s', '32M', image]);
+  await execa('mkfs.ext4', ['-q', '-F', image]);
+  mkdirSync(mnt, { recursive: true });
+  await execa('mount', ['-o', 'loop', image, mnt]);
+  return {
+    mnt,
+    unmount: async () => {
+      await execa('umount', [mnt], { reject: false });
+      rmSync(image, { force: true });
+    },
+  };
+}
+
+/**
  * Wait until `count` events matching `match` have arrived after index `from`; returns them. Throws,
  * naming the match, if they have not arrived by the (scaled) deadline.
  */

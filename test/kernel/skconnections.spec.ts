@@ -4,13 +4,24 @@
  * verdict is visible without a packet leaving the VM. Forbidden ranges are the documentation ranges.
  */
 import { expect } from 'chai';
+import { execa } from 'execa';
 import { parseCidr } from '../../agent/enforcement/cidr.js';
+import { withNat64 } from '../../agent/service/merge.js';
 import {
-  OTHER, USER, checkAccounting, eventsSince, events, getEnforcer, modes, policy, probe,
+  OTHER, PROBE, USER, checkAccounting, eventsSince, events, getEnforcer, modes, policy, probe, runAs,
 } from './fixture.js';
 
 const rules = (verdict: 'allow' | 'deny', ...cidrs: string[]) => cidrs.map((c) => ({ cidr: parseCidr(c), verdict }));
 const DENY = rules('deny', '192.0.2.0/24', '2001:db8::/32', '198.51.100.7');
+const ALLOW_LOOPBACK = { connectDefault: 'deny' as const, connectRules: rules('allow', '127.0.0.0/8', '::1/128') };
+
+/** krsi-probe as a uid that holds CAP_NET_RAW (ambient, as a capability-aware launcher would give it) */
+async function probeWithNetRaw(uid: number, ...args: string[]): Promise<string> {
+  const r = await runAs(0, 'setpriv', [
+    `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', '--inh-caps=+net_raw', '--ambient-caps=+net_raw', PROBE, ...args,
+  ]);
+  return r.stdout.split('\n').pop() ?? r.stderr;
+}
 
 describe('skconnections (kernel)', function () {
   checkAccounting('skconnections');
@@ -79,6 +90,150 @@ describe('skconnections (kernel)', function () {
       expect(await probe(USER, 'connect4', '0.0.0.0', '1', 'tcp')).to.equal('ERR EPERM');
       expect(await probe(USER, 'connect6', '::', '1', 'tcp')).to.equal('ERR EPERM');
       expect(await probe(USER, 'connect6', '0.0.0.0', '1', 'tcp')).to.equal('ERR EPERM');
+    });
+  });
+
+  describe('the family the kernel will use for the address', () => {
+    it('an AF_UNSPEC destination on an IPv4 UDP socket is sent as IPv4 (udp_sendmsg): judged as such', async () => {
+      const from = events.length;
+      expect(await probe(USER, 'sendto4-unspec', '192.0.2.20', '53')).to.equal('ERR EPERM');
+      const [e] = await eventsSince(from, (x) => x.type === 'sksend');
+      expect(e).to.include({ family: 2, addr: '192.0.2.20', port: 53, name: 'AF_UNSPEC' });
+      expect(await probe(USER, 'sendto4-unspec', '127.0.0.1', '9')).to.equal('OK');
+      // without the policy the datagram really heads for 192.0.2.20: no route in the VM
+      expect(await probe(OTHER, 'sendto4-unspec', '192.0.2.20', '53')).to.equal('ERR ENETUNREACH');
+    });
+
+    it('on an IPv6 UDP socket AF_UNSPEC means "no address" (udpv6_sendmsg), and connect() with it disconnects', async () => {
+      expect(await probe(USER, 'sendto6-unspec', '2001:db8::20', '53')).to.equal('ERR EDESTADDRREQ');
+      expect(await probe(USER, 'connect-family', '0', '4', 'udp', '192.0.2.10', '53')).to.equal('OK');
+      expect(await probe(USER, 'connect-family', '0', '6', 'tcp', '2001:db8::10', '22')).to.equal('OK');
+    });
+
+    it('refuses families it cannot judge on IPv4/IPv6 sockets, in a deny-list and in an allow-list', async () => {
+      const from = events.length;
+      expect(await probe(USER, 'connect-family', '5', '4', 'tcp', '127.0.0.1', '1')).to.equal('ERR EPERM');
+      expect(await probe(USER, 'connect-family', '17', '6', 'udp', '::1', '1')).to.equal('ERR EPERM');
+      const [e] = await eventsSince(from, (x) => x.type === 'skconn');
+      expect(e).to.include({ family: 5, addr: '' });
+      getEnforcer().setUidPolicy(USER, policy({ modes: modes({ skconnections: 'enforce' }), ...ALLOW_LOOPBACK }));
+      expect(await probe(USER, 'connect-family', '5', '4', 'tcp', '127.0.0.1', '1')).to.equal('ERR EPERM');
+      expect(await probe(OTHER, 'connect-family', '5', '4', 'tcp', '127.0.0.1', '1')).to.equal('ERR EAFNOSUPPORT');
+    });
+
+    it('raw sockets take family 0 as their own (raw_sendmsg, rawv6_sendmsg): judged, for a uid holding CAP_NET_RAW', async () => {
+      expect(await probeWithNetRaw(USER, 'raw4', '192.0.2.1')).to.equal('ERR EPERM');
+      expect(await probeWithNetRaw(USER, 'raw6', '2001:db8::1')).to.equal('ERR EPERM');
+      expect(await probeWithNetRaw(USER, 'raw4', '127.0.0.1')).to.equal('OK');
+      expect(await probeWithNetRaw(OTHER, 'raw4', '192.0.2.1')).to.equal('ERR ENETUNREACH');
+    });
+
+    describe('ping sockets', () => {
+      let saved = '';
+      before(async () => {
+        saved = (await execa('sysctl', ['-n', 'net.ipv4.ping_group_range'])).stdout.replace(/\s+/, ' ');
+        await execa('sysctl', ['-w', 'net.ipv4.ping_group_range=0 2147483647']);
+      });
+      after(async () => {
+        await execa('sysctl', ['-w', `net.ipv4.ping_group_range=${saved}`]);
+      });
+
+      it('an ICMP echo on an unprivileged ping socket is judged like a datagram', async () => {
+        expect(await probe(USER, 'ping4', '192.0.2.1')).to.equal('ERR EPERM');
+        expect(await probe(USER, 'ping6', '2001:db8::1')).to.equal('ERR EPERM');
+        expect(await probe(USER, 'ping4', '127.0.0.1')).to.equal('OK');
+      });
+    });
+
+    it('TCP fast open: sendto(MSG_FASTOPEN) connects without connect(), and is judged', async () => {
+      expect(await probe(USER, 'tfo4', '192.0.2.10', '80')).to.equal('ERR EPERM');
+      expect(await probe(USER, 'tfo6', '2001:db8::10', '80')).to.equal('ERR EPERM');
+      expect(await probe(OTHER, 'tfo4', '192.0.2.10', '80')).to.equal('ERR ENETUNREACH');
+    });
+
+    describe('SCTP (connectx and extra peers reach no connect hook)', () => {
+      before(async () => {
+        await execa('modprobe', ['sctp']);
+      });
+
+      it('connect, connectx with any denied address in the list, and a send naming a denied extra peer are denied', async () => {
+        expect(await probe(USER, 'sctp-connect', '192.0.2.10', '9')).to.equal('ERR EPERM');
+        const from = events.length;
+        expect(await probe(USER, 'sctp-connectx', '127.0.0.1,192.0.2.10', '9')).to.equal('ERR EPERM');
+        const [e] = await eventsSince(from, (x) => x.type === 'skconn' && x.name === 'SCTP_SOCKOPT_CONNECTX');
+        expect(e).to.include({ addr: '192.0.2.10', port: 9 });
+        expect(await probe(USER, 'sctp-sendmsg', '192.0.2.10', '9')).to.equal('ERR EPERM');
+        expect(await probe(USER, 'sctp-sendmsg', '127.0.0.1', '9', '192.0.2.10')).to.equal('ERR EPERM');
+      });
+
+      it('allowed destinations go through (the kernel answers for itself)', async () => {
+        expect(await probe(USER, 'sctp-connectx', '127.0.0.1', '9')).to.not.equal('ERR EPERM');
+        expect(await probe(USER, 'sctp-sendmsg', '127.0.0.1', '9', '127.0.0.2')).to.equal('OK');
+        expect(await probe(OTHER, 'sctp-connectx', '127.0.0.1,192.0.2.10', '9')).to.not.equal('ERR EPERM');
+      });
+    });
+
+    it('AF_RDS sockets (their TCP transport connects from kernel sockets): judged on their sends', async () => {
+      await execa('modprobe', ['rds_tcp']);
+      expect(await probe(USER, 'rds-sendto', '192.0.2.10', '4000')).to.equal('ERR EPERM');
+      expect(await probe(OTHER, 'rds-sendto', '192.0.2.10', '4000')).to.not.equal('ERR EPERM');
+    });
+
+    it('AF_SMC sockets (connect falls back to TCP through a socket no hook sees): judged on their own connect', async () => {
+      await execa('modprobe', ['smc']);
+      expect(await probe(USER, 'smc-connect4', '192.0.2.10', '22')).to.equal('ERR EPERM');
+      expect(await probe(USER, 'smc-connect6', '2001:db8::10', '22')).to.equal('ERR EPERM');
+      expect(await probe(USER, 'smc-connect4', '127.0.0.1', '1')).to.equal('ERR ECONNREFUSED');
+    });
+  });
+
+  describe('options that send packets elsewhere than the address in the call', () => {
+    // IPv4 source routes need CAP_NET_RAW on this kernel (ip_options_get); IPv6 routing headers do not
+    it('without the policy, a source route or a routing header sends a loopback connect toward the denied network', async () => {
+      expect(await probe(OTHER, 'connect4', '127.0.0.1', '1', 'tcp')).to.equal('ERR ECONNREFUSED');
+      expect(await probeWithNetRaw(OTHER, 'lsrr-connect', '192.0.2.1', '127.0.0.1', '1')).to.equal('ERR ENETUNREACH');
+      expect(await probe(OTHER, 'connect6', '::1', '1', 'tcp')).to.equal('ERR ECONNREFUSED');
+      expect(await probe(OTHER, 'srh-connect', '2001:db8::1', '::1', '1')).to.equal('ERR ENETUNREACH');
+    });
+
+    it('a uid under skconnections may not set them (IP_OPTIONS, IPV6_RTHDR), with a deny-list or an allow-list', async () => {
+      const from = events.length;
+      expect(await probeWithNetRaw(USER, 'lsrr-connect', '192.0.2.1', '127.0.0.1', '1')).to.equal('ERR EPERM');
+      expect(await probe(USER, 'srh-connect', '2001:db8::1', '::1', '1')).to.equal('ERR EPERM');
+      const seen = await eventsSince(from, (x) => x.type === 'skopt', 2);
+      expect(seen.map((e) => e.name)).to.deep.equal(['IP_OPTIONS', 'IPV6_RTHDR']);
+      getEnforcer().setUidPolicy(USER, policy({ modes: modes({ skconnections: 'enforce' }), ...ALLOW_LOOPBACK }));
+      expect(await probe(USER, 'srh-connect', '::2', '::1', '1')).to.equal('ERR EPERM');
+    });
+
+    it('nor send them with a datagram (IP_RETOPTS, IPV6_RTHDR ancillary data)', async () => {
+      const from = events.length;
+      expect(await probeWithNetRaw(USER, 'retopts-sendto', '192.0.2.1', '127.0.0.1', '9')).to.equal('ERR EPERM');
+      expect(await probe(USER, 'rthdr-sendto', '2001:db8::1', '::1', '9')).to.equal('ERR EPERM');
+      const seen = await eventsSince(from, (x) => x.type === 'sksend', 2);
+      expect(seen.map((e) => e.name)).to.deep.equal(['IP_RETOPTS', 'IPV6_RTHDR']);
+      expect(await probeWithNetRaw(OTHER, 'retopts-sendto', '192.0.2.1', '127.0.0.1', '9')).to.equal('ERR ENETUNREACH');
+      expect(await probe(OTHER, 'rthdr-sendto', '2001:db8::1', '::1', '9')).to.equal('ERR ENETUNREACH');
+    });
+  });
+
+  describe('NAT64 (64:ff9b::/96)', () => {
+    const nat64 = [parseCidr('64:ff9b::/96')];
+
+    it('an IPv4 rule alone does not match the NAT64 form of its addresses', async () => {
+      expect(await probe(USER, 'connect6', '64:ff9b::192.0.2.10', '22', 'tcp')).to.equal('ERR ENETUNREACH');
+    });
+
+    it('with the profile\'s NAT64 prefixes (connect_nat64, default 64:ff9b::/96) the agent adds it, deny and allow alike', async () => {
+      const deny = withNat64(DENY.map((r) => r.cidr), nat64).map((cidr) => ({ cidr, verdict: 'deny' as const }));
+      getEnforcer().setUidPolicy(USER, policy({ modes: modes({ skconnections: 'enforce' }), connectRules: deny }));
+      expect(await probe(USER, 'connect6', '64:ff9b::192.0.2.10', '22', 'tcp')).to.equal('ERR EPERM');
+      expect(await probe(USER, 'sendto6', '64:ff9b::198.51.100.7', '53')).to.equal('ERR EPERM');
+      expect(await probe(USER, 'connect6', '64:ff9b::198.51.100.8', '22', 'tcp')).to.equal('ERR ENETUNREACH');
+      const allow = withNat64([parseCidr('198.51.100.0/24')], nat64).map((cidr) => ({ cidr, verdict: 'allow' as const }));
+      getEnforcer().setUidPolicy(USER, policy({ modes: modes({ skconnections: 'enforce' }), connectDefault: 'deny', connectRules: allow }));
+      expect(await probe(USER, 'connect6', '64:ff9b::198.51.100.8', '22', 'tcp')).to.equal('ERR ENETUNREACH');
+      expect(await probe(USER, 'connect6', '64:ff9b::192.0.2.10', '22', 'tcp')).to.equal('ERR EPERM');
     });
   });
 

@@ -88,7 +88,7 @@ describe('Slurm end to end', function () {
     const EPERM = /Operation not permitted|ERR EPERM/;
     const FILES = ['chmod_suid', 'chmod_sgid', 'chmod_o+w', 'umask_touch', 'umask_mkdir', 'acl_other_write'];
     const SSH = ['ssh_dynamic_forward', 'ssh_renamed_symlink', 'ssh_comm_listen'];
-    const NETS = ['tcp_connect', 'udp_connect', 'tcp6_connect', 'v4mapped_connect', 'udp_sendto'];
+    const NETS = ['tcp_connect', 'udp_connect', 'tcp6_connect', 'v4mapped_connect', 'udp_sendto', 'udp_sendto_unspec', 'nat64_connect', 'routing_header'];
     for (const name of [...FILES, 'suid_exec', ...SSH, ...NETS, 'kill_agent']) {
       expect(s[name], `uid ${USER} ${name}`).to.match(EPERM);
       expect(s[name], `uid ${USER} ${name}`).to.not.match(/^rc=0 /);

@@ -1,5 +1,6 @@
 /**
- * sshlisteners on the real kernel: an ssh client may not listen on IPv4/IPv6 sockets. The client is
+ * sshlisteners on the real kernel: an ssh client may not listen on IPv4/IPv6 sockets, nor on AF_SMC
+ * ones (whose listen() ends in a TCP listener). The client is
  * recognised by its executable's kernel identity (so a symlink, a hard link under another name, or a
  * changed comm do not help), and by the paper's comm check. The test's "ssh client" is a copy of the
  * probe registered by identity, so that listen() can be attempted directly.
@@ -7,6 +8,7 @@
 import { expect } from 'chai';
 import { copyFileSync, chmodSync, linkSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { openPath, resolveFileIdentities } from '../../agent/enforcement/identity.js';
 import {
   IDENTITY_OBJECT, OTHER, PROBE, SCRATCH, USER, checkAccounting, eventsSince, events, getEnforcer, modes, policy, runAs,
@@ -18,10 +20,10 @@ describe('sshlisteners (kernel)', function () {
   const client = join(dir, 'ssh-client');
   let port = 20000;
 
-  async function listen(uid: number, file: string, family: '4' | '6', pre: string[] = []): Promise<string> {
+  async function listen(uid: number, file: string, family: '4' | '6', pre: string[] = [], kind = 'listen'): Promise<string> {
     port++;
     const addr = family === '4' ? '127.0.0.1' : '::1';
-    const r = await runAs(uid, file, [...pre, `listen${family}`, addr, String(port)]);
+    const r = await runAs(uid, file, [...pre, `${kind}${family}`, addr, String(port)]);
     return r.stdout;
   }
 
@@ -68,6 +70,16 @@ describe('sshlisteners (kernel)', function () {
 
   it('denies any program whose comm is "ssh" (the paper\'s check)', async () => {
     expect(await listen(USER, PROBE, '4', ['--comm', 'ssh'])).to.equal('ERR EPERM');
+  });
+
+  it('denies listening through AF_SMC, which falls back to a TCP listener no hook sees', async () => {
+    await execa('modprobe', ['smc']);
+    const from = events.length;
+    expect(await listen(USER, client, '4', [], 'smc-listen')).to.equal('ERR EPERM');
+    const [e] = await eventsSince(from, (x) => x.type === 'listen');
+    expect(e).to.include({ family: 2, addr: '127.0.0.1', port, name: 'AF_SMC' });
+    expect(await listen(USER, client, '6', [], 'smc-listen')).to.equal('ERR EPERM');
+    expect(await listen(USER, PROBE, '4', [], 'smc-listen')).to.equal('OK');
   });
 
   it('allows other programs, other uids and root to listen', async () => {

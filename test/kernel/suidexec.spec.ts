@@ -1,15 +1,18 @@
 /**
- * suidexec on the real kernel: exec of set-uid / set-gid files denied unless allowlisted, the
- * allowlist keyed by the kernel's own (s_dev, i_ino), checked on tmpfs and on a block-device-backed ext4.
+ * suidexec on the real kernel: an exec that would raise the process's credentials (set-uid, set-gid,
+ * file capabilities) is denied unless the file is allowlisted, the allowlist keyed by the kernel's own
+ * (s_dev, i_ino), checked on tmpfs and on a block-device-backed ext4. Where the kernel grants nothing
+ * (nosuid, no_new_privs, a set-uid script, a file set-uid to the user), nothing is denied.
  */
 import { expect } from 'chai';
-import { copyFileSync, chmodSync, mkdirSync, renameSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { chownSync, copyFileSync, chmodSync, mkdirSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { scaled } from '../vm/pace.js';
 import { kernelDevFromStDev, openPath, resolveFileIdentities } from '../../agent/enforcement/identity.js';
 import {
-  IDENTITY_OBJECT, OTHER, SCRATCH, USER, checkAccounting, eventsSince, events, getEnforcer, modes, policy, probe,
+  IDENTITY_OBJECT, OTHER, SCRATCH, USER, checkAccounting, eventsSince, events, getEnforcer, modes, mountLoopExt4, policy, probe,
+  runAs,
 } from './fixture.js';
 
 const SOURCE = '/usr/bin/id';
@@ -63,6 +66,36 @@ describe('suidexec (kernel)', function () {
   it('denies exec of a set-gid (g+x) file', async () => {
     const sgid = suidCopy(join(dir, 'sgid-id'), 0o2755);
     expect(await probe(USER, 'exec', sgid, '-u')).to.equal('ERR EPERM');
+  });
+
+  it('denies exec of a file with file capabilities (setcap cap_net_raw+ep), unless allowlisted', async () => {
+    const capped = suidCopy(join(dir, 'cap-id'), 0o755);
+    await execa('setcap', ['cap_net_raw+ep', capped]);
+    const from = events.length;
+    expect(await probe(USER, 'exec', capped, '-u')).to.equal('ERR EPERM');
+    const [e] = await eventsSince(from, (x) => x.type === 'exsuid' && x.name === capped);
+    expect(e!.oldMode).to.equal(0o100755);
+    getEnforcer().setUidPolicy(USER, policy({ modes: modes({ suidexec: 'enforce' }), suidAllow: await identities(allowed, capped) }));
+    expect(await probe(USER, 'exec', capped, '-u')).to.equal(String(USER));
+  });
+
+  it('allows what raises nothing: set-gid without group execute, a file set-uid to the user, a set-uid script', async () => {
+    const from = events.length;
+    expect(await probe(USER, 'exec', suidCopy(join(dir, 'sgid-no-gx'), 0o2745), '-u')).to.equal(String(USER));
+    const own = suidCopy(join(dir, 'own-suid'));
+    chownSync(own, USER, USER);
+    chmodSync(own, 0o4755); // chown cleared the bit
+    expect(await probe(USER, 'exec', own, '-u')).to.equal(String(USER));
+    const script = join(dir, 'suid-script');
+    writeFileSync(script, '#!/bin/sh\nid -u\n');
+    chmodSync(script, 0o4755);
+    expect(await probe(USER, 'exec', script)).to.equal(String(USER));
+    expect(events.slice(from).filter((e) => e.policy === 'suidexec')).to.have.length(0);
+  });
+
+  it('allows a set-uid file under no_new_privs, where the kernel grants nothing (it runs with the user\'s uid)', async () => {
+    const r = await runAs(USER, 'setpriv', ['--no-new-privs', denied, '-u']);
+    expect(r.stdout).to.equal(String(USER));
   });
 
   it('denies through a symlink, and through the shell', async () => {
@@ -120,21 +153,15 @@ describe('suidexec (kernel)', function () {
   });
 
   describe('on a block-device-backed ext4 (loop device)', () => {
-    const image = join(SCRATCH, 'ext4.img');
-    const mnt = '/mnt/krsi-ext4';
+    let mnt: string;
+    let unmount: () => Promise<void>;
 
     before(async function () {
       this.timeout(scaled(120_000));
-      await execa('modprobe', ['loop']);
-      await execa('modprobe', ['ext4']);
-      await execa('truncate', ['-s', '32M', image]);
-      await execa('mkfs.ext4', ['-q', '-F', image]);
-      mkdirSync(mnt, { recursive: true });
-      await execa('mount', ['-o', 'loop', image, mnt]);
+      ({ mnt, unmount } = await mountLoopExt4('suidexec'));
     });
     after(async () => {
-      await execa('umount', [mnt], { reject: false });
-      rmSync(image, { force: true });
+      await unmount();
     });
 
     it('the kernel s_dev differs from stat\'s st_dev encoding, and the allowlist uses the kernel\'s', async () => {

@@ -18,7 +18,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sctp.h>
+#include <linux/seg6.h>
 #include <netinet/in.h>
+#include <netinet/ip.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -112,14 +115,102 @@ static void *idle_thread(void *arg)
 	return NULL;
 }
 
-/* posix_acl_xattr blob: user::rw-, group::r--, other::<perm> (perm: 0-7) */
-static int set_acl(const char *path, const char *attr, int other_perm)
+/*
+ * posix_acl_xattr blob: user::rw-, `named` entries user:<2000+i>:r-- (then mask::rw-), group::r--,
+ * other::<perm> (perm: 0-7). A valid ACL of any length: the kernel wants the entries in tag order.
+ */
+static int set_acl(const char *path, const char *attr, int other_perm, int named)
 {
-	struct { uint32_t version; struct { uint16_t tag, perm; uint32_t id; } e[3]; } acl = {
-		.version = 2,
-		.e = { { 0x01, 6, (uint32_t)-1 }, { 0x04, 4, (uint32_t)-1 }, { 0x20, (uint16_t)other_perm, (uint32_t)-1 } },
-	};
-	return setxattr(path, attr, &acl, sizeof(acl), 0);
+	struct entry { uint16_t tag, perm; uint32_t id; };
+	size_t n = 3 + (size_t)named + (named > 0), i = 0;
+	size_t size = 4 + n * sizeof(struct entry);
+	unsigned char *buf = calloc(1, size);
+	struct entry *e = (struct entry *)(buf + 4);
+
+	if (!buf)
+		return -1;
+	*(uint32_t *)buf = 2;
+	e[i++] = (struct entry){ 0x01, 6, (uint32_t)-1 };
+	for (int u = 0; u < named; u++)
+		e[i++] = (struct entry){ 0x02, 4, 2000 + (uint32_t)u };
+	e[i++] = (struct entry){ 0x04, 4, (uint32_t)-1 };
+	if (named > 0)
+		e[i++] = (struct entry){ 0x10, 6, (uint32_t)-1 };
+	e[i++] = (struct entry){ 0x20, (uint16_t)other_perm, (uint32_t)-1 };
+	int rc = setxattr(path, attr, buf, size, 0);
+	free(buf);
+	return rc;
+}
+
+/* an xattr value given as hex digits ("" for an empty value) */
+static int set_xattr_hex(const char *path, const char *name, const char *hex)
+{
+	size_t len = strlen(hex) / 2;
+	unsigned char *buf = malloc(len + 1);
+
+	if (!buf)
+		return -1;
+	for (size_t i = 0; i < len; i++)
+		sscanf(hex + 2 * i, "%2hhx", &buf[i]);
+	int rc = setxattr(path, name, buf, len, 0);
+	free(buf);
+	return rc;
+}
+
+/* the probe's one datagram */
+static int send_one(int fd, const struct sockaddr_storage *ss, socklen_t len, void *ctl, size_t ctl_len)
+{
+	char data[] = "krsi";
+	struct iovec iov = { data, 4 };
+	struct msghdr msg = { .msg_name = (void *)ss, .msg_namelen = len, .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = ctl, .msg_controllen = ctl_len };
+	return sendmsg(fd, &msg, 0);
+}
+
+/* IPv4 options with a loose source route through `via` (IPOPT_LSRR, pointer 4, one hop), NOP-padded */
+static socklen_t lsrr_option(const char *via, unsigned char opt[8])
+{
+	memset(opt, 0, 8);
+	opt[0] = IPOPT_NOP;
+	opt[1] = IPOPT_LSRR;
+	opt[2] = 7;
+	opt[3] = 4;
+	return inet_pton(AF_INET, via, opt + 4) == 1 ? 8 : 0;
+}
+
+/* an IPv6 segment routing header (type 4) whose first segment is `via`, then `dst` */
+static socklen_t srh_header(const char *via, const char *dst, unsigned char buf[40])
+{
+	struct ipv6_sr_hdr *srh = (struct ipv6_sr_hdr *)buf;
+	memset(buf, 0, 40);
+	srh->hdrlen = 4;		/* (8 + 2 * 16) / 8 - 1 */
+	srh->type = 4;
+	srh->segments_left = 1;
+	srh->first_segment = 1;
+	if (inet_pton(AF_INET6, dst, &srh->segments[0]) != 1 || inet_pton(AF_INET6, via, &srh->segments[1]) != 1)
+		return 0;
+	return 40;
+}
+
+/* an IPv6 type 2 routing header (Mobile IPv6) carrying `home`: the packet goes to its address first */
+static socklen_t rthdr2_header(const char *home, unsigned char buf[24])
+{
+	memset(buf, 0, 24);
+	buf[1] = 2;			/* hdrlen */
+	buf[2] = 2;			/* type */
+	buf[3] = 1;			/* segments left */
+	return inet_pton(AF_INET6, home, buf + 8) == 1 ? 24 : 0;
+}
+
+/* one cmsg of `len` bytes of data into ctl (large enough), returns the control length */
+static size_t one_cmsg(void *ctl, int level, int type, const void *data, size_t len)
+{
+	struct cmsghdr *c = ctl;
+	c->cmsg_level = level;
+	c->cmsg_type = type;
+	c->cmsg_len = CMSG_LEN(len);
+	memcpy(CMSG_DATA(c), data, len);
+	return CMSG_SPACE(len);
 }
 
 static long sys_bpf(int cmd, union bpf_attr *attr)
@@ -189,9 +280,12 @@ static int probe_once(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "link") && argc >= 4)			/* link OLD NEW */
 		return report(link(argv[2], argv[3]));
-	if (!strcmp(cmd, "setacl") && argc >= 4)		/* setacl PATH OTHERPERM [default] */
+	if (!strcmp(cmd, "setacl") && argc >= 4)		/* setacl PATH OTHERPERM [access|default [NAMED]] */
 		return report(set_acl(argv[2], argc >= 5 && !strcmp(argv[4], "default") ?
-				      "system.posix_acl_default" : "system.posix_acl_access", atoi(argv[3])));
+				      "system.posix_acl_default" : "system.posix_acl_access", atoi(argv[3]),
+				      argc >= 6 ? atoi(argv[5]) : 0));
+	if (!strcmp(cmd, "setxattr") && argc >= 5)		/* setxattr PATH NAME HEXVALUE */
+		return report(set_xattr_hex(argv[2], argv[3], argv[4]));
 
 	/* ---- exec: prints only on failure; on success the program runs */
 	if (!strcmp(cmd, "exec") && argc >= 3) {		/* exec PATH [ARGS...] */
@@ -200,12 +294,17 @@ static int probe_once(int argc, char **argv)
 	}
 
 	/* ---- sockets */
-	if ((!strcmp(cmd, "listen4") || !strcmp(cmd, "listen6")) && argc >= 4) {	/* listenN ADDR PORT */
-		int v6 = cmd[6] == '6';
+	/* listenN ADDR PORT, smc-listenN ADDR PORT (an AF_SMC socket, whose listen ends in a TCP listener) */
+	if ((!strcmp(cmd, "listen4") || !strcmp(cmd, "listen6") || !strcmp(cmd, "smc-listen4") ||
+	     !strcmp(cmd, "smc-listen6")) && argc >= 4) {
+		int smc = cmd[0] == 's';
+		int v6 = cmd[strlen(cmd) - 1] == '6';
 		len = make_addr(v6, argv[2], argv[3], &ss);
 		if (!len)
 			return usage("bad address");
-		fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+		fd = smc ? socket(AF_SMC, SOCK_STREAM, v6) : socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+		if (fd < 0)
+			return report(fd);
 		int one = 1;
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 		if (bind(fd, (struct sockaddr *)&ss, len) < 0)
@@ -248,6 +347,148 @@ static int probe_once(int argc, char **argv)
 		msg.msg_namelen = len;
 		fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM, 0);
 		return report(sendmsg(fd, &msg, 0));
+	}
+
+	/* sendto4-unspec / sendto6-unspec ADDR PORT: a UDP datagram whose destination's family field is AF_UNSPEC */
+	if ((!strcmp(cmd, "sendto4-unspec") || !strcmp(cmd, "sendto6-unspec")) && argc >= 4) {
+		int v6 = cmd[6] == '6';
+		len = make_addr(v6, argv[2], argv[3], &ss);
+		if (!len)
+			return usage("bad address");
+		ss.ss_family = AF_UNSPEC;
+		fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM, 0);
+		return report(sendto(fd, "krsi", 4, 0, (struct sockaddr *)&ss, len));
+	}
+	/* connect-family FAMILY 4|6 tcp|udp ADDR PORT: connect with a sockaddr whose family field is FAMILY */
+	if (!strcmp(cmd, "connect-family") && argc >= 7) {
+		int v6 = argv[3][0] == '6';
+		len = make_addr(v6, argv[5], argv[6], &ss);
+		if (!len)
+			return usage("bad address");
+		ss.ss_family = (sa_family_t)atoi(argv[2]);
+		fd = socket(v6 ? AF_INET6 : AF_INET, sock_type(argc, argv, 4), 0);
+		return report(connect(fd, (struct sockaddr *)&ss, len));
+	}
+	/*
+	 * raw4 / raw6 ADDR: an ICMP echo on a raw socket, the destination's family field 0 (needs CAP_NET_RAW);
+	 * ping4 / ping6 ADDR: an ICMP echo on an unprivileged ping socket (net.ipv4.ping_group_range)
+	 */
+	if ((!strcmp(cmd, "raw4") || !strcmp(cmd, "raw6") || !strcmp(cmd, "ping4") || !strcmp(cmd, "ping6")) && argc >= 3) {
+		int raw = cmd[0] == 'r';
+		int v6 = cmd[strlen(cmd) - 1] == '6';
+		unsigned char echo[8] = { v6 ? 128 : 8 };
+		len = make_addr(v6, argv[2], "0", &ss);
+		if (!len)
+			return usage("bad address");
+		if (raw)
+			ss.ss_family = 0;
+		fd = socket(v6 ? AF_INET6 : AF_INET, raw ? SOCK_RAW : SOCK_DGRAM, v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP);
+		if (fd < 0)
+			return report(fd);
+		return report(sendto(fd, echo, sizeof(echo), 0, (struct sockaddr *)&ss, len));
+	}
+	/* tfo4 / tfo6 ADDR PORT: TCP fast open, sendto(MSG_FASTOPEN) connects without connect() */
+	if ((!strcmp(cmd, "tfo4") || !strcmp(cmd, "tfo6")) && argc >= 4) {
+		int v6 = cmd[3] == '6';
+		len = make_addr(v6, argv[2], argv[3], &ss);
+		if (!len)
+			return usage("bad address");
+		fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+		return report(sendto(fd, "krsi", 4, MSG_FASTOPEN, (struct sockaddr *)&ss, len));
+	}
+	/* smc-connect4 / smc-connect6 ADDR PORT: an AF_SMC socket (falls back to TCP) */
+	if ((!strcmp(cmd, "smc-connect4") || !strcmp(cmd, "smc-connect6")) && argc >= 4) {
+		int v6 = cmd[11] == '6';
+		len = make_addr(v6, argv[2], argv[3], &ss);
+		if (!len)
+			return usage("bad address");
+		fd = socket(AF_SMC, SOCK_STREAM, v6 ? 1 : 0);
+		if (fd < 0)
+			return report(fd);
+		return report(connect(fd, (struct sockaddr *)&ss, len));
+	}
+	/* rds-sendto ADDR PORT: an RDS message (bound to 127.0.0.1) to a peer its transport would connect to */
+	if (!strcmp(cmd, "rds-sendto") && argc >= 4) {
+		struct sockaddr_in local = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+		len = make_addr(0, argv[2], argv[3], &ss);
+		if (!len)
+			return usage("bad address");
+		fd = socket(AF_RDS, SOCK_SEQPACKET, 0);
+		if (fd < 0 || bind(fd, (struct sockaddr *)&local, sizeof(local)) < 0)
+			return report(-1);
+		return report(sendto(fd, "krsi", 4, 0, (struct sockaddr *)&ss, len));
+	}
+	/* sctp-connect ADDR PORT, sctp-connectx ADDR,ADDR... PORT (IPv4 addresses; packed sockaddr_in list) */
+	if (!strcmp(cmd, "sctp-connect") && argc >= 4) {
+		len = make_addr(0, argv[2], argv[3], &ss);
+		if (!len)
+			return usage("bad address");
+		fd = socket(AF_INET, SOCK_STREAM, IPPROTO_SCTP);
+		if (fd < 0)
+			return report(fd);
+		return report(connect(fd, (struct sockaddr *)&ss, len));
+	}
+	if (!strcmp(cmd, "sctp-connectx") && argc >= 4) {
+		struct sockaddr_in list[8];
+		int n = 0;
+		char *save, *tok, *addrs = strdup(argv[2]);
+		for (tok = strtok_r(addrs, ",", &save); tok && n < 8; tok = strtok_r(NULL, ",", &save)) {
+			if (!make_addr(0, tok, argv[3], &ss))
+				return usage("bad address");
+			memcpy(&list[n++], &ss, sizeof(list[0]));
+		}
+		fd = socket(AF_INET, SOCK_STREAM, IPPROTO_SCTP);
+		if (fd < 0)
+			return report(fd);
+		return report(setsockopt(fd, IPPROTO_SCTP, SCTP_SOCKOPT_CONNECTX, list, n * sizeof(list[0])));
+	}
+	/* sctp-sendmsg ADDR PORT [EXTRA]: a one-to-many SCTP send that sets up an association with ADDR (and EXTRA as a second peer) */
+	if (!strcmp(cmd, "sctp-sendmsg") && argc >= 4) {
+		unsigned char ctl[64] = {};
+		size_t ctl_len = 0;
+		struct in_addr extra;
+		len = make_addr(0, argv[2], argv[3], &ss);
+		if (!len)
+			return usage("bad address");
+		if (argc >= 5) {
+			if (inet_pton(AF_INET, argv[4], &extra) != 1)
+				return usage("bad address");
+			ctl_len = one_cmsg(ctl, IPPROTO_SCTP, SCTP_DSTADDRV4, &extra, sizeof(extra));
+		}
+		fd = socket(AF_INET, SOCK_SEQPACKET, IPPROTO_SCTP);
+		if (fd < 0)
+			return report(fd);
+		return report(send_one(fd, &ss, len, ctl_len ? ctl : NULL, ctl_len));
+	}
+	/*
+	 * Rerouting options: lsrr-connect VIA ADDR PORT (IP_OPTIONS with a loose source route, then a TCP
+	 * connect), srh-connect VIA ADDR PORT (IPV6_RTHDR with a segment routing header, then a TCP connect),
+	 * retopts-sendto VIA ADDR PORT (a UDP datagram with an IP_RETOPTS source route),
+	 * rthdr-sendto VIA ADDR PORT (a UDP datagram with a type 2 routing header in an IPV6_RTHDR cmsg).
+	 * The first step that fails is reported.
+	 */
+	if ((!strcmp(cmd, "lsrr-connect") || !strcmp(cmd, "srh-connect")) && argc >= 5) {
+		int v6 = cmd[0] == 's';
+		unsigned char opt[40];
+		socklen_t optlen = v6 ? srh_header(argv[2], argv[3], opt) : lsrr_option(argv[2], opt);
+		len = make_addr(v6, argv[3], argv[4], &ss);
+		if (!len || !optlen)
+			return usage("bad address");
+		fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+		if (setsockopt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_RTHDR : IP_OPTIONS, opt, optlen) < 0)
+			return report(-1);
+		return report(connect(fd, (struct sockaddr *)&ss, len));
+	}
+	if ((!strcmp(cmd, "retopts-sendto") || !strcmp(cmd, "rthdr-sendto")) && argc >= 5) {
+		int v6 = cmd[1] == 't';
+		unsigned char opt[40], ctl[96] = {};
+		socklen_t optlen = v6 ? rthdr2_header(argv[2], opt) : lsrr_option(argv[2], opt);
+		len = make_addr(v6, argv[3], argv[4], &ss);
+		if (!len || !optlen)
+			return usage("bad address");
+		fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM, 0);
+		size_t ctl_len = one_cmsg(ctl, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_RTHDR : IP_RETOPTS, opt, optlen);
+		return report(send_one(fd, &ss, len, ctl, ctl_len));
 	}
 
 	/* ---- signals and ptrace */

@@ -79,7 +79,7 @@ async function runOnly(build: UpgradeBuild): Promise<void> {
 async function attachedPrograms(): Promise<{ name: string; buildId: string | null }[]> {
   const r = await execa('bpftool', ['-j', 'prog', 'show']);
   const progs = JSON.parse(r.stdout) as { name?: string; type?: string; metadata?: { build_id?: string } }[];
-  // the LSM programs and the one fentry program (do_setxattr, before Linux 6.2)
+  // the LSM programs (and 0.1.0's one fentry program, on do_setxattr)
   return progs.filter((p) => (p.type === 'lsm' || p.type === 'tracing') && p.name?.startsWith('krsi_'))
     .map((p) => ({ name: p.name!, buildId: p.metadata?.build_id ?? null }));
 }

@@ -103,7 +103,7 @@ describe('shared layout: TypeScript decoders vs the BTF of the built BPF objects
       CREATE: 'creat', MKNOD: 'mknod', MKDIR: 'mkdir', CHMOD: 'chmod', SETACL: 'setacl', LINK: 'link',
       EXEC: 'exsuid', LISTEN: 'listen', CONNECT: 'skconn', SENDMSG: 'sksend', KILL: 'sgkill', PTRACE: 'ptrace', SIGIO: 'sigio',
       SETRLIMIT: 'rlimit', SETSCHED: 'setsched', SETNICE: 'setnice', SETIOPRIO: 'ioprio', BPF_ID: 'bpfid', BPF_MAP: 'bpfmap',
-      BPF_PROG: 'bpfprog', UMOUNT: 'umount', REMOUNT: 'remount', MOUNT: 'mount', MOVE_MOUNT: 'movemount',
+      BPF_PROG: 'bpfprog', UMOUNT: 'umount', REMOUNT: 'remount', MOUNT: 'mount', MOVE_MOUNT: 'movemount', SOCKOPT: 'skopt',
     };
     const [, t] = findNamed('ENUM', 'krsi_event_type');
     expect(t.values!.length).to.equal(Object.keys(EVENT_TYPES).length);

@@ -47,6 +47,11 @@ try udp_connect bash -c 'exec 3<>/dev/udp/192.0.2.53/53'
 try tcp6_connect "$KRSI_PROBE" connect6 2001:db8::10 443 tcp
 try v4mapped_connect "$KRSI_PROBE" connect6 ::ffff:192.0.2.10 22 tcp
 try udp_sendto "$KRSI_PROBE" sendto4 192.0.2.53 53
+# attacker variants: a destination whose family field is AF_UNSPEC (UDP sends it as IPv4), the NAT64 form
+# of a denied IPv4 address, an IPv6 routing header that sends a loopback connect toward the denied network
+try udp_sendto_unspec "$KRSI_PROBE" sendto4-unspec 192.0.2.53 53
+try nat64_connect "$KRSI_PROBE" connect6 64:ff9b::192.0.2.10 22 tcp
+try routing_header "$KRSI_PROBE" srh-connect 2001:db8::1 ::1 "$KRSI_SSH_PORT"
 # an allowed destination: the node's own sshd
 try loopback_connect bash -c "exec 3<>/dev/tcp/127.0.0.1/$KRSI_SSH_PORT && echo connected"
 

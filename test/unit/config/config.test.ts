@@ -203,6 +203,14 @@ reconcile_grace = 30
     expect(config.profiles.get('default')?.sshClients).to.deep.equal([]);
   });
 
+  it('connect_nat64: the well-known prefix by default, a list of /96 prefixes, or off', () => {
+    const nat64 = (lines: string) => parse(withDefault(`skconnections = enforce\n${lines}`)).profiles.get('default')?.connectNat64.map((c) => c.text);
+    expect(nat64('')).to.deep.equal(['64:ff9b::/96']);
+    expect(nat64('connect_nat64 = 64:ff9b:1:2::/96, 2001:db8:64::/96')).to.deep.equal(['64:ff9b:1:2::/96', '2001:db8:64::/96']);
+    expect(nat64('connect_nat64 = off')).to.deep.equal([]);
+    expect(nat64('connect_nat64 =')).to.deep.equal([]);
+  });
+
   it('connect_allow makes an allow-list; connect_deny may carve holes in it', () => {
     const p = parse(withDefault('skconnections = enforce\nconnect_allow = 10.0.0.0/8, ::1\nconnect_deny = 10.0.0.1')).profiles.get('default');
     expect(p?.connectAllow?.map((c) => c.text)).to.deep.equal(['10.0.0.0/8', '::1/128']);
@@ -266,6 +274,9 @@ describe('config: errors name the file, the section and the key', () => {
     ['upper-case mode', withDefault('killtasks = Enforce'), 'profile default', 'killtasks', /lower case: "enforce"/, 3],
     ['bad CIDR', withDefault('connect_deny = 192.0.2.0/24, 10.0.0.0/33'), 'profile default', 'connect_deny', /invalid CIDR "10\.0\.0\.0\/33"/, 3],
     ['bad allow CIDR', withDefault('connect_allow = example.org'), 'profile default', 'connect_allow', /invalid CIDR "example\.org"/, 3],
+    ['NAT64 prefix not /96', withDefault('connect_nat64 = 64:ff9b::/64'), 'profile default', 'connect_nat64', /"64:ff9b::\/64" is not an IPv6 \/96 prefix/, 3],
+    ['NAT64 prefix IPv4', withDefault('connect_nat64 = 192.0.2.0/24'), 'profile default', 'connect_nat64', /"192\.0\.2\.0\/24" is not an IPv6 \/96 prefix/, 3],
+    ['NAT64 prefix garbage', withDefault('connect_nat64 = well-known'), 'profile default', 'connect_nat64', /invalid CIDR "well-known"/, 3],
     ['bad metrics_listen', '[agent]\nmetrics_listen = 127.0.0.1:70000\n[profile default]', 'agent', 'metrics_listen', /port "70000" is not in 1\.\.65535/, 2],
     ['metrics_listen without port', '[agent]\nmetrics_listen = 127.0.0.1\n[profile default]', 'agent', 'metrics_listen', /has no port/, 2],
     ['unbracketed IPv6', '[agent]\nmetrics_listen = ::1:9817\n[profile default]', 'agent', 'metrics_listen', /needs brackets/, 2],

@@ -3,12 +3,12 @@ import { readFileSync } from 'node:fs';
 import { parseConfig, type ProfileConfig } from '../../../agent/config/config.js';
 import { parseCidr } from '../../../agent/enforcement/cidr.js';
 import { POLICIES, type Mode, type PolicyName } from '../../../agent/enforcement/layout.js';
-import { mergeConnections, mergeProfiles } from '../../../agent/service/merge.js';
+import { mergeConnections, mergeProfiles, withNat64 } from '../../../agent/service/merge.js';
 import { chooseProfile, profileFromComment } from '../../../agent/service/profile-choice.js';
 
 function profile(name: string, modes: Partial<Record<PolicyName, Mode>>, rest: Partial<ProfileConfig> = {}): ProfileConfig {
   const all = Object.fromEntries(POLICIES.map((p) => [p, modes[p] ?? 'off'])) as Record<PolicyName, Mode>;
-  return { name, modes: all, suidexecAllow: [], sshClients: [], connectDeny: [], connectAllow: null, ...rest };
+  return { name, modes: all, suidexecAllow: [], sshClients: [], connectDeny: [], connectAllow: null, connectNat64: [], ...rest };
 }
 const cidrs = (...list: string[]) => list.map(parseCidr);
 
@@ -54,7 +54,39 @@ describe('policy union (merge)', () => {
     const config = parseConfig(readFileSync(new URL('../../../deploy/krsi.ini', import.meta.url), 'utf8'), 'krsi.ini', { fileExists: () => true });
     const m = mergeProfiles([config.profiles.get('default')!, config.profiles.get('strict')!]);
     expect(m.modes.fileperms).to.equal('enforce');
-    expect(m.connectRules).to.deep.equal([{ cidr: '192.0.2.0/24', verdict: 'deny' }, { cidr: '2001:db8::/32', verdict: 'deny' }]);
+    expect(m.connectRules).to.deep.equal([
+      { cidr: '192.0.2.0/24', verdict: 'deny' },
+      { cidr: '2001:db8::/32', verdict: 'deny' },
+      { cidr: '64:ff9b::c000:200/120', verdict: 'deny' },
+    ]);
+  });
+
+  it('NAT64: every IPv4 rule applies again under each /96 prefix, IPv6 rules stay as they are', () => {
+    const text = (list: { text: string }[]) => list.map((c) => c.text);
+    expect(text(withNat64(cidrs('192.0.2.0/24', '198.51.100.7', '2001:db8::/32', '0.0.0.0/0'), cidrs('64:ff9b::/96', '2001:db8:64::/96')))).to.deep.equal([
+      '192.0.2.0/24', '198.51.100.7/32', '2001:db8::/32', '0.0.0.0/0',
+      '64:ff9b::c000:200/120', '2001:db8:64::c000:200/120', '64:ff9b::c633:6407/128', '2001:db8:64::c633:6407/128',
+      '64:ff9b::/96', '2001:db8:64::/96',
+    ]);
+    expect(text(withNat64(cidrs('192.0.2.0/24'), []))).to.deep.equal(['192.0.2.0/24']);
+  });
+
+  it('NAT64 in the union: a deny-list denies the translated networks, an allow-list allows them and keeps its holes', () => {
+    const nat64 = cidrs('64:ff9b::/96');
+    const deny = mergeProfiles([profile('d', { skconnections: 'enforce' }, { connectDeny: cidrs('192.0.2.0/24'), connectNat64: nat64 })]);
+    expect(deny.connectRules).to.deep.equal([{ cidr: '192.0.2.0/24', verdict: 'deny' }, { cidr: '64:ff9b::c000:200/120', verdict: 'deny' }]);
+    const allow = mergeProfiles([
+      profile('a', { skconnections: 'enforce' }, { connectAllow: cidrs('10.0.0.0/8'), connectDeny: cidrs('10.0.0.1'), connectNat64: nat64 }),
+    ]);
+    expect(allow.connectDefault).to.equal('deny');
+    expect(allow.connectRules).to.deep.equal([
+      { cidr: '10.0.0.0/8', verdict: 'allow' },
+      { cidr: '64:ff9b::a00:0/104', verdict: 'allow' },
+      { cidr: '10.0.0.1/32', verdict: 'deny' },
+      { cidr: '64:ff9b::a00:1/128', verdict: 'deny' },
+    ]);
+    const off = mergeProfiles([profile('o', { skconnections: 'enforce' }, { connectDeny: cidrs('192.0.2.0/24') })]);
+    expect(off.connectRules).to.deep.equal([{ cidr: '192.0.2.0/24', verdict: 'deny' }]);
   });
 });
 
