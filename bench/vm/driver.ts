@@ -833,8 +833,13 @@ async function main(): Promise<void> {
       notes.push(`the flood section failed: ${(err as Error).message.split('\n')[0]}`);
       say(`flood failed: ${(err as Error).stack ?? String(err)}`);
       const death = agentDeath();
-      if (death) notes.push(death);
-      if (death) say(death);
+      if (death) {
+        notes.push(death);
+        say(death);
+        // the sections after it still run, against a new agent (and the RSS figures below are its)
+        agentPid = await startAgent();
+        notes.push('the agent was restarted after the flood section: the RSS figures after it are the new agent\'s');
+      }
     }
     save();
   }
