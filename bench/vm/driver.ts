@@ -254,6 +254,20 @@ async function api(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unkno
 
 let agentProc: { pid?: number | undefined; kill(signal: NodeJS.Signals): boolean } & PromiseLike<unknown> | null = null;
 
+/**
+ * How the agent went, when it is gone: its exit status or signal, the end of its stderr, the kernel's
+ * OOM lines and how full /tmp (where the logs are) is. '' while it runs. A failed section says this.
+ */
+function agentDeath(): string {
+  const proc = agentProc as unknown as { exitCode: number | null; signalCode: string | null } | null;
+  if (proc === null || (proc.exitCode === null && proc.signalCode === null)) return '';
+  const tail = (text: string) => text.trim().split('\n').slice(-12).join(' | ');
+  const err = existsSync(`${AGENT_OUT}.err`) ? tail(readFileSync(`${AGENT_OUT}.err`, 'utf8')) : '';
+  const oom = tail(execFileSync('dmesg', { encoding: 'utf8' }).split('\n').filter((l) => /oom|out of memory|killed process/i.test(l)).join('\n'));
+  const tmp = execFileSync('df', ['-k', '/tmp'], { encoding: 'utf8' }).trim().split('\n').pop();
+  return `the agent is gone (exit ${proc.exitCode ?? '-'}, signal ${proc.signalCode ?? '-'}); stderr: ${err || '(empty)'}; kernel: ${oom || '(no OOM line)'}; /tmp: ${tmp}`;
+}
+
 async function startAgent(): Promise<number> {
   writeFileSync(CONFIG, agentConfig());
   // stdout stands in for journald: a file, so that its writes cost what writing to a journal pipe would
@@ -829,6 +843,14 @@ async function main(): Promise<void> {
       // reported as failed in the document; the sections after it still run
       notes.push(`the flood section failed: ${(err as Error).message.split('\n')[0]}`);
       say(`flood failed: ${(err as Error).stack ?? String(err)}`);
+      const death = agentDeath();
+      if (death) {
+        notes.push(death);
+        say(death);
+        // the sections after it still run, against a new agent (and the RSS figures below are its)
+        agentPid = await startAgent();
+        notes.push('the agent was restarted after the flood section: the RSS figures after it are the new agent\'s');
+      }
     }
     save();
   }

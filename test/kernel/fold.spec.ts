@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { KrsiEvent } from '../../agent/enforcement/layout.js';
 import { formatEvent } from '../../agent/events/format.js';
 import { parseCidr } from '../../agent/enforcement/cidr.js';
-import { OTHER, PROBE, USER, eventsSince, events, getEnforcer, modes, policy, probe, runAs, shellAs, userDir } from './fixture.js';
+import { OTHER, PROBE, USER, eventsSince, events, getEnforcer, modes, policy, probe, runAs, shellAs, startFixture, userDir } from './fixture.js';
 import { scaled, waitFor } from '../vm/pace.js';
 
 type Counters = ReturnType<ReturnType<typeof getEnforcer>['counters']>;
@@ -37,6 +37,10 @@ const skconnTo = (uid: number, addr: string, port: number) => (e: KrsiEvent) =>
 describe('folding repeated decisions (kernel)', function () {
   this.timeout(scaled(180_000));
 
+  // its own fixture: run alone (KRSI_VM_GREP) no other spec file has started it
+  before(async () => {
+    await startFixture();
+  });
   beforeEach(() => {
     getEnforcer().setUidPolicy(USER, deniedNet);
     getEnforcer().setUidPolicy(OTHER, deniedNet);
