@@ -4,12 +4,12 @@
  * `systemctl restart krsi-agent` while jobs start fails none of them and drains nothing.
  */
 import { expect } from 'chai';
-import { WORK, jobInfo, sbatch, systemdCluster, waitJobEnded, waitJobRunning } from '../slurm/cluster.js';
+import { WORK, jobInfo, sbatch, waitJobEnded, waitJobRunning } from '../slurm/cluster.js';
 import { agentJobs } from '../slurm/node.js';
 import { scaled, waitFor, withDeadline } from '../vm/pace.js';
 import { BOOT, onBoot } from './boot.js';
-import { HOLD, chmodSuid, expectNodeServing, release } from './jobs.js';
-import { AGENT_UNIT, CLUSTER } from './node.js';
+import { HOLD, chmodSuid, expectNodeServing, registeredCluster, release } from './jobs.js';
+import { AGENT_UNIT } from './node.js';
 import { journal, logLineUs, systemctl, timestampUs, unitProps, waitActive } from './systemctl.js';
 
 const STRICT_USER = 1000;
@@ -19,7 +19,7 @@ describe('krsi-agent.service under systemd', function () {
     this.timeout(scaled(300_000));
     await waitActive(AGENT_UNIT);
     await waitActive('slurmd.service');
-    const cluster = await systemdCluster(CLUSTER);
+    const cluster = await registeredCluster();
     console.log(`      boot ${BOOT}: node ${cluster.node} registered ${cluster.seconds.toFixed(1)} s after the specs started`);
   });
 

@@ -15,12 +15,12 @@ import { expect } from 'chai';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { WORK, jobInfo, sbatch, systemdCluster, waitForJob, waitJobRunning } from '../slurm/cluster.js';
+import { WORK, jobInfo, sbatch, waitForJob, waitJobRunning } from '../slurm/cluster.js';
 import { agentJobs, api } from '../slurm/node.js';
 import { scaled, waitFor } from '../vm/pace.js';
 import { onBoot } from './boot.js';
-import { AGENT_UNIT, CLUSTER, PERSIST } from './node.js';
-import { HOLD, chmodSuid, expectNodeServing, release } from './jobs.js';
+import { AGENT_UNIT, PERSIST } from './node.js';
+import { HOLD, chmodSuid, expectNodeServing, registeredCluster, release } from './jobs.js';
 import { journal, journalTail, waitActive } from './systemctl.js';
 
 const RECORD = join(PERSIST, 'reboot.json');
@@ -42,7 +42,7 @@ function bootId(): string {
 onBoot(1, 'a reboot: before the power loss', () => {
   it('three jobs under strict (requeueable, --no-requeue, and a ghost Slurm never ran); then the power goes', async function () {
     this.timeout(scaled(300_000));
-    await systemdCluster(CLUSTER);
+    await registeredCluster();
     const requeued = await sbatch(USERS.requeued, HOLD, ['--comment=policy:strict', '-J', 'reboot-requeued', `--output=${WORK}/out-%j.txt`]);
     const lost = await sbatch(USERS.lost, HOLD, ['--comment=policy:strict', '--no-requeue', '-J', 'reboot-lost', `--output=${WORK}/out-%j.txt`]);
     const ghost = await api('POST', '/v1/jobs', { job_id: GHOST_JOB, uid: USERS.ghost, comment: 'policy:strict' });
@@ -77,20 +77,7 @@ onBoot(2, 'a reboot: after the power loss', () => {
     record = JSON.parse(readFileSync(RECORD, 'utf8')) as BeforePowerLoss;
     expect(bootId(), 'a new boot').to.not.equal(record.bootId);
     await waitActive(AGENT_UNIT);
-    // slurmctld restores the node as it was (its jobs running, not responding) until slurmd registers;
-    // with ReturnToService=1 a node that registers after an unexpected reboot goes DOWN and its jobs are
-    // ended or requeued. The operator then resumes it, as the spec does.
-    const node = await waitFor('slurmd to register with slurmctld after the reboot', async () => {
-      const r = await execa('sinfo', ['-h', '-N', '-o', '%N|%T|%E'], { reject: false });
-      const [name, state, why] = String(r.stdout).trim().split('|');
-      return r.exitCode === 0 && name && state && !state.endsWith('*') && !/unknown/i.test(state) ? { name, state, why } : undefined;
-    }, { timeoutMs: 240_000, detail: () => journalTail('slurmctld.service') });
-    console.log(`      node ${node.name} after the reboot: ${node.state} (${node.why})`);
-    if (/^down/.test(node.state)) {
-      const r = await execa('scontrol', ['update', `NodeName=${node.name}`, 'State=RESUME'], { reject: false, all: true });
-      if (r.exitCode !== 0) throw new Error(`scontrol update NodeName=${node.name} State=RESUME: ${r.all}`);
-    }
-    await systemdCluster(CLUSTER);
+    await registeredCluster();
   });
 
   it('the ghost and the job Slurm will not run again are removed, their users free', async function () {

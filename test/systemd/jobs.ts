@@ -1,12 +1,15 @@
 /**
- * Jobs and checks the systemd specs share: strict hold jobs, the strict user's denied chmod, the node's
- * state as Slurm sees it.
+ * Jobs and checks the systemd specs share: the node registered, strict hold jobs, the strict user's
+ * denied chmod, the node's state as Slurm sees it.
  */
 import { expect } from 'chai';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { WORK, nodeInfo } from '../slurm/cluster.js';
+import { type Cluster, WORK, nodeInfo, systemdCluster } from '../slurm/cluster.js';
 import { probe } from '../kernel/fixture.js';
+import { waitFor } from '../vm/pace.js';
+import { CLUSTER } from './node.js';
+import { journalTail } from './systemctl.js';
 
 export { HOLD, releaseJob as release } from '../slurm/cluster.js';
 
@@ -25,4 +28,24 @@ export async function chmodSuid(uid: number, tag: string): Promise<string> {
 export async function expectNodeServing(): Promise<void> {
   const node = await nodeInfo();
   expect(node.State, `node state (reason: ${node.Reason ?? 'none'})`).to.match(/^(IDLE|MIXED|ALLOCATED)/).and.not.match(/DRAIN|DOWN|FAIL/);
+}
+
+/**
+ * This boot's cluster, once slurmd has registered. slurmctld restores the node as the last boot left it
+ * (not responding) until then; with ReturnToService=1 (CLUSTER) a node that registers after an unexpected
+ * reboot goes DOWN and slurmctld ends or requeues its jobs. Such a node is resumed, as its operator would,
+ * and what slurmctld said is printed.
+ */
+export async function registeredCluster(): Promise<Cluster> {
+  const node = await waitFor('slurmd to register with slurmctld', async () => {
+    const r = await execa('sinfo', ['-h', '-N', '-o', '%N|%T|%E'], { reject: false });
+    const [name, state, why] = String(r.stdout).trim().split('|');
+    return r.exitCode === 0 && name && state && !state.endsWith('*') && !/unknown/i.test(state) ? { name, state, why } : undefined;
+  }, { timeoutMs: 240_000, detail: () => journalTail('slurmctld.service') });
+  if (/^down/.test(node.state)) {
+    console.log(`      node ${node.name} registered ${node.state} (${node.why}): resumed`);
+    const r = await execa('scontrol', ['update', `NodeName=${node.name}`, 'State=RESUME'], { reject: false, all: true });
+    if (r.exitCode !== 0) throw new Error(`scontrol update NodeName=${node.name} State=RESUME: ${r.all}`);
+  }
+  return systemdCluster(CLUSTER);
 }
