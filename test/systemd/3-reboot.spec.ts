@@ -1,6 +1,6 @@
 /**
  * A node that loses power with jobs under policy, and boots again with its persistent state (the agent's
- * job table, slurmctld's and slurmd's state: PERSISTENT_DIRS in node.ts). Boot 1 registers three jobs and
+ * job table, slurmctld's state: PERSISTENT_DIRS in node.ts). Boot 1 registers three jobs and
  * ends without an epilog (the harness powers the VM off at once: no unit is stopped):
  *   requeued  uid 1000, a strict batch job Slurm may requeue (the default)
  *   lost      uid 1001, a strict batch job submitted with --no-requeue
