@@ -16,7 +16,7 @@
  * oom_score_adj above -1000), 4 runtime failure, 5 another krsi-agent runs (it holds <state_dir>/agent.lock; this one touched nothing).
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import { release, setPriority } from 'node:os';
+import { getPriority, release, setPriority } from 'node:os';
 import { join } from 'node:path';
 import { buildApp, type AccessPolicy } from './api/app.js';
 import { DEFAULT_SOCKET_MODE, listenUnix } from './api/server.js';
@@ -50,7 +50,9 @@ export const AGENT_NICE = -10;
 /** renice every thread of this process (Linux priorities are per thread; later threads inherit) */
 function raisePriority(log: Logger): void {
   try {
-    for (const tid of readdirSync('/proc/self/task')) setPriority(Number(tid), AGENT_NICE);
+    // under systemd the unit's Nice= has done it before exec, for every thread (the unit does not grant
+    // CAP_SYS_NICE, which a change of our own would need)
+    for (const tid of readdirSync('/proc/self/task')) if (getPriority(Number(tid)) > AGENT_NICE) setPriority(Number(tid), AGENT_NICE);
   } catch (err) {
     log.warn('cannot raise the agent\'s CPU priority: prologs may wait longer on a busy node', { nice: AGENT_NICE, error: (err as Error).message });
   }

@@ -58,7 +58,14 @@ async function runOnly(build: UpgradeBuild): Promise<void> {
   // no agent runs: the pins' own file system may go (its unmount unpins everything), and what an earlier
   // layout left on the bpffs above with it
   await systemctl('stop', PIN_MOUNT_UNIT);
-  for (const dir of [PIN_DIR, previousLayoutDir(PIN_DIR)]) rmSync(dir, { recursive: true, force: true });
+  for (const dir of [PIN_DIR, previousLayoutDir(PIN_DIR)]) {
+    if (!existsSync(dir)) continue;
+    const r = await execa('rm', ['-rf', dir], { reject: false });
+    if (r.exitCode !== 0) {
+      const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes('/sys/fs/bpf')).join('\n');
+      throw new Error(`cannot remove ${dir} (${r.stderr.trim()}); mounts under /sys/fs/bpf:\n${mounts}\n${(await execa('ls', ['-la', dirname(dir)], { reject: false })).stdout}`);
+    }
+  }
   for (const name of existsSync('/var/lib/slurm-krsi') ? readdirSync('/var/lib/slurm-krsi') : []) rmSync(join('/var/lib/slurm-krsi', name), { recursive: true, force: true });
   const unit = readFileSync(join(build.root, 'deploy/krsi-agent.service'), 'utf8');
   writeFileSync(UNIT_FILE, unit);
