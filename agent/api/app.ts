@@ -284,7 +284,7 @@ export function buildApp(opts: BuildAppOptions): FastifyInstance {
         connections.admit(uid, (release) => socket.once('close', () => {
           release();
           // a uid's bucket goes with its last connection once it is full again (nothing to remember)
-          if (connections.count(uid) === 0 && rates.get(uid)?.hasToken()) rates.delete(uid);
+          if (connections.count(uid) === 0 && rates.get(uid)?.isFull()) rates.delete(uid);
         }));
       if (!admitted) {
         refused('connections');

@@ -25,6 +25,12 @@ export class TokenBucket {
     return this.tokens >= 1;
   }
 
+  /** whether the bucket is full again: forgetting it then gives its owner nothing it did not have */
+  isFull(): boolean {
+    this.refill();
+    return this.tokens >= this.burst;
+  }
+
   take(): boolean {
     if (!this.hasToken()) return false;
     this.tokens -= 1;

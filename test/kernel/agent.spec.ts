@@ -304,13 +304,17 @@ describe('krsi-agent on the real kernel', function () {
     expect(await scrape()).to.match(/^krsi_program_runs_total\{program="krsi_task_kill"\} \d+$/m);
   });
 
-  it('refuses to start with an oom_score_adj above -1000, and a second agent cannot open the live one\'s pins', async () => {
-    const loose = await execa('choom', ['-n', '0', '--', process.execPath, AGENT, '--config', CONFIG], { reject: false });
+  it('refuses to start with an oom_score_adj above -1000, and a second agent leaves the live one alone', async () => {
+    // a state dir of its own: with the running agent's, its lock would stop it first (exit 5, below)
+    const looseConfig = join(DIR, 'krsi-loose.ini');
+    writeFileSync(looseConfig, config().replace(`state_dir = ${STATE}`, `state_dir = ${join(DIR, 'loose-state')}`));
+    const loose = await execa('choom', ['-n', '0', '--', process.execPath, AGENT, '--config', looseConfig], { reject: false });
     expect(loose.exitCode).to.equal(3);
     expect(loose.stderr).to.match(/oom_score_adj is 0: the agent must run with -1000\b.*OOMScoreAdjust=-1000/);
     const second = await execa(...asTheUnitRunsIt(process.execPath, [AGENT, '--config', CONFIG]), { reject: false });
-    expect(second.exitCode).to.equal(4);
-    expect(second.stderr).to.match(/guarded by a live krsi-agent.*systemctl stop krsi-agent/);
+    // the single-instance lock stops it before it touches anything (the pins would refuse it too: tamper.spec)
+    expect(second.exitCode, second.stderr).to.equal(5);
+    expect(second.stderr).to.match(/another krsi-agent \(pid \d+\) holds .*agent\.lock: this one exits without touching anything/);
     expect((await api('GET', '/v1/status')).status, 'the running agent still serves').to.equal(200);
   });
 

@@ -20,6 +20,16 @@ describe('limits: building blocks', () => {
     expect([b.take(), b.take()]).to.deep.equal([true, true]);
   });
 
+  it('TokenBucket: full only once the whole burst is back (a forgotten bucket must not hand out a fresh burst)', async () => {
+    const b = new TokenBucket(100, 4);
+    expect(b.isFull()).to.equal(true);
+    expect([b.take(), b.take(), b.take()]).to.deep.equal([true, true, true]);
+    expect(b.hasToken(), 'a token left').to.equal(true);
+    expect(b.isFull(), 'but not full').to.equal(false);
+    await new Promise((r) => setTimeout(r, 50)); // 100 a second: the 3 taken are back after 30 ms
+    expect(b.isFull()).to.equal(true);
+  });
+
   it('ConnectionCount: a cap per key and one for all keys; a closed connection frees its place', () => {
     const c = new ConnectionCount<number>(2, 3);
     const closers: (() => void)[] = [];
