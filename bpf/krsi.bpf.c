@@ -975,14 +975,20 @@ static __always_inline int skconnections_decision(__u32 type, __u8 pmode, struct
 						  __u16 port, const __u8 addr[16], const char *detail)
 {
 	struct krsi_event *e;
-	__u64 a0 = 0, a1 = 0, target;
+	__u64 a0 = 0, a1 = 0, d = 0, target;
 
-	/* the destination (family, address, port) and the socket type: another destination is another action */
+	/*
+	 * the destination (family, address, port), the socket type and what made it a destination (connectx,
+	 * an extra peer, a routing option: the first bytes of the detail's name): another one is another action
+	 */
 	if (addr) {
 		__builtin_memcpy(&a0, addr, 8);
 		__builtin_memcpy(&a1, addr + 8, 8);
 	}
-	target = krsi_target(krsi_target(krsi_target(((__u64)family << 16) | port, a0), a1), BPF_CORE_READ(sk, sk_type));
+	if (detail)
+		bpf_probe_read_kernel_str(&d, sizeof(d), detail);
+	target = krsi_target(krsi_target(krsi_target(krsi_target(((__u64)family << 16) | port, a0), a1),
+				       BPF_CORE_READ(sk, sk_type)), d);
 	if (decision_begin(&e, type, KRSI_POLICY_SKCONNECTIONS, decision_of(pmode), target)) {
 		e->family = family;
 		e->port = bpf_ntohs(port);

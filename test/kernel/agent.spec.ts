@@ -256,7 +256,7 @@ describe('krsi-agent on the real kernel', function () {
     expect(grew('krsi_events_folded_total', 'policy="skconnections"')).to.equal(2);
     expect(metric(after, 'krsi_events_dropped_total', 'policy="skconnections"')).to.equal(0);
     expect(after).to.match(/^krsi_jobs 1$/m);
-    expect(after).to.match(/^krsi_build_info\{version="[^"]+",kernel="6\.1[^"]*"\} 1$/m);
+    expect(after).to.match(/^krsi_build_info\{version="[^"]+",build_id="[0-9a-f]{8}-[0-9a-f]{12}",kernel="6\.1[^"]*"\} 1$/m);
     expect(after).to.match(/^krsi_policy_apply_duration_seconds_count \d+$/m);
     type Status = { counters: Record<string, { deny: number; audit: number; dropped: number }>; events: { logged: number; dropped: number; folded: number } };
     const status = (await api('GET', '/v1/status')).body as Status;

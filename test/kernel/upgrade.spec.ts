@@ -8,6 +8,7 @@
 import { expect } from 'chai';
 import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { Enforcer } from '../../agent/enforcement/enforcer.js';
 import { generationDir, listGenerations, previousLayoutDir, readBuildId } from '../../agent/enforcement/generations.js';
 import { isPinFsMount, withWritablePins } from '../../agent/enforcement/pin-fs.js';
@@ -137,11 +138,14 @@ describe('upgrading another build\'s pinned programs, with crashes between the s
 
   it('takes over 0.1.0\'s pins, straight on the bpffs above, from the folder they are moved aside to, without a gap', async () => {
     // 0.1.0 itself (test/vm/upgrade-builds.ts) pins its programs straight under PIN_DIR, on /sys/fs/bpf
+    // in a process of its own: its libbpf bindings and this build's cannot share one (koffi types are global)
     const v010 = upgradeBuild('v0.1.0');
-    const old = (await import(join(v010.root, 'dist/agent/enforcement/enforcer.js'))) as { Enforcer: typeof Enforcer };
-    const legacy = old.Enforcer.open({ objectPath: join(v010.root, 'build/bpf/krsi.bpf.o'), pinDir: PIN_DIR });
-    legacy.setUidPolicy(USER, STRICT);
-    await legacy.close();
+    const script = `const { Enforcer } = await import(${JSON.stringify(join(v010.root, 'dist/agent/enforcement/enforcer.js'))});
+const e = Enforcer.open({ objectPath: ${JSON.stringify(join(v010.root, 'build/bpf/krsi.bpf.o'))}, pinDir: ${JSON.stringify(PIN_DIR)} });
+e.setUidPolicy(${USER}, ${JSON.stringify(STRICT)});
+await e.close();`;
+    const legacy = await execa(process.execPath, ['--input-type=module', '-e', script], { reject: false });
+    expect(legacy.exitCode, `0.1.0's enforcer: ${legacy.stderr}`).to.equal(0);
     expect(isPinFsMount(PIN_DIR), 'no file system of its own under 0.1.0').to.equal(false);
     expect(listGenerations(PIN_DIR).map((g) => g.buildId)).to.deep.equal([null]);
     expect(await chmodSuid(), '0.1.0 enforces').to.equal('ERR EPERM');

@@ -104,6 +104,9 @@ fi
 
 step "state directories (empty)"
 rm -rf /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /run/slurm
+# job ids start from 1 again: an earlier cluster's job files there may be another user's (out-2.txt of
+# uid 1000 cannot be opened by uid 1001's job 2 in a sticky directory)
+find "$KRSI_SLURM_WORK" -mindepth 1 -delete
 install -d -o slurm -g slurm -m 0755 /var/spool/slurmctld /var/log/slurm /run/slurm
 install -d -m 0755 /var/spool/slurmd
 
