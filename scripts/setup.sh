@@ -9,6 +9,7 @@ packages=(
   clang llvm libbpf-dev libbpf1 bpftool gcc libc6-dev make     # build: BPF objects, test probe
   qemu-system-x86 linux-image-amd64 busybox-static cpio kmod   # the VM that runs the kernel tests
   iproute2 acl e2fsprogs util-linux procps                     # used inside the VM by the tests
+  libcap2-bin systemd                                          # setcap (suidexec); the VM's init in the systemd tests
   openssh-client openssh-server                                # the ssh port-forward attack
   slurmctld slurmd slurm-client munge                          # the single-node cluster
 )
