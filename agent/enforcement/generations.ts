@@ -41,7 +41,8 @@ export class BuildIdError extends Error {
  * (pin-fs.ts, deploy/install.sh), which keeps every program attached, and an agent retires them from there.
  */
 export function previousLayoutDir(pinDir: string): string {
-  return `${pinDir}.previous`;
+  // a dash, not a dot: bpffs refuses names with a dot (EPERM, reserved for the kernel's own files)
+  return `${pinDir}-previous`;
 }
 
 /** where a build pins its programs and maps */
