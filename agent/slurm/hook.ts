@@ -114,7 +114,10 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 /**
  * One request to the agent within the hooks' deadline. A missing or refusing socket (the agent starting
  * or restarting) is tried again every RETRY_MS for up to agentWait seconds; the error that ends it says
- * how long it waited.
+ * how long it waited. So is a 503: an agent that is stopping answers it (fastify, while it closes) to the
+ * requests it still accepts, as `systemctl restart` does to a prolog (seen in the VM: a node drained for
+ * "agent answered 503"); a writer's request is never refused as busy, and the hooks' requests are
+ * idempotent. The last 503 within agent_wait is the answer.
  */
 export async function callAgent(
   settings: Pick<HookSettings, 'socket' | 'agentWait'>,
@@ -127,7 +130,8 @@ export async function callAgent(
   const waitUntil = started + Math.min(settings.agentWait * 1000, deadlineMs);
   for (let tries = 1; ; tries++) {
     try {
-      return await request(settings.socket, method, path, body, { timeoutMs: Math.max(1, started + deadlineMs - Date.now()) });
+      const res = await request(settings.socket, method, path, body, { timeoutMs: Math.max(1, started + deadlineMs - Date.now()) });
+      if (res.status !== 503 || Date.now() + RETRY_MS > waitUntil) return res;
     } catch (err) {
       if (!agentAbsent(err)) throw err;
       if (Date.now() + RETRY_MS > waitUntil) {
@@ -136,8 +140,8 @@ export async function callAgent(
         const e = err as ClientError;
         throw new ClientError(e.kind, `${e.message}, still after ${tries} tries in ${waited} s (agent_wait = ${settings.agentWait})`, e.socketPath, e.errno);
       }
-      await sleep(RETRY_MS);
     }
+    await sleep(RETRY_MS);
   }
 }
 

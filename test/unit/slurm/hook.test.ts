@@ -109,6 +109,30 @@ describe('Slurm hooks: the agent starting (agent_wait)', () => {
     expect(Date.now() - t0).to.be.at.least(600);
   });
 
+  it('a 503 (an agent stopping answers it while it closes) is tried again within agent_wait', async () => {
+    const socket = join(dir, 'agent.sock');
+    let answered = 0;
+    server = createServer((_req, res) => {
+      answered++;
+      if (answered <= 3) res.writeHead(503, { connection: 'close' }).end();
+      else res.writeHead(201, { 'content-type': 'application/json' }).end('{"ok":true}');
+    });
+    server.listen(socket);
+    const res = await callAgent({ socket, agentWait: 5 }, 'POST', '/v1/jobs', {});
+    expect(res.status).to.equal(201);
+    expect(answered, 'three 503s, then the answer').to.equal(4);
+  });
+
+  it('a 503 that lasts past agent_wait is the answer', async () => {
+    const socket = join(dir, 'agent.sock');
+    server = createServer((_req, res) => res.writeHead(503, { connection: 'close' }).end());
+    server.listen(socket);
+    const t0 = Date.now();
+    const res = await callAgent({ socket, agentWait: 1 }, 'POST', '/v1/jobs', {});
+    expect(res.status).to.equal(503);
+    expect(Date.now() - t0).to.be.within(700, 3000);
+  });
+
   it('a stale socket (nobody listening) is tried again too', async () => {
     const socket = join(dir, 'agent.sock');
     // a socket file nobody listens on (what a killed agent leaves): connect() answers ECONNREFUSED
