@@ -4,7 +4,7 @@
  * `systemctl restart krsi-agent` while jobs start fails none of them and drains nothing.
  */
 import { expect } from 'chai';
-import { WORK, jobInfo, sbatch, waitJobEnded, waitJobRunning } from '../slurm/cluster.js';
+import { WORK, jobInfo, sbatch, waitForJob, waitJobEnded } from '../slurm/cluster.js';
 import { agentJobs } from '../slurm/node.js';
 import { scaled, waitFor, withDeadline } from '../vm/pace.js';
 import { BOOT, onBoot } from './boot.js';
@@ -59,7 +59,9 @@ describe('krsi-agent.service under systemd', function () {
       const after = await unitProps(AGENT_UNIT, ['MainPID', 'ActiveState']);
       expect(after.MainPID).to.not.equal(before.MainPID);
 
-      const infos = await Promise.all(ids.map((id) => waitJobRunning(id, 300_000)));
+      // RUNNING comes with the allocation (PrologFlags=Alloc); Reason=Prolog until its prolog is done, which
+      // for the prologs that met the restart means waiting for the new agent (agent_wait)
+      const infos = await Promise.all(ids.map((id) => waitForJob(id, 'running, its prolog done', (i) => i.JobState === 'RUNNING' && i.Reason !== 'Prolog', 300_000)));
       for (const info of infos) {
         expect(info.Restarts, `job ${info.JobId} was not requeued`).to.equal('0');
         expect(info.Reason, `job ${info.JobId}`).to.equal('None');
