@@ -364,8 +364,8 @@ export function renderReport(input: ReportInput): string {
   s += `dgemm (blocked matrix multiply) stands in for xhpl; the loopback connect loop stands in for tcpkali. `;
   s += `Each user's files are on a tmpfs of their own, as a job's scratch or node-local /tmp would be: the agent watches the directories of allowlisted files `;
   s += `with inotify, and any watch on a file system sends every file operation on it through fsnotify's slower path (on a compute node systemd's own watches `;
-  s += `on the root file system already do); in this VM nothing else watches, so a shared file system would charge that kernel path to the agent.\n`;
-  s += `- The strict profile is the one of docs/DESIGN (fileperms, suidexec, sshlisteners, skconnections with 192.0.2.0/24, 198.51.100.0/24, 2001:db8::/32, killtasks, all enforce); `;
+  s += `on the root file system already do); in this VM nothing else watches, so a file system that everyone uses would charge that kernel path to the agent.\n`;
+  s += `- The strict profile is like the strict profile of deploy/krsi.ini (fileperms, suidexec, sshlisteners, skconnections with 192.0.2.0/24, 198.51.100.0/24, 2001:db8::/32, killtasks, all enforce); `;
   s += `the floor profile is fileperms = audit. Jobs are added through the agent's socket; after each job change the driver leaves the agent 3 idle virtual seconds for its background work (deleting retired sets on a worker thread). After every run the driver waits until the agent has logged every decision, so a run carries the logging cost of its own events and none of the previous run's. `;
   s += `Before every run the whole guest must have been quiet (at most one 10 ms tick of busy CPU per virtual second, from /proc/stat) for 2 virtual seconds, and for 10 before a configuration's first run: `;
   s += `V8's background threads, the agent's and this driver's own, come back for a few hundred virtual ms some seconds after a process starts or a burst ends, and on one vCPU that lands in whatever runs then.\n`;
