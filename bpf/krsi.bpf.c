@@ -1209,11 +1209,13 @@ int BPF_PROG(krsi_socket_sendmsg, struct socket *sock, struct msghdr *msg, int s
 	name = msg->msg_name;
 	if (!name && !msg->msg_controllen)
 		return 0;
-	p = skconnections_policy();
-	if (!p)
-		return 0;
+	/* the socket's family first: two loads, where the policy costs every uid a map lookup (unix sends with
+	 * SCM_RIGHTS are frequent and never judged) */
 	sk = sock->sk;
 	if (!ip_destination_family(BPF_CORE_READ(sk, __sk_common.skc_family)))
+		return 0;
+	p = skconnections_policy();
+	if (!p)
 		return 0;
 	if (msg->msg_controllen) {
 		r = skconnections_cmsgs(p, sk, msg);
