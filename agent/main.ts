@@ -36,7 +36,7 @@ import { DaemonProtector } from './service/daemons.js';
 import { JobFile } from './service/job-store.js';
 import { AlreadyRunning, takeInstanceLock } from './service/lock.js';
 import { NodeSlurmView } from './slurm/view.js';
-import { notifySystemd } from './systemd/notify.js';
+import { notifySystemd, reportStartupPhase } from './systemd/notify.js';
 
 const EXIT = { config: 1, usage: 2, preflight: 3, runtime: 4, running: 5 } as const;
 
@@ -140,6 +140,8 @@ async function main(): Promise<void> {
   }
 
   raisePriority(log);
+  const phase = (what: string): void => reportStartupPhase(what, (m) => log.warn(m));
+  phase('verifying, attaching and pinning the BPF programs');
   const enforcer = Enforcer.open({
     objectPath: OBJECTS.enforcement,
     pinDir: config.agent.pinDir,
@@ -178,11 +180,13 @@ async function main(): Promise<void> {
     onApply: (s) => metricsHolder.observeApply?.(s),
     onReload: (next) => resolveAccess(next, access, log.child('access')),
   });
+  phase('writing the job table\'s policies into the kernel');
   await agent.start();
   // this generation now holds every uid's policy; with the daemons' protection it holds all a previous
   // build's held, and only then may that build's programs go (Enforcer.retirePrevious)
   const daemons = new DaemonProtector(enforcer, () => agent.currentConfig.agent.protectDaemons, log.child('killtasks'));
   daemons.start();
+  if (enforcer.previous.length > 0) phase('retiring the programs of another build');
   for (const r of await enforcer.retirePrevious((raw) => agent.pipeline.handle(raw))) {
     const from = r.buildId ?? '0.1.0 (no build id)';
     if (r.error !== undefined) {
@@ -200,6 +204,7 @@ async function main(): Promise<void> {
   });
   // events recorded while no agent ran belong to the jobs of the table as it was: log them before the
   // epilogs' removal notes and the reconciliation change it
+  phase('logging the events recorded while no agent ran');
   enforcer.drainEvents();
   const backlog = agent.pipeline.loggedCount();
   if (backlog > 0) log.info('logged events recorded while the agent was down', { events: backlog });
@@ -255,6 +260,7 @@ async function main(): Promise<void> {
     reconcileTimer.unref();
   };
 
+  phase('opening the control socket');
   await resolveAccess(config, access, log.child('access'));
   const app = buildApp({ service: agent, access, onRefused: metrics.observeRefusal('socket') });
   const closeSocket = await listenUnix(app, config.agent.socket, { mode: DEFAULT_SOCKET_MODE, uid: 0, gid: 0 });

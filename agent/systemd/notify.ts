@@ -39,3 +39,24 @@ export function notifySystemd(state: string): boolean {
   if (ret < 0) throw new NotifyError(`cannot tell systemd ${JSON.stringify(state)} through ${process.env.NOTIFY_SOCKET}: sd_notify failed (errno ${-ret})`);
   return ret > 0;
 }
+
+/**
+ * How long systemd waits for each phase of the start (EXTEND_TIMEOUT_USEC): the unit's TimeoutStartSec
+ * covers Node.js starting and the config; each phase reported after it gets this long of its own. A start
+ * that makes progress is never killed for its total (on a busy node, verifying and attaching every program
+ * while an older build still runs took 60 s of CPU in the emulated test VM); a phase that hangs still is.
+ */
+export const STARTUP_PHASE_SECONDS = 90;
+
+/**
+ * Tell systemd the start goes on with `phase` (shown by `systemctl status` as the unit's status) and give
+ * it STARTUP_PHASE_SECONDS from now. Outside systemd nothing is sent. Never throws: a start must not fail
+ * because its progress could not be reported (READY=1 will report the problem).
+ */
+export function reportStartupPhase(phase: string, warn: (message: string) => void): void {
+  try {
+    notifySystemd(`EXTEND_TIMEOUT_USEC=${STARTUP_PHASE_SECONDS * 1_000_000}\nSTATUS=starting: ${phase}`);
+  } catch (err) {
+    warn((err as Error).message);
+  }
+}

@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NotifyError, notifySystemd } from '../../../agent/systemd/notify.js';
+import { NotifyError, STARTUP_PHASE_SECONDS, notifySystemd, reportStartupPhase } from '../../../agent/systemd/notify.js';
 import { waitFor } from '../../vm/pace.js';
 
 const RECEIVER = [
@@ -58,5 +58,22 @@ describe('notifySystemd (sd_notify)', () => {
   it('throws naming the socket when nothing listens there', () => {
     process.env.NOTIFY_SOCKET = join(dir, 'nobody');
     expect(() => notifySystemd('READY=1')).to.throw(NotifyError, /cannot tell systemd "READY=1" through .*nobody: sd_notify failed \(errno 2\)/);
+  });
+
+  it('a start phase extends systemd\'s start timeout from now and shows as the status; a failure to send is a warning, not an exception', async () => {
+    const socket = join(dir, 'notify');
+    let heard = '';
+    receiver = spawn('python3', ['-c', RECEIVER, socket], { stdio: ['ignore', 'pipe', 'inherit'] });
+    receiver.stdout!.on('data', (chunk: Buffer) => (heard += chunk.toString()));
+    await waitFor('the receiver to bind its socket', () => heard.startsWith('ready') && existsSync(socket));
+    process.env.NOTIFY_SOCKET = socket;
+    const warnings: string[] = [];
+    reportStartupPhase('attaching', (m) => warnings.push(m));
+    await waitFor('the phase message', () => heard.split('\n').length >= 3);
+    expect(heard.split('\n')[1]).to.equal(`'EXTEND_TIMEOUT_USEC=${STARTUP_PHASE_SECONDS * 1_000_000}\\nSTATUS=starting: attaching'`);
+    process.env.NOTIFY_SOCKET = join(dir, 'nobody');
+    reportStartupPhase('attaching', (m) => warnings.push(m));
+    expect(warnings).to.have.length(1);
+    expect(warnings[0]).to.match(/EXTEND_TIMEOUT_USEC.*nobody: sd_notify failed/s);
   });
 });
