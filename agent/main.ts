@@ -12,8 +12,7 @@
  * SIGHUP (only init may send it: killtasks) and POST /v1/reload: re-read the config; a bad one is
  * rejected and the running one stays.
  *
- * Exit status: 0 clean stop, 1 config error, 2 usage, 3 this node cannot enforce (preflight, or an
- * oom_score_adj above -1000), 4 runtime failure, 5 another krsi-agent runs (it holds <state_dir>/agent.lock; this one touched nothing).
+ * Options, signals, files and exit statuses: ./manual/agent.ts, which is both --help and krsi-agent(8).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { getPriority, release, setPriority } from 'node:os';
@@ -26,6 +25,8 @@ import { oomScoreProblem, preflight, preflightMessage } from './enforcement/pref
 import { BootClock } from './events/clock.js';
 import { EventPipeline } from './events/pipeline.js';
 import { createLogger, type Logger } from './log/logger.js';
+import { AGENT_MANUAL, AGENT_EXIT } from './manual/agent.js';
+import { renderText } from './manual/manual.js';
 import { createMetrics } from './metrics/metrics.js';
 import { startMetricsServer } from './metrics/server.js';
 import { OBJECTS, PACKAGE_ROOT } from './paths.js';
@@ -38,7 +39,7 @@ import { AlreadyRunning, takeInstanceLock } from './service/lock.js';
 import { NodeSlurmView } from './slurm/view.js';
 import { notifySystemd } from './systemd/notify.js';
 
-const EXIT = { config: 1, usage: 2, preflight: 3, runtime: 4, running: 5 } as const;
+const EXIT = AGENT_EXIT;
 
 /**
  * The agent's CPU priority. Every prolog waits on it, and prologs start while the node's CPUs are busy
@@ -60,7 +61,7 @@ function raisePriority(log: Logger): void {
 
 function usage(message?: string): never {
   if (message) process.stderr.write(`krsi-agent: ${message}\n`);
-  process.stderr.write('usage: krsi-agent [--config PATH]\n');
+  process.stderr.write('usage: krsi-agent [--config PATH] (krsi-agent --help)\n');
   process.exit(EXIT.usage);
 }
 
@@ -72,6 +73,9 @@ function parseArgs(argv: string[]): { configPath: string } {
       configPath = argv[++i] ?? usage('--config needs a path');
     } else if (arg?.startsWith('--config=')) {
       configPath = arg.slice('--config='.length);
+    } else if (arg === '--help' || arg === '-h') {
+      process.stdout.write(renderText(AGENT_MANUAL));
+      process.exit(0);
     } else if (arg === '--version') {
       process.stdout.write(`${version()}\n`);
       process.exit(0);

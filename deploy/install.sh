@@ -9,6 +9,7 @@
 #     its production dependencies into /usr/lib/slurm-krsi, and:
 #       /usr/sbin/krsi-agent, /usr/sbin/krsictl          (on root's PATH)
 #       /usr/libexec/slurm-krsi/prolog, .../epilog      (slurm.conf Prolog= / Epilog=)
+#       /usr/share/man/man{5,7,8}/                      (krsi-agent(8), krsictl(8), krsi.ini(5), slurm-krsi(7))
 #       /etc/slurm-krsi/krsi.ini                        (the sample, only if none exists)
 #       /etc/slurm-krsi/profiles.lua                    (profile names for slurm/job_submit.lua)
 #       /etc/logrotate.d/slurm-krsi                     (when logrotate is present: the event log file)
@@ -41,7 +42,7 @@ say() { echo "slurm-krsi install: $*"; }
 src=$(cd "$(dirname "$0")/.." && pwd)
 prefix=/usr/lib/slurm-krsi
 [ "$(id -u)" -eq 0 ] || die "must run as root"
-[ -f "$src/build/bpf/krsi.bpf.o" ] && [ -f "$src/dist/agent/main.js" ] && [ -d "$src/node_modules" ] ||
+[ -f "$src/build/bpf/krsi.bpf.o" ] && [ -f "$src/dist/agent/main.js" ] && [ -f "$src/build/man/krsictl.8" ] && [ -d "$src/node_modules" ] ||
   die "$src is not built: run npm ci && npm run build there first"
 node=$(command -v node) || die "node not found on PATH (Node.js >= 20.19 is needed)"
 "$node" -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' ||
@@ -90,6 +91,10 @@ wrapper /usr/sbin/krsi-agent dist/agent/main.js "$agent_node_options"
 wrapper /usr/sbin/krsictl dist/agent/cli/krsictl.js
 wrapper /usr/libexec/slurm-krsi/prolog dist/prolog/prolog.js
 wrapper /usr/libexec/slurm-krsi/epilog dist/epilog/epilog.js
+
+for page in "$src"/build/man/*.[578]; do
+  install -D -m 0644 "$page" "/usr/share/man/man${page##*.}/${page##*/}"
+done
 
 install -d -m 0755 /etc/slurm-krsi
 if [ -f /etc/slurm-krsi/krsi.ini ]; then

@@ -165,6 +165,11 @@ export const AGENT_KEYS = {
   }),
 };
 
+/** a key's documentation with, for a key a reload does not apply, when it does take effect */
+export function agentKeyDoc(key: KeySpec<unknown>): string {
+  return key.reload === 'restart' ? `${key.doc} A change takes effect when the agent restarts.` : key.doc;
+}
+
 type AgentKeyTable = typeof AGENT_KEYS;
 export type AgentField = keyof AgentKeyTable;
 type ParsedBy<S> = S extends KeySpec<infer T> ? T : never;
@@ -225,7 +230,8 @@ export const DEFAULT_SSH_CLIENTS: readonly string[] = ['/usr/bin/ssh'];
 /** the well-known NAT64 prefix (RFC 6052) */
 export const DEFAULT_NAT64 = '64:ff9b::/96';
 
-const POLICY_DOCS: Record<PolicyName, string> = {
+/** what each policy stops, for a uid under it (a clause: the key docs and slurm-krsi(7) use it) */
+export const POLICY_DOCS: Record<PolicyName, string> = {
   fileperms: 'creating or chmod-ing files, directories, fifos, sockets and device nodes with set-uid, set-gid or other-write, and ACLs granting other write',
   suidexec: 'executing set-uid and set-gid files that suidexec_allow does not list',
   sshlisteners: 'ssh clients (ssh_clients) listening on IPv4 or IPv6 sockets, as ssh -D, -L and -R do',
