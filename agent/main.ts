@@ -217,11 +217,13 @@ async function main(): Promise<void> {
       jobs: () => agent.listJobs().length,
       uidsUnderPolicy: () => enforcer.uidPolicies().size,
       programsAttached: () => enforcer.pinned().filter((p) => p.startsWith('links/')).length,
+      programsExpected: () => enforcer.programs.length,
       reconciled: (reason) => agent.reconciledCount(reason),
       slurmViewUnreadable: () => agent.reconcileStatus.slurmView === 'unreadable',
       jobsUnverified: () => agent.reconcileStatus.unverified.length,
       malformedRecords: () => agent.pipeline.malformedCount(),
       programStats: () => enforcer.programStats(),
+      lastReloadSucceeded: () => agent.lastReloadSucceeded,
     },
     { version: version(), buildId: enforcer.buildId, kernel: release() },
   );

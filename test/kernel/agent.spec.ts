@@ -11,6 +11,7 @@ import { request, type ClientResponse } from '../../agent/client/client.js';
 import { Enforcer } from '../../agent/enforcement/enforcer.js';
 import { generationDir, readBuildId } from '../../agent/enforcement/generations.js';
 import { OTHER, ROOT, SCRATCH, USER, probe, runAs, userDir } from './fixture.js';
+import { unknownMetrics } from '../monitoring/names.js';
 import { asTheUnitRunsIt } from '../vm/agent-command.js';
 import { signalFromInit } from '../vm/init-control.js';
 import { shellQuote } from '../vm/mocha-summary.js';
@@ -126,7 +127,8 @@ async function scrape(): Promise<string> {
 }
 
 function metric(text: string, name: string, labels: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
+  const prefix = labels === '' ? `${name} ` : `${name}{${labels}}`;
+  const line = text.split('\n').find((l) => l.startsWith(prefix));
   return line === undefined ? 0 : Number(line.split(' ').pop());
 }
 
@@ -553,6 +555,14 @@ describe('krsi-agent on the real kernel', function () {
       writeFileSync(CONFIG, config());
       await api('POST', '/v1/reload');
     }
+  });
+
+  it('exports every metric the alert rules and the dashboard name, and as many programs attached as expected', async () => {
+    const text = await scrape();
+    expect(unknownMetrics(text)).to.deep.equal([]);
+    const expected = metric(text, 'krsi_programs_expected', '');
+    expect(expected).to.be.greaterThan(0);
+    expect(metric(text, 'krsi_programs_attached', '')).to.equal(expected);
   });
 
   it('krsictl status and a metrics scrape, for the record', async () => {
