@@ -9,6 +9,7 @@
 #     its production dependencies into /usr/lib/slurm-krsi, and:
 #       /usr/sbin/krsi-agent, /usr/sbin/krsictl          (on root's PATH)
 #       /usr/libexec/slurm-krsi/prolog, .../epilog      (slurm.conf Prolog= / Epilog=)
+#       /usr/libexec/slurm-krsi/task-prolog             (slurm.conf TaskProlog=: the job's profile in its output)
 #       /usr/share/man/man{5,7,8}/                      (krsi-agent(8), krsictl(8), krsi.ini(5), slurm-krsi(7))
 #       /etc/slurm-krsi/krsi.ini                        (the sample, only if none exists)
 #       /etc/slurm-krsi/profiles.lua                    (profile names for slurm/job_submit.lua)
@@ -91,6 +92,8 @@ wrapper /usr/sbin/krsi-agent dist/agent/main.js "$agent_node_options"
 wrapper /usr/sbin/krsictl dist/agent/cli/krsictl.js
 wrapper /usr/libexec/slurm-krsi/prolog dist/prolog/prolog.js
 wrapper /usr/libexec/slurm-krsi/epilog dist/epilog/epilog.js
+# a shell script, not Node.js: it runs before every task of every job step
+install -m 0755 "$src/slurm/task-prolog" /usr/libexec/slurm-krsi/task-prolog
 
 for page in "$src"/build/man/*.[578]; do
   install -D -m 0644 "$page" "/usr/share/man/man${page##*.}/${page##*/}"
