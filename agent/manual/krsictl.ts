@@ -41,7 +41,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: 'profiles',
     args: '[--lua] [--config PATH]',
     options: ['lua', 'config'],
-    doc: 'The configured profiles and their policy modes. --lua does not ask the agent: it reads the config file and prints the valid profile names as a Lua table literal, e.g. return { "default", "strict" }; this is the command that generates the profile list of slurm/job_submit.lua.',
+    doc: 'The configured profiles and their policy modes. --lua does not ask the agent: it reads the config file and prints the valid profile names as a Lua table literal, e.g. return { "default", "strict" }; this is the command that generates the profile list the controller\'s job_submit.lua checks comments against (slurm/slurm_krsi.lua).',
   },
   {
     name: 'check',

@@ -44,7 +44,7 @@ export const OVERVIEW_MANUAL: Manual = {
         items([
           {
             term: 'submission',
-            text: 'job_submit.lua on the controller rejects a comment naming an unknown or malformed profile, listing the valid ones (from krsictl profiles --lua).',
+            text: 'The controller\'s job_submit.lua, with the slurm_krsi.lua module, rejects a comment naming an unknown or malformed profile, listing the valid ones (from krsictl profiles --lua).',
           },
           {
             term: 'Prolog',
