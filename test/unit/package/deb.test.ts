@@ -1,0 +1,124 @@
+/**
+ * The .deb of scripts/package.sh, built from this checkout and looked at on the host: control data,
+ * conffiles, the files every entry point needs, production dependencies only, and the entry points
+ * running on the bundled Node.js with the host's own node hidden (a mount namespace where /usr/lib has
+ * the package's files over it and /usr/bin/node cannot run). Installing, upgrading and purging it on a
+ * node are the VM's tests.
+ */
+import { expect } from 'chai';
+import { execa } from 'execa';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PACKAGE_ROOT } from '../../../agent/paths.js';
+import { MAN_PAGES, manFileName } from '../../../agent/manual/pages.js';
+
+const isRoot = process.getuid?.() === 0;
+const manifest = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as {
+  version: string;
+  dependencies: Record<string, string>;
+  devDependencies: Record<string, string>;
+};
+
+describe('the .deb (scripts/package.sh)', function () {
+  this.timeout(300_000);
+  const dir = mkdtempSync(join(tmpdir(), 'krsi-deb-'));
+  const tree = join(dir, 'tree');
+  let deb = '';
+  let files: string[] = [];
+
+  before(async () => {
+    // gzip: the same package as the default xz, built faster
+    await execa('bash', [join(PACKAGE_ROOT, 'scripts', 'package.sh'), join(dir, 'out')], { env: { KRSI_DEB_COMPRESSION: 'gzip' } });
+    const built = readdirSync(join(dir, 'out'));
+    expect(built).to.deep.equal([`slurm-krsi_${manifest.version}_amd64.deb`]);
+    deb = join(dir, 'out', built[0]!);
+    // dpkg-deb -c: mode owner size date time ./path
+    files = (await execa('dpkg-deb', ['-c', deb])).stdout.split('\n').map((l) => / \.(\/\S*)$/.exec(l)?.[1] ?? l);
+    await execa('dpkg-deb', ['-x', deb, tree]);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const field = async (name: string): Promise<string> => (await execa('dpkg-deb', ['-f', deb, name])).stdout;
+
+  it('is slurm-krsi of package.json\'s version for amd64, needing libbpf 1.x, with krsi.ini and the logrotate file as conffiles', async () => {
+    expect(await field('Package')).to.equal('slurm-krsi');
+    expect(await field('Version')).to.equal(manifest.version);
+    expect(await field('Architecture')).to.equal('amd64');
+    expect(await field('Depends')).to.include('libbpf1 (>= 1:1.0)');
+    const control = join(dir, 'control');
+    await execa('dpkg-deb', ['-e', deb, control]);
+    expect(readFileSync(join(control, 'conffiles'), 'utf8')).to.equal('/etc/slurm-krsi/krsi.ini\n/etc/logrotate.d/slurm-krsi\n');
+    for (const script of ['postinst', 'prerm', 'postrm']) {
+      const r = await execa('sh', ['-n', join(control, script)], { reject: false });
+      expect(r.exitCode, `${script}: ${r.stderr}`).to.equal(0);
+    }
+  });
+
+  it('holds the entry points, the BPF objects, the runtime, the unit, the config, the man pages and the controller\'s files', () => {
+    for (const path of [
+      '/usr/sbin/krsi-agent', '/usr/sbin/krsictl',
+      '/usr/libexec/slurm-krsi/prolog', '/usr/libexec/slurm-krsi/epilog', '/usr/libexec/slurm-krsi/task-prolog',
+      '/usr/lib/slurm-krsi/build/bpf/krsi.bpf.o', '/usr/lib/slurm-krsi/build/bpf/identity.bpf.o', '/usr/lib/slurm-krsi/build/bpf/preflight.bpf.o',
+      '/usr/lib/slurm-krsi/dist/agent/main.js', '/usr/lib/slurm-krsi/package.json', '/usr/lib/slurm-krsi/node/bin/node',
+      '/lib/systemd/system/krsi-agent.service', '/etc/slurm-krsi/krsi.ini', '/etc/logrotate.d/slurm-krsi',
+      '/usr/share/slurm-krsi/slurm/slurm_krsi.lua', '/usr/share/slurm-krsi/prometheus/slurm-krsi-rules.yml',
+      '/usr/share/slurm-krsi/grafana/slurm-krsi-dashboard.json', '/usr/share/doc/slurm-krsi/copyright',
+      ...MAN_PAGES.map((m) => `/usr/share/man/man${m.section}/${manFileName(m)}.gz`),
+    ]) {
+      expect(files, path).to.include(path);
+    }
+    // the checkout's tests, demo and bench stay out
+    expect(files.filter((f) => /\/dist\/(test|demo|bench|scripts)\//.test(f))).to.deep.equal([]);
+  });
+
+  it('carries the production dependencies and none of the development ones', async () => {
+    const top = new Set(files.map((f) => /^\/usr\/lib\/slurm-krsi\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(f)?.[1]).filter((n) => n !== undefined));
+    for (const name of Object.keys(manifest.dependencies)) expect(top, name).to.include(name);
+    for (const name of Object.keys(manifest.devDependencies)) expect(top, name).to.not.include(name);
+    const production = (await execa('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: PACKAGE_ROOT, reject: false })).stdout
+      .split('\n').filter((p) => p.startsWith(join(PACKAGE_ROOT, 'node_modules'))).map((p) => p.slice(PACKAGE_ROOT.length));
+    const shipped = new Set(files.filter((f) => f.endsWith('/package.json') && f.startsWith('/usr/lib/slurm-krsi/node_modules/')).map((f) => f.slice('/usr/lib/slurm-krsi'.length, -'/package.json'.length)));
+    for (const p of production) expect(shipped, p).to.include(p);
+  });
+
+  it('runs every entry point on its own Node.js 22, with the host\'s node hidden', async function () {
+    if (!isRoot) this.skip(); // mount namespace
+    const wrapper = readFileSync(join(tree, 'usr/sbin/krsictl'), 'utf8');
+    expect(wrapper).to.include('exec /usr/lib/slurm-krsi/node/bin/node /usr/lib/slurm-krsi/dist/agent/cli/krsictl.js "$@"');
+    for (const entry of ['usr/sbin/krsi-agent', 'usr/libexec/slurm-krsi/prolog', 'usr/libexec/slurm-krsi/epilog']) {
+      expect(readFileSync(join(tree, entry), 'utf8'), entry).to.match(/^exec \/usr\/lib\/slurm-krsi\/node\/bin\/node /m);
+    }
+    // the package's /usr/lib over the host's, and the host's node made unrunnable
+    const script = [
+      `mount -t overlay overlay -o lowerdir=${tree}/usr/lib:/usr/lib /usr/lib`,
+      'mount --bind /dev/null "$(command -v node)"',
+      'if node --version >/dev/null 2>&1; then echo "the host node still runs"; exit 9; fi',
+      '/usr/lib/slurm-krsi/node/bin/node --version',
+      `${tree}/usr/sbin/krsictl check --config-only --config ${tree}/etc/slurm-krsi/krsi.ini`,
+      `${tree}/usr/sbin/krsi-agent --version`,
+      `${tree}/usr/sbin/krsi-agent --help | head -2`,
+      `SLURM_JOB_ID=42 ${tree}/usr/libexec/slurm-krsi/prolog; echo "prolog exit $?"`,
+    ].join(' && ');
+    const r = await execa('unshare', ['-m', 'sh', '-c', script], { reject: false });
+    expect(r.exitCode, `${r.stdout}\n${r.stderr}`).to.equal(0);
+    const lines = r.stdout.split('\n');
+    expect(lines[0]).to.match(/^v22\.\d+\.\d+$/);
+    expect(lines[1]).to.match(/^slurm-krsi: config .* is valid \(profiles: default, strict; default: default\)$/);
+    expect(lines[2]).to.equal(manifest.version);
+    expect(lines.slice(3, 5)).to.deep.equal(['NAME', '    krsi-agent - the slurm-krsi agent of a compute node: per-job BPF LSM policies for Slurm jobs']);
+    // the prolog ran (on the bundled runtime) far enough to judge its input
+    expect(lines[5]).to.equal('prolog exit 1');
+    expect(r.stderr).to.include('slurm-krsi: prolog: SLURM_JOB_UID "" is missing or not a uid');
+  });
+
+  it('has man pages that render without a warning', async () => {
+    for (const m of MAN_PAGES) {
+      const page = join(tree, `usr/share/man/man${m.section}/${manFileName(m)}.gz`);
+      const r = await execa('man', ['--warnings', '-l', page], { env: { MANWIDTH: '80' }, reject: false });
+      expect(r.exitCode, r.stderr).to.equal(0);
+      expect(r.stderr, page).to.equal('');
+      expect(r.stdout).to.include(m.name);
+    }
+  });
+});
