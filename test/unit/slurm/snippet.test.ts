@@ -1,4 +1,4 @@
-/** slurm/slurm.conf.snippet names the programs where install.sh puts them, with a timeout above the hooks' own deadline. */
+/** slurm/slurm.conf.snippet names the programs where install.sh and the packages put them (deploy/lib.sh), with a timeout above the hooks' own deadline. */
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -7,7 +7,7 @@ import { HOOK_PATHS } from '../../../agent/manual/overview.js';
 import { PACKAGE_ROOT } from '../../../agent/paths.js';
 
 const snippet = readFileSync(join(PACKAGE_ROOT, 'slurm', 'slurm.conf.snippet'), 'utf8');
-const install = readFileSync(join(PACKAGE_ROOT, 'deploy', 'install.sh'), 'utf8');
+const installed = readFileSync(join(PACKAGE_ROOT, 'deploy', 'lib.sh'), 'utf8');
 
 /** the value of each slurm.conf line (comments aside) */
 function settings(text: string): Map<string, string> {
@@ -20,11 +20,11 @@ function settings(text: string): Map<string, string> {
 describe('slurm.conf.snippet', () => {
   const conf = settings(snippet);
 
-  it('runs the prolog, epilog and TaskProlog install.sh puts on the node', () => {
+  it('runs the prolog, epilog and TaskProlog that install.sh and the packages put on the node', () => {
     expect(conf.get('Prolog')).to.equal(HOOK_PATHS.prolog);
     expect(conf.get('Epilog')).to.equal(HOOK_PATHS.epilog);
     expect(conf.get('TaskProlog')).to.equal(HOOK_PATHS.taskProlog);
-    for (const path of Object.values(HOOK_PATHS)) expect(install, path).to.include(path);
+    for (const path of Object.values(HOOK_PATHS)) expect(installed, path).to.include(`"$root${path}"`);
   });
 
   it('gives the hooks more time than their own deadline, and the flags the reconciliation relies on', () => {
