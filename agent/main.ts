@@ -231,8 +231,8 @@ async function main(): Promise<void> {
   const listen = config.agent.metricsListen;
   const metricsServer = listen
     ? startMetricsServer({
-      host: listen.host, port: listen.port, render: () => metrics.registry.metrics(), contentType: metrics.registry.contentType,
-      log: log.child('metrics'), onRefused: metrics.observeRefusal('metrics'),
+      listen, allowed: () => agent.currentConfig.agent.metricsAllow, render: () => metrics.registry.metrics(),
+      contentType: metrics.registry.contentType, log: log.child('metrics'), onRefused: metrics.observeRefusal('metrics'),
     })
     : null;
 

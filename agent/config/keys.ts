@@ -68,6 +68,13 @@ export const AGENT_KEYS = {
     reload: 'restart',
     doc: 'Where GET /metrics (Prometheus) listens: host:port, [ipv6]:port, or off.',
   }),
+  metricsAllow: spec({
+    name: 'metrics_allow',
+    parse: parseCidrList,
+    default: '127.0.0.0/8, ::1',
+    reload: 'live',
+    doc: 'Who may scrape GET /metrics: IPv4 and IPv6 addresses or CIDRs, comma separated; a connection from anywhere else is closed at once. A metrics_listen that other hosts can reach needs the Prometheus servers listed here.',
+  }),
   adminGroup: spec({
     name: 'admin_group',
     parse: (v: string): string | null => (v === '' ? null : parseAccount(v, 'group')),

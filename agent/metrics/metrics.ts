@@ -149,7 +149,7 @@ export function createMetrics(source: MetricsSource, info: { version: string; bu
   const refused = new Counter({
     name: 'krsi_refused_total',
     help: 'Connections and requests from non-writers that the limits refused, by endpoint (socket, metrics) and reason ' +
-      '(connections: a cap on open connections; rate: requests a second; busy: readers queued).',
+      '(peer: an address outside metrics_allow; connections: a cap on open connections; rate: requests a second; busy: readers queued).',
     labelNames: ['endpoint', 'reason'] as const,
     registers: [registry],
   });
