@@ -16,6 +16,8 @@
 #     /usr/share/slurm-krsi. Maintainer scripts: deploy/pkg/deb/, which the RPM's scriptlets run too
 #     (deploy/pkg/rpm/slurm-krsi.spec). KRSI_PACKAGE_COMPRESSION: xz (default) or gzip (builds faster).
 #     KRSI_PACKAGE_MAINTAINER: the Maintainer (deb) and Packager (rpm), "Name <address>".
+#     KRSI_PACKAGE_VERSION: another version than package.json's (e.g. a site's rebuild, or the next
+#     version an upgrade test installs).
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,7 +33,7 @@ die() { echo "slurm-krsi package: $*" >&2; exit 1; }
 
 [ -f "$src/build/bpf/krsi.bpf.o" ] && [ -f "$src/dist/agent/main.js" ] && [ -f "$src/build/man/krsictl.8" ] ||
   die "$src is not built: npm ci && npm run build first"
-version=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$src/package.json")
+version=${KRSI_PACKAGE_VERSION:-$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$src/package.json")}
 [ -n "$version" ] || die "no version in $src/package.json"
 
 # the runtime, verified against the pinned integrity whether fetched now or earlier
@@ -51,6 +53,8 @@ trap 'rm -rf "$work"' EXIT
 root=$work/root
 
 krsi_stage_tree "$src" "$root$prefix"
+# the version the agent reports (krsi-agent --version, krsi_build_info) is the package's
+sed -i "s/^  \"version\": \".*\",\$/  \"version\": \"$version\",/" "$root$prefix/package.json"
 tar xzf "$runtime" -C "$work" package/bin/node package/LICENSE
 install -D -m 0755 "$work/package/bin/node" "$root$prefix/node/bin/node"
 krsi_wrappers "$root" "$prefix/node/bin/node" "$prefix" "$src"

@@ -144,6 +144,67 @@ describe('the packages (scripts/package.sh)', function () {
     expect(lint.stdout, lint.stdout).to.match(/ 0 errors, 0 warnings/);
   });
 
+  it('installs, upgrades, removes and purges with dpkg, inside an image (no running systemd): nothing started, nothing left', async function () {
+    if (!isRoot) this.skip(); // mount namespace, dpkg
+    // the next version, for the upgrade
+    const next = join(dir, 'next');
+    await execa('bash', [join(PACKAGE_ROOT, 'scripts', 'package.sh'), next], { env: { KRSI_PACKAGE_COMPRESSION: 'gzip', KRSI_PACKAGE_VERSION: `${manifest.version}.1` } });
+    const nextDeb = join(next, `slurm-krsi_${manifest.version}.1_amd64.deb`);
+    // /etc, /usr and /var of this host as overlays whose writes land in dir/up, in a mount namespace of
+    // their own; a bpffs of its own with a pin directory standing for the agent's; the host's node hidden
+    const up = join(dir, 'up');
+    const wants = '/etc/systemd/system/multi-user.target.wants/krsi-agent.service';
+    const script = `
+      set -e
+      for d in etc usr var; do
+        mkdir -p ${up}/$d ${dir}/work/$d
+        mount -t overlay overlay -o lowerdir=/$d,upperdir=${up}/$d,workdir=${dir}/work/$d /$d
+      done
+      mount -t bpf bpf /sys/fs/bpf
+      mount --bind /dev/null "$(command -v node)"
+      fact() { echo "fact $1=$2"; }
+      dpkg -i ${deb}
+      fact installed "$(dpkg-query -W -f='\${Version} \${Status}' slurm-krsi)"
+      fact enabled "$([ -L ${wants} ] && echo yes || echo no)"
+      fact profiles "$(cat /etc/slurm-krsi/profiles.lua)"
+      fact statedir "$(stat -c %a /var/lib/slurm-krsi) $(stat -c %a /var/log/slurm-krsi)"
+      fact version "$(krsi-agent --version)"
+      echo '; a change by the admin' >> /etc/slurm-krsi/krsi.ini
+      dpkg -i ${nextDeb}
+      fact upgraded "$(dpkg-query -W -f='\${Version}' slurm-krsi) $(krsi-agent --version)"
+      fact kept "$(tail -n 1 /etc/slurm-krsi/krsi.ini)"
+      mkdir -p /sys/fs/bpf/slurm-krsi/links
+      SLURM_KRSI_KEEP_PINS=yes dpkg -r slurm-krsi
+      fact removed-keep "$([ -d /sys/fs/bpf/slurm-krsi ] && echo pins) $([ -e /usr/lib/slurm-krsi ] && echo tree) $([ -f /etc/slurm-krsi/krsi.ini ] && echo config) $([ -L ${wants} ] && echo enabled)"
+      dpkg -i ${nextDeb}
+      dpkg -r slurm-krsi
+      fact removed "$([ -d /sys/fs/bpf/slurm-krsi ] && echo pins) $([ -f /etc/slurm-krsi/krsi.ini ] && echo config)"
+      dpkg --purge slurm-krsi
+      fact purged "$(dpkg-query -W -f='\${Status}' slurm-krsi 2>/dev/null || echo gone) $(ls -d /etc/slurm-krsi /var/lib/slurm-krsi /var/log/slurm-krsi 2>/dev/null | tr '\n' ' ')"
+    `;
+    const r = await execa('unshare', ['-m', 'bash', '-c', script], { reject: false, all: true });
+    expect(r.exitCode, r.all).to.equal(0);
+    const facts = Object.fromEntries([...r.stdout.matchAll(/^fact ([a-z-]+)=(.*)$/gm)].map((m) => [m[1], m[2]]));
+    expect(r.stdout).to.include('installed into an image (no running systemd, a chroot, or a kernel that is not this system\'s): krsi-agent.service enabled; nothing started, no preflight');
+    expect(facts).to.deep.equal({
+      installed: `${manifest.version} install ok installed`,
+      enabled: 'yes',
+      profiles: 'return { "default", "strict" }',
+      statedir: '700 750',
+      version: manifest.version,
+      upgraded: `${manifest.version}.1 ${manifest.version}.1`,
+      kept: '; a change by the admin',
+      'removed-keep': 'pins  config ',
+      removed: ' config',
+      purged: 'gone ',
+    });
+    // what dpkg left on the file system once purged: its own records, and nothing of the package
+    const left = (await execa('find', [up, '!', '-type', 'd'])).stdout.split('\n').filter((f) => f !== '')
+      .map((f) => f.slice(up.length))
+      .filter((f) => !/^\/var\/(lib\/dpkg|log|cache)\//.test(f));
+    expect(left).to.deep.equal([]);
+  });
+
   it('has man pages that render without a warning', async () => {
     for (const m of MAN_PAGES) {
       const page = join(tree, `usr/share/man/man${m.section}/${manFileName(m)}.gz`);
