@@ -38,6 +38,40 @@ describe('the packages (scripts/package.sh)', function () {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
+  // the next version, for the upgrades
+  const next = join(dir, 'next');
+  const nextDeb = join(next, `slurm-krsi_${manifest.version}.1_amd64.deb`);
+  const nextRpm = join(next, `slurm-krsi-${manifest.version}.1-1.x86_64.rpm`);
+  before(async () => {
+    await execa('bash', [join(PACKAGE_ROOT, 'scripts', 'package.sh'), next], { env: { KRSI_PACKAGE_COMPRESSION: 'gzip', KRSI_PACKAGE_VERSION: `${manifest.version}.1` } });
+  });
+
+  const WANTS = '/etc/systemd/system/multi-user.target.wants/krsi-agent.service';
+  /**
+   * Shell lines that make this host an image being built, for the rest of a script run in a mount
+   * namespace of its own: /etc, /usr and /var as overlays whose writes land in `up`, no running systemd
+   * (as on this host), a bpffs of its own, the host's node hidden; and fact NAME VALUE to report.
+   */
+  const inImage = (up: string): string => `
+      set -e
+      for d in etc usr var; do
+        mkdir -p ${up}/$d ${up}-work/$d
+        mount -t overlay overlay -o lowerdir=/$d,upperdir=${up}/$d,workdir=${up}-work/$d /$d
+      done
+      mount -t bpf bpf /sys/fs/bpf
+      mount --bind /dev/null "$(command -v node)"
+      fact() { echo "fact $1=$2"; }`;
+  async function runInImage(script: string): Promise<{ output: string; facts: Record<string, string> }> {
+    const r = await execa('unshare', ['-m', 'bash', '-c', script], { reject: false, all: true });
+    expect(r.exitCode, r.all).to.equal(0);
+    return { output: r.all ?? '', facts: Object.fromEntries([...r.stdout.matchAll(/^fact ([a-z-]+)=(.*)$/gm)].map((m) => [m[1]!, m[2]!])) };
+  }
+  /** the files (not directories) written under the overlays' upper layer `up`, but for `ignored` */
+  async function leftIn(up: string, ignored: RegExp): Promise<string[]> {
+    return (await execa('find', [up, '!', '-type', 'd'])).stdout.split('\n').filter((f) => f !== '')
+      .map((f) => f.slice(up.length)).filter((f) => !ignored.test(f));
+  }
+
   const field = async (name: string): Promise<string> => (await execa('dpkg-deb', ['-f', deb, name])).stdout;
 
   it('is slurm-krsi of package.json\'s version for amd64, needing libbpf 1.x, with krsi.ini and the logrotate file as conffiles', async () => {
@@ -146,26 +180,12 @@ describe('the packages (scripts/package.sh)', function () {
 
   it('installs, upgrades, removes and purges with dpkg, inside an image (no running systemd): nothing started, nothing left', async function () {
     if (!isRoot) this.skip(); // mount namespace, dpkg
-    // the next version, for the upgrade
-    const next = join(dir, 'next');
-    await execa('bash', [join(PACKAGE_ROOT, 'scripts', 'package.sh'), next], { env: { KRSI_PACKAGE_COMPRESSION: 'gzip', KRSI_PACKAGE_VERSION: `${manifest.version}.1` } });
-    const nextDeb = join(next, `slurm-krsi_${manifest.version}.1_amd64.deb`);
-    // /etc, /usr and /var of this host as overlays whose writes land in dir/up, in a mount namespace of
-    // their own; a bpffs of its own with a pin directory standing for the agent's; the host's node hidden
-    const up = join(dir, 'up');
-    const wants = '/etc/systemd/system/multi-user.target.wants/krsi-agent.service';
+    const up = join(dir, 'up-deb');
     const script = `
-      set -e
-      for d in etc usr var; do
-        mkdir -p ${up}/$d ${dir}/work/$d
-        mount -t overlay overlay -o lowerdir=/$d,upperdir=${up}/$d,workdir=${dir}/work/$d /$d
-      done
-      mount -t bpf bpf /sys/fs/bpf
-      mount --bind /dev/null "$(command -v node)"
-      fact() { echo "fact $1=$2"; }
+      ${inImage(up)}
       dpkg -i ${deb}
       fact installed "$(dpkg-query -W -f='\${Version} \${Status}' slurm-krsi)"
-      fact enabled "$([ -L ${wants} ] && echo yes || echo no)"
+      fact enabled "$([ -L ${WANTS} ] && echo yes || echo no)"
       fact profiles "$(cat /etc/slurm-krsi/profiles.lua)"
       fact statedir "$(stat -c %a /var/lib/slurm-krsi) $(stat -c %a /var/log/slurm-krsi)"
       fact version "$(krsi-agent --version)"
@@ -175,17 +195,15 @@ describe('the packages (scripts/package.sh)', function () {
       fact kept "$(tail -n 1 /etc/slurm-krsi/krsi.ini)"
       mkdir -p /sys/fs/bpf/slurm-krsi/links
       SLURM_KRSI_KEEP_PINS=yes dpkg -r slurm-krsi
-      fact removed-keep "$([ -d /sys/fs/bpf/slurm-krsi ] && echo pins) $([ -e /usr/lib/slurm-krsi ] && echo tree) $([ -f /etc/slurm-krsi/krsi.ini ] && echo config) $([ -L ${wants} ] && echo enabled)"
+      fact removed-keep "$([ -d /sys/fs/bpf/slurm-krsi ] && echo pins) $([ -e /usr/lib/slurm-krsi ] && echo tree) $([ -f /etc/slurm-krsi/krsi.ini ] && echo config) $([ -L ${WANTS} ] && echo enabled)"
       dpkg -i ${nextDeb}
       dpkg -r slurm-krsi
       fact removed "$([ -d /sys/fs/bpf/slurm-krsi ] && echo pins) $([ -f /etc/slurm-krsi/krsi.ini ] && echo config)"
       dpkg --purge slurm-krsi
       fact purged "$(dpkg-query -W -f='\${Status}' slurm-krsi 2>/dev/null || echo gone) $(ls -d /etc/slurm-krsi /var/lib/slurm-krsi /var/log/slurm-krsi 2>/dev/null | tr '\n' ' ')"
     `;
-    const r = await execa('unshare', ['-m', 'bash', '-c', script], { reject: false, all: true });
-    expect(r.exitCode, r.all).to.equal(0);
-    const facts = Object.fromEntries([...r.stdout.matchAll(/^fact ([a-z-]+)=(.*)$/gm)].map((m) => [m[1], m[2]]));
-    expect(r.stdout).to.include('installed into an image (no running systemd, a chroot, or a kernel that is not this system\'s): krsi-agent.service enabled; nothing started, no preflight');
+    const { output, facts } = await runInImage(script);
+    expect(output).to.include('installed into an image (no running systemd, a chroot, or a kernel that is not this system\'s): krsi-agent.service enabled; nothing started, no preflight');
     expect(facts).to.deep.equal({
       installed: `${manifest.version} install ok installed`,
       enabled: 'yes',
@@ -199,10 +217,41 @@ describe('the packages (scripts/package.sh)', function () {
       purged: 'gone ',
     });
     // what dpkg left on the file system once purged: its own records, and nothing of the package
-    const left = (await execa('find', [up, '!', '-type', 'd'])).stdout.split('\n').filter((f) => f !== '')
-      .map((f) => f.slice(up.length))
-      .filter((f) => !/^\/var\/(lib\/dpkg|log|cache)\//.test(f));
-    expect(left).to.deep.equal([]);
+    expect(await leftIn(up, /^\/var\/(lib\/dpkg|log|cache)\//)).to.deep.equal([]);
+  });
+
+  it('installs, upgrades and erases with rpm, inside an image: the scriptlets run the same maintainer scripts', async function () {
+    if (!isRoot) this.skip(); // mount namespace, rpm
+    const up = join(dir, 'up-rpm');
+    // --nodeps: this Debian host's rpm database knows no libbpf; the package's own needs are in its header
+    const script = `
+      ${inImage(up)}
+      rpm -i --nodeps ${rpm}
+      fact installed "$(rpm -q --qf '%{VERSION}' slurm-krsi)"
+      fact enabled "$([ -L ${WANTS} ] && echo yes || echo no)"
+      fact profiles "$(cat /etc/slurm-krsi/profiles.lua)"
+      fact version "$(krsi-agent --version)"
+      echo '; a change by the admin' >> /etc/slurm-krsi/krsi.ini
+      rpm -U --nodeps ${nextRpm}
+      fact upgraded "$(rpm -q --qf '%{VERSION}' slurm-krsi) $(krsi-agent --version) $([ -L ${WANTS} ] && echo enabled)"
+      fact kept "$(tail -n 1 /etc/slurm-krsi/krsi.ini)"
+      mkdir -p /sys/fs/bpf/slurm-krsi/links
+      rpm -e slurm-krsi
+      fact erased "$([ -d /sys/fs/bpf/slurm-krsi ] && echo pins) $([ -e /usr/lib/slurm-krsi ] && echo tree) $([ -L ${WANTS} ] && echo enabled) $(ls /etc/slurm-krsi 2>/dev/null | tr '\\n' ' ')"
+    `;
+    const { output, facts } = await runInImage(script);
+    expect(output).to.include('installed into an image');
+    expect(facts).to.deep.equal({
+      installed: manifest.version,
+      enabled: 'yes',
+      profiles: 'return { "default", "strict" }',
+      version: manifest.version,
+      upgraded: `${manifest.version}.1 ${manifest.version}.1 enabled`,
+      kept: '; a change by the admin',
+      // rpm keeps a changed config as .rpmsave; profiles.lua is the postinst's, not the package's
+      erased: '   krsi.ini.rpmsave profiles.lua ',
+    });
+    expect(await leftIn(up, /^\/(var\/(lib\/rpm|log|cache|tmp)|etc\/slurm-krsi)\//)).to.deep.equal([]);
   });
 
   it('has man pages that render without a warning', async () => {
