@@ -13,7 +13,8 @@ packages=(
   openssh-client openssh-server                                # the ssh port-forward attack
   slurmctld slurmd slurm-client munge                          # the single-node cluster
   prometheus                                                   # promtool: checks and tests the alert rules
-  rpm rpmlint                                                  # npm run package: the RPM beside the .deb
+  rpm rpmlint openssl                                          # npm run package: the RPM beside the .deb
+  man-db groff-base lua5.1                                     # unit tests: man pages, slurm_krsi.lua
 )
 
 missing=()
