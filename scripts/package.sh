@@ -60,8 +60,16 @@ install -D -m 0755 "$work/package/bin/node" "$root$prefix/node/bin/node"
 krsi_wrappers "$root" "$prefix/node/bin/node" "$prefix" "$src"
 krsi_man_pages "$root" "$src" gzip
 
-# /usr/lib/systemd/system: where RHEL has units, and one of systemd's unit directories on Debian
-install -D -m 0644 "$src/deploy/krsi-agent.service" "$root/usr/lib/systemd/system/krsi-agent.service"
+# /usr/lib/systemd/system: where RHEL has units, and one of systemd's unit directories on Debian; the
+# slurmd drop-in there too, beside whichever slurmd.service the site has (a vendor drop-in, which an admin's
+# /etc/systemd/system/slurmd.service.d/ can override)
+units=$root/usr/lib/systemd/system
+install -D -m 0644 "$src/deploy/krsi-agent.service" "$units/krsi-agent.service"
+install -D -m 0644 "$src/deploy/sys-fs-bpf-slurm\x2dkrsi.mount" "$units/sys-fs-bpf-slurm\x2dkrsi.mount"
+install -D -m 0644 "$src/deploy/slurmd-krsi-agent.conf" "$units/slurmd.service.d/slurm-krsi.conf"
+# run by postinst before it (re)starts the agent: pins of a checkout install from before the pins' own
+# file system are moved aside, still enforcing, for the new agent to retire
+install -D -m 0755 "$src/deploy/move-earlier-pins.sh" "$root$prefix/move-earlier-pins.sh"
 install -D -m 0644 "$src/deploy/krsi.ini" "$root/etc/slurm-krsi/krsi.ini"
 install -D -m 0644 "$src/deploy/logrotate" "$root/etc/logrotate.d/slurm-krsi"
 
@@ -101,7 +109,7 @@ conffiles="/etc/slurm-krsi/krsi.ini /etc/logrotate.d/slurm-krsi"
 (
   cd "$root"
   # quoted: some dependencies carry file names with spaces
-  find usr/lib/slurm-krsi usr/libexec/slurm-krsi usr/share/slurm-krsi usr/share/doc/slurm-krsi etc/slurm-krsi -type d | sort | sed 's|^\(.*\)$|%dir "/\1"|'
+  find usr/lib/slurm-krsi usr/libexec/slurm-krsi usr/share/slurm-krsi usr/share/doc/slurm-krsi etc/slurm-krsi usr/lib/systemd/system/slurmd.service.d -type d | sort | sed 's|^\(.*\)$|%dir "/\1"|'
   find . ! -type d | sed 's|^\.||' | sort | while read -r f; do
     case " $conffiles " in *" $f "*) echo "%config(noreplace) \"$f\"" ;; *) echo "\"$f\"" ;; esac
   done
@@ -125,7 +133,7 @@ Version: $version
 Architecture: amd64
 Maintainer: $maintainer
 Installed-Size: $(du -sk --exclude=DEBIAN "$root" | cut -f1)
-Depends: libbpf1 (>= 1:1.0), libc6 (>= 2.28), libstdc++6, libgcc-s1
+Depends: libbpf1 (>= 1:1.0), libsystemd0, libc6 (>= 2.28), libstdc++6, libgcc-s1
 Recommends: systemd, logrotate
 Section: admin
 Priority: optional

@@ -84,7 +84,7 @@ export const OVERVIEW_MANUAL: Manual = {
           { term: HOOK_PATHS.taskProlog, text: 'slurm.conf TaskProlog=' },
           { term: DEFAULT_SOCKET, text: 'the agent\'s control socket' },
           { term: AGENT_KEYS.stateDir.default, text: 'the job table and the epilogs\' removal notes' },
-          { term: AGENT_KEYS.pinDir.default, text: 'the pinned programs and maps: enforcement outlives the agent process' },
+          { term: AGENT_KEYS.pinDir.default, text: 'the pinned programs and maps, on a read-only BPF file system of their own (sys-fs-bpf-slurm\\x2dkrsi.mount): enforcement outlives the agent process, and unmounting it (with the agent stopped) ends enforcement' },
           { term: AGENT_KEYS.eventLog.default, text: 'the event log' },
         ]),
       ],

@@ -14,6 +14,9 @@ import { PACKAGE_ROOT } from '../../../agent/paths.js';
 import { MAN_PAGES, manFileName } from '../../../agent/manual/pages.js';
 
 const isRoot = process.getuid?.() === 0;
+
+/** a name as tar lists it (dpkg-deb -c): a backslash doubled, as in the mount unit's sys-fs-bpf-slurm\x2dkrsi */
+const unescapeTar = (name: string): string => name.replaceAll('\\\\', '\\');
 const manifest = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as {
   version: string;
   dependencies: Record<string, string>;
@@ -33,7 +36,7 @@ describe('the packages (scripts/package.sh)', function () {
     await execa('bash', [join(PACKAGE_ROOT, 'scripts', 'package.sh'), join(dir, 'out')], { env: { KRSI_PACKAGE_COMPRESSION: 'gzip' } });
     expect(readdirSync(join(dir, 'out')).sort()).to.deep.equal([rpm, deb].map((p) => p.slice(join(dir, 'out').length + 1)).sort());
     // dpkg-deb -c: mode owner size date time ./path
-    files = (await execa('dpkg-deb', ['-c', deb])).stdout.split('\n').map((l) => / \.(\/\S*)$/.exec(l)?.[1] ?? l);
+    files = (await execa('dpkg-deb', ['-c', deb])).stdout.split('\n').map((l) => unescapeTar(/ \.(\/\S*)$/.exec(l)?.[1] ?? l));
     await execa('dpkg-deb', ['-x', deb, tree]);
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
@@ -60,7 +63,15 @@ describe('the packages (scripts/package.sh)', function () {
       done
       mount -t bpf bpf /sys/fs/bpf
       mount --bind /dev/null "$(command -v node)"
-      fact() { echo "fact $1=$2"; }`;
+      fact() { echo "fact $1=$2"; }
+      # the pins as a node has them: a bpffs of their own, read-only, holding a build's folder
+      pins() {
+        mkdir -p /sys/fs/bpf/slurm-krsi
+        mount -t bpf krsi /sys/fs/bpf/slurm-krsi
+        mkdir /sys/fs/bpf/slurm-krsi/build-test
+        mount -o remount,ro /sys/fs/bpf/slurm-krsi
+      }
+      pinsLeft() { mountpoint -q /sys/fs/bpf/slurm-krsi && echo mounted; [ -e /sys/fs/bpf/slurm-krsi ] && echo pins; }`;
   async function runInImage(script: string): Promise<{ output: string; facts: Record<string, string> }> {
     const r = await execa('unshare', ['-m', 'bash', '-c', script], { reject: false, all: true });
     expect(r.exitCode, r.all).to.equal(0);
@@ -74,11 +85,11 @@ describe('the packages (scripts/package.sh)', function () {
 
   const field = async (name: string): Promise<string> => (await execa('dpkg-deb', ['-f', deb, name])).stdout;
 
-  it('is slurm-krsi of package.json\'s version for amd64, needing libbpf 1.x, with krsi.ini and the logrotate file as conffiles', async () => {
+  it('is slurm-krsi of package.json\'s version for amd64, needing libbpf 1.x and libsystemd, with krsi.ini and the logrotate file as conffiles', async () => {
     expect(await field('Package')).to.equal('slurm-krsi');
     expect(await field('Version')).to.equal(manifest.version);
     expect(await field('Architecture')).to.equal('amd64');
-    expect(await field('Depends')).to.include('libbpf1 (>= 1:1.0)');
+    expect(await field('Depends')).to.include('libbpf1 (>= 1:1.0)').and.to.include('libsystemd0');
     const control = join(dir, 'control');
     await execa('dpkg-deb', ['-e', deb, control]);
     expect(readFileSync(join(control, 'conffiles'), 'utf8')).to.equal('/etc/slurm-krsi/krsi.ini\n/etc/logrotate.d/slurm-krsi\n');
@@ -94,7 +105,9 @@ describe('the packages (scripts/package.sh)', function () {
       '/usr/libexec/slurm-krsi/prolog', '/usr/libexec/slurm-krsi/epilog', '/usr/libexec/slurm-krsi/task-prolog',
       '/usr/lib/slurm-krsi/build/bpf/krsi.bpf.o', '/usr/lib/slurm-krsi/build/bpf/identity.bpf.o', '/usr/lib/slurm-krsi/build/bpf/preflight.bpf.o',
       '/usr/lib/slurm-krsi/dist/agent/main.js', '/usr/lib/slurm-krsi/package.json', '/usr/lib/slurm-krsi/node/bin/node',
-      '/usr/lib/systemd/system/krsi-agent.service', '/etc/slurm-krsi/krsi.ini', '/etc/logrotate.d/slurm-krsi',
+      '/usr/lib/systemd/system/krsi-agent.service', '/usr/lib/systemd/system/sys-fs-bpf-slurm\\x2dkrsi.mount',
+      '/usr/lib/systemd/system/slurmd.service.d/slurm-krsi.conf', '/usr/lib/slurm-krsi/move-earlier-pins.sh',
+      '/etc/slurm-krsi/krsi.ini', '/etc/logrotate.d/slurm-krsi',
       '/usr/share/slurm-krsi/slurm/slurm_krsi.lua', '/usr/share/slurm-krsi/prometheus/slurm-krsi-rules.yml',
       '/usr/share/slurm-krsi/grafana/slurm-krsi-dashboard.json', '/usr/share/doc/slurm-krsi/copyright',
       ...MAN_PAGES.map((m) => `/usr/share/man/man${m.section}/${manFileName(m)}.gz`),
@@ -148,7 +161,7 @@ describe('the packages (scripts/package.sh)', function () {
   /** the package's files that are not directories, each with its mode, e.g. "-rwxr-xr-x /usr/sbin/krsictl" */
   async function debFiles(): Promise<string[]> {
     return (await execa('dpkg-deb', ['-c', deb])).stdout.split('\n').filter((l) => !l.startsWith('d'))
-      .map((l) => `${l.slice(0, 10)} ${/ \.(\/.*?)( -> .*)?$/.exec(l)?.[1] ?? l}`).sort();
+      .map((l) => `${l.slice(0, 10)} ${unescapeTar(/ \.(\/.*?)( -> .*)?$/.exec(l)?.[1] ?? l)}`).sort();
   }
   async function rpmFiles(): Promise<string[]> {
     return (await execa('rpm', ['-qp', '--qf', '[%{FILEMODES:perms} %{FILENAMES}\n]', rpm])).stdout.split('\n')
@@ -165,7 +178,7 @@ describe('the packages (scripts/package.sh)', function () {
   it('the .rpm: its version, libbpf 1.x, the conffiles kept on upgrade, the maintainer scripts, and rpmlint clean', async () => {
     const q = async (...args: string[]): Promise<string> => (await execa('rpm', ['-qp', ...args, rpm])).stdout;
     expect(await q('--qf', '%{NAME} %{VERSION} %{ARCH}')).to.equal(`slurm-krsi ${manifest.version} x86_64`);
-    expect((await q('--requires')).split('\n')).to.include('libbpf.so.1()(64bit)');
+    expect((await q('--requires')).split('\n')).to.include.members(['libbpf.so.1()(64bit)', 'libsystemd.so.0()(64bit)']);
     expect((await q('--configfiles')).split('\n').sort()).to.deep.equal(['/etc/logrotate.d/slurm-krsi', '/etc/slurm-krsi/krsi.ini']);
     const flags = await q('--qf', '[%{FILENAMES} %{FILEFLAGS:fflags}\n]');
     expect(flags).to.match(/^\/etc\/slurm-krsi\/krsi\.ini cn$/m); // %config(noreplace)
@@ -193,12 +206,14 @@ describe('the packages (scripts/package.sh)', function () {
       dpkg -i ${nextDeb}
       fact upgraded "$(dpkg-query -W -f='\${Version}' slurm-krsi) $(krsi-agent --version)"
       fact kept "$(tail -n 1 /etc/slurm-krsi/krsi.ini)"
-      mkdir -p /sys/fs/bpf/slurm-krsi/links
+      pins
       SLURM_KRSI_KEEP_PINS=yes dpkg -r slurm-krsi
-      fact removed-keep "$([ -d /sys/fs/bpf/slurm-krsi ] && echo pins) $([ -e /usr/lib/slurm-krsi ] && echo tree) $([ -f /etc/slurm-krsi/krsi.ini ] && echo config) $([ -L ${WANTS} ] && echo enabled)"
+      fact removed-keep "$(pinsLeft | tr '\\n' ' ')$([ -e /usr/lib/slurm-krsi ] && echo tree) $([ -f /etc/slurm-krsi/krsi.ini ] && echo config) $([ -L ${WANTS} ] && echo enabled)"
       dpkg -i ${nextDeb}
+      # and pins of 0.1.0 that an unfinished upgrade moved aside
+      mkdir -p /sys/fs/bpf/slurm-krsi-previous/links
       dpkg -r slurm-krsi
-      fact removed "$([ -d /sys/fs/bpf/slurm-krsi ] && echo pins) $([ -f /etc/slurm-krsi/krsi.ini ] && echo config)"
+      fact removed "$(pinsLeft)$([ -e /sys/fs/bpf/slurm-krsi-previous ] && echo previous) $([ -f /etc/slurm-krsi/krsi.ini ] && echo config)"
       dpkg --purge slurm-krsi
       fact purged "$(dpkg-query -W -f='\${Status}' slurm-krsi 2>/dev/null || echo gone) $(ls -d /etc/slurm-krsi /var/lib/slurm-krsi /var/log/slurm-krsi 2>/dev/null | tr '\n' ' ')"
     `;
@@ -212,7 +227,7 @@ describe('the packages (scripts/package.sh)', function () {
       version: manifest.version,
       upgraded: `${manifest.version}.1 ${manifest.version}.1`,
       kept: '; a change by the admin',
-      'removed-keep': 'pins  config ',
+      'removed-keep': 'mounted pins  config ',
       removed: ' config',
       purged: 'gone ',
     });
@@ -235,9 +250,9 @@ describe('the packages (scripts/package.sh)', function () {
       rpm -U --nodeps ${nextRpm}
       fact upgraded "$(rpm -q --qf '%{VERSION}' slurm-krsi) $(krsi-agent --version) $([ -L ${WANTS} ] && echo enabled)"
       fact kept "$(tail -n 1 /etc/slurm-krsi/krsi.ini)"
-      mkdir -p /sys/fs/bpf/slurm-krsi/links
+      pins
       rpm -e slurm-krsi
-      fact erased "$([ -d /sys/fs/bpf/slurm-krsi ] && echo pins) $([ -e /usr/lib/slurm-krsi ] && echo tree) $([ -L ${WANTS} ] && echo enabled) $(ls /etc/slurm-krsi 2>/dev/null | tr '\\n' ' ')"
+      fact erased "$(pinsLeft) $([ -e /usr/lib/slurm-krsi ] && echo tree) $([ -L ${WANTS} ] && echo enabled) $(ls /etc/slurm-krsi 2>/dev/null | tr '\\n' ' ')"
     `;
     const { output, facts } = await runInImage(script);
     expect(output).to.include('installed into an image');
