@@ -45,6 +45,8 @@ export class EventPipeline {
   private readonly windowMs: Float64Array;
   /** job id(s) of each window slot's event (strings shared between events of a uid, not one per event) */
   private readonly windowJobs: string[];
+  /** the uid of each window slot's event, so that a user's view of the window decodes only its own */
+  private readonly windowUids: Uint32Array;
   private seq = 0;
   private fd: number | null = null;
   private fileFailed = false;
@@ -68,6 +70,7 @@ export class EventPipeline {
     this.windowRecords = Buffer.alloc(opts.windowSize * RECORD_SIZE);
     this.windowMs = new Float64Array(opts.windowSize);
     this.windowJobs = new Array<string>(opts.windowSize).fill('');
+    this.windowUids = new Uint32Array(opts.windowSize);
     this.openFile();
   }
 
@@ -126,6 +129,7 @@ export class EventPipeline {
     raw.copy(this.windowRecords, slot * RECORD_SIZE, 0, RECORD_SIZE);
     this.windowMs[slot] = ms;
     this.windowJobs[slot] = job;
+    this.windowUids[slot] = event.uid;
     const policy = POLICIES.indexOf(event.policy);
     this.loggedCounts[policy * DECISIONS.length + DECISIONS.indexOf(event.decision)]! += 1;
     this.repeatCounts[policy]! += event.repeats;
@@ -213,15 +217,22 @@ export class EventPipeline {
     };
   }
 
-  page(sinceAsked: number, limit: number): EventsPage {
+  /**
+   * The events after `sinceAsked`, at most `limit`; with `uid`, only that uid's, and `next` past the
+   * other uids' events looked at, so that a user's cursor moves on through them.
+   */
+  page(sinceAsked: number, limit: number, uid?: number): EventsPage {
     // a cursor from before an agent restart (numbers start again at 1): start from the oldest kept
     const since = sinceAsked > this.seq ? 0 : sinceAsked;
     const oldest = Math.max(1, this.seq - this.windowMs.length + 1);
-    const first = Math.max(since + 1, oldest);
     const events: EventRecord[] = [];
-    for (let seq = first; seq <= this.seq && events.length < limit; seq++) events.push(this.record(seq));
-    const next = events.length > 0 ? events[events.length - 1]!.seq : Math.max(since, this.seq);
-    return { events, next, missed: Math.max(0, oldest - since - 1) };
+    let seq = Math.max(since + 1, oldest);
+    for (; seq <= this.seq && events.length < limit; seq++) {
+      if (uid === undefined || this.windowUids[seq % this.windowMs.length] === uid) events.push(this.record(seq));
+    }
+    // the last sequence number looked at: the last event returned, or the newest one
+    const next = Math.max(since, seq - 1);
+    return { events, next, missed: uid === undefined ? Math.max(0, oldest - since - 1) : 0 };
   }
 
   async close(): Promise<void> {

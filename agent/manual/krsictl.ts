@@ -29,19 +29,19 @@ export interface CommandSpec {
 }
 
 export const COMMANDS: readonly CommandSpec[] = [
-  { name: 'status', args: '', options: [], doc: 'The agent: kernel, programs, jobs, uids under policy, counters per policy, the last reading of Slurm\'s view of the node.' },
-  { name: 'jobs', args: '', options: [], doc: 'The jobs on this node: JOBID UID USER PROFILES REQUESTED.' },
+  { name: 'status', args: '', options: [], doc: 'Admins only. The agent: kernel, programs, jobs, uids under policy, counters per policy, the last reading of Slurm\'s view of the node.' },
+  { name: 'jobs', args: '', options: [], doc: 'The jobs on this node: JOBID UID USER PROFILES REQUESTED. Any user; one who is not an admin sees only their own jobs.' },
   {
     name: 'events',
     args: '[--since N] [--limit N] [--follow]',
     options: ['since', 'limit', 'follow'],
-    doc: 'The event log lines after sequence number N (default 0), at most --limit (1-10000, default 100); --follow keeps polling every second and prints events as they come, until interrupted (SIGINT).',
+    doc: 'The event log lines after sequence number N (default 0), at most --limit (1-10000, default 100); --follow keeps polling every second and prints events as they come, until interrupted (SIGINT). Any user; one who is not an admin sees only the decisions about their own processes.',
   },
   {
     name: 'profiles',
     args: '[--lua] [--config PATH]',
     options: ['lua', 'config'],
-    doc: 'The configured profiles and their policy modes. --lua does not ask the agent: it reads the config file and prints the valid profile names as a Lua table literal, e.g. return { "default", "strict" }; this is the command that generates the profile list the controller\'s job_submit.lua checks comments against (slurm/slurm_krsi.lua).',
+    doc: 'Admins only. The configured profiles and their policy modes. --lua does not ask the agent: it reads the config file and prints the valid profile names as a Lua table literal, e.g. return { "default", "strict" }; this is the command that generates the profile list the controller\'s job_submit.lua checks comments against (slurm/slurm_krsi.lua).',
   },
   {
     name: 'check',
@@ -49,7 +49,7 @@ export const COMMANDS: readonly CommandSpec[] = [
     options: ['config', 'config-only'],
     doc: `Can this node enforce, and is the config valid? Runs the preflight (root, BTF, BPF LSM active and accepted, bpffs) and validates the config file without starting anything; prints every problem and warning, each as FILE:LINE: [section] key: message. Without --config, a missing ${DEFAULT_CONFIG_PATH} is only noted. --config-only skips the preflight (and loads no BPF library): the pre-push gate on a controller or a workstation, e.g. krsictl check --config-only --config krsi.ini.`,
   },
-  { name: 'reload', args: '', options: [], doc: 'Make the agent re-read its config; a bad config is rejected and the agent keeps the previous one.' },
+  { name: 'reload', args: '', options: [], doc: 'Root and the SlurmdUser only. Make the agent re-read its config; a bad config is rejected and the agent keeps the previous one.' },
   { name: 'help', args: '', options: [], doc: 'This text.' },
 ];
 
@@ -63,7 +63,7 @@ export const KRSICTL_MANUAL: Manual = {
       title: 'DESCRIPTION',
       blocks: [
         text(
-          'krsictl talks to krsi-agent(8) over its control socket. Reading (status, jobs, events, profiles) needs root, the SlurmdUser or membership in admin_group; reload needs root or the SlurmdUser. The agent decides from the caller\'s credentials (SO_PEERCRED).',
+          'krsictl talks to krsi-agent(8) over its control socket. Admins are root, the SlurmdUser and the members of admin_group: they see every job and event (status, jobs, events, profiles); reload needs root or the SlurmdUser. Any other user may run jobs and events, and sees their own jobs on this node and the decisions about their own processes, nothing of other users. The agent decides from the caller\'s credentials on the socket (SO_PEERCRED), never from what krsictl sends.',
         ),
       ],
     },

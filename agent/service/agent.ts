@@ -614,8 +614,8 @@ export class KrsiAgent implements AgentService {
     return this.table.jobIdsOfUid(e.uid);
   }
 
-  events(since: number, limit: number): EventsPage {
-    return this.pipeline.page(since, limit);
+  events(since: number, limit: number, uid?: number): EventsPage {
+    return this.pipeline.page(since, limit, uid);
   }
 
   status(): AgentStatus {
