@@ -24,6 +24,7 @@ import { Enforcer } from './enforcement/enforcer.js';
 import { oomScoreProblem, preflight, preflightMessage } from './enforcement/preflight.js';
 import { BootClock } from './events/clock.js';
 import { EventPipeline } from './events/pipeline.js';
+import { JournalSocket, stdoutIsJournal } from './log/journal.js';
 import { createLogger, type Logger } from './log/logger.js';
 import { AGENT_MANUAL, AGENT_EXIT } from './manual/agent.js';
 import { renderText } from './manual/manual.js';
@@ -88,6 +89,23 @@ function parseArgs(argv: string[]): { configPath: string } {
 
 function version(): string {
   return (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/**
+ * The journal for the events, when stdout is journald's stream (under systemd): they go there with their
+ * fields (journalctl KRSI_JOB=1234) instead of as lines on stdout. null otherwise, or when journald's socket
+ * cannot be reached: the lines go to stdout then, as without systemd.
+ */
+function openJournal(log: Logger): JournalSocket | null {
+  if (!stdoutIsJournal()) return null;
+  const journal = new JournalSocket();
+  try {
+    journal.open();
+    return journal;
+  } catch (err) {
+    log.warn('events go to stdout without their journal fields', { error: (err as Error).message });
+    return null;
+  }
 }
 
 /** how often the wall clock's offset to the boot clock is read again (event times after an NTP step) */
@@ -158,6 +176,7 @@ async function main(): Promise<void> {
   }
 
   const clock = new BootClock();
+  const journal = openJournal(log);
   const metricsHolder: { observeApply?: (s: number) => void } = {};
   const access: AccessPolicy = { writerUids: new Set([0]), readerGids: new Set() };
   const agent = new KrsiAgent({
@@ -176,7 +195,8 @@ async function main(): Promise<void> {
         jobOf,
         windowSize: config.agent.eventsWindow,
         logPath: config.agent.eventLog,
-        onLogFileError: (err) => log.error('cannot write the event log file; events still go to stdout', { file: agent.currentConfig.agent.eventLog, error: err.message }),
+        journal,
+        onLogFileError: (err) => log.error(`cannot write the event log file; events still go to ${journal ? 'the journal' : 'stdout'}`, { file: agent.currentConfig.agent.eventLog, error: err.message }),
         onBadRecord: (err) => log.error('a ring-buffer record cannot be read: skipped (krsi_events_malformed_total)', { error: err.message }),
       }),
     onApply: (s) => metricsHolder.observeApply?.(s),
@@ -224,6 +244,7 @@ async function main(): Promise<void> {
       malformedRecords: () => agent.pipeline.malformedCount(),
       programStats: () => enforcer.programStats(),
       lastReloadSucceeded: () => agent.lastReloadSucceeded,
+      journalUnsent: () => journal?.unsent() ?? 0,
     },
     { version: version(), buildId: enforcer.buildId, kernel: release() },
   );
@@ -290,6 +311,7 @@ async function main(): Promise<void> {
     await closeSocket();
     metricsServer?.close();
     await agent.stop();
+    journal?.close();
     enforcer.unprotect(process.pid);
     enforcer.unregisterAgent();
     await enforcer.close();

@@ -140,7 +140,7 @@ export const AGENT_KEYS = {
     parse: parseOptionalPath,
     default: '/var/log/slurm-krsi/events.log',
     reload: 'live',
-    doc: 'Event log file, one key=value line per event (events also go to stdout and journald); off disables the file.',
+    doc: 'Event log file, one key=value line per event (events also go to the journal, or to stdout without systemd); off disables the file.',
   }),
   pinDir: spec({
     name: 'pin_dir',

@@ -1,6 +1,7 @@
 /**
- * Kernel events to their three destinations: one key=value line on stdout (journald) and in the event
- * log file, and a bounded in-memory window for GET /v1/events. Each event gets a sequence number; the
+ * Kernel events to their three destinations: one key=value line in the event log file and either on
+ * stdout or, under systemd, into the journal with fields of their own (agent/log/journal.ts), and a
+ * bounded in-memory window for GET /v1/events. Each event gets a sequence number; the
  * agent counts what it logged per policy and decision, and the folded repeats its lines reported, so that
  * logged + folded + dropped can be checked against the kernel's own decision counters.
  *
@@ -17,7 +18,8 @@ import { dirname } from 'node:path';
 import { DECISIONS, LAYOUT, POLICIES, decodeEvent, type KrsiEvent, type PolicyName } from '../enforcement/layout.js';
 import type { EventRecord, EventsPage } from '../service/types.js';
 import type { BootClock } from './clock.js';
-import { formatEvent } from './format.js';
+import { formatEvent, journalFields } from './format.js';
+import { journalEntry } from '../log/journal.js';
 
 export interface EventPipelineOptions {
   clock: BootClock;
@@ -28,6 +30,11 @@ export interface EventPipelineOptions {
   logPath: string | null;
   /** where stdout lines go (default process.stdout) */
   writeStdout?: (line: string) => void;
+  /**
+   * the journal (JournalSocket), when stdout is journald's stream: each event goes there as an entry
+   * with its fields, and not to stdout, so that no event is in the journal twice
+   */
+  journal?: { send(entry: Buffer): boolean } | null;
   /** told once when the log file cannot be written (the lines still go to stdout) */
   onLogFileError?: (err: Error) => void;
   /** told of the first record that cannot be read after a good one (it is counted and skipped) */
@@ -66,7 +73,8 @@ export class EventPipeline {
 
   constructor(private opts: EventPipelineOptions) {
     const perLine = opts.writeStdout;
-    this.writeStdout = perLine ? (lines) => lines.forEach((l) => perLine(l)) : (lines) => void process.stdout.write(`${lines.join('\n')}\n`);
+    this.writeStdout = opts.journal ? () => undefined
+      : perLine ? (lines) => lines.forEach((l) => perLine(l)) : (lines) => void process.stdout.write(`${lines.join('\n')}\n`);
     this.windowRecords = Buffer.alloc(opts.windowSize * RECORD_SIZE);
     this.windowMs = new Float64Array(opts.windowSize);
     this.windowJobs = new Array<string>(opts.windowSize).fill('');
@@ -133,8 +141,11 @@ export class EventPipeline {
     const policy = POLICIES.indexOf(event.policy);
     this.loggedCounts[policy * DECISIONS.length + DECISIONS.indexOf(event.decision)]! += 1;
     this.repeatCounts[policy]! += event.repeats;
+    const line = formatEvent(event, { time: this.isoOf(ms), job });
+    // the journal takes one datagram per event, and never makes the agent wait (unsent ones are counted)
+    this.opts.journal?.send(journalEntry(journalFields(event, line, job)));
     // one write per chunk of lines, not per event: the ring buffer delivers events in batches under load
-    this.pending.push(formatEvent(event, { time: this.isoOf(ms), job }));
+    this.pending.push(line);
     if (this.pending.length >= LINES_PER_WRITE) this.flush();
     else this.flushScheduled ??= setImmediate(() => this.flush());
     return seq;

@@ -69,9 +69,9 @@ export const OVERVIEW_MANUAL: Manual = {
       title: 'OBSERVING',
       blocks: [
         text(
-          `krsictl status, jobs and events show the agent's view; every decision is one key=value line on the agent's stdout (journald) and in ${AGENT_KEYS.eventLog.default}. Prometheus metrics (names prefixed krsi_) are served on metrics_listen (default ${AGENT_KEYS.metricsListen.default}); the source tree has alert rules (deploy/prometheus/slurm-krsi-rules.yml) and a Grafana dashboard (deploy/grafana/slurm-krsi-dashboard.json).`,
+          `krsictl status, jobs and events show the agent's view; every decision is one key=value line in ${AGENT_KEYS.eventLog.default} and, under systemd, a journal entry with fields of its own (KRSI_JOB, KRSI_UID, KRSI_POLICY, KRSI_ACTION, ...: journalctl KRSI_JOB=1234). Users see their own jobs and events with krsictl jobs and krsictl events. Prometheus metrics (names prefixed krsi_) are served on metrics_listen (default ${AGENT_KEYS.metricsListen.default}); the source tree has alert rules (deploy/prometheus/slurm-krsi-rules.yml) and a Grafana dashboard (deploy/grafana/slurm-krsi-dashboard.json).`,
         ),
-        code(['sbatch --comment=policy:strict job.sh', 'krsictl jobs', 'krsictl events --follow'].join('\n')),
+        code(['sbatch --comment=policy:strict job.sh', 'krsictl jobs', 'krsictl events --follow', 'journalctl KRSI_JOB=1234'].join('\n')),
       ],
     },
     {

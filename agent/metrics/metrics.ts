@@ -30,6 +30,8 @@ export interface MetricsSource {
   programStats(): { program: string; runs: bigint; runTimeNs: bigint }[];
   /** false when the last reload was rejected or failed */
   lastReloadSucceeded(): boolean;
+  /** events journald had no room for (the event log file has them) */
+  journalUnsent(): number;
 }
 
 export interface AgentMetrics {
@@ -92,6 +94,9 @@ export function createMetrics(source: MetricsSource, info: { version: string; bu
   mirrorCounter(registry, 'krsi_events_repeats_logged_total',
     'Folded decisions that logged lines reported as repeats=; krsi_events_folded_total minus this waits for its action to come back.',
     ['policy'] as const, () => POLICIES.map((policy) => ({ labels: { policy }, value: source.repeatsLogged(policy) })));
+  mirrorCounter(registry, 'krsi_events_journal_unsent_total',
+    'Events not sent to the journal because journald had no room for them (its queue full) or was gone; the event log file has them.',
+    [] as const, () => [{ labels: {}, value: source.journalUnsent() }]);
   mirrorCounter(registry, 'krsi_events_logged_total', 'Events this agent process wrote to the event log, by policy and decision.',
     ['policy', 'decision'] as const, () =>
       POLICIES.flatMap((policy) => (['deny', 'audit'] as const).map((decision) => ({ labels: { policy, decision }, value: source.logged(policy, decision) }))));

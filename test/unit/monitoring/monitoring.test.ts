@@ -38,6 +38,7 @@ async function agentExposition(): Promise<string> {
     malformedRecords: () => 0,
     programStats: () => [{ program: 'krsi_file_open', runs: 1n, runTimeNs: 100n }],
     lastReloadSucceeded: () => true,
+    journalUnsent: () => 0,
   };
   const metrics = createMetrics(source, { version: 'test', buildId: 'test', kernel: 'test' });
   metrics.observeApply(0.0005);
