@@ -80,7 +80,7 @@ export const AGENT_KEYS = {
     parse: (v: string): string | null => (v === '' ? null : parseAccount(v, 'group')),
     default: '',
     reload: 'live',
-    doc: 'Group whose members may read status, jobs and events over the socket; empty: only root and the SlurmdUser.',
+    doc: 'Group whose members may read status, profiles and every user\'s jobs and events over the socket (other users see only their own jobs and events); empty: only root and the SlurmdUser.',
   }),
   defaultProfile: spec({
     name: 'default_profile',
