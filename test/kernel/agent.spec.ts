@@ -243,7 +243,8 @@ describe('krsi-agent on the real kernel', function () {
       return r.stdout;
     };
     type Event = { uid: number; job: string; line: string };
-    const eventsOf = async (uid: number) => (await ctl(uid, 'events', '--since', String(from))).split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Event);
+    // --json without --follow prints the whole page: { events, next, missed }
+    const eventsOf = async (uid: number) => (JSON.parse(await ctl(uid, 'events', '--since', String(from))) as { events: Event[] }).events;
     for (const [uid, job, port, theirs] of [[USER, '100', '83', '84'], [OTHER, '101', '84', '83']] as const) {
       expect((JSON.parse(await ctl(uid, 'jobs')) as { jobs: { jobId: string }[] }).jobs.map((j) => j.jobId), `jobs of ${uid}`).to.deep.equal([job]);
       const events = await eventsOf(uid);
