@@ -12,8 +12,7 @@
  * SIGHUP (only init may send it: killtasks) and POST /v1/reload: re-read the config; a bad one is
  * rejected and the running one stays.
  *
- * Exit status: 0 clean stop, 1 config error, 2 usage, 3 this node cannot enforce (preflight, or an
- * oom_score_adj above -1000), 4 runtime failure, 5 another krsi-agent runs (it holds <state_dir>/agent.lock; this one touched nothing).
+ * Options, signals, files and exit statuses: ./manual/agent.ts, which is both --help and krsi-agent(8).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { getPriority, release, setPriority } from 'node:os';
@@ -25,7 +24,10 @@ import { Enforcer } from './enforcement/enforcer.js';
 import { oomScoreProblem, preflight, preflightMessage } from './enforcement/preflight.js';
 import { BootClock } from './events/clock.js';
 import { EventPipeline } from './events/pipeline.js';
+import { JournalSocket, stdoutIsJournal } from './log/journal.js';
 import { createLogger, type Logger } from './log/logger.js';
+import { AGENT_MANUAL, AGENT_EXIT } from './manual/agent.js';
+import { renderText } from './manual/manual.js';
 import { createMetrics } from './metrics/metrics.js';
 import { startMetricsServer } from './metrics/server.js';
 import { OBJECTS, PACKAGE_ROOT } from './paths.js';
@@ -38,7 +40,7 @@ import { AlreadyRunning, takeInstanceLock } from './service/lock.js';
 import { NodeSlurmView } from './slurm/view.js';
 import { notifySystemd, reportStartupPhase } from './systemd/notify.js';
 
-const EXIT = { config: 1, usage: 2, preflight: 3, runtime: 4, running: 5 } as const;
+const EXIT = AGENT_EXIT;
 
 /**
  * The agent's CPU priority. Every prolog waits on it, and prologs start while the node's CPUs are busy
@@ -60,7 +62,7 @@ function raisePriority(log: Logger): void {
 
 function usage(message?: string): never {
   if (message) process.stderr.write(`krsi-agent: ${message}\n`);
-  process.stderr.write('usage: krsi-agent [--config PATH]\n');
+  process.stderr.write('usage: krsi-agent [--config PATH] (krsi-agent --help)\n');
   process.exit(EXIT.usage);
 }
 
@@ -72,6 +74,9 @@ function parseArgs(argv: string[]): { configPath: string } {
       configPath = argv[++i] ?? usage('--config needs a path');
     } else if (arg?.startsWith('--config=')) {
       configPath = arg.slice('--config='.length);
+    } else if (arg === '--help' || arg === '-h') {
+      process.stdout.write(renderText(AGENT_MANUAL));
+      process.exit(0);
     } else if (arg === '--version') {
       process.stdout.write(`${version()}\n`);
       process.exit(0);
@@ -84,6 +89,23 @@ function parseArgs(argv: string[]): { configPath: string } {
 
 function version(): string {
   return (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+/**
+ * The journal for the events, when stdout is journald's stream (under systemd): they go there with their
+ * fields (journalctl KRSI_JOB=1234) instead of as lines on stdout. null otherwise, or when journald's socket
+ * cannot be reached: the lines go to stdout then, as without systemd.
+ */
+function openJournal(log: Logger): JournalSocket | null {
+  if (!stdoutIsJournal()) return null;
+  const journal = new JournalSocket();
+  try {
+    journal.open();
+    return journal;
+  } catch (err) {
+    log.warn('events go to stdout without their journal fields', { error: (err as Error).message });
+    return null;
+  }
 }
 
 /** how often the wall clock's offset to the boot clock is read again (event times after an NTP step) */
@@ -156,6 +178,7 @@ async function main(): Promise<void> {
   }
 
   const clock = new BootClock();
+  const journal = openJournal(log);
   const metricsHolder: { observeApply?: (s: number) => void } = {};
   const access: AccessPolicy = { writerUids: new Set([0]), readerGids: new Set() };
   const agent = new KrsiAgent({
@@ -174,7 +197,8 @@ async function main(): Promise<void> {
         jobOf,
         windowSize: config.agent.eventsWindow,
         logPath: config.agent.eventLog,
-        onLogFileError: (err) => log.error('cannot write the event log file; events still go to stdout', { file: agent.currentConfig.agent.eventLog, error: err.message }),
+        journal,
+        onLogFileError: (err) => log.error(`cannot write the event log file; events still go to ${journal ? 'the journal' : 'stdout'}`, { file: agent.currentConfig.agent.eventLog, error: err.message }),
         onBadRecord: (err) => log.error('a ring-buffer record cannot be read: skipped (krsi_events_malformed_total)', { error: err.message }),
       }),
     onApply: (s) => metricsHolder.observeApply?.(s),
@@ -218,11 +242,14 @@ async function main(): Promise<void> {
       jobs: () => agent.listJobs().length,
       uidsUnderPolicy: () => enforcer.uidPolicies().size,
       programsAttached: () => enforcer.pinned().filter((p) => p.startsWith('links/')).length,
+      programsExpected: () => enforcer.programs.length,
       reconciled: (reason) => agent.reconciledCount(reason),
       slurmViewUnreadable: () => agent.reconcileStatus.slurmView === 'unreadable',
       jobsUnverified: () => agent.reconcileStatus.unverified.length,
       malformedRecords: () => agent.pipeline.malformedCount(),
       programStats: () => enforcer.programStats(),
+      lastReloadSucceeded: () => agent.lastReloadSucceeded,
+      journalUnsent: () => journal?.unsent() ?? 0,
     },
     { version: version(), buildId: enforcer.buildId, kernel: release() },
   );
@@ -230,8 +257,8 @@ async function main(): Promise<void> {
   const listen = config.agent.metricsListen;
   const metricsServer = listen
     ? startMetricsServer({
-      host: listen.host, port: listen.port, render: () => metrics.registry.metrics(), contentType: metrics.registry.contentType,
-      log: log.child('metrics'), onRefused: metrics.observeRefusal('metrics'),
+      listen, allowed: () => agent.currentConfig.agent.metricsAllow, render: () => metrics.registry.metrics(),
+      contentType: metrics.registry.contentType, log: log.child('metrics'), onRefused: metrics.observeRefusal('metrics'),
     })
     : null;
 
@@ -290,6 +317,7 @@ async function main(): Promise<void> {
     await closeSocket();
     metricsServer?.close();
     await agent.stop();
+    journal?.close();
     enforcer.unprotect(process.pid);
     enforcer.unregisterAgent();
     await enforcer.close();

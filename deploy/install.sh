@@ -5,10 +5,14 @@
 #     deploy/install.sh [--force] [--no-enable]
 #
 # DESCRIPTION
-#     Run as root from a checkout where `npm ci && npm run build` has run. Installs the built agent with
-#     its production dependencies into /usr/lib/slurm-krsi, and:
+#     Packages are the way to install on many nodes (npm run package: a .deb and an .rpm with their own
+#     Node.js); this script installs from a checkout. Run it as root in a checkout where
+#     `npm ci && npm run build` has run. Installs the built agent with its production dependencies into
+#     /usr/lib/slurm-krsi, and:
 #       /usr/sbin/krsi-agent, /usr/sbin/krsictl          (on root's PATH)
 #       /usr/libexec/slurm-krsi/prolog, .../epilog      (slurm.conf Prolog= / Epilog=)
+#       /usr/libexec/slurm-krsi/task-prolog             (slurm.conf TaskProlog=: the job's profile in its output)
+#       /usr/share/man/man{5,7,8}/                      (krsi-agent(8), krsictl(8), krsi.ini(5), slurm-krsi(7))
 #       /etc/slurm-krsi/krsi.ini                        (the sample, only if none exists)
 #       /etc/slurm-krsi/profiles.lua                    (profile names for slurm/job_submit.lua)
 #       /etc/logrotate.d/slurm-krsi                     (when logrotate is present: the event log file)
@@ -30,7 +34,7 @@ for arg in "$@"; do
   case "$arg" in
     --force) force=yes ;;
     --no-enable) enable=no ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown argument $arg (see --help)" >&2; exit 1 ;;
   esac
 done
@@ -39,9 +43,11 @@ die() { echo "slurm-krsi install: $*" >&2; exit 1; }
 say() { echo "slurm-krsi install: $*"; }
 
 src=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=deploy/lib.sh
+. "$src/deploy/lib.sh"
 prefix=/usr/lib/slurm-krsi
 [ "$(id -u)" -eq 0 ] || die "must run as root"
-[ -f "$src/build/bpf/krsi.bpf.o" ] && [ -f "$src/dist/agent/main.js" ] && [ -d "$src/node_modules" ] ||
+[ -f "$src/build/bpf/krsi.bpf.o" ] && [ -f "$src/dist/agent/main.js" ] && [ -f "$src/build/man/krsictl.8" ] && [ -d "$src/node_modules" ] ||
   die "$src is not built: run npm ci && npm run build there first"
 node=$(command -v node) || die "node not found on PATH (Node.js >= 20.19 is needed)"
 "$node" -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' ||
@@ -60,36 +66,14 @@ fi
 # the new tree next to the old one, then swapped in
 stage="$prefix.new"
 rm -rf "$stage"
-mkdir -p "$stage/build" "$stage/node_modules"
-cp -a "$src/dist" "$src/package.json" "$src/README.md" "$stage/"
-cp -a "$src/build/bpf" "$stage/build/"
-# production dependencies only, as npm resolved them (no network needed)
-(cd "$src" && npm ls --omit=dev --all --parseable 2>/dev/null || true) | while read -r dir; do
-  case "$dir" in "$src/node_modules/"*) ;; *) continue ;; esac
-  rel=${dir#"$src/"}
-  mkdir -p "$stage/$(dirname "$rel")"
-  [ -e "$stage/$rel" ] || cp -a "$dir" "$stage/$rel"
-done
-[ -d "$stage/node_modules/koffi" ] && [ -d "$stage/node_modules/fastify" ] || die "production dependencies missing after copy (npm ls failed?)"
+krsi_stage_tree "$src" "$stage" || die "cannot copy the runtime tree into $stage"
 rm -rf "$prefix.old"
 [ -d "$prefix" ] && mv "$prefix" "$prefix.old"
 mv "$stage" "$prefix"
 rm -rf "$prefix.old"
 
-wrapper() { # path script [node options]
-  mkdir -p "$(dirname "$1")"
-  printf '#!/bin/sh\n# installed by slurm-krsi deploy/install.sh\nexec %s %s%s/%s "$@"\n' "$node" "${3:+$3 }" "$prefix" "$2" >"$1.tmp"
-  chmod 0755 "$1.tmp"
-  mv "$1.tmp" "$1"
-}
-# the agent runs for good: V8 options that keep its memory small (deploy/agent-node-options, one line;
-# --max-semi-space-size=1 caps V8's young generation at 1 MiB per semi-space instead of 16, which a flood
-# of events would otherwise fill; the bench starts the agent with the same options)
-agent_node_options=$(tr -s '\n' ' ' <"$src/deploy/agent-node-options" | sed 's/ *$//')
-wrapper /usr/sbin/krsi-agent dist/agent/main.js "$agent_node_options"
-wrapper /usr/sbin/krsictl dist/agent/cli/krsictl.js
-wrapper /usr/libexec/slurm-krsi/prolog dist/prolog/prolog.js
-wrapper /usr/libexec/slurm-krsi/epilog dist/epilog/epilog.js
+krsi_wrappers "" "$node" "$prefix" "$src"
+krsi_man_pages "" "$src"
 
 install -d -m 0755 /etc/slurm-krsi
 if [ -f /etc/slurm-krsi/krsi.ini ]; then

@@ -11,6 +11,7 @@
  * the node is not drained for a job that has already ended.
  */
 import { HookInputError, callAgent, describeFailure, hookSettings, jobFromEnv, leaveRemovalNote, say } from '../agent/slurm/hook.js';
+import { removeJobNotice } from '../agent/slurm/notice.js';
 
 async function main(): Promise<number> {
   const settings = hookSettings();
@@ -20,6 +21,11 @@ async function main(): Promise<number> {
   } catch (err) {
     say(`epilog: ${(err as HookInputError).message}`);
     return 1;
+  }
+  try {
+    removeJobNotice(job.jobId);
+  } catch (err) {
+    say(`epilog: job ${job.jobId}: cannot remove the job's notice: ${(err as Error).message}`);
   }
   const defer = (cause: string): number => {
     try {

@@ -13,8 +13,24 @@
  * fault, not the node's: the agent applies the strictest profile and the job runs.
  */
 import {
-  HookInputError, callAgent, commentForAgent, describeFailure, drainNode, hookSettings, jobFromEnv, say,
+  HookInputError, callAgent, commentForAgent, describeFailure, drainNode, hookSettings, jobFromEnv, say, type SlurmJobEnv,
 } from '../agent/slurm/hook.js';
+import { jobNotice, writeJobNotice } from '../agent/slurm/notice.js';
+import type { JobRecord } from '../agent/service/types.js';
+
+/**
+ * The line the TaskProlog prints into the job's output: which profiles, and why. The policy is in force
+ * whatever happens here, so a failure is only logged.
+ */
+function leaveNotice(job: SlurmJobEnv, record: Partial<JobRecord> | undefined): void {
+  try {
+    if (!Array.isArray(record?.profiles)) throw new Error('the agent\'s answer names no profiles');
+    const line = jobNotice({ jobId: job.jobId, profiles: record.profiles, requested: record.requested ?? null, unknownProfile: record.unknownProfile ?? null }, job.node);
+    writeJobNotice(job.jobId, job.uid, line);
+  } catch (err) {
+    say(`prolog: job ${job.jobId}: no line for the job's output (TaskProlog): ${(err as Error).message}`);
+  }
+}
 
 async function main(): Promise<number> {
   const settings = hookSettings();
@@ -44,11 +60,12 @@ async function main(): Promise<number> {
   } catch (err) {
     return fault(`agent unreachable: ${describeFailure(err)}`);
   }
-  const answer = res.body as { job?: { profiles?: string[]; unknownProfile?: string | null }; error?: { code?: string; message?: string } } | null;
+  const answer = res.body as { job?: Partial<JobRecord>; error?: { code?: string; message?: string } } | null;
   if (res.status === 200 || res.status === 201) {
     const profiles = answer?.job?.profiles?.join(',') ?? '?';
     const unknown = answer?.job?.unknownProfile ? ` (asked for unknown profile ${JSON.stringify(answer.job.unknownProfile)}: strictest applied)` : '';
     say(`prolog: job ${job.jobId} uid ${job.uid}: profiles ${profiles} in force${unknown}`);
+    leaveNotice(job, answer?.job);
     return 0;
   }
   return fault(`agent answered ${res.status} ${answer?.error?.code ?? ''}: ${answer?.error?.message ?? 'no message'}`);

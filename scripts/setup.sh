@@ -12,6 +12,9 @@ packages=(
   libcap2-bin systemd                                          # setcap (suidexec); the VM's init in the systemd tests
   openssh-client openssh-server                                # the ssh port-forward attack
   slurmctld slurmd slurm-client munge                          # the single-node cluster
+  prometheus                                                   # promtool: checks and tests the alert rules
+  rpm rpmlint openssl                                          # npm run package: the RPM beside the .deb
+  man-db groff-base lua5.1                                     # unit tests: man pages, slurm_krsi.lua
 )
 
 missing=()
@@ -27,8 +30,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# the Slurm and munge packages start their daemons on install; the tests start their own inside the VM
-for unit in slurmctld slurmd munge ssh; do
+# the Slurm, munge and Prometheus packages start their daemons on install; the tests start their own
+# inside the VM, and only promtool is used from prometheus
+for unit in slurmctld slurmd munge ssh prometheus; do
   systemctl disable --now "$unit" >/dev/null 2>&1 || true
 done
 

@@ -4,17 +4,19 @@
  *
  *   POST   /v1/jobs           add a job (prolog)            write   201 created, 200 already known
  *   DELETE /v1/jobs/:job_id   remove a job (epilog)         write   200 (removed:false when unknown)
- *   GET    /v1/jobs           { jobs: JobRecord[] }         read
- *   GET    /v1/jobs/:job_id   JobRecord, 404 when unknown   read
+ *   GET    /v1/jobs           { jobs: JobRecord[] }         own
+ *   GET    /v1/jobs/:job_id   JobRecord, 404 when unknown   own
  *   GET    /v1/status         AgentStatus                   read
- *   GET    /v1/events         ?since=N&limit=N -> EventsPage read
+ *   GET    /v1/events         ?since=N&limit=N -> EventsPage own
  *   GET    /v1/profiles       { profiles: ProfileView[] }   read
  *   POST   /v1/reload         ReloadResult; 422 bad config  write
  *
  * Who may do what is decided from the peer's SO_PEERCRED (peercred.ts), never from anything in the
  * request: "write" needs uid 0 or the SlurmdUser; "read" needs a writer, or the admin_group as primary or
- * supplementary group. Everyone else, and a caller whose credentials cannot be read, gets 403 before the
- * body is even parsed.
+ * supplementary group; "own" is anyone's, and shows a caller who may not read only what is its own uid's
+ * (its jobs, the events of its processes): a job of another uid is as unknown as one that does not exist.
+ * A caller whose credentials cannot be read gets 403 before the body is even parsed, and so does one
+ * without the right a route needs.
  *
  * Any local user can connect, and the prolog must never wait behind them (DoS). Writers (root, the
  * SlurmdUser) are never limited. Everyone else is, cheapest refusals first (ApiLimits):
@@ -64,7 +66,8 @@ export interface AccessPolicy {
   adminGroup?: string | null;
 }
 
-export type Right = 'read' | 'write';
+/** 'own': any caller, who sees only its own uid's records unless it may read everything */
+export type Right = 'read' | 'write' | 'own';
 
 export interface BuildAppOptions {
   service: AgentService;
@@ -129,7 +132,7 @@ export function denial(access: AccessPolicy, cred: PeerCred | null, right: Right
   if (cred === null) {
     return `cannot ${action}: the caller's credentials could not be read (SO_PEERCRED); refusing`;
   }
-  if (right === 'write' ? isWriter(access, cred) : isReader(access, cred)) return null;
+  if (right === 'own' || (right === 'write' ? isWriter(access, cred) : isReader(access, cred))) return null;
   const slurmd = access.slurmdUser !== undefined ? ` (${access.slurmdUser})` : '';
   const group =
     access.adminGroup !== undefined && access.adminGroup !== null ? ` (${access.adminGroup})` : '';
@@ -339,6 +342,16 @@ export function buildApp(opts: BuildAppOptions): FastifyInstance {
       .send(errorBody(ERR.NOT_FOUND, `no such API route: ${request.method} ${request.url.split('?')[0] ?? ''}`));
   });
 
+  /**
+   * on an 'own' route, the uid whose records the caller sees: undefined (all of them) for a reader. The
+   * onRequest hook refused a caller without credentials; this runs after it.
+   */
+  const ownUid = (request: FastifyRequest): number | undefined => {
+    const cred = credentials(request);
+    if (cred === null) throw new KrsiError(ERR.FORBIDDEN, 403, 'the caller\'s credentials could not be read (SO_PEERCRED); refusing');
+    return isReader(access, cred) ? undefined : cred.uid;
+  };
+
   app.post<{ Body: JobRequest }>(
     '/v1/jobs',
     {
@@ -362,19 +375,24 @@ export function buildApp(opts: BuildAppOptions): FastifyInstance {
 
   app.get(
     '/v1/jobs',
-    { config: { access: { right: 'read', action: 'list jobs' } }, schema: { response: { 200: jobsListSchema } } },
-    async () => ({ jobs: service.listJobs() }),
+    { config: { access: { right: 'own', action: 'list jobs' } }, schema: { response: { 200: jobsListSchema } } },
+    async (request) => {
+      const uid = ownUid(request);
+      const jobs = service.listJobs();
+      return { jobs: uid === undefined ? jobs : jobs.filter((j) => j.uid === uid) };
+    },
   );
 
   app.get<{ Params: { job_id: string } }>(
     '/v1/jobs/:job_id',
     {
-      config: { access: { right: 'read', action: 'read jobs' } },
+      config: { access: { right: 'own', action: 'read jobs' } },
       schema: { params: jobIdParamsSchema, response: { 200: jobRecordSchema } },
     },
     async (request) => {
+      const uid = ownUid(request);
       const job = service.getJob(request.params.job_id);
-      if (job === null) throw new KrsiError(ERR.NOT_FOUND, 404, `no job ${request.params.job_id} on this node`);
+      if (job === null || (uid !== undefined && job.uid !== uid)) throw new KrsiError(ERR.NOT_FOUND, 404, `no job ${request.params.job_id} on this node`);
       return job;
     },
   );
@@ -388,13 +406,14 @@ export function buildApp(opts: BuildAppOptions): FastifyInstance {
   app.get<{ Querystring: { since?: string; limit?: string } }>(
     '/v1/events',
     {
-      config: { access: { right: 'read', action: 'read events' } },
+      config: { access: { right: 'own', action: 'read events' } },
       schema: { querystring: eventsQuerySchema, response: { 200: eventsPageSchema } },
     },
     async (request) => {
+      const uid = ownUid(request);
       const since = parseQueryInt(request.query.since, 'since', 0, 0, Number.MAX_SAFE_INTEGER);
       const limit = parseQueryInt(request.query.limit, 'limit', EVENTS_DEFAULT_LIMIT, 1, EVENTS_MAX_LIMIT);
-      return service.events(since, limit);
+      return service.events(since, limit, uid);
     },
   );
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * krsictl: the admin CLI of slurm-krsi. See USAGE below (the man page) for commands and exit status.
+ * krsictl: the admin CLI of slurm-krsi. Its commands, options and exit statuses are in
+ * ../manual/krsictl.ts, which is both `krsictl --help` and krsictl(8).
  * main() is exported so that tests can run it in-process; the file runs main() when executed.
  */
 import { existsSync, realpathSync } from 'node:fs';
@@ -9,66 +10,12 @@ import { parseArgs } from 'node:util';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig, profileNames, type KrsiConfig } from '../config/config.js';
 import { apiError, ClientError, DEFAULT_SOCKET, request, type Method } from '../client/client.js';
 import type { AgentStatus, EventsPage, JobRecord, ProfileView, ReloadResult } from '../service/types.js';
+import { COMMANDS, EXIT, KRSICTL_MANUAL, type CommandOption } from '../manual/krsictl.js';
+import { renderText } from '../manual/manual.js';
 import { formatJobs, formatProfiles, formatReload, formatStatus, luaProfileTable, safe } from './format.js';
 
-export const USAGE = `NAME
-    krsictl - control and inspect the slurm-krsi agent of this node
-
-SYNOPSIS
-    krsictl [--socket PATH] [--json] COMMAND [OPTIONS]
-
-DESCRIPTION
-    krsictl talks to krsi-agent over its control socket. Reading (status, jobs, events, profiles) needs
-    root, the SlurmdUser or membership in admin_group; reload needs root or the SlurmdUser. The agent
-    decides from the caller's credentials (SO_PEERCRED).
-
-COMMANDS
-    status                     the agent: kernel, programs, jobs, uids under policy, counters per policy
-    jobs                       the jobs on this node: JOBID UID USER PROFILES REQUESTED
-    events [--since N] [--limit N] [--follow]
-                               the event log lines after sequence number N (default 0), at most
-                               --limit (1-10000, default 100); --follow keeps polling every second
-                               and prints events as they come, until interrupted (SIGINT)
-    profiles [--lua] [--config PATH]
-                               the configured profiles and their policy modes. --lua does not ask the
-                               agent: it reads the config file and prints the valid profile names as a
-                               Lua table literal, e.g. return { "default", "strict" }; this is the
-                               command that generates the profile list of slurm/job_submit.lua
-    check [--config PATH] [--config-only]
-                               can this node enforce, and is the config valid? Runs the preflight
-                               (root, BTF, BPF LSM active and accepted, bpffs) and validates the config
-                               file without starting anything; prints every problem and warning, each
-                               as FILE:LINE: [section] key: message. Without --config, a missing
-                               ${DEFAULT_CONFIG_PATH} is only noted. --config-only skips the preflight
-                               (and loads no BPF library): the pre-push gate on a controller or a
-                               workstation, e.g. krsictl check --config-only --config krsi.ini
-    reload                     make the agent re-read its config; a bad config is rejected and the
-                               agent keeps the previous one
-    help                       this text
-
-OPTIONS
-    --socket PATH   the agent's control socket (default: [agent] socket of the config file if it can be
-                    read, else ${DEFAULT_SOCKET})
-    --json          print the agent's JSON answer instead of tables (events --follow: one JSON event
-                    per line)
-    --config PATH   the config file for profiles --lua and check (default ${DEFAULT_CONFIG_PATH})
-    --config-only   check: the config file alone, not this node's kernel
-    -h, --help      this text
-
-FILES
-    ${DEFAULT_SOCKET}
-    ${DEFAULT_CONFIG_PATH}
-
-EXIT STATUS
-    0   success
-    1   the operation failed (check found problems, reload rejected, the agent returned an error); check
-        --config-only: the config file is missing, unreadable or invalid
-    2   usage error
-    3   the agent is unreachable (not running, stale socket, no answer in time)
-    4   permission denied (the agent answered 403, or the socket refused the connection)
-`;
-
-export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, UNREACHABLE: 3, FORBIDDEN: 4 } as const;
+export const USAGE = renderText(KRSICTL_MANUAL);
+export { EXIT };
 
 export interface MainOptions {
   stdout?: (text: string) => void;
@@ -93,15 +40,7 @@ class Exit extends Error {
   }
 }
 
-const COMMAND_OPTIONS: Record<string, readonly string[]> = {
-  status: [],
-  jobs: [],
-  events: ['since', 'limit', 'follow'],
-  profiles: ['lua', 'config'],
-  check: ['config', 'config-only'],
-  reload: [],
-  help: [],
-};
+const COMMAND_OPTIONS: ReadonlyMap<string, readonly CommandOption[]> = new Map(COMMANDS.map((c) => [c.name, c.options]));
 
 function parseIntOption(value: string | undefined, name: string, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;
@@ -175,7 +114,7 @@ export async function main(argv: string[], opts: MainOptions = {}): Promise<numb
   try {
     const [command, ...extra] = positionals;
     if (command === undefined) throw new UsageError('no command given');
-    const allowed = COMMAND_OPTIONS[command];
+    const allowed = COMMAND_OPTIONS.get(command);
     if (allowed === undefined) throw new UsageError(`unknown command ${JSON.stringify(command)}`);
     if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])} after ${command}`);
     for (const name of ['since', 'limit', 'follow', 'lua', 'config', 'config-only'] as const) {

@@ -68,12 +68,19 @@ export const AGENT_KEYS = {
     reload: 'restart',
     doc: 'Where GET /metrics (Prometheus) listens: host:port, [ipv6]:port, or off.',
   }),
+  metricsAllow: spec({
+    name: 'metrics_allow',
+    parse: parseCidrList,
+    default: '127.0.0.0/8, ::1',
+    reload: 'live',
+    doc: 'Who may scrape GET /metrics: IPv4 and IPv6 addresses or CIDRs, comma separated; a connection from anywhere else is closed at once. A metrics_listen that other hosts can reach needs the Prometheus servers listed here.',
+  }),
   adminGroup: spec({
     name: 'admin_group',
     parse: (v: string): string | null => (v === '' ? null : parseAccount(v, 'group')),
     default: '',
     reload: 'live',
-    doc: 'Group whose members may read status, jobs and events over the socket; empty: only root and the SlurmdUser.',
+    doc: 'Group whose members may read status, profiles and every user\'s jobs and events over the socket (other users see only their own jobs and events); empty: only root and the SlurmdUser.',
   }),
   defaultProfile: spec({
     name: 'default_profile',
@@ -133,7 +140,7 @@ export const AGENT_KEYS = {
     parse: parseOptionalPath,
     default: '/var/log/slurm-krsi/events.log',
     reload: 'live',
-    doc: 'Event log file, one key=value line per event (events also go to stdout and journald); off disables the file.',
+    doc: 'Event log file, one key=value line per event (events also go to the journal, or to stdout without systemd); off disables the file.',
   }),
   pinDir: spec({
     name: 'pin_dir',
@@ -164,6 +171,11 @@ export const AGENT_KEYS = {
     doc: 'Daemons (absolute executable paths, comma separated, e.g. /usr/sbin/slurmd, /usr/sbin/munged) that killtasks protects from confined users\' signals and ptrace.',
   }),
 };
+
+/** a key's documentation with, for a key a reload does not apply, when it does take effect */
+export function agentKeyDoc(key: KeySpec<unknown>): string {
+  return key.reload === 'restart' ? `${key.doc} A change takes effect when the agent restarts.` : key.doc;
+}
 
 type AgentKeyTable = typeof AGENT_KEYS;
 export type AgentField = keyof AgentKeyTable;
@@ -225,7 +237,8 @@ export const DEFAULT_SSH_CLIENTS: readonly string[] = ['/usr/bin/ssh'];
 /** the well-known NAT64 prefix (RFC 6052) */
 export const DEFAULT_NAT64 = '64:ff9b::/96';
 
-const POLICY_DOCS: Record<PolicyName, string> = {
+/** what each policy stops, for a uid under it (a clause: the key docs and slurm-krsi(7) use it) */
+export const POLICY_DOCS: Record<PolicyName, string> = {
   fileperms: 'creating or chmod-ing files, directories, fifos, sockets and device nodes with set-uid, set-gid or other-write, and ACLs granting other write',
   suidexec: 'executing set-uid and set-gid files that suidexec_allow does not list',
   sshlisteners: 'ssh clients (ssh_clients) listening on IPv4 or IPv6 sockets, as ssh -D, -L and -R do',

@@ -104,6 +104,21 @@ export function parseCidr(input: string): Cidr {
 }
 
 /**
+ * Whether `address` (IPv4, IPv6 or IPv4-mapped IPv6, as a socket reports its peer) lies in one of
+ * `cidrs`; an address that does not parse lies in none.
+ */
+export function inCidrs(address: string, cidrs: readonly Cidr[]): boolean {
+  let host: Cidr;
+  try {
+    host = parseCidr(address);
+  } catch (err) {
+    if (err instanceof CidrError) return false;
+    throw err;
+  }
+  return cidrs.some((c) => clearHostBits(host.mappedAddress, c.mappedPrefix).equals(c.mappedAddress));
+}
+
+/**
  * Text of a 16-byte address: dotted quad for IPv4-mapped (unless forceV6), else RFC 5952 (lower case,
  * longest run of two or more zero groups as "::").
  */

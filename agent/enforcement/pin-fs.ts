@@ -9,41 +9,35 @@
  * inside withWritablePins(), and the descriptors stay usable after it returns.
  */
 import { existsSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, statSync, statfsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { constants } from 'node:os';
 import { dirname } from 'node:path';
-import type koffiDefault from 'koffi';
+import { lastErrno, libc } from '../libc.js';
 import { previousLayoutDir } from './generations.js';
 
 const BPF_FS_MAGIC = 0xcafe4a11;
 const MS_RDONLY = 1;
 const MS_REMOUNT = 32;
 
-interface Libc {
-  koffi: typeof koffiDefault;
+interface PinFsCalls {
   mount: (source: string | null, target: string, fstype: string | null, flags: number, data: string | null) => number;
   umount2: (target: string, flags: number) => number;
 }
 
-let libc: Libc | undefined;
+let calls: PinFsCalls | undefined;
 
-function getLibc(): Libc {
-  if (libc) return libc;
-  const koffi = createRequire(import.meta.url)('koffi') as typeof koffiDefault;
-  const lib = koffi.load('libc.so.6');
-  libc = {
-    koffi,
-    mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)') as Libc['mount'],
-    umount2: lib.func('int umount2(const char *target, int flags)') as Libc['umount2'],
+function getLibc(): PinFsCalls {
+  if (calls) return calls;
+  const { lib } = libc();
+  calls = {
+    mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)') as PinFsCalls['mount'],
+    umount2: lib.func('int umount2(const char *target, int flags)') as PinFsCalls['umount2'],
   };
-  return libc;
+  return calls;
 }
 
-/** a failed mount(2)/umount2(2), with errno's name (koffi.errno() is read before any other native call) */
+/** a failed mount(2)/umount2(2), with errno's name (read before any other native call) */
 function syscallError(what: string): NodeJS.ErrnoException {
-  const errno = getLibc().koffi.errno();
-  const name = Object.entries(constants.errno).find(([, v]) => v === errno)?.[0] ?? `errno ${errno}`;
-  return Object.assign(new Error(`${what}: ${name} (errno ${errno})`), { errno, code: name });
+  const { errno, code } = lastErrno();
+  return Object.assign(new Error(`${what}: ${code} (errno ${errno})`), { errno, code });
 }
 
 /** a bpffs mounted at `dir` itself (not the directory of a file system mounted higher up) */

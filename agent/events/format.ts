@@ -138,3 +138,30 @@ export function formatEvent(e: KrsiEvent, ctx: EventContext): string {
     `${e.repeats > 0 ? ` repeats=${e.repeats}` : ''}${e.foldScope === 'kind' ? ' fold=kind' : ''}`
   );
 }
+
+/** MESSAGE_ID of every event in the journal (journalctl MESSAGE_ID=...): a decision of a slurm-krsi policy */
+export const EVENT_MESSAGE_ID = '5e1b7c2a94d04f3b8a6de2c71f0b3d48';
+
+/**
+ * An event's journal fields (agent/log/journal.ts): the line as MESSAGE, and what a site filters or
+ * forwards by as fields of their own, KRSI_JOB once per job of the uid (journalctl KRSI_JOB=1234 matches
+ * any of them). A deny is a warning, an audit a notice.
+ */
+export function journalFields(e: KrsiEvent, line: string, job: string): [string, string][] {
+  const fields: [string, string][] = [
+    ['MESSAGE', line],
+    ['MESSAGE_ID', EVENT_MESSAGE_ID],
+    ['PRIORITY', e.decision === 'deny' ? '4' : '5'],
+    ['SYSLOG_IDENTIFIER', 'krsi-agent'],
+    ['KRSI_POLICY', e.policy],
+    ['KRSI_TYPE', e.type],
+    ['KRSI_ACTION', e.decision],
+    ['KRSI_UID', String(e.uid)],
+    ['KRSI_GID', String(e.gid)],
+    ['KRSI_PID', String(e.pid)],
+    ['KRSI_COMM', e.comm],
+  ];
+  if (e.repeats > 0) fields.push(['KRSI_REPEATS', String(e.repeats)]);
+  if (job !== '') for (const id of job.split(',')) fields.push(['KRSI_JOB', id]);
+  return fields;
+}

@@ -1,6 +1,7 @@
 /**
- * Kernel events to their three destinations: one key=value line on stdout (journald) and in the event
- * log file, and a bounded in-memory window for GET /v1/events. Each event gets a sequence number; the
+ * Kernel events to their three destinations: one key=value line in the event log file and either on
+ * stdout or, under systemd, into the journal with fields of their own (agent/log/journal.ts), and a
+ * bounded in-memory window for GET /v1/events. Each event gets a sequence number; the
  * agent counts what it logged per policy and decision, and the folded repeats its lines reported, so that
  * logged + folded + dropped can be checked against the kernel's own decision counters.
  *
@@ -17,7 +18,8 @@ import { dirname } from 'node:path';
 import { DECISIONS, LAYOUT, POLICIES, decodeEvent, type KrsiEvent, type PolicyName } from '../enforcement/layout.js';
 import type { EventRecord, EventsPage } from '../service/types.js';
 import type { BootClock } from './clock.js';
-import { formatEvent } from './format.js';
+import { formatEvent, journalFields } from './format.js';
+import { journalEntry } from '../log/journal.js';
 
 export interface EventPipelineOptions {
   clock: BootClock;
@@ -28,6 +30,11 @@ export interface EventPipelineOptions {
   logPath: string | null;
   /** where stdout lines go (default process.stdout) */
   writeStdout?: (line: string) => void;
+  /**
+   * the journal (JournalSocket), when stdout is journald's stream: each event goes there as an entry
+   * with its fields, and not to stdout, so that no event is in the journal twice
+   */
+  journal?: { send(entry: Buffer): boolean } | null;
   /** told once when the log file cannot be written (the lines still go to stdout) */
   onLogFileError?: (err: Error) => void;
   /** told of the first record that cannot be read after a good one (it is counted and skipped) */
@@ -45,6 +52,8 @@ export class EventPipeline {
   private readonly windowMs: Float64Array;
   /** job id(s) of each window slot's event (strings shared between events of a uid, not one per event) */
   private readonly windowJobs: string[];
+  /** the uid of each window slot's event, so that a user's view of the window decodes only its own */
+  private readonly windowUids: Uint32Array;
   private seq = 0;
   private fd: number | null = null;
   private fileFailed = false;
@@ -64,10 +73,12 @@ export class EventPipeline {
 
   constructor(private opts: EventPipelineOptions) {
     const perLine = opts.writeStdout;
-    this.writeStdout = perLine ? (lines) => lines.forEach((l) => perLine(l)) : (lines) => void process.stdout.write(`${lines.join('\n')}\n`);
+    this.writeStdout = opts.journal ? () => undefined
+      : perLine ? (lines) => lines.forEach((l) => perLine(l)) : (lines) => void process.stdout.write(`${lines.join('\n')}\n`);
     this.windowRecords = Buffer.alloc(opts.windowSize * RECORD_SIZE);
     this.windowMs = new Float64Array(opts.windowSize);
     this.windowJobs = new Array<string>(opts.windowSize).fill('');
+    this.windowUids = new Uint32Array(opts.windowSize);
     this.openFile();
   }
 
@@ -126,11 +137,15 @@ export class EventPipeline {
     raw.copy(this.windowRecords, slot * RECORD_SIZE, 0, RECORD_SIZE);
     this.windowMs[slot] = ms;
     this.windowJobs[slot] = job;
+    this.windowUids[slot] = event.uid;
     const policy = POLICIES.indexOf(event.policy);
     this.loggedCounts[policy * DECISIONS.length + DECISIONS.indexOf(event.decision)]! += 1;
     this.repeatCounts[policy]! += event.repeats;
+    const line = formatEvent(event, { time: this.isoOf(ms), job });
+    // the journal takes one datagram per event, and never makes the agent wait (unsent ones are counted)
+    this.opts.journal?.send(journalEntry(journalFields(event, line, job)));
     // one write per chunk of lines, not per event: the ring buffer delivers events in batches under load
-    this.pending.push(formatEvent(event, { time: this.isoOf(ms), job }));
+    this.pending.push(line);
     if (this.pending.length >= LINES_PER_WRITE) this.flush();
     else this.flushScheduled ??= setImmediate(() => this.flush());
     return seq;
@@ -213,15 +228,22 @@ export class EventPipeline {
     };
   }
 
-  page(sinceAsked: number, limit: number): EventsPage {
+  /**
+   * The events after `sinceAsked`, at most `limit`; with `uid`, only that uid's, and `next` past the
+   * other uids' events looked at, so that a user's cursor moves on through them.
+   */
+  page(sinceAsked: number, limit: number, uid?: number): EventsPage {
     // a cursor from before an agent restart (numbers start again at 1): start from the oldest kept
     const since = sinceAsked > this.seq ? 0 : sinceAsked;
     const oldest = Math.max(1, this.seq - this.windowMs.length + 1);
-    const first = Math.max(since + 1, oldest);
     const events: EventRecord[] = [];
-    for (let seq = first; seq <= this.seq && events.length < limit; seq++) events.push(this.record(seq));
-    const next = events.length > 0 ? events[events.length - 1]!.seq : Math.max(since, this.seq);
-    return { events, next, missed: Math.max(0, oldest - since - 1) };
+    let seq = Math.max(since + 1, oldest);
+    for (; seq <= this.seq && events.length < limit; seq++) {
+      if (uid === undefined || this.windowUids[seq % this.windowMs.length] === uid) events.push(this.record(seq));
+    }
+    // the last sequence number looked at: the last event returned, or the newest one
+    const next = Math.max(since, seq - 1);
+    return { events, next, missed: uid === undefined ? Math.max(0, oldest - since - 1) : 0 };
   }
 
   async close(): Promise<void> {

@@ -16,6 +16,8 @@ export interface MetricsSource {
   jobs(): number;
   uidsUnderPolicy(): number;
   programsAttached(): number;
+  /** programs this build attaches on this kernel (some exist only for some kernel versions) */
+  programsExpected(): number;
   /** jobs the reconciliation removed since start, by reason */
   reconciled(reason: ReconcileReason): number;
   /** whether the last reading of Slurm's view of this node failed */
@@ -26,6 +28,10 @@ export interface MetricsSource {
   malformedRecords(): number;
   /** each program's kernel run statistics (zero unless kernel.bpf_stats_enabled=1) */
   programStats(): { program: string; runs: bigint; runTimeNs: bigint }[];
+  /** false when the last reload was rejected or failed */
+  lastReloadSucceeded(): boolean;
+  /** events journald had no room for (the event log file has them) */
+  journalUnsent(): number;
 }
 
 export interface AgentMetrics {
@@ -88,6 +94,9 @@ export function createMetrics(source: MetricsSource, info: { version: string; bu
   mirrorCounter(registry, 'krsi_events_repeats_logged_total',
     'Folded decisions that logged lines reported as repeats=; krsi_events_folded_total minus this waits for its action to come back.',
     ['policy'] as const, () => POLICIES.map((policy) => ({ labels: { policy }, value: source.repeatsLogged(policy) })));
+  mirrorCounter(registry, 'krsi_events_journal_unsent_total',
+    'Events not sent to the journal because journald had no room for them (its queue full) or was gone; the event log file has them.',
+    [] as const, () => [{ labels: {}, value: source.journalUnsent() }]);
   mirrorCounter(registry, 'krsi_events_logged_total', 'Events this agent process wrote to the event log, by policy and decision.',
     ['policy', 'decision'] as const, () =>
       POLICIES.flatMap((policy) => (['deny', 'audit'] as const).map((decision) => ({ labels: { policy, decision }, value: source.logged(policy, decision) }))));
@@ -116,9 +125,21 @@ export function createMetrics(source: MetricsSource, info: { version: string; bu
   mirrorCounter(registry, 'krsi_program_run_seconds_total', 'Time spent in each BPF program, counted by the kernel while kernel.bpf_stats_enabled=1.',
     ['program'] as const, () => source.programStats().map((p) => ({ labels: { program: p.program }, value: Number(p.runTimeNs) / 1e9 })));
 
+  new Gauge({
+    name: 'krsi_config_last_reload_successful',
+    help: '0 when the last reload (krsictl reload, systemctl reload) was rejected or failed and the previous configuration stays in force; 1 otherwise.',
+    registers: [registry],
+    collect() { this.set(source.lastReloadSucceeded() ? 1 : 0); },
+  });
   new Gauge({ name: 'krsi_jobs', help: 'Jobs the agent holds under policy on this node.', registers: [registry], collect() { this.set(source.jobs()); } });
   new Gauge({ name: 'krsi_uids_under_policy', help: 'Uids with an entry in the kernel policy map.', registers: [registry], collect() { this.set(source.uidsUnderPolicy()); } });
   new Gauge({ name: 'krsi_programs_attached', help: 'BPF LSM programs attached (pinned links).', registers: [registry], collect() { this.set(source.programsAttached()); } });
+  new Gauge({
+    name: 'krsi_programs_expected',
+    help: 'BPF LSM programs this agent attaches on this kernel: fewer attached than expected is a node that does not enforce every policy.',
+    registers: [registry],
+    collect() { this.set(source.programsExpected()); },
+  });
   const buildInfo = new Gauge({
     name: 'krsi_build_info', help: 'Agent version, BPF build id and kernel, always 1.', labelNames: ['version', 'build_id', 'kernel'] as const, registers: [registry],
   });
@@ -133,7 +154,7 @@ export function createMetrics(source: MetricsSource, info: { version: string; bu
   const refused = new Counter({
     name: 'krsi_refused_total',
     help: 'Connections and requests from non-writers that the limits refused, by endpoint (socket, metrics) and reason ' +
-      '(connections: a cap on open connections; rate: requests a second; busy: readers queued).',
+      '(peer: an address outside metrics_allow; connections: a cap on open connections; rate: requests a second; busy: readers queued).',
     labelNames: ['endpoint', 'reason'] as const,
     registers: [registry],
   });

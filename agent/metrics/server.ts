@@ -1,7 +1,11 @@
 /**
- * The metrics endpoint: GET /metrics over plain HTTP on metrics_listen (default 127.0.0.1:9817), which
- * every local user can reach. It shares the agent's one event loop with the control socket, so what a
- * flood of scrapes can cost is bounded, cheapest refusals first:
+ * The metrics endpoint: GET /metrics over plain HTTP on metrics_listen (default 127.0.0.1:9817), for the
+ * peers metrics_allow lists (default loopback, where every local user can reach it). It shares the agent's
+ * one event loop with the control socket, so what a flood of scrapes can cost is bounded, cheapest
+ * refusals first:
+ *   - peers: a connection from an address outside metrics_allow is closed as it is accepted, before a byte
+ *     of it is read; the list is read again at every connection and request, so that a reload applies at
+ *     once, to the scrapers' kept-alive connections too;
  *   - connections: at most MAX_CONNECTIONS open, MAX_PER_ADDRESS from one remote address; more are closed on
  *     accept, before a byte is read;
  *   - requests: at most REQUESTS_PER_SECOND answered a second (a token bucket, burst of one second); beyond,
@@ -14,10 +18,13 @@
 import { createServer, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { TokenBucket } from '../api/limits.js';
+import type { ListenAddress } from '../config/values.js';
+import { inCidrs, type Cidr } from '../enforcement/cidr.js';
 
 export interface MetricsServerOptions {
-  host: string;
-  port: number;
+  listen: ListenAddress;
+  /** who may scrape (metrics_allow), asked at every connection and request */
+  allowed: () => readonly Cidr[];
   render: () => Promise<string>;
   contentType: string;
   log: { info(msg: string, fields?: object): void; error(msg: string, fields?: object): void };
@@ -26,7 +33,7 @@ export interface MetricsServerOptions {
   limits?: Partial<MetricsLimits>;
 }
 
-export type RefusalReason = 'connections' | 'rate';
+export type RefusalReason = 'peer' | 'connections' | 'rate';
 
 export interface MetricsLimits {
   maxConnections: number;
@@ -67,7 +74,13 @@ export function startMetricsServer(opts: MetricsServerOptions): Server {
     socket.destroy();
   };
 
+  const allowedPeer = (socket: Socket): boolean => inCidrs(socket.remoteAddress ?? '', opts.allowed());
+
   const server = createServer((req, res) => {
+    if (!allowedPeer(req.socket)) {
+      refuse(req.socket, 'peer');
+      return;
+    }
     if (!requests.take()) {
       refuse(req.socket, 'rate');
       return;
@@ -87,6 +100,10 @@ export function startMetricsServer(opts: MetricsServerOptions): Server {
   server.maxConnections = limits.maxConnections;
   server.on('drop', () => opts.onRefused?.('connections'));
   server.on('connection', (socket: Socket) => {
+    if (!allowedPeer(socket)) {
+      refuse(socket, 'peer');
+      return;
+    }
     const address = socket.remoteAddress ?? '';
     const fromAddress = perAddress.get(address) ?? 0;
     if (fromAddress >= limits.maxPerAddress) {
@@ -100,8 +117,9 @@ export function startMetricsServer(opts: MetricsServerOptions): Server {
       else perAddress.set(address, left);
     });
   });
-  const where = `${opts.host}:${opts.port}`;
+  const { host, port } = opts.listen;
+  const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
   server.on('error', (err) => opts.log.error('metrics endpoint failed', { listen: where, error: err.message }));
-  server.listen(opts.port, opts.host, () => opts.log.info('metrics endpoint listening', { listen: where, ...limits }));
+  server.listen(port, host, () => opts.log.info('metrics endpoint listening', { listen: where, ...limits }));
   return server;
 }

@@ -443,8 +443,11 @@ export class KrsiAgent implements AgentService {
 
   // ---------------------------------------------------------------- config
 
+  /** whether the last reload was applied (true until one fails, again once one succeeds): a metric */
+  lastReloadSucceeded = true;
+
   reload(): Promise<ReloadResult> {
-    return this.serialize(async () => {
+    const done = this.serialize(async () => {
       // a reload is also how logrotate's postrotate tells the agent to start a new event log file
       this.pipeline.reopen();
       let next: KrsiConfig;
@@ -514,6 +517,8 @@ export class KrsiAgent implements AgentService {
       this.log.info('configuration reloaded', { path: next.path, uidsUpdated: uids.length });
       return { configPath: next.path, warnings: next.warnings, uidsUpdated: uids.length };
     });
+    done.then(() => (this.lastReloadSucceeded = true), () => (this.lastReloadSucceeded = false));
+    return done;
   }
 
   get currentConfig(): KrsiConfig {
@@ -609,8 +614,8 @@ export class KrsiAgent implements AgentService {
     return this.table.jobIdsOfUid(e.uid);
   }
 
-  events(since: number, limit: number): EventsPage {
-    return this.pipeline.page(since, limit);
+  events(since: number, limit: number, uid?: number): EventsPage {
+    return this.pipeline.page(since, limit, uid);
   }
 
   status(): AgentStatus {

@@ -145,7 +145,10 @@ export interface EventsPage {
   events: EventRecord[];
   /** pass as `since` to get the events after these */
   next: number;
-  /** events older than the in-memory window that were asked for but are gone (0 if none) */
+  /**
+   * events older than the in-memory window that were asked for but are gone (0 if none); 0 in a view of
+   * one uid's events, which must not tell how many events other users had
+   */
   missed: number;
 }
 
@@ -169,7 +172,8 @@ export interface AgentService {
   listJobs(): JobRecord[];
   getJob(jobId: string): JobRecord | null;
   status(): AgentStatus;
-  events(since: number, limit: number): EventsPage;
+  /** the events after `since`, at most `limit`; only those of `uid` when given (a user's own view) */
+  events(since: number, limit: number, uid?: number): EventsPage;
   profiles(): ProfileView[];
   reload(): Promise<ReloadResult>;
 }

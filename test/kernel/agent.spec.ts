@@ -11,6 +11,7 @@ import { request, type ClientResponse } from '../../agent/client/client.js';
 import { Enforcer } from '../../agent/enforcement/enforcer.js';
 import { generationDir, readBuildId } from '../../agent/enforcement/generations.js';
 import { OTHER, ROOT, SCRATCH, USER, probe, runAs, userDir } from './fixture.js';
+import { unknownMetrics } from '../monitoring/names.js';
 import { asTheUnitRunsIt } from '../vm/agent-command.js';
 import { signalFromInit } from '../vm/init-control.js';
 import { shellQuote } from '../vm/mocha-summary.js';
@@ -126,7 +127,8 @@ async function scrape(): Promise<string> {
 }
 
 function metric(text: string, name: string, labels: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
+  const prefix = labels === '' ? `${name} ` : `${name}{${labels}}`;
+  const line = text.split('\n').find((l) => l.startsWith(prefix));
   return line === undefined ? 0 : Number(line.split(' ').pop());
 }
 
@@ -210,10 +212,10 @@ describe('krsi-agent on the real kernel', function () {
     expect(agentOutput).to.match(/profile this node does not have.*requested=nosuch/);
   });
 
-  it('refuses non-root callers with 403 (peer credentials), and survives hostile requests', async () => {
-    const ctl = await runAs(USER, process.execPath, [KRSICTL, '--socket', SOCKET, 'jobs']);
+  it('refuses non-root callers the admins\' commands with 403 (peer credentials), and survives hostile requests', async () => {
+    const ctl = await runAs(USER, process.execPath, [KRSICTL, '--socket', SOCKET, 'status']);
     expect(ctl.exitCode).to.equal(4);
-    expect(ctl.stderr).to.match(/uid 1000/);
+    expect(ctl.stderr).to.match(/uid 1000 may not read the agent status/);
     const post = await runAs(USER, process.execPath, ['-e', `
       import('${join(ROOT, 'dist/agent/client/client.js')}').then(async (c) => {
         const r = await c.request('${SOCKET}', 'POST', '/v1/jobs', { job_id: '666', uid: 1000 });
@@ -225,6 +227,31 @@ describe('krsi-agent on the real kernel', function () {
       expect(r.status, body).to.be.within(400, 499);
     }
     expect((await api('GET', '/v1/status')).status).to.equal(200);
+  });
+
+  it('an ordinary user sees its own jobs and the events of its own processes, nothing of another user\'s', async () => {
+    await api('POST', '/v1/jobs', { job_id: '100', uid: USER, comment: 'policy:strict' });
+    await api('POST', '/v1/jobs', { job_id: '101', uid: OTHER, comment: 'policy:strict' });
+    const from = await lastEventSeq();
+    expect(await probe(USER, 'connect6', '2001:db8::1', '83', 'tcp')).to.equal('ERR EPERM');
+    expect(await probe(OTHER, 'connect6', '2001:db8::1', '84', 'tcp')).to.equal('ERR EPERM');
+    await waitFor('both denied connects in GET /v1/events', async () =>
+      ((await api('GET', `/v1/events?since=${from}&limit=100`)).body as { events: unknown[] }).events.length >= 2);
+    const ctl = async (uid: number, ...args: string[]) => {
+      const r = await runAs(uid, process.execPath, [KRSICTL, '--socket', SOCKET, '--json', ...args]);
+      expect(r.exitCode, `krsictl ${args.join(' ')} as uid ${uid}: ${r.stderr}`).to.equal(0);
+      return r.stdout;
+    };
+    type Event = { uid: number; job: string; line: string };
+    // --json without --follow prints the whole page: { events, next, missed }
+    const eventsOf = async (uid: number) => (JSON.parse(await ctl(uid, 'events', '--since', String(from))) as { events: Event[] }).events;
+    for (const [uid, job, port, theirs] of [[USER, '100', '83', '84'], [OTHER, '101', '84', '83']] as const) {
+      expect((JSON.parse(await ctl(uid, 'jobs')) as { jobs: { jobId: string }[] }).jobs.map((j) => j.jobId), `jobs of ${uid}`).to.deep.equal([job]);
+      const events = await eventsOf(uid);
+      expect(events.map((e) => e.uid), `events of ${uid}`).to.deep.equal(events.map(() => uid));
+      expect(events.some((e) => e.line.includes(`dport=${port} `) && e.job === job), `its own connect to port ${port}`).to.equal(true);
+      expect(events.some((e) => e.line.includes(`dport=${theirs} `)), `the other user's connect to port ${theirs}`).to.equal(false);
+    }
   });
 
   it('events reach the log file, the API and the metrics, with counts that match the kernel', async () => {
@@ -553,6 +580,14 @@ describe('krsi-agent on the real kernel', function () {
       writeFileSync(CONFIG, config());
       await api('POST', '/v1/reload');
     }
+  });
+
+  it('exports every metric the alert rules and the dashboard name, and as many programs attached as expected', async () => {
+    const text = await scrape();
+    expect(unknownMetrics(text)).to.deep.equal([]);
+    const expected = metric(text, 'krsi_programs_expected', '');
+    expect(expected).to.be.greaterThan(0);
+    expect(metric(text, 'krsi_programs_attached', '')).to.equal(expected);
   });
 
   it('krsictl status and a metrics scrape, for the record', async () => {

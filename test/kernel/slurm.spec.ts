@@ -9,13 +9,14 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { Enforcer } from '../../agent/enforcement/enforcer.js';
+import { NOTICE_DIR } from '../../agent/slurm/notice.js';
 import {
   HOLD, WORK, asUser, jobInfo, nodeInfo, resumeNode, saveLogs, sbatch, releaseJob, sbatchRaw, slurmLogGrep, startCluster, stopCluster, until,
   waitJobEnded, waitJobRunning, type Cluster,
 } from '../slurm/cluster.js';
 import {
   AGENT_LOG, ATTACKS, CONFIG, EPILOG, EVENT_LOG, KRSICTL, NOTES, PIN_DIR, PROLOG, agentJobs, agentPid, attacksExport, attempts, ensureUser,
-  installOnNode, jobEvents, shutdownAgent, startAgent, startSshd, stopAgent, stopSshd, tail, uidsUnderPolicy,
+  installOnNode, jobEvents, shutdownAgent, startAgent, startSshd, stopAgent, stopSshd, tail, TASK_PROLOG, uidsUnderPolicy,
 } from '../slurm/node.js';
 import { scaled } from '../vm/pace.js';
 import { OTHER, ROOT, USER, evidence, probe, suidExec } from './fixture.js';
@@ -48,6 +49,7 @@ describe('Slurm end to end', function () {
     cluster = await startCluster({
       prolog: PROLOG,
       epilog: EPILOG,
+      extraConf: [`TaskProlog=${TASK_PROLOG}`],
       jobSubmitLua: LUA,
       users: { [USER]: 'krsiuser', [OTHER]: 'krsiother' },
     });
@@ -82,6 +84,12 @@ describe('Slurm end to end', function () {
     evidence(`job ${plain} (uid ${OTHER}, no comment) ${pi.JobState} ExitCode=${pi.ExitCode}`, plainOut);
     expect(strictOut).to.match(/^DONE$/m);
     expect(plainOut).to.match(/^DONE$/m);
+    // the TaskProlog's one line, first in each job's output: the profiles and why
+    const notices = (out: string) => out.split('\n').filter((l) => l.startsWith('slurm-krsi: '));
+    expect(notices(strictOut)).to.deep.equal([`slurm-krsi: job ${strict} runs under profiles default + strict on ${cluster.node}: its comment asks for policy:strict`]);
+    expect(strictOut.split('\n')[0]).to.equal(notices(strictOut)[0]);
+    expect(notices(plainOut)).to.deep.equal([`slurm-krsi: job ${plain} runs under profile default on ${cluster.node}: the floor every job gets (its comment names no policy)`]);
+    await until('the epilogs removed the jobs\' notices', async () => !existsSync(join(NOTICE_DIR, strict)) && !existsSync(join(NOTICE_DIR, plain)));
 
     const s = attempts(strictOut);
     const p = attempts(plainOut);

@@ -3,7 +3,7 @@
 #
 # Environment (all set by cluster.ts):
 #   KRSI_SLURM_CONF       the slurm.conf text to install
-#   KRSI_SLURM_LUA        path of a job_submit.lua to install, or empty
+#   KRSI_SLURM_LUA        path of a job_submit.lua to install (with the Lua modules beside it), or empty
 #   KRSI_SLURM_USERS      "UID:NAME UID:NAME ...": users that must exist (created when missing)
 #   KRSI_SLURM_ADDR       the address of the dummy interface (CIDR)
 #   KRSI_SLURM_WORK       a scratch directory for jobs (made world-writable, sticky)
@@ -91,8 +91,12 @@ step "slurm.conf, cgroup.conf${KRSI_SLURM_LUA:+, job_submit.lua}"
 mkdir -p /etc/slurm
 printf '%s\n' "$KRSI_SLURM_CONF" >/etc/slurm/slurm.conf
 printf 'CgroupPlugin=cgroup/v2\nIgnoreSystemd=yes\n' >/etc/slurm/cgroup.conf
-rm -f /etc/slurm/job_submit.lua
-if [ -n "$KRSI_SLURM_LUA" ]; then install -m 0644 "$KRSI_SLURM_LUA" /etc/slurm/job_submit.lua; fi
+rm -f /etc/slurm/*.lua
+if [ -n "$KRSI_SLURM_LUA" ]; then
+  # the modules it requires (slurm/slurm_krsi.lua) go beside it, where its package.path looks
+  for module in "$(dirname "$KRSI_SLURM_LUA")"/*.lua; do install -m 0644 "$module" /etc/slurm/; done
+  install -m 0644 "$KRSI_SLURM_LUA" /etc/slurm/job_submit.lua
+fi
 
 if [ "$systemd" = 1 ]; then
   step "state directories (kept across boots)"

@@ -19,6 +19,7 @@ export const AGENT = '/usr/sbin/krsi-agent';
 export const KRSICTL = '/usr/sbin/krsictl';
 export const PROLOG = '/usr/libexec/slurm-krsi/prolog';
 export const EPILOG = '/usr/libexec/slurm-krsi/epilog';
+export const TASK_PROLOG = '/usr/libexec/slurm-krsi/task-prolog';
 export const CONFIG = '/etc/slurm-krsi/krsi.ini';
 export const SOCKET = '/run/slurm-krsi/agent.sock';
 export const PIN_DIR = '/sys/fs/bpf/slurm-krsi';

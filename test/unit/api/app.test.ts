@@ -308,12 +308,15 @@ describe('api: routes (app.inject)', () => {
       ['DELETE /v1/jobs/1', { method: 'DELETE', url: '/v1/jobs/1' }],
       ['POST /v1/reload', { method: 'POST', url: '/v1/reload' }],
     ];
+    const adminReads: [string, InjectOptions][] = [
+      ['GET /v1/status', { method: 'GET', url: '/v1/status' }],
+      ['GET /v1/profiles', { method: 'GET', url: '/v1/profiles' }],
+    ];
     const reads: [string, InjectOptions][] = [
       ['GET /v1/jobs', { method: 'GET', url: '/v1/jobs' }],
       ['GET /v1/jobs/1', { method: 'GET', url: '/v1/jobs/1' }],
-      ['GET /v1/status', { method: 'GET', url: '/v1/status' }],
       ['GET /v1/events', { method: 'GET', url: '/v1/events' }],
-      ['GET /v1/profiles', { method: 'GET', url: '/v1/profiles' }],
+      ...adminReads,
     ];
 
     it('an unprivileged uid gets 403 on every write, naming its uid and who may', async () => {
@@ -332,11 +335,36 @@ describe('api: routes (app.inject)', () => {
       );
     });
 
-    it('an unprivileged uid gets 403 on every read', async () => {
-      for (const [, opts] of reads) {
+    it('an unprivileged uid gets 403 on the admins\' reads (status, profiles)', async () => {
+      for (const [, opts] of adminReads) {
         expectError(await call({ ...opts, as: 'user' }), 403, ERR.FORBIDDEN, 'uid 1000 may not', 'admin_group (hpcadmin)');
       }
       expect(service.calls).to.have.length(0);
+    });
+
+    it('an unprivileged uid sees its own jobs and events only; another uid\'s job is as unknown as a missing one', async () => {
+      await addJob({ job_id: '10', uid: USER.uid });
+      await addJob({ job_id: '11', uid: 2000 });
+      service.addEvent({ uid: USER.uid });
+      service.addEvent({ uid: 2000 });
+      service.addEvent({ uid: USER.uid, decision: 'audit' });
+      const jobs = await call({ method: 'GET', url: '/v1/jobs', as: 'user' });
+      expect(jobs.statusCode).to.equal(200);
+      expect(jobs.json().jobs.map((j: { jobId: string }) => j.jobId)).to.deep.equal(['10']);
+      expect((await call({ method: 'GET', url: '/v1/jobs/10', as: 'user' })).json()).to.deep.include({ jobId: '10', uid: USER.uid });
+      const theirs = await call({ method: 'GET', url: '/v1/jobs/11', as: 'user' });
+      const missing = await call({ method: 'GET', url: '/v1/jobs/12', as: 'user' });
+      expectError(theirs, 404, ERR.NOT_FOUND, 'no job 11 on this node');
+      expect(missing.statusCode).to.equal(404);
+      const events = await call({ method: 'GET', url: '/v1/events', as: 'user' });
+      expect(events.json().events.map((e: { seq: number; uid: number }) => [e.seq, e.uid])).to.deep.equal([[1, USER.uid], [3, USER.uid]]);
+      // the uid comes from the credentials, for users; readers get everything
+      expect(service.calls.filter((c) => c.method === 'events').map((c) => c.args)).to.deep.equal([[0, 100, USER.uid]]);
+      for (const as of ['root', 'admin']) {
+        expect((await call({ method: 'GET', url: '/v1/jobs', as })).json().jobs, as).to.have.length(2);
+        expect((await call({ method: 'GET', url: '/v1/jobs/11', as })).statusCode, as).to.equal(200);
+        expect((await call({ method: 'GET', url: '/v1/events', as })).json().events, as).to.have.length(3);
+      }
     });
 
     it('admin_group members (supplementary or primary) may read but not write', async () => {
@@ -364,6 +392,8 @@ describe('api: routes (app.inject)', () => {
     it('unknown credentials, or a credential source that throws, are 403', async () => {
       for (const as of ['nobody', 'throws']) {
         expectError(await call({ method: 'GET', url: '/v1/status', as }), 403, ERR.FORBIDDEN, 'credentials could not be read');
+        expectError(await call({ method: 'GET', url: '/v1/jobs', as }), 403, ERR.FORBIDDEN, 'credentials could not be read');
+        expectError(await call({ method: 'GET', url: '/v1/events', as }), 403, ERR.FORBIDDEN, 'credentials could not be read');
         expectError(await call({ method: 'POST', url: '/v1/reload', as }), 403, ERR.FORBIDDEN);
       }
     });

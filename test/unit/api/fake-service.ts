@@ -124,9 +124,9 @@ export class FakeService implements AgentService {
     };
   }
 
-  events(since: number, limit: number): EventsPage {
-    this.record('events', [since, limit]);
-    const after = this.eventLog.filter((e) => e.seq > since);
+  events(since: number, limit: number, uid?: number): EventsPage {
+    this.record('events', uid === undefined ? [since, limit] : [since, limit, uid]);
+    const after = this.eventLog.filter((e) => e.seq > since && (uid === undefined || e.uid === uid));
     const page = after.slice(0, limit);
     const last = page[page.length - 1];
     return { events: page, next: last ? last.seq : since, missed: 0 };

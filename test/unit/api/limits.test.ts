@@ -5,10 +5,12 @@ import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
 import { buildApp, type ApiRefusal } from '../../../agent/api/app.js';
 import { ConnectionCount, Lane, TokenBucket } from '../../../agent/api/limits.js';
+import { parseCidrList } from '../../../agent/config/values.js';
 import { cachedRender, startMetricsServer, type MetricsLimits, type RefusalReason } from '../../../agent/metrics/server.js';
 import { accessPolicy, FakeService, ROOT, USER } from './fake-service.js';
 
 const quietLog = { info: () => {}, error: () => {} };
+const LOOPBACK = parseCidrList('127.0.0.0/8, ::1');
 
 describe('limits: building blocks', () => {
   it('TokenBucket: a burst, then nothing until time refills it', async () => {
@@ -97,7 +99,7 @@ describe('limits: the metrics endpoint (real TCP on 127.0.0.1)', () => {
     let renders = 0;
     const refused: RefusalReason[] = [];
     const server = startMetricsServer({
-      host: '127.0.0.1', port: 0, render: async () => `krsi_test ${++renders}\n`, contentType: 'text/plain', log: quietLog,
+      listen: { host: '127.0.0.1', port: 0 }, allowed: () => LOOPBACK, render: async () => `krsi_test ${++renders}\n`, contentType: 'text/plain', log: quietLog,
       onRefused: (r) => refused.push(r), limits,
     });
     await once(server, 'listening');

@@ -353,6 +353,30 @@ describe('krsictl: config commands', () => {
     );
   });
 
+  it('the executable as an ordinary user: jobs and events show the caller\'s own only, by its credentials on the socket', async () => {
+    service.addEvent({ uid: 1000, line: 'alice-event' });
+    service.addEvent({ uid: 1001, line: 'bob-event' });
+    service.addEvent({ uid: 1000, line: 'alice-again' });
+    const as = (uid: number, args: string[]) => execa(
+      'setpriv',
+      [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', process.execPath, '--import', 'tsx/esm', KRSICTL, '--socket', sock, ...args],
+      { cwd: PACKAGE_ROOT, env: { HOME: '/tmp' }, reject: false },
+    );
+    const jobs = await as(1000, ['jobs']);
+    expect(jobs.exitCode, jobs.stderr).to.equal(0);
+    expect(jobs.stdout.split('\n').slice(1).map((l) => l.split(/\s+/)[0])).to.deep.equal(['101']);
+    const events = await as(1000, ['events']);
+    expect(events.exitCode, events.stderr).to.equal(0);
+    expect(events.stdout.split('\n')).to.deep.equal(['alice-event', 'alice-again']);
+    const bob = await as(1001, ['--json', 'jobs']);
+    expect((JSON.parse(bob.stdout) as { jobs: { jobId: string }[] }).jobs.map((j) => j.jobId)).to.deep.equal(['102_3']);
+    const nobody = await as(65534, ['events']);
+    expect([nobody.exitCode, nobody.stdout]).to.deep.equal([0, '']);
+    // root sees every job
+    const root = await run(['--socket', sock, 'jobs']);
+    expect(root.stdout.trim().split('\n').slice(1).map((l) => l.split(/\s+/)[0])).to.deep.equal(['101', '102_3', '103']);
+  });
+
   it('the executable: events --follow stops on SIGINT with exit 0', async () => {
     service.addEvent({ line: 'first' });
     const child = execa(process.execPath, ['--import', 'tsx/esm', KRSICTL, '--socket', sock, 'events', '--follow'], {

@@ -14,6 +14,7 @@ import {
 } from '../../../agent/config/config.js';
 import { AGENT_KEYS, PROFILE_KEYS } from '../../../agent/config/keys.js';
 import { renderSampleIni } from '../../../agent/config/sample.js';
+import { parseCidrList } from '../../../agent/config/values.js';
 import { PACKAGE_ROOT } from '../../../agent/paths.js';
 
 const FILE = '/etc/slurm-krsi/krsi.ini';
@@ -110,6 +111,7 @@ describe('config: defaults and values', () => {
     expect(config.agent).to.deep.equal({
       socket: '/run/slurm-krsi/agent.sock',
       metricsListen: { host: '127.0.0.1', port: 9817 },
+      metricsAllow: parseCidrList('127.0.0.0/8, ::1'),
       adminGroup: null,
       defaultProfile: 'default',
       onError: 'fail',
@@ -132,6 +134,7 @@ describe('config: defaults and values', () => {
     const config = parse(`[agent]
 socket = /run/krsi/a.sock
 metrics_listen = [::1]:9900
+metrics_allow = 10.0.0.5, 2001:db8::/64
 admin_group = hpcadmin
 default_profile = floor
 on_error = allow
@@ -150,6 +153,7 @@ reconcile_grace = 30
     expect(config.agent).to.deep.equal({
       socket: '/run/krsi/a.sock',
       metricsListen: { host: '::1', port: 9900 },
+      metricsAllow: parseCidrList('10.0.0.5, 2001:db8::/64'),
       adminGroup: 'hpcadmin',
       defaultProfile: 'floor',
       onError: 'allow',

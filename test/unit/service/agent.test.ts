@@ -219,6 +219,7 @@ describe('KrsiAgent: reload', () => {
     const before = agent.currentConfig;
     const err = await rejection(agent.reload(), KrsiError);
     expect(err).to.include({ code: ERR.CONFIG, statusCode: 422 });
+    expect(agent.lastReloadSucceeded).to.equal(false);
     expect(err.details.problems).to.deep.equal(['/etc/slurm-krsi/krsi.ini:9: [profile strict] fileperms: bad']);
     expect(agent.currentConfig).to.equal(before);
     expect(kernel.mode(1000, 'suidexec')).to.equal('enforce');
@@ -232,7 +233,9 @@ describe('KrsiAgent: reload', () => {
     const before = agent.currentConfig;
     const saved = JSON.stringify(store.saved);
     kernel.failSet.add(1001);
+    expect(agent.lastReloadSucceeded, 'before any reload').to.equal(true);
     const err = await rejection(agent.reload(), KrsiError);
+    expect(agent.lastReloadSucceeded, 'after the failed reload').to.equal(false);
     expect(err).to.include({ code: ERR.ENFORCEMENT, statusCode: 503 });
     expect(err.message).to.match(/running configuration stays in force: cannot write the policy of uid 1001/);
     expect(kernel.policies.get(1000)?.modes.killtasks, 'uid 1000 put back').to.equal('off');
@@ -240,6 +243,7 @@ describe('KrsiAgent: reload', () => {
     expect(JSON.stringify(store.saved)).to.equal(saved);
     kernel.failSet.clear();
     await agent.reload();
+    expect(agent.lastReloadSucceeded, 'after the next reload succeeded').to.equal(true);
     expect(kernel.policies.get(1000)?.modes.killtasks).to.equal('enforce');
     expect(kernel.policies.get(1001)?.modes.killtasks).to.equal('enforce');
   });

@@ -177,6 +177,21 @@ describe('event pipeline', () => {
     expect(p.page(99, 10).events.map((e) => e.seq), 'a cursor from before a restart').to.deep.equal([3, 4, 5]);
   });
 
+  it('a view of one uid: only its events, no count of other users\' events gone, the cursor past the others\' events', () => {
+    const p = new EventPipeline({ clock: new BootClock(), jobOf: () => '', windowSize: 4, logPath: null, writeStdout: () => undefined });
+    // seqs 1-6: uids 1000, 2000, 1000, 2000, 2000, 2000; the window keeps 3-6
+    for (const [pid, uid] of [[1, 1000], [2, 2000], [3, 1000], [4, 2000], [5, 2000], [6, 2000]] as const) p.handle(rawEvent({ pid, decision: 0, uid }));
+    expect(p.page(0, 10, 1000)).to.deep.include({ next: 6, missed: 0 });
+    expect(p.page(0, 10, 1000).events.map((e) => [e.seq, e.uid])).to.deep.equal([[3, 1000]]);
+    expect(p.page(0, 10).missed, 'the unfiltered view counts what is gone').to.equal(2);
+    // the limit counts the uid's own events; next is the last one returned
+    expect(p.page(0, 1, 2000)).to.deep.include({ next: 4 });
+    expect(p.page(4, 10, 2000).events.map((e) => e.seq)).to.deep.equal([5, 6]);
+    // nothing of its own after the cursor: next moves to the newest event, so a follower does not rescan
+    expect(p.page(3, 10, 1000)).to.deep.equal({ events: [], next: 6, missed: 0 });
+    expect(p.page(0, 10, 3000)).to.deep.equal({ events: [], next: 6, missed: 0 });
+  });
+
   it('counts the folded decisions its lines reported, per policy, and the window keeps each event\'s repeats', () => {
     const out: string[] = [];
     const p = new EventPipeline({ clock: new BootClock(), jobOf: () => '', windowSize: 4, logPath: null, writeStdout: (l) => out.push(l) });
