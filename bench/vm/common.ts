@@ -32,6 +32,16 @@ export interface BpfStatsResult {
   config: string;
   /** per program: runs and run time over one pass of every workload */
   programs: ProgStat[];
+  /** the same pass, workload by workload (absent in older result files) */
+  perWorkload?: WorkloadProgStats[];
+}
+
+/** what one run of a workload cost each program */
+export interface WorkloadProgStats {
+  workload: string;
+  /** the run's operations (loops, chmods, ...) */
+  ops: number;
+  programs: ProgStat[];
 }
 
 export interface PipelineStep {
