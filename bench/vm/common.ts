@@ -137,6 +137,11 @@ export interface FloodProbe {
   /** that line's fold scope (exact, kind) and repeats */
   scope: string;
   repeats: number;
+  /**
+   * the flooding uid's action of the flood's own kind (policy, type, decision): once that uid is folded
+   * by kind it gets no line of its own by design, only its count in the kind line (absent in older results)
+   */
+  floodKind?: boolean;
 }
 
 export interface FloodPhase {
