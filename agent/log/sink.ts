@@ -3,8 +3,8 @@
  * event log file. Not through process.stdout: a Node.js stream whose write fails once (ENOSPC on a full
  * file system, EPIPE once the journal's end of the stream is gone) emits 'error', which ends the process
  * when nobody listens, and leaves the stream destroyed, silent for good, when somebody does. A user who
- * could fill the file system under the agent's stdout would so end the agent: under a flood of denied
- * actions the bench's agent died that way (its stdout a file on a /tmp the flood's lines had filled).
+ * can fill the file system under the agent's stdout (a flood of denied actions is a line per event there,
+ * where stdout is a file) or get its journal stream closed would so end the agent.
  * Here a write that fails loses its text, the failure is reported once per spell of failures, and the
  * next write tries again.
  */
