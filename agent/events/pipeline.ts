@@ -13,9 +13,10 @@
  * survive the young-generation collections and get copied into the old generation, and collecting them
  * there was half of the agent's time under a flood.
  */
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DECISIONS, LAYOUT, POLICIES, decodeEvent, type KrsiEvent, type PolicyName } from '../enforcement/layout.js';
+import { FdSink, stdoutSink } from '../log/sink.js';
 import type { EventRecord, EventsPage } from '../service/types.js';
 import type { BootClock } from './clock.js';
 import { formatEvent, journalFields } from './format.js';
@@ -28,7 +29,7 @@ export interface EventPipelineOptions {
   windowSize: number;
   /** event log file, null for none */
   logPath: string | null;
-  /** where stdout lines go (default process.stdout) */
+  /** where stdout lines go (default: file descriptor 1, agent/log/sink.ts) */
   writeStdout?: (line: string) => void;
   /**
    * the journal (JournalSocket), when stdout is journald's stream: each event goes there as an entry
@@ -56,7 +57,7 @@ export class EventPipeline {
   private readonly windowUids: Uint32Array;
   private seq = 0;
   private fd: number | null = null;
-  private fileFailed = false;
+  private file: FdSink | null = null;
   private readonly writeStdout: (lines: string[]) => void;
   /** lines not written yet: written together once the current batch of events is handled */
   private pending: string[] = [];
@@ -74,7 +75,7 @@ export class EventPipeline {
   constructor(private opts: EventPipelineOptions) {
     const perLine = opts.writeStdout;
     this.writeStdout = opts.journal ? () => undefined
-      : perLine ? (lines) => lines.forEach((l) => perLine(l)) : (lines) => void process.stdout.write(`${lines.join('\n')}\n`);
+      : perLine ? (lines) => lines.forEach((l) => perLine(l)) : (lines) => void stdoutSink.put(`${lines.join('\n')}\n`);
     this.windowRecords = Buffer.alloc(opts.windowSize * RECORD_SIZE);
     this.windowMs = new Float64Array(opts.windowSize);
     this.windowJobs = new Array<string>(opts.windowSize).fill('');
@@ -86,7 +87,10 @@ export class EventPipeline {
     if (!this.opts.logPath) return;
     mkdirSync(dirname(this.opts.logPath), { recursive: true, mode: 0o750 });
     this.fd = openSync(this.opts.logPath, 'a', 0o640);
-    this.fileFailed = false;
+    // synchronous writes: they go to the page cache, and a slow disk slows the reader instead of queueing
+    // lines in memory without bound (the ring buffer then holds them, or counts them dropped). A full or
+    // failing disk must stop neither enforcement nor the lines to stdout: said once per failure spell
+    this.file = new FdSink(this.fd, (err) => this.opts.onLogFileError?.(err));
   }
 
   /**
@@ -98,6 +102,7 @@ export class EventPipeline {
     this.opts = { ...this.opts, logPath };
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
+    this.file = null;
     try {
       this.openFile();
     } catch (err) {
@@ -159,26 +164,7 @@ export class EventPipeline {
     const lines = this.pending;
     this.pending = [];
     this.writeStdout(lines);
-    if (this.fd !== null) this.writeFile(`${lines.join('\n')}\n`);
-  }
-
-  private writeFile(text: string): void {
-    try {
-      // synchronous: the write goes to the page cache, and a slow disk slows the reader instead of
-      // queueing lines in memory without bound (the ring buffer then holds them, or counts them dropped).
-      // write(2) may take less than it was given (a disk filling up): go on until all of it is written
-      const bytes = Buffer.from(text);
-      for (let done = 0; done < bytes.length; ) {
-        const n = writeSync(this.fd!, bytes, done);
-        if (n === 0) throw new Error(`write to ${this.opts.logPath} made no progress`);
-        done += n;
-      }
-      this.fileFailed = false;
-    } catch (err) {
-      // a full or failing disk must not stop enforcement or logging to stdout: say so once per failure spell
-      if (!this.fileFailed) this.opts.onLogFileError?.(err as Error);
-      this.fileFailed = true;
-    }
+    this.file?.put(`${lines.join('\n')}\n`);
   }
 
   /** records that could not be read and were skipped */
@@ -250,5 +236,6 @@ export class EventPipeline {
     this.flush();
     if (this.fd !== null) closeSync(this.fd);
     this.fd = null;
+    this.file = null;
   }
 }

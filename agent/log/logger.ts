@@ -1,9 +1,11 @@
 /**
- * The agent's own log: one key=value line per message on stdout (journald adds the rest), prefixed with
+ * The agent's own log: one key=value line per message on stdout (journald adds the rest; written as
+ * agent/log/sink.ts says, so that a stdout that fails cannot end the agent), prefixed with
  * the component that speaks. Values are quoted like event-log values, so a hostile string in a message
  * cannot forge a field or a line.
  */
 import { logValue } from '../events/format.js';
+import { stdoutSink } from './sink.js';
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 export type Fields = Record<string, string | number | bigint | boolean | null | undefined>;
@@ -26,7 +28,7 @@ export function formatLogLine(level: Level, component: string, msg: string, fiel
 }
 
 export function createLogger(opts: { component?: string; write?: (line: string) => void; debug?: boolean } = {}): Logger {
-  const write = opts.write ?? ((line: string) => void process.stdout.write(`${line}\n`));
+  const write = opts.write ?? ((line: string) => void stdoutSink.put(`${line}\n`));
   const component = opts.component ?? 'krsi-agent';
   const emit = (level: Level) => (msg: string, fields?: Fields) => {
     if (level === 'debug' && !opts.debug) return;

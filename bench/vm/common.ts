@@ -32,6 +32,16 @@ export interface BpfStatsResult {
   config: string;
   /** per program: runs and run time over one pass of every workload */
   programs: ProgStat[];
+  /** the same pass, workload by workload (absent in older result files) */
+  perWorkload?: WorkloadProgStats[];
+}
+
+/** what one run of a workload cost each program */
+export interface WorkloadProgStats {
+  workload: string;
+  /** the run's operations (loops, chmods, ...) */
+  ops: number;
+  programs: ProgStat[];
 }
 
 export interface PipelineStep {
@@ -127,6 +137,11 @@ export interface FloodProbe {
   /** that line's fold scope (exact, kind) and repeats */
   scope: string;
   repeats: number;
+  /**
+   * the flooding uid's action of the flood's own kind (policy, type, decision): once that uid is folded
+   * by kind it gets no line of its own by design, only its count in the kind line (absent in older results)
+   */
+  floodKind?: boolean;
 }
 
 export interface FloodPhase {

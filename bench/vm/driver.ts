@@ -10,9 +10,9 @@
  * the event pipeline at rising rates; a flood that must hide no other action; the adversary emulation. Everything measured with the guest's
  * CLOCK_MONOTONIC, which under -icount shift=0,sleep=off counts instructions.
  */
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, chownSync } from 'node:fs';
+import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync, chownSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { release } from 'node:os';
+import { release, setPriority } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { request, type ClientResponse } from '../../agent/client/client.js';
@@ -24,7 +24,7 @@ import { METRICS_LIMITS } from '../../agent/metrics/server.js';
 import { histogramDelta } from './common.js';
 import type {
   AdversaryResult, AdversaryRow, ApplyHistogram, BootResult, BpfStatsResult, ConfigResult, FloodPhase, FloodProbe, FloodResult, JobStartResult, PipelineStep, ProgStat,
-  Sample, WorkloadResult,
+  Sample, WorkloadProgStats, WorkloadResult,
 } from './common.js';
 
 const ROOT = (() => {
@@ -47,6 +47,8 @@ const SOCKET = '/run/slurm-krsi/agent.sock';
 const PIN_DIR = '/sys/fs/bpf/slurm-krsi';
 const EVENT_LOG = join(WORK, 'events.log');
 const AGENT_OUT = join(WORK, 'agent.out');
+/** the agent's own lines (not the event lines) of AGENT_OUT, kept across rotations */
+const AGENT_OWN = join(WORK, 'agent-own.log');
 const SSH_CLIENT = join(WORK, 'ssh-client');
 /** slurm.conf Prolog= / Epilog=: the real prolog and epilog, pointed at the bench agent's config */
 const SLURM_PROLOG = join(WORK, 'slurm-prolog');
@@ -203,18 +205,31 @@ async function progStats(): Promise<Map<string, ProgStat>> {
 
 async function bpfStats(config: string, uid = USER): Promise<BpfStatsResult> {
   await execa('sysctl', ['-qw', 'kernel.bpf_stats_enabled=1']);
-  const before = await progStats();
-  for (const w of WORKLOADS) await runWorkload(w, uid);
-  const after = await progStats();
+  const first = await progStats();
+  let before = first;
+  const perWorkload: WorkloadProgStats[] = [];
+  // a scrape after each workload, so that each program's runs and time can be charged to the loop that
+  // caused them (the metrics render at most once a second: each run waits longer than that for quiet)
+  for (const w of WORKLOADS) {
+    const sample = await runWorkload(w, uid);
+    const after = await progStats();
+    perWorkload.push({ workload: w.name, ops: sample.ops, programs: statsDelta(before, after) });
+    before = after;
+  }
   await execa('sysctl', ['-qw', 'kernel.bpf_stats_enabled=0']);
+  const programs = statsDelta(first, before);
+  say(`bpf_stats ${config}: ${programs.map((p) => `${p.name} ${p.runCnt} runs ${p.runCnt ? (p.runTimeNs / p.runCnt).toFixed(0) : '-'} ns`).join('; ')}`);
+  return { config, programs, perWorkload };
+}
+
+/** runs and run time of each program between two scrapes, most time first */
+function statsDelta(before: Map<string, ProgStat>, after: Map<string, ProgStat>): ProgStat[] {
   const programs: ProgStat[] = [];
   for (const [name, a] of after) {
     const b = before.get(name);
     programs.push({ name: a.name, runCnt: a.runCnt - (b?.runCnt ?? 0), runTimeNs: a.runTimeNs - (b?.runTimeNs ?? 0) });
   }
-  programs.sort((x, y) => y.runTimeNs - x.runTimeNs);
-  say(`bpf_stats ${config}: ${programs.map((p) => `${p.name} ${p.runCnt} runs ${p.runCnt ? (p.runTimeNs / p.runCnt).toFixed(0) : '-'} ns`).join('; ')}`);
-  return { config, programs };
+  return programs.sort((x, y) => y.runTimeNs - x.runTimeNs);
 }
 
 // ------------------------------------------------------------------ the agent
@@ -495,6 +510,20 @@ async function pipeline(): Promise<PipelineStep[]> {
  * and decisions = logged + folded + dropped.
  */
 async function flood(): Promise<FloodResult> {
+  // the flood, the probes and this driver at nice -15, above the agent's -10 (AGENT_NICE): a job has more
+  // CPUs than the agent's one event-loop thread, and on this one vCPU the agent at a higher priority kept
+  // up with the flood (the ring never filled). Probes inherit it, so that they run during the flood.
+  setPriority(FLOOD_NICE);
+  try {
+    return await floodPhases();
+  } finally {
+    setPriority(0);
+  }
+}
+
+const FLOOD_NICE = -15;
+
+async function floodPhases(): Promise<FloodResult> {
   await addJob('50000', USER, 'policy:strict');
   await addJob('50001', OTHER, 'policy:strict');
   await settleAgent();
@@ -503,6 +532,7 @@ async function flood(): Promise<FloodResult> {
   const phases: FloodPhase[] = [];
   for (const [name, mode] of [['one action repeated', 'same'], ['distinct actions', 'distinct']] as const) {
     await drained();
+    rotateLogs();
     await waitGuestQuiet(2, `the flood of ${name}`);
     const file = (uid: number) => join(userDir(uid), `flood-probe-${mode}`);
     for (const uid of [USER, OTHER]) {
@@ -540,7 +570,10 @@ async function flood(): Promise<FloodResult> {
     const lines = logEvents(since);
     const probes: FloodProbe[] = tries.map((t, i) => {
       const own = lines.find((l) => l.pid === ran[i]!.pid && l.type === t.type);
-      return { what: t.what, uid: t.uid, verdict: ran[i]!.verdict, logged: own !== undefined, scope: own?.fold ?? '', repeats: own?.repeats ?? 0 };
+      return {
+        what: t.what, uid: t.uid, verdict: ran[i]!.verdict, logged: own !== undefined, scope: own?.fold ?? '', repeats: own?.repeats ?? 0,
+        floodKind: t.uid === USER && t.type === 'skconn',
+      };
     });
     const floodLines = lines.filter((l) => l.pid === genPid);
     const phase: FloodPhase = {
@@ -622,6 +655,27 @@ function logEvents(from: number): EventRec[] {
 }
 
 const logSize = () => statSync(EVENT_LOG, { throwIfNoEntry: false })?.size ?? 0;
+
+/** the agent's own lines of a stdout text: log messages, not event lines */
+const ownLines = (text: string) => text.split('\n').filter((l) => / msg=/.test(l) && !/ act=/.test(l));
+
+/**
+ * Empty the event log and the agent's stdout (the journal's stand-in), keeping the agent's own lines, as
+ * logrotate and journald's size limits do on a node. Both are files on the guest's /tmp, a tmpfs in RAM,
+ * and every event is a line in each: the pipeline and flood sections write hundreds of megabytes, and a
+ * full /tmp would lose lines (agent/log/sink.ts). Called between sections, once every event is logged; the
+ * agent appends (O_APPEND), so its next line goes to the start of the emptied file.
+ */
+function rotateLogs(): void {
+  const tmpUse = () => execFileSync('df', ['-k', '--output=used,avail', '/tmp'], { encoding: 'utf8' }).trim().split('\n').pop()!.trim().replace(/\s+/, ' KiB used, ');
+  const before = `${tmpUse()} KiB available (event log ${logSize() >> 20} MiB, agent stdout ${(statSync(AGENT_OUT, { throwIfNoEntry: false })?.size ?? 0) >> 20} MiB)`;
+  if (existsSync(AGENT_OUT)) {
+    appendFileSync(AGENT_OWN, ownLines(readFileSync(AGENT_OUT, 'utf8')).map((l) => `${l}\n`).join(''));
+    truncateSync(AGENT_OUT, 0);
+  }
+  if (existsSync(EVENT_LOG)) truncateSync(EVENT_LOG, 0);
+  say(`logs rotated: /tmp before ${before}, after ${tmpUse()} KiB available`);
+}
 
 /**
  * The adversary emulation inside real Slurm jobs: a single-node cluster (test/slurm/cluster.ts: munge,
@@ -831,11 +885,15 @@ async function main(): Promise<void> {
   }
 
   const afterWorkloadsKiB = rssKiB(agentPid, 'VmRSS');
+  rotateLogs();
   if (runs('jobstart')) {
     result.jobStart = await jobStart();
     save();
   }
-  if (runs('pipeline')) result.pipeline = await pipeline();
+  if (runs('pipeline')) {
+    rotateLogs();
+    result.pipeline = await pipeline();
+  }
   if (runs('flood')) {
     try {
       result.flood = await flood();
@@ -859,6 +917,8 @@ async function main(): Promise<void> {
   say(`agent RSS: idle ${rss.idleKiB} KiB, after the workloads ${rss.afterWorkloadsKiB} KiB, after the flood ${rss.afterFloodKiB} KiB, peak ${rss.peakKiB} KiB`);
   save();
   if (!runs('adversary')) return;
+  await drained();
+  rotateLogs();
   try {
     result.adversary = await adversaryInSlurm(agentPid);
   } catch (err) {
@@ -871,8 +931,7 @@ async function main(): Promise<void> {
 
 /** the agents' own log lines (not the event lines) beside the results, for reading after the run */
 function keepAgentLog(): void {
-  if (!existsSync(AGENT_OUT)) return;
-  const own = readFileSync(AGENT_OUT, 'utf8').split('\n').filter((l) => / msg=/.test(l) && !/ act=/.test(l));
+  const own = [...(existsSync(AGENT_OWN) ? readFileSync(AGENT_OWN, 'utf8').split('\n').filter((l) => l !== '') : []), ...(existsSync(AGENT_OUT) ? ownLines(readFileSync(AGENT_OUT, 'utf8')) : [])];
   writeFileSync(join(out, '..', 'agent-log.txt'), `${own.join('\n')}\n`);
 }
 
