@@ -36,23 +36,29 @@ describe('notifySystemd (sd_notify)', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('sends nothing and says so when not run by systemd (no NOTIFY_SOCKET)', () => {
-    delete process.env.NOTIFY_SOCKET;
-    expect(notifySystemd('READY=1')).to.equal(false);
-  });
-
-  it('sends the state as one datagram to NOTIFY_SOCKET, and keeps the variable for later messages', async () => {
+  /** a receiver bound to a fresh socket, NOTIFY_SOCKET naming it; `heard()` is what it printed so far */
+  async function listening(): Promise<() => string> {
     const socket = join(dir, 'notify');
     let heard = '';
     receiver = spawn('python3', ['-c', RECEIVER, socket], { stdio: ['ignore', 'pipe', 'inherit'] });
     receiver.stdout!.on('data', (chunk: Buffer) => (heard += chunk.toString()));
     await waitFor('the receiver to bind its socket', () => heard.startsWith('ready') && existsSync(socket));
     process.env.NOTIFY_SOCKET = socket;
+    return () => heard;
+  }
+
+  it('sends nothing and says so when not run by systemd (no NOTIFY_SOCKET)', () => {
+    delete process.env.NOTIFY_SOCKET;
+    expect(notifySystemd('READY=1')).to.equal(false);
+  });
+
+  it('sends the state as one datagram to NOTIFY_SOCKET, and keeps the variable for later messages', async () => {
+    const heard = await listening();
     expect(notifySystemd('READY=1\nSTATUS=enforcing, build x, 0 jobs')).to.equal(true);
     expect(notifySystemd('STOPPING=1')).to.equal(true);
-    expect(process.env.NOTIFY_SOCKET).to.equal(socket);
-    await waitFor('both messages', () => heard.split('\n').length >= 4);
-    expect(heard.split('\n').slice(1, 3)).to.deep.equal([`'READY=1\\nSTATUS=enforcing, build x, 0 jobs'`, `'STOPPING=1'`]);
+    expect(process.env.NOTIFY_SOCKET).to.equal(join(dir, 'notify'));
+    await waitFor('both messages', () => heard().split('\n').length >= 4);
+    expect(heard().split('\n').slice(1, 3)).to.deep.equal([`'READY=1\\nSTATUS=enforcing, build x, 0 jobs'`, `'STOPPING=1'`]);
   });
 
   it('throws naming the socket when nothing listens there', () => {
@@ -61,16 +67,11 @@ describe('notifySystemd (sd_notify)', () => {
   });
 
   it('a start phase extends systemd\'s start timeout from now and shows as the status; a failure to send is a warning, not an exception', async () => {
-    const socket = join(dir, 'notify');
-    let heard = '';
-    receiver = spawn('python3', ['-c', RECEIVER, socket], { stdio: ['ignore', 'pipe', 'inherit'] });
-    receiver.stdout!.on('data', (chunk: Buffer) => (heard += chunk.toString()));
-    await waitFor('the receiver to bind its socket', () => heard.startsWith('ready') && existsSync(socket));
-    process.env.NOTIFY_SOCKET = socket;
+    const heard = await listening();
     const warnings: string[] = [];
     reportStartupPhase('attaching', (m) => warnings.push(m));
-    await waitFor('the phase message', () => heard.split('\n').length >= 3);
-    expect(heard.split('\n')[1]).to.equal(`'EXTEND_TIMEOUT_USEC=${STARTUP_PHASE_SECONDS * 1_000_000}\\nSTATUS=starting: attaching'`);
+    await waitFor('the phase message', () => heard().split('\n').length >= 3);
+    expect(heard().split('\n')[1]).to.equal(`'EXTEND_TIMEOUT_USEC=${STARTUP_PHASE_SECONDS * 1_000_000}\\nSTATUS=starting: attaching'`);
     process.env.NOTIFY_SOCKET = join(dir, 'nobody');
     reportStartupPhase('attaching', (m) => warnings.push(m));
     expect(warnings).to.have.length(1);
