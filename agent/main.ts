@@ -37,6 +37,7 @@ import { IdentityCache } from './service/compile.js';
 import { DaemonProtector } from './service/daemons.js';
 import { JobFile } from './service/job-store.js';
 import { AlreadyRunning, takeInstanceLock } from './service/lock.js';
+import { NodeJobCgroups } from './slurm/job-cgroups.js';
 import { NodeSlurmView } from './slurm/view.js';
 import { notifySystemd, reportStartupPhase } from './systemd/notify.js';
 
@@ -188,6 +189,7 @@ async function main(): Promise<void> {
     kernelStatus: enforcer,
     identities: new IdentityCache(OBJECTS.identity, log.child('identity')),
     slurm: new NodeSlurmView(),
+    jobCgroups: new NodeJobCgroups(log.child('cgroups')),
     log: log.child('jobs'),
     version: version(),
     lsm: check.lsm,

@@ -74,6 +74,23 @@ struct {
 	__type(value, struct krsi_policy);
 } uid_policy SEC(".maps");
 
+/* bound jobs: job cgroup id -> the job's own policy (krsi.h, job scoping) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);	/* readers keep a consistent value across an update (RCU) */
+	__type(key, __u64);
+	__type(value, struct krsi_job_binding);
+} job_cgroups SEC(".maps");
+
+/* how many jobs are bound, and at which cgroup level job cgroups are: an array map, its lookup inlined */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct krsi_job_scope);
+} job_scope SEC(".maps");
+
 /*
  * The uids that may have a uid_policy entry: bit (uid & 63) of word (uid >> 6) & (words - 1). Several
  * uids share a bit. User space sets a uid's bit before it writes the uid's policy and clears it only
@@ -158,9 +175,38 @@ const enum krsi_event_type *unused_event_type __attribute__((unused));
 const enum krsi_protect_scope *unused_protect_scope __attribute__((unused));
 const enum krsi_cidr_verdict *unused_cidr_verdict __attribute__((unused));
 const enum krsi_fold_scope *unused_fold_scope __attribute__((unused));
+const struct krsi_job_binding *unused_job_binding __attribute__((unused));
+const struct krsi_job_scope *unused_job_scope __attribute__((unused));
 
+/*
+ * The bound job whose task the current task is, or NULL. Costs one array lookup while no job is bound.
+ * Otherwise the task's cgroup depth is tested first (bpf_get_current_ancestor_cgroup_id reads
+ * cgrp->ancestors[level], a load, under RCU): a task less than KRSI_JOB_TASK_DEPTH levels below the job
+ * level is no job's task (system services, login sessions, slurmstepd in step_<n>/slurm) and costs no hash
+ * lookup. A job's task is one whose job-level ancestor is bound, whatever its uid: a subordinate uid taken
+ * in a user namespace, or a set-uid helper's, stays in the job's cgroup, which only root may change.
+ */
+static __always_inline struct krsi_job_binding *current_job(void)
+{
+	__u32 zero = 0;
+	struct krsi_job_scope *scope = bpf_map_lookup_elem(&job_scope, &zero);
+	__u64 job_cgroup;
+
+	if (!scope || !scope->bound)
+		return NULL;
+	if (!bpf_get_current_ancestor_cgroup_id(scope->job_level + KRSI_JOB_TASK_DEPTH))
+		return NULL;
+	job_cgroup = bpf_get_current_ancestor_cgroup_id(scope->job_level);
+	return bpf_map_lookup_elem(&job_cgroups, &job_cgroup);
+}
+
+/* the policy the current task is held to: its bound job's alone, or else its uid's */
 static __always_inline struct krsi_policy *current_policy(void)
 {
+	struct krsi_job_binding *job = current_job();
+	if (job)
+		return &job->policy;
+
 	__u32 uid = (__u32)bpf_get_current_uid_gid();
 	__u32 word = (uid >> 6) & (KRSI_UID_BITMAP_WORDS - 1);
 	__u64 *bits = bpf_map_lookup_elem(&uid_bits, &word);
@@ -256,7 +302,11 @@ static __always_inline bool fold(struct krsi_fold_state *state, __u32 policy, __
 static __always_inline bool decision_begin(struct krsi_event **ep, __u32 type, __u32 policy, __u32 decision, __u64 target)
 {
 	__u64 uid_gid = bpf_get_current_uid_gid(), now = bpf_ktime_get_boot_ns(), pid_tgid, repeats = 0;
-	struct krsi_fold_key key = { .target = target, .uid = (__u32)uid_gid, .type = type, .policy = policy, .decision = decision };
+	struct krsi_job_binding *job = current_job();
+	struct krsi_fold_key key = {
+		.target = target, .uid = (__u32)uid_gid, .job_id = job ? job->job_id : 0,
+		.type = type, .policy = policy, .decision = decision,
+	};
 	struct krsi_fold_state *state, fresh = { .last_ns = now };
 	struct krsi_event *e;
 	bool reserved = true;
@@ -298,6 +348,7 @@ static __always_inline bool decision_begin(struct krsi_event **ep, __u32 type, _
 	e->decision = decision;
 	e->fold_scope = key.scope;
 	e->repeats = repeats > 0xffffffffULL ? 0xffffffffU : repeats;
+	e->job_id = key.job_id;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	*ep = e;
 	barrier_var(reserved);	/* keeps the compiler from turning the flag back into a test of e */

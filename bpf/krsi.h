@@ -67,6 +67,27 @@ struct krsi_policy {
 };
 
 /*
+ * Job scoping (docs/POLICIES.md). Slurm's cgroup/v2 plugin gives each job a cgroup, job_<id>, at one depth
+ * (level) on a node; its tasks run three levels below it (job_<id>/step_<n>/user/task_<k>), slurmstepd
+ * itself two (job_<id>/step_<n>/slurm). The job_cgroups map (key: __u64 cgroup id of job_<id>) holds each
+ * bound job's own policy: a task in a bound job's task subtree is judged by it alone, whatever its uid;
+ * every other task by its uid's entry in uid_policy.
+ */
+#define KRSI_JOB_TASK_DEPTH 3
+
+struct krsi_job_binding {
+	struct krsi_policy policy;	/* the job's own policy (its floor and requested profile) */
+	__u32 job_id;			/* Slurm's job id, for events */
+	__u32 pad;
+};
+
+/* value of the job_scope array (key 0) */
+struct krsi_job_scope {
+	__u32 bound;		/* entries in job_cgroups; 0: the programs skip the cgroup test */
+	__u32 job_level;	/* cgroup level of the job_<id> directories (the root is level 0) */
+};
+
+/*
  * Key of the suid_allow and ssh_clients hash maps: a file's identity as the kernel sees it,
  * inode->i_sb->s_dev (kernel dev_t encoding: major << 20 | minor, NOT userspace st_dev) and i_ino.
  */
@@ -166,7 +187,7 @@ enum krsi_event_type {
 /*
  * Folding: a decision whose key had an event less than KRSI_FOLD_WINDOW_NS ago gets no event of its own;
  * it is counted (KRSI_COUNTER_FOLDED) and reported as `repeats` by the key's next event. The key is
- * (uid, policy, type, decision, target), target a hash of what makes the action distinct (the inode, the
+ * (uid, job, policy, type, decision, target), target a hash of what makes the action distinct (the inode, the
  * name, the destination, the signalled process). Once the ring buffer is half full, a uid that has had
  * more than its share of events in the window (KRSI_FOLD_SHARE_DIVISOR: 1/16th of the ring's records) is
  * folded by a coarser key, its target left out: one event per (uid, policy, type, decision) and window.
@@ -189,6 +210,8 @@ struct krsi_fold_key {
 	__u8 policy;
 	__u8 decision;
 	__u8 scope;		/* enum krsi_fold_scope */
+	__u32 job_id;		/* the bound job whose task acted; 0: outside every bound job */
+	__u32 pad;
 };
 
 /* value of the folds LRU map */
@@ -253,6 +276,8 @@ struct krsi_event {
 
 	/* decisions of this event's fold key folded since the key's previous event (see KRSI_FOLD_WINDOW_NS) */
 	__u32 repeats;
+	/* the bound job whose task acted (its policy decided); 0: outside every bound job, the uid's policy decided */
+	__u32 job_id;
 };
 
 /*

@@ -4,8 +4,8 @@
  *
  *   POST   /v1/jobs           add a job (prolog)            write   201 created, 200 already known
  *   DELETE /v1/jobs/:job_id   remove a job (epilog)         write   200 (removed:false when unknown)
- *   GET    /v1/jobs           { jobs: JobRecord[] }         own
- *   GET    /v1/jobs/:job_id   JobRecord, 404 when unknown   own
+ *   GET    /v1/jobs           { jobs: JobView[] }           own
+ *   GET    /v1/jobs/:job_id   JobView, 404 when unknown     own
  *   GET    /v1/status         AgentStatus                   read
  *   GET    /v1/events         ?since=N&limit=N -> EventsPage own
  *   GET    /v1/profiles       { profiles: ProfileView[] }   read
@@ -42,7 +42,7 @@ import {
   eventsPageSchema,
   eventsQuerySchema,
   jobIdParamsSchema,
-  jobRecordSchema,
+  jobViewSchema,
   jobRequestSchema,
   jobsListSchema,
   profilesSchema,
@@ -387,7 +387,7 @@ export function buildApp(opts: BuildAppOptions): FastifyInstance {
     '/v1/jobs/:job_id',
     {
       config: { access: { right: 'own', action: 'read jobs' } },
-      schema: { params: jobIdParamsSchema, response: { 200: jobRecordSchema } },
+      schema: { params: jobIdParamsSchema, response: { 200: jobViewSchema } },
     },
     async (request) => {
       const uid = ownUid(request);

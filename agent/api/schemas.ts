@@ -78,6 +78,18 @@ export const jobRecordSchema = {
   },
 } as const;
 
+/** a job as GET /v1/jobs shows it: the record and its cgroup binding */
+export const jobViewSchema = {
+  type: 'object',
+  properties: {
+    ...jobRecordSchema.properties,
+    binding: {
+      type: 'object',
+      properties: { state: { type: 'string' }, cgroupId: nullableString, detail: nullableString },
+    },
+  },
+} as const;
+
 export const addJobResultSchema = {
   type: 'object',
   properties: {
@@ -98,7 +110,7 @@ export const removeJobResultSchema = {
 
 export const jobsListSchema = {
   type: 'object',
-  properties: { jobs: { type: 'array', items: jobRecordSchema } },
+  properties: { jobs: { type: 'array', items: jobViewSchema } },
 } as const;
 
 const countersSchema = {
@@ -119,6 +131,10 @@ export const statusSchema = {
     pinned: stringArray,
     adopted: { type: 'boolean' },
     jobs: { type: 'integer' },
+    jobCgroups: {
+      type: 'object',
+      properties: { usable: { type: 'boolean' }, problem: nullableString, level: { type: 'integer' }, bound: { type: 'integer' } },
+    },
     uidsUnderPolicy: { type: 'array', items: { type: 'integer' } },
     setEntries: {
       type: 'object',

@@ -2,7 +2,7 @@
  * krsictl's readable output: tables and key: value lines. Every string that came from a job or an event
  * (user names, comms, log lines) is made terminal-safe: control characters are shown escaped, never sent.
  */
-import type { AgentStatus, JobRecord, ProfileView, ReconcileStatus, ReloadResult } from '../service/types.js';
+import type { AgentStatus, JobBinding, JobView, ProfileView, ReconcileStatus, ReloadResult } from '../service/types.js';
 import { POLICIES } from '../enforcement/layout.js';
 
 /** replace C0/C1 control characters (and DEL) with \xNN so nothing reaches the terminal raw */
@@ -64,6 +64,7 @@ export function formatStatus(st: AgentStatus): string {
     ['pinned', String(st.pinned.length)],
     ['adopted', st.adopted ? 'yes (programs left pinned by a previous agent of this build)' : 'no'],
     ['jobs', String(st.jobs)],
+    ['job cgroups', st.jobCgroups.usable ? `${st.jobCgroups.bound} job(s) bound (level ${st.jobCgroups.level})` : `unavailable: ${safe(st.jobCgroups.problem ?? '')}`],
     ['uids under policy', list(st.uidsUnderPolicy)],
     ['events', `${st.events.logged} logged, ${st.events.folded} folded (${st.events.repeatsLogged} of them reported as repeats=), ${st.events.dropped} dropped`],
     ['slurm view', slurmView(st.reconcile)],
@@ -82,7 +83,12 @@ export function formatStatus(st: AgentStatus): string {
   return [head, '', counters, ...(warnings.length > 0 ? ['', ...warnings] : [])].join('\n');
 }
 
-export function formatJobs(jobs: readonly JobRecord[]): string {
+/** a job's cgroup binding in one cell */
+function binding(b: JobBinding): string {
+  return b.state === 'bound' ? `bound (cgroup ${safe(b.cgroupId ?? '?')})` : b.state;
+}
+
+export function formatJobs(jobs: readonly JobView[]): string {
   if (jobs.length === 0) return 'no jobs on this node';
   const rows = jobs.map((j) => [
     safe(j.jobId),
@@ -90,8 +96,9 @@ export function formatJobs(jobs: readonly JobRecord[]): string {
     j.user === null ? '-' : safe(j.user),
     safe(j.profiles.join(',')) || '-',
     j.requested === null ? '-' : safe(j.requested) + (j.unknownProfile !== null ? ' (unknown: strictest applied)' : ''),
+    binding(j.binding),
   ]);
-  return table(['JOBID', 'UID', 'USER', 'PROFILES', 'REQUESTED'], rows);
+  return table(['JOBID', 'UID', 'USER', 'PROFILES', 'REQUESTED', 'CGROUP'], rows);
 }
 
 export function formatProfiles(profiles: readonly ProfileView[]): string {

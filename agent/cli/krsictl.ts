@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig, profileNames, type KrsiConfig } from '../config/config.js';
 import { apiError, ClientError, DEFAULT_SOCKET, request, type Method } from '../client/client.js';
-import type { AgentStatus, EventsPage, JobRecord, ProfileView, ReloadResult } from '../service/types.js';
+import type { AgentStatus, EventsPage, JobView, ProfileView, ReloadResult } from '../service/types.js';
 import { COMMANDS, EXIT, KRSICTL_MANUAL, type CommandOption } from '../manual/krsictl.js';
 import { renderText } from '../manual/manual.js';
 import { formatJobs, formatProfiles, formatReload, formatStatus, luaProfileTable, safe } from './format.js';
@@ -154,7 +154,7 @@ export async function main(argv: string[], opts: MainOptions = {}): Promise<numb
         return EXIT.OK;
       }
       case 'jobs': {
-        const body = await call<{ jobs: JobRecord[] }>('GET', '/v1/jobs');
+        const body = await call<{ jobs: JobView[] }>('GET', '/v1/jobs');
         println(json ? JSON.stringify(body, null, 2) : formatJobs(body.jobs));
         return EXIT.OK;
       }

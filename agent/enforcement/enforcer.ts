@@ -29,13 +29,18 @@ import {
   decodeEvent,
   decodeAgent,
   decodeGuardKey,
+  decodeJobBinding,
+  decodeJobScope,
   decodePolicy,
   decodeProtect,
   encodeCidrKey,
   encodeAgent,
+  encodeCgroupId,
   encodeCidrVerdict,
   encodeGuardKey,
   encodeInodeKey,
+  encodeJobBinding,
+  encodeJobScope,
   encodePolicy,
   encodeProtect,
   encodeUid,
@@ -44,6 +49,7 @@ import {
   type AgentValue,
   type CounterSlot,
   type GuardKey,
+  type JobBindingValue,
   type KernelFileId,
   type KrsiEvent,
   type Mode,
@@ -59,7 +65,10 @@ export const DEFAULT_PIN_DIR = '/sys/fs/bpf/slurm-krsi';
 
 const EPERM_ERRNO = 1;
 
-/** What one uid is held to. The agent computes it as the union of the uid's jobs' policies. */
+/**
+ * What one uid or one job cgroup is held to. The agent computes a uid's as the union of the uid's jobs'
+ * policies, a job's as its floor and requested profile.
+ */
 export interface UidPolicy {
   modes: Record<PolicyName, Mode>;
   /**
@@ -86,7 +95,7 @@ type Counters = Record<PolicyName, Record<CounterSlot, bigint>>;
 
 const SET_MAPS = ['suid_allow', 'ssh_clients', 'connect_cidrs'] as const;
 const MAP_NAMES = [
-  'uid_policy', 'uid_bits', ...SET_MAPS, 'protected', 'counters', 'events', 'folds', 'fold_shares', 'agent', 'guarded',
+  'uid_policy', 'uid_bits', 'job_cgroups', 'job_scope', ...SET_MAPS, 'protected', 'counters', 'events', 'folds', 'fold_shares', 'agent', 'guarded',
 ] as const;
 type MapName = (typeof MAP_NAMES)[number];
 
@@ -166,6 +175,8 @@ export class Enforcer {
   /** uids whose uid_bits bit must stay set: every uid with a uid_policy entry, or one being written */
   private readonly bitmapUids = new Set<number>();
   private readonly bitmapWords: number;
+  /** cgroup level of job cgroups (job_scope); 0 until setJobLevel(), or read back from the pinned map */
+  private jobLevel: number;
   private pinDirFd: number;
   /** kernel id of each program, by name (from its pinned link) */
   private readonly programIds = new Map<string, number>();
@@ -189,6 +200,8 @@ export class Enforcer {
     this.adopted = adopted;
     this.nextSet = this.highestSetInUse() + 1;
     this.bitmapWords = maps.uid_bits.maxEntries;
+    const scope = maps.job_scope.lookup(encodeUid(0));
+    this.jobLevel = scope ? decodeJobScope(scope).jobLevel : 0;
     this.repairUidBitmap();
     this.guardOwnObjects();
     // held open for this instance's life: a lazy unmount of a file system above the pins (umount -l /sys),
@@ -364,7 +377,6 @@ export class Enforcer {
   setUidPolicy(uid: number, policy: UidPolicy): void {
     const key = encodeUid(uid);
     const old = this.maps.uid_policy.lookup(key);
-    const set = this.nextSet++;
     // the programs look a uid up only if its bitmap bit is set: set it before the entry exists
     if (!this.bitmapUids.has(uid)) {
       this.bitmapUids.add(uid);
@@ -376,19 +388,31 @@ export class Enforcer {
       }
     }
     try {
+      this.swapInSet(policy, (value) => this.maps.uid_policy.update(key, encodePolicy(value)));
+    } catch (err) {
+      if (!old) this.dropFromBitmap(uid);
+      throw err;
+    }
+    if (old) this.retireSet(decodePolicy(old).set);
+  }
+
+  /**
+   * Write a policy's sets under a fresh set id, then hand its value to `swap`, the one map update that puts
+   * it in force. A failure of either removes the new sets, and throws.
+   */
+  private swapInSet(policy: UidPolicy, swap: (value: PolicyValue) => void): void {
+    const set = this.nextSet++;
+    try {
       for (const id of policy.suidAllow) this.maps.suid_allow.update(encodeInodeKey(set, id), Buffer.from([1]));
       for (const id of policy.sshClients) this.maps.ssh_clients.update(encodeInodeKey(set, id), Buffer.from([1]));
       for (const rule of policy.connectRules) {
         this.maps.connect_cidrs.update(encodeCidrKey(set, rule.cidr), encodeCidrVerdict(rule.verdict));
       }
-      const value: PolicyValue = { modes: policy.modes, connectDefaultDeny: policy.connectDefault === 'deny', set };
-      this.maps.uid_policy.update(key, encodePolicy(value));
+      swap({ modes: policy.modes, connectDefaultDeny: policy.connectDefault === 'deny', set });
     } catch (err) {
       this.deleteSets(new Set([set]));
-      if (!old) this.dropFromBitmap(uid);
       throw err;
     }
-    if (old) this.retireSet(decodePolicy(old).set);
   }
 
   /** Remove a uid's policy; returns false if it had none. */
@@ -488,6 +512,58 @@ export class Enforcer {
     return out;
   }
 
+  // ------------------------------------------------------------------ per-job policies (job cgroups)
+
+  /**
+   * The cgroup level of job cgroups on this node (job_<id> under slurmstepd's scope; the root is level 0).
+   * Written before the first binding; the count of bound jobs is kept as it is.
+   */
+  setJobLevel(level: number): void {
+    if (!Number.isInteger(level) || level < 1) throw new Error(`krsi enforcer: job cgroup level ${level} is not a positive integer`);
+    this.jobLevel = level;
+    this.writeJobScope();
+  }
+
+  /**
+   * Bind a job to its cgroup: its tasks are judged by `policy` alone from now on, whatever their uid. A
+   * second call for the same cgroup replaces the policy atomically, as setUidPolicy does a uid's.
+   */
+  bindJob(cgroupId: bigint, jobId: number, policy: UidPolicy): void {
+    if (this.jobLevel === 0) throw new Error('krsi enforcer: bindJob before setJobLevel: the programs would not know where job cgroups are');
+    const key = encodeCgroupId(cgroupId);
+    const old = this.maps.job_cgroups.lookup(key);
+    this.swapInSet(policy, (value) => this.maps.job_cgroups.update(key, encodeJobBinding({ policy: value, jobId })));
+    // the count goes up only once the entry exists, so that the programs never look for an entry in vain
+    if (!old) this.writeJobScope();
+    else this.retireSet(decodeJobBinding(old).policy.set);
+  }
+
+  /** Unbind a job cgroup: its tasks fall back to their uid's policy. Returns false if it was not bound. */
+  unbindJob(cgroupId: bigint): boolean {
+    const key = encodeCgroupId(cgroupId);
+    const old = this.maps.job_cgroups.lookup(key);
+    if (!old) return false;
+    this.maps.job_cgroups.delete(key);
+    this.writeJobScope();
+    this.retireSet(decodeJobBinding(old).policy.set);
+    return true;
+  }
+
+  /** every bound job cgroup, with its job and policy */
+  jobBindings(): Map<bigint, JobBindingValue> {
+    const out = new Map<bigint, JobBindingValue>();
+    for (const key of this.maps.job_cgroups.keys()) {
+      const value = this.maps.job_cgroups.lookup(key);
+      if (value) out.set(key.readBigUInt64LE(0), decodeJobBinding(value));
+    }
+    return out;
+  }
+
+  /** job_scope: the bound count as job_cgroups holds it now, and the level */
+  private writeJobScope(): void {
+    this.maps.job_scope.update(encodeUid(0), encodeJobScope(this.maps.job_cgroups.keys().length, this.jobLevel));
+  }
+
   /** number of entries in each per-set map, for status and tests */
   setEntryCounts(): Record<(typeof SET_MAPS)[number], number> {
     return {
@@ -502,7 +578,7 @@ export class Enforcer {
    * one leaves behind. Returns the number of entries removed.
    */
   collectGarbage(): number {
-    const live = new Set([...this.uidPolicies().values()].map((p) => p.set));
+    const live = new Set([...this.uidPolicies().values(), ...[...this.jobBindings().values()].map((b) => b.policy)].map((p) => p.set));
     return this.deleteSetsWhere((set) => !live.has(set));
   }
 
@@ -525,6 +601,7 @@ export class Enforcer {
   private highestSetInUse(): number {
     let highest = 0;
     for (const p of this.uidPolicies().values()) highest = Math.max(highest, p.set);
+    for (const b of this.jobBindings().values()) highest = Math.max(highest, b.policy.set);
     for (const key of this.maps.suid_allow.keys()) highest = Math.max(highest, inodeKeySet(key));
     for (const key of this.maps.ssh_clients.keys()) highest = Math.max(highest, inodeKeySet(key));
     for (const key of this.maps.connect_cidrs.keys()) highest = Math.max(highest, cidrKeySet(key));

@@ -87,9 +87,11 @@ export const LAYOUT = {
   krsi_protect: { size: 16, fields: { start_ticks: [0, 8], scope: [8, 1], mode: [9, 1], pad: [10, 6] } },
   krsi_agent: { size: 16, fields: { start_ticks: [0, 8], tgid: [8, 4], pad: [12, 4] } },
   krsi_guard_key: { size: 16, fields: { kind: [0, 4], dev: [4, 4], id: [8, 8] } },
+  krsi_job_binding: { size: 24, fields: { policy: [0, 16], job_id: [16, 4], pad: [20, 4] } },
+  krsi_job_scope: { size: 8, fields: { bound: [0, 4], job_level: [4, 4] } },
   krsi_file_identity: { size: 24, fields: { fd: [0, 4], dev: [4, 4], ino: [8, 8], mode: [16, 4], pad: [20, 4] } },
   krsi_event: {
-    size: 192,
+    size: 200,
     fields: {
       ts_ns: [0, 8],
       cgroup_id: [8, 8],
@@ -120,6 +122,7 @@ export const LAYOUT = {
       signal: [120, 4],
       name: [124, 64],
       repeats: [188, 4],
+      job_id: [192, 4],
     },
   },
 } as const;
@@ -131,6 +134,8 @@ const PR = LAYOUT.krsi_protect.fields;
 const FI = LAYOUT.krsi_file_identity.fields;
 const AG = LAYOUT.krsi_agent.fields;
 const GK = LAYOUT.krsi_guard_key.fields;
+const JB = LAYOUT.krsi_job_binding.fields;
+const JS = LAYOUT.krsi_job_scope.fields;
 const EV = LAYOUT.krsi_event.fields;
 
 /** A uid's entry in uid_policy. */
@@ -159,6 +164,42 @@ export function decodePolicy(buf: Buffer): PolicyValue {
     connectDefaultDeny: (buf.readUInt32LE(P.flags[0]) & CONNECT_DEFAULT_DENY_FLAG) !== 0,
     set: buf.readUInt32LE(P.set[0]),
   };
+}
+
+/** A bound job's entry in job_cgroups: its own policy and its Slurm job id. */
+export interface JobBindingValue {
+  policy: PolicyValue;
+  jobId: number;
+}
+
+export function encodeJobBinding(value: JobBindingValue): Buffer {
+  const buf = Buffer.alloc(LAYOUT.krsi_job_binding.size);
+  encodePolicy(value.policy).copy(buf, JB.policy[0]);
+  buf.writeUInt32LE(value.jobId, JB.job_id[0]);
+  return buf;
+}
+
+export function decodeJobBinding(buf: Buffer): JobBindingValue {
+  return { policy: decodePolicy(buf.subarray(JB.policy[0], JB.policy[0] + JB.policy[1])), jobId: buf.readUInt32LE(JB.job_id[0]) };
+}
+
+/** job_scope slot 0: how many jobs are bound, and the cgroup level of job cgroups */
+export function encodeJobScope(bound: number, jobLevel: number): Buffer {
+  const buf = Buffer.alloc(LAYOUT.krsi_job_scope.size);
+  buf.writeUInt32LE(bound, JS.bound[0]);
+  buf.writeUInt32LE(jobLevel, JS.job_level[0]);
+  return buf;
+}
+
+export function decodeJobScope(buf: Buffer): { bound: number; jobLevel: number } {
+  return { bound: buf.readUInt32LE(JS.bound[0]), jobLevel: buf.readUInt32LE(JS.job_level[0]) };
+}
+
+/** a cgroup id as a job_cgroups key */
+export function encodeCgroupId(id: bigint): Buffer {
+  const buf = Buffer.alloc(8);
+  buf.writeBigUInt64LE(id);
+  return buf;
 }
 
 export function encodeUid(uid: number): Buffer {
@@ -326,6 +367,8 @@ export interface KrsiEvent {
   /** decisions of this event's fold key folded since the key's previous event */
   repeats: number;
   foldScope: FoldScope;
+  /** the bound job whose task acted (its policy decided); 0: outside every bound job (the uid's policy decided) */
+  jobId: number;
 }
 
 function cString(buf: Buffer, [offset, size]: readonly [number, number]): string {
@@ -406,5 +449,6 @@ export function decodeEvent(buf: Buffer): KrsiEvent {
     name: cString(buf, EV.name),
     repeats: v.getUint32(EV.repeats[0], true),
     foldScope: FOLD_SCOPES[v.getUint8(EV.fold_scope[0])] ?? 'kind',
+    jobId: v.getUint32(EV.job_id[0], true),
   };
 }

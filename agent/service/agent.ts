@@ -33,7 +33,7 @@ import { FileWatcher, compilePolicy } from './compile.js';
 import { JobTable } from './job-table.js';
 import { mergeProfiles } from './merge.js';
 import { chooseProfile } from './profile-choice.js';
-import { systemClock, type Clock, type IdentityResolver, type JobStore, type KernelWriter, type SlurmView } from './ports.js';
+import { systemClock, type Clock, type IdentityResolver, type JobCgroups, type JobStore, type KernelWriter, type SlurmView } from './ports.js';
 import {
   ERR,
   KrsiError,
@@ -42,8 +42,10 @@ import {
   type AgentStatus,
   type EffectivePolicy,
   type EventsPage,
+  type JobBinding,
   type JobRecord,
   type JobRequest,
+  type JobView,
   type PolicyCounters,
   type ProfileView,
   type ReconcileStatus,
@@ -83,6 +85,8 @@ export interface AgentOptions {
   kernelStatus: KernelStatus;
   identities: IdentityResolver;
   slurm: SlurmView;
+  /** the job cgroups Slurm makes on this node: each job is bound to its own as soon as both exist */
+  jobCgroups: JobCgroups;
   clock?: Clock;
   log: Logger;
   version: string;
@@ -123,6 +127,14 @@ export class KrsiAgent implements AgentService {
   /** registrations whose batch or extern step the reconciliation has seen */
   private readonly lifetimeSeen = new Set<string>();
   private readonly reconciled = new Map<ReconcileReason, number>(RECONCILE_REASONS.map((r) => [r, 0]));
+  /** job id -> the cgroup id its policy is bound to in the kernel */
+  private readonly bound = new Map<string, bigint>();
+  /** why job cgroups cannot be used on this node (null: they can) */
+  private jobCgroupsProblem: string | null = null;
+  /** the cgroup level of job cgroups, as the watch reported it (0: not known yet) */
+  private jobLevel = 0;
+  /** the level last written to the kernel (0: none yet) */
+  private kernelJobLevel = 0;
   private reconcileState: ReconcileStatus = {
     lastAt: null, slurmView: 'not read yet', problem: null, sources: [], allocationsVisible: false, rebootEndsJobs: false, unverified: [],
   };
@@ -166,6 +178,15 @@ export class KrsiAgent implements AgentService {
       const removed = this.opts.kernel.collectGarbage();
       if (removed > 0) this.log.info('removed orphaned set entries', { entries: removed });
       this.table.commit({ set: records });
+      this.dropStaleBindings();
+      this.jobCgroupsProblem = this.opts.jobCgroups.watch(
+        (jobId, cgroupId, level) => void this.serialize(() => {
+          this.jobLevel = level;
+          return this.bindLocked(jobId, cgroupId);
+        }),
+        (jobId) => void this.serialize(() => this.cgroupGone(jobId)),
+      );
+      if (this.jobCgroupsProblem !== null) this.log.warn('job cgroups cannot be used: every job stays under its uid\'s policy', { why: this.jobCgroupsProblem });
       this.watchAllowlists();
       if (this.opts.prime !== false) await this.primeApplyPath();
       const earlier = records.filter((j) => this.ofEarlierBoot(j)).length;
@@ -227,6 +248,7 @@ export class KrsiAgent implements AgentService {
 
   async stop(): Promise<void> {
     await this.queue;
+    this.opts.jobCgroups.close();
     this.watcher.close();
     await this.pipeline.close();
   }
@@ -277,6 +299,9 @@ export class KrsiAgent implements AgentService {
           job: job.jobId, uid: job.uid,
         });
       }
+      // with PrologFlags=Contain the job's cgroup may exist already; otherwise the watch binds it when it appears
+      const cgroupId = this.opts.jobCgroups.idOf(job.jobId);
+      if (cgroupId !== null) await this.bindLocked(job.jobId, cgroupId);
       this.log.info('job added', {
         job: job.jobId, uid: job.uid, user: job.user, profiles: job.profiles.join(','), requested: job.requested, applyMs,
       });
@@ -330,6 +355,7 @@ export class KrsiAgent implements AgentService {
     const remaining = after.filter((j) => j.uid === job.uid).length;
     const started = process.hrtime.bigint();
     try {
+      this.unbind(jobId);
       await this.writeUid(job.uid, after);
     } catch (err) {
       throw new KrsiError(ERR.ENFORCEMENT, 503, `cannot update the kernel entry of uid ${job.uid} to remove job ${jobId}: ${reason(err)}`, {
@@ -352,12 +378,82 @@ export class KrsiAgent implements AgentService {
     }
   }
 
-  listJobs(): JobRecord[] {
-    return this.table.all();
+  listJobs(): JobView[] {
+    return this.table.all().map((job) => ({ ...job, binding: this.bindingOf(job.jobId) }));
   }
 
-  getJob(jobId: string): JobRecord | null {
-    return this.table.get(jobId) ?? null;
+  getJob(jobId: string): JobView | null {
+    const job = this.table.get(jobId);
+    return job === undefined ? null : { ...job, binding: this.bindingOf(jobId) };
+  }
+
+  // ---------------------------------------------------------------- job cgroups
+
+  private bindingOf(jobId: string): JobBinding {
+    const cgroupId = this.bound.get(jobId);
+    if (cgroupId !== undefined) return { state: 'bound', cgroupId: cgroupId.toString(), detail: null };
+    if (this.jobCgroupsProblem !== null) return { state: 'unavailable', cgroupId: null, detail: this.jobCgroupsProblem };
+    return { state: 'waiting', cgroupId: null, detail: 'no job cgroup yet: the uid\'s policy covers the job' };
+  }
+
+  /**
+   * Bind a registered job to its cgroup (again: the policy is swapped atomically); call inside serialize().
+   * A cgroup of a job not registered (yet) is left: the prolog's registration binds it. A failure leaves the
+   * job under its uid's union, which always includes the job's policy.
+   */
+  private async bindLocked(jobId: string, cgroupId: bigint): Promise<void> {
+    const job = this.table.get(jobId);
+    // no job registered for it (yet), or its level not reported yet: the watch's report binds it
+    if (job === undefined || this.jobLevel === 0) return;
+    try {
+      if (this.jobLevel !== this.kernelJobLevel) {
+        this.opts.kernel.setJobLevel(this.jobLevel);
+        this.kernelJobLevel = this.jobLevel;
+      }
+      const policy = await compilePolicy(this.policyOfJob(job), this.opts.identities);
+      this.opts.kernel.bindJob(cgroupId, Number(jobId), policy);
+      if (this.bound.get(jobId) !== cgroupId) this.log.info('job bound to its cgroup', { job: jobId, uid: job.uid, cgroup: cgroupId.toString() });
+      this.bound.set(jobId, cgroupId);
+    } catch (err) {
+      this.log.error('cannot bind a job to its cgroup: its uid\'s policy covers it', { job: jobId, cgroup: cgroupId.toString(), error: reason(err) });
+    }
+  }
+
+  /** unbind a job (its tasks fall back to their uid's union, which still holds the job); call inside serialize() */
+  private unbind(jobId: string): void {
+    const cgroupId = this.bound.get(jobId);
+    if (cgroupId === undefined) return;
+    this.opts.kernel.unbindJob(cgroupId);
+    this.bound.delete(jobId);
+  }
+
+  /** the job's cgroup was removed: its last step ended; the epilog removes the job */
+  private cgroupGone(jobId: string): void {
+    if (!this.bound.has(jobId)) return;
+    try {
+      this.unbind(jobId);
+      this.log.info('job cgroup removed: unbound', { job: jobId });
+    } catch (err) {
+      this.log.error('cannot unbind a removed job cgroup', { job: jobId, error: reason(err) });
+    }
+  }
+
+  /** rebind every bound job after its policy may have changed (reload, allowlisted files); call inside serialize() */
+  private async rebindAll(): Promise<void> {
+    for (const [jobId, cgroupId] of this.bound) await this.bindLocked(jobId, cgroupId);
+  }
+
+  /**
+   * At start: the kernel's bindings a previous agent left are dropped, except those of jobs in the table
+   * whose cgroup is still the same (the watch rebinds them with the policy of this configuration at once).
+   */
+  private dropStaleBindings(): void {
+    for (const [cgroupId, binding] of this.opts.kernel.jobBindings()) {
+      const jobId = String(binding.jobId);
+      if (this.table.get(jobId) !== undefined) continue;
+      this.opts.kernel.unbindJob(cgroupId);
+      this.log.info('removed the cgroup binding of a job that is gone', { job: jobId, cgroup: cgroupId.toString() });
+    }
   }
 
   /**
@@ -437,6 +533,7 @@ export class KrsiAgent implements AgentService {
     return this.serialize(async () => {
       for (const p of paths) this.opts.identities.forget(p);
       for (const uid of this.table.uids()) await this.syncUid(uid);
+      await this.rebindAll();
       this.log.info('allowlisted files changed: identities re-resolved', { paths: paths.join(','), uids: this.table.uids().size });
     }).catch((err: unknown) => this.log.error('cannot rewrite uids after allowlisted files changed', { error: reason(err) }));
   }
@@ -512,6 +609,7 @@ export class KrsiAgent implements AgentService {
       } catch (err) {
         next.warnings.push(`${next.path}: [agent]: ${reason(err)}`);
       }
+      await this.rebindAll();
       this.watchAllowlists();
       for (const w of next.warnings) this.log.warn(w);
       this.log.info('configuration reloaded', { path: next.path, uidsUpdated: uids.length });
@@ -609,9 +707,9 @@ export class KrsiAgent implements AgentService {
 
   // ---------------------------------------------------------------- events and status
 
-  /** job id(s) an event is attributed to: the jobs its uid has on this node */
+  /** job id(s) an event is attributed to: the bound job whose task acted, else the jobs its uid has on this node */
   private jobOf(e: KrsiEvent): string {
-    return this.table.jobIdsOfUid(e.uid);
+    return e.jobId !== 0 ? String(e.jobId) : this.table.jobIdsOfUid(e.uid);
   }
 
   events(since: number, limit: number, uid?: number): EventsPage {
@@ -636,6 +734,7 @@ export class KrsiAgent implements AgentService {
     for (const g of kernelStatus.previous) {
       warnings.push(`the programs of build ${g.buildId ?? '0.1.0'} are still pinned under ${g.dir} beside this build's: the upgrade to ${kernelStatus.buildId} is not finished (see the agent's log; the next start tries again)`);
     }
+    if (this.jobCgroupsProblem !== null) warnings.push(`job cgroups cannot be used, every job is held by its uid's policy (the union of the uid's jobs): ${this.jobCgroupsProblem}`);
     if (rec.unverified.length > 0) {
       warnings.push(`jobs Slurm's view does not show, kept because Slurm may still run them (an allocation between steps without PrologFlags=Contain, or one of an earlier boot with ReturnToService=2): ${rec.unverified.join(', ')}`);
     }
@@ -650,6 +749,7 @@ export class KrsiAgent implements AgentService {
       pinned: kernelStatus.pinned(),
       adopted: kernelStatus.adopted,
       jobs: this.table.size,
+      jobCgroups: { usable: this.jobCgroupsProblem === null, problem: this.jobCgroupsProblem, level: this.jobLevel, bound: this.bound.size },
       uidsUnderPolicy: [...this.opts.kernel.uidPolicies().keys()].sort((a, b) => a - b),
       setEntries: kernelStatus.setEntryCounts(),
       counters,

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import type { UidPolicy } from '../enforcement/enforcer.js';
 import type { ResolvedFile } from '../enforcement/identity.js';
-import type { PolicyValue } from '../enforcement/layout.js';
+import type { JobBindingValue, PolicyValue } from '../enforcement/layout.js';
 
 export type { JobStore } from './job-store.js';
 
@@ -21,8 +21,32 @@ export interface KernelWriter {
   uidPolicies(): Map<number, PolicyValue>;
   /** wait until retired sets are deleted */
   settle(): Promise<void>;
-  /** delete set entries no uid refers to; returns how many */
+  /** delete set entries no uid or job refers to; returns how many */
   collectGarbage(): number;
+  /** the cgroup level of job cgroups on this node, before the first bindJob */
+  setJobLevel(level: number): void;
+  /** hold a job cgroup's tasks to the job's own policy, whatever their uid (an atomic swap when bound already) */
+  bindJob(cgroupId: bigint, jobId: number, policy: UidPolicy): void;
+  /** the job cgroup's tasks fall back to their uid's policy; false if it was not bound */
+  unbindJob(cgroupId: bigint): boolean;
+  /** every bound job cgroup in the kernel */
+  jobBindings(): Map<bigint, JobBindingValue>;
+}
+
+/**
+ * The job cgroups Slurm's cgroup/v2 plugin makes on this node (job_<id> under slurmstepd's scope), watched
+ * as they appear and go: agent/slurm/job-cgroups.ts.
+ */
+export interface JobCgroups {
+  /**
+   * Start watching. `appeared` is called for every job cgroup there is when watching starts and for each
+   * one made later, with its cgroup id and level (the root is level 0), `gone` for each one removed. Returns null when job cgroups can be watched, otherwise
+   * why not (cgroup v1, no cgroup/v2 plugin): every job then stays under its uid's union.
+   */
+  watch(appeared: (jobId: string, cgroupId: bigint, level: number) => void, gone: (jobId: string) => void): string | null;
+  /** the cgroup id of a job's cgroup if it exists now, else null */
+  idOf(jobId: string): bigint | null;
+  close(): void;
 }
 
 /** paths of allowlisted files to the kernel's identities, bounded in time */

@@ -39,6 +39,20 @@ export interface JobRecord {
   bootId: string | null;
 }
 
+/** a job's cgroup binding (runtime state, not saved: the watch finds the cgroups again at start) */
+export interface JobBinding {
+  /** bound: its tasks are held to the job's own policy; waiting: no cgroup yet; unavailable: no job cgroups on this node */
+  state: 'bound' | 'waiting' | 'unavailable';
+  /** the job cgroup's id (decimal), when bound */
+  cgroupId: string | null;
+  detail: string | null;
+}
+
+/** a job as GET /v1/jobs shows it */
+export interface JobView extends JobRecord {
+  binding: JobBinding;
+}
+
 export type CidrVerdict = 'allow' | 'deny';
 
 /** a policy as configured (paths, CIDR text), before file identities are resolved */
@@ -89,6 +103,8 @@ export interface AgentStatus {
   /** true when this agent adopted programs a previous instance of the same build left pinned */
   adopted: boolean;
   jobs: number;
+  /** job cgroups: whether they can be used, why not, their level, how many jobs are bound */
+  jobCgroups: { usable: boolean; problem: string | null; level: number; bound: number };
   uidsUnderPolicy: number[];
   /** entries in the per-set maps (a set each per uid policy; what a crash leaves over is removed at start) */
   setEntries: { suid_allow: number; ssh_clients: number; connect_cidrs: number };
@@ -135,7 +151,7 @@ export interface EventRecord {
   comm: string;
   /** decisions of the same action folded into this event since its previous one */
   repeats: number;
-  /** job id(s) of the uid on this node when the event happened, comma separated; '' when none */
+  /** the bound job whose task acted; outside every bound job, the job id(s) of the uid on this node, comma separated; '' when none */
   job: string;
   /** the event log line, exactly as written to the log */
   line: string;
@@ -169,8 +185,8 @@ export interface ReloadResult {
 export interface AgentService {
   addJob(req: JobRequest): Promise<AddJobResult>;
   removeJob(jobId: string): Promise<RemoveJobResult>;
-  listJobs(): JobRecord[];
-  getJob(jobId: string): JobRecord | null;
+  listJobs(): JobView[];
+  getJob(jobId: string): JobView | null;
   status(): AgentStatus;
   /** the events after `since`, at most `limit`; only those of `uid` when given (a user's own view) */
   events(since: number, limit: number, uid?: number): EventsPage;

@@ -15,7 +15,7 @@ import {
   waitJobEnded, waitJobRunning, type Cluster,
 } from '../slurm/cluster.js';
 import {
-  AGENT_LOG, ATTACKS, CONFIG, EPILOG, EVENT_LOG, KRSICTL, NOTES, PIN_DIR, PROLOG, agentJobs, agentPid, attacksExport, attempts, ensureUser,
+  AGENT_LOG, ATTACKS, CONFIG, EPILOG, EVENT_LOG, KRSICTL, NOTES, PERJOB, PIN_DIR, PROLOG, agentJobs, agentPid, attacksExport, attempts, ensureUser,
   installOnNode, jobEvents, shutdownAgent, startAgent, startSshd, stopAgent, stopSshd, tail, TASK_PROLOG, uidsUnderPolicy,
 } from '../slurm/node.js';
 import { scaled } from '../vm/pace.js';
@@ -181,6 +181,74 @@ describe('Slurm end to end', function () {
 
     releaseJob(b);
     await waitJobEnded(b);
+    expect(await uidsUnderPolicy()).to.not.include(USER);
+  });
+
+  it('per job: a strict and a default job of one uid side by side, each judged by its own profile in its batch step, an srun step and a user namespace with a subordinate uid; the uid union outside them', async () => {
+    const exportArg = attacksExport(agentPid()!);
+    const strict = await sbatch(USER, PERJOB, ['--comment=policy:strict', '-J', 'perjob-strict', `--output=${WORK}/out-%j.txt`, exportArg]);
+    const plain = await sbatch(USER, PERJOB, ['--comment=policy:default', '-J', 'perjob-default', `--output=${WORK}/out-%j.txt`, exportArg]);
+    const both = [strict, plain];
+    await Promise.all(both.map((id) => waitJobRunning(id)));
+    await until(`jobs ${strict} and ${plain} bound to their cgroups`, async () =>
+      (await agentJobs()).filter((j) => both.includes(j.jobId) && j.binding.state === 'bound').length === 2);
+    const ctlJobs = await execa(KRSICTL, ['jobs'], { reject: false });
+    evidence('krsictl jobs (both bound)', String(ctlJobs.stdout));
+    expect(String(ctlJobs.stdout)).to.match(new RegExp(`^${strict} .*bound \\(cgroup \\d+\\)$`, 'm'));
+    // outside every job cgroup, uid 1000 is held to the union of its jobs: the strict job's suidexec
+    expect(await suidExec(USER), 'the uid union outside the jobs').to.equal('denied');
+
+    for (const id of both) writeFileSync(join(WORK, `go-${id}`), '');
+    // each job's user namespace: mapped as newuidmap maps it (uid 0 -> 1000, 1.. -> 100000..)
+    await Promise.all(both.map(async (id) => {
+      const dir = join(WORK, `job-${id}`);
+      const pidFile = join(dir, 'userns.pid');
+      await until(`job ${id}'s user namespace is waiting for its map`, () => existsSync(pidFile) && readFileSync(pidFile, 'utf8').trim() !== '', 120_000);
+      const pid = readFileSync(pidFile, 'utf8').trim();
+      writeFileSync(`/proc/${pid}/uid_map`, `0 ${USER} 1\n1 100000 65536\n`);
+      writeFileSync(`/proc/${pid}/gid_map`, `0 ${USER} 1\n1 100000 65536\n`);
+      writeFileSync(join(dir, 'mapped'), '');
+    }));
+    const [si, pi] = await Promise.all(both.map((id) => waitJobEnded(id, 240_000)));
+    const strictOut = readFileSync(join(WORK, `out-${strict}.txt`), 'utf8');
+    const plainOut = readFileSync(join(WORK, `out-${plain}.txt`), 'utf8');
+    evidence(`job ${strict} (uid ${USER}, policy:strict) ${si!.JobState}`, strictOut);
+    evidence(`job ${plain} (uid ${USER}, policy:default) ${pi!.JobState}`, plainOut);
+    expect(strictOut).to.match(/^DONE$/m);
+    expect(plainOut).to.match(/^DONE$/m);
+    const s = attempts(strictOut);
+    const p = attempts(plainOut);
+    const EPERM = /Operation not permitted|ERR EPERM/;
+    for (const name of ['chmod_suid', 'step_chmod_suid', 'connect_denied', 'step_connect_denied']) {
+      expect(s[name], `strict ${name}`).to.match(EPERM);
+    }
+    // the subordinate uid in the strict job: still the strict job's task
+    expect(s.userns, 'strict: user namespace').to.match(/ns-uid=1 .*chmod_rc=1 .*ERR EPERM/);
+    // the default job: fileperms audit only, so the same actions go through (the network has no route)
+    for (const name of ['chmod_suid', 'step_chmod_suid']) expect(p[name], `default ${name}`).to.match(/^rc=0 /);
+    for (const name of ['connect_denied', 'step_connect_denied']) expect(p[name], `default ${name}`).to.match(/ENETUNREACH|Network is unreachable/);
+    expect(p.userns, 'default: user namespace').to.match(/ns-uid=1 .*chmod_rc=0 .*ERR ENETUNREACH/);
+
+    // each event names its own job only: the strict job's denials and the default job's audits, by uid
+    // 1000 and by the subordinate uid 100000
+    const strictEvents = await jobEvents(strict, /type=skconn .*uid=100000 .*act=deny/);
+    const plainEvents = await jobEvents(plain, /type=chmod .*uid=100000 .*act=audit/);
+    evidence(`event log lines naming job ${strict}`, strictEvents.join('\n'));
+    evidence(`event log lines naming job ${plain}`, plainEvents.join('\n'));
+    for (const line of [...strictEvents, ...plainEvents]) expect(line, 'one job per event').to.match(/ job=\d+(?: |$)/);
+    const count = (lines: string[], re: RegExp) => lines.filter((l) => re.test(l)).length;
+    expect(count(strictEvents, /type=chmod .*uid=1000 .*act=deny/), 'strict chmod u+s, batch and srun step').to.equal(2);
+    expect(count(strictEvents, /type=skconn .*uid=1000 .*act=deny/), 'strict connects, batch and srun step').to.equal(2);
+    expect(count(strictEvents, /type=chmod .*uid=100000 .*act=deny/), 'strict chmod u+s by the subordinate uid').to.equal(1);
+    expect(count(strictEvents, /type=skconn .*uid=100000 .*act=deny/), 'strict connect by the subordinate uid').to.equal(1);
+    expect(count(strictEvents, /act=audit/)).to.equal(0);
+    expect(count(plainEvents, /type=chmod .*uid=1000 .*act=audit/), 'default chmod u+s, batch and srun step').to.equal(2);
+    expect(count(plainEvents, /type=chmod .*uid=100000 .*act=audit/), 'default chmod u+s by the subordinate uid').to.equal(1);
+    expect(count(plainEvents, /act=deny|policy=skconnections/)).to.equal(0);
+
+    // the order of events on this node (PrologFlags=Alloc,Contain): registration and binding, from the agent's log
+    const agentLines = readFileSync(AGENT_LOG, 'utf8').split('\n').filter((l) => both.some((id) => new RegExp(`job[=:"]+${id}\\b`).test(l)) && /job added|bound|unbound|job removed/.test(l));
+    evidence('agent log: registration, binding, unbinding, removal', agentLines.join('\n'));
     expect(await uidsUnderPolicy()).to.not.include(USER);
   });
 

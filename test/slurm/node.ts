@@ -12,7 +12,7 @@ import { signalFromInit } from '../vm/init-control.js';
 import { asTheUnitRunsIt } from '../vm/agent-command.js';
 import { scaled, waitFor } from '../vm/pace.js';
 import { REPO, WORK } from './cluster.js';
-import type { JobRecord } from '../../agent/service/types.js';
+import type { JobView } from '../../agent/service/types.js';
 
 export const INSTALL = join(REPO, 'deploy/install.sh');
 export const AGENT = '/usr/sbin/krsi-agent';
@@ -30,7 +30,9 @@ export const AGENT_LOG = join(WORK, 'agent.log');
 /** the sshd the attack jobs forward through (startSshd) */
 export const SSH_PORT = 2222;
 /** the job script that tries the paper's attacks and their variants */
-export const ATTACKS = join(REPO, 'test/slurm/jobs/attacks.sh');
+const JOBS = join(REPO, 'test/slurm/jobs');
+export const ATTACKS = join(JOBS, 'attacks.sh');
+export const PERJOB = join(JOBS, 'perjob.sh');
 
 /** Run deploy/install.sh (without enabling the unit: there is no systemd in the VM); returns its seconds. */
 export async function installOnNode(): Promise<number> {
@@ -83,9 +85,9 @@ export async function stopSshd(): Promise<void> {
   await execa('bash', ['-c', 'kill "$(cat /run/sshd-krsi.pid)"'], { reject: false });
 }
 
-/** sbatch's --export for test/slurm/jobs/attacks.sh */
+/** sbatch's --export for test/slurm/jobs/attacks.sh and perjob.sh */
 export function attacksExport(agentPid: number): string {
-  return `--export=ALL,KRSI_PROBE=${join(REPO, 'build/probe/krsi-probe')},KRSI_AGENT_PID=${agentPid},KRSI_SSH_PORT=${SSH_PORT}`;
+  return `--export=ALL,KRSI_JOBS=${JOBS},KRSI_PROBE=${join(REPO, 'build/probe/krsi-probe')},KRSI_AGENT_PID=${agentPid},KRSI_SSH_PORT=${SSH_PORT}`;
 }
 
 const agentOptions = { reject: false, buffer: false, stdin: 'ignore' } as const;
@@ -143,8 +145,8 @@ export async function api<T>(method: 'GET' | 'POST' | 'DELETE', path: string, bo
   return { status: r.status, body: r.body as T };
 }
 
-export async function agentJobs(): Promise<JobRecord[]> {
-  return (await api<{ jobs: JobRecord[] }>('GET', '/v1/jobs')).body.jobs;
+export async function agentJobs(): Promise<JobView[]> {
+  return (await api<{ jobs: JobView[] }>('GET', '/v1/jobs')).body.jobs;
 }
 
 export async function uidsUnderPolicy(): Promise<number[]> {

@@ -3,19 +3,14 @@
 # job the way a user would, with ordinary tools (krsi-probe only where bash cannot make the call: IPv6,
 # IPv4-mapped, unconnected sendto, a process named ssh). Used by the Slurm spec and by the demo.
 # One line per attempt:  ATTEMPT <name> rc=<exit status> <what the tool printed, on one line>
-# Environment (sbatch --export): KRSI_PROBE (build/probe/krsi-probe), KRSI_AGENT_PID, KRSI_SSH_PORT (an
+# Environment (sbatch --export): KRSI_JOBS (this folder: sbatch runs a copy of the script), KRSI_PROBE (build/probe/krsi-probe), KRSI_AGENT_PID, KRSI_SSH_PORT (an
 # sshd on 127.0.0.1 that accepts the user's own key: test/slurm/node.ts startSshd).
 umask 022
 W=/tmp/krsi-slurm/job-$SLURM_JOB_ID
 mkdir -p "$W" && cd "$W" || exit 1
 echo "JOB $SLURM_JOB_ID user=$(id -un) uid=$(id -u) comment=${SLURM_JOB_COMMENT:-}"
-try() {
-  local name=$1 out rc
-  shift
-  out=$("$@" 2>&1 </dev/null)
-  rc=$?
-  printf 'ATTEMPT %s rc=%d %s\n' "$name" "$rc" "$(printf '%s' "$out" | tr '\n' ' ' | cut -c1-160)"
-}
+# shellcheck source=try.sh
+source "$KRSI_JOBS/try.sh"
 me=$(id -u)
 touch mine shared
 

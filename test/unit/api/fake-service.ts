@@ -11,6 +11,7 @@ import type {
   EventsPage,
   JobRecord,
   JobRequest,
+  JobView,
   ProfileView,
   ReloadResult,
   RemoveJobResult,
@@ -82,14 +83,24 @@ export class FakeService implements AgentService {
     return { removed: true, uidPolicy: others ? policy() : null };
   }
 
-  listJobs(): JobRecord[] {
+  listJobs(): JobView[] {
     this.record('listJobs', []);
-    return [...this.jobs.values()];
+    return [...this.jobs.values()].map((job) => this.view(job));
   }
 
-  getJob(jobId: string): JobRecord | null {
+  getJob(jobId: string): JobView | null {
     this.record('getJob', [jobId]);
-    return this.jobs.get(jobId) ?? null;
+    const job = this.jobs.get(jobId);
+    return job === undefined ? null : this.view(job);
+  }
+
+  /** the first job is shown bound, the others waiting for their cgroup */
+  private view(job: JobRecord): JobView {
+    const first = [...this.jobs.keys()][0] === job.jobId;
+    return {
+      ...job,
+      binding: first ? { state: 'bound', cgroupId: '4242', detail: null } : { state: 'waiting', cgroupId: null, detail: 'no job cgroup yet' },
+    };
   }
 
   status(): AgentStatus {
@@ -105,6 +116,7 @@ export class FakeService implements AgentService {
       pinned: ['links/krsi_inode_create', 'maps/krsi_policy'],
       adopted: false,
       jobs: this.jobs.size,
+      jobCgroups: { usable: true, problem: null, level: 3, bound: Math.min(1, this.jobs.size) },
       uidsUnderPolicy: [...new Set([...this.jobs.values()].map((j) => j.uid))],
       setEntries: { suid_allow: 2, ssh_clients: 0, connect_cidrs: 4 },
       counters: {

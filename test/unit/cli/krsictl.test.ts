@@ -249,14 +249,14 @@ describe('krsictl: config commands', () => {
     expect(JSON.parse(r.stdout)).to.deep.equal(JSON.parse(JSON.stringify(service.status())));
   });
 
-  it('jobs: a table JOBID UID USER PROFILES REQUESTED, control characters escaped', async () => {
+  it('jobs: a table JOBID UID USER PROFILES REQUESTED CGROUP, control characters escaped', async () => {
     const r = await run(['jobs', '--socket', sock]);
     expect(r.code).to.equal(0);
     const lines = r.stdout.trimEnd().split('\n');
-    expect(lines[0]).to.match(/^JOBID +UID +USER +PROFILES +REQUESTED$/);
-    expect(lines[1]).to.match(/^101 +1000 +alice +default,strict +strict$/);
-    expect(lines[2]).to.match(/^102_3 +1001 +bob\\x1b\[2J +default,strict +nope \(unknown: strictest applied\)$/);
-    expect(lines[3]).to.match(/^103 +1002 +- +default +-$/);
+    expect(lines[0]).to.match(/^JOBID +UID +USER +PROFILES +REQUESTED +CGROUP$/);
+    expect(lines[1]).to.match(/^101 +1000 +alice +default,strict +strict +bound \(cgroup 4242\)$/);
+    expect(lines[2]).to.match(/^102_3 +1001 +bob\\x1b\[2J +default,strict +nope \(unknown: strictest applied\) +waiting$/);
+    expect(lines[3]).to.match(/^103 +1002 +- +default +- +waiting$/);
     expect(r.stdout).not.to.include('\x1b');
     const json = await run(['jobs', '--json', '--socket', sock]);
     expect(JSON.parse(json.stdout).jobs).to.have.length(3);

@@ -6,12 +6,12 @@
 import { parseConfig, type KrsiConfig } from '../../../agent/config/config.js';
 import type { UidPolicy } from '../../../agent/enforcement/enforcer.js';
 import type { ResolvedFile } from '../../../agent/enforcement/identity.js';
-import type { PolicyValue } from '../../../agent/enforcement/layout.js';
+import type { JobBindingValue, PolicyValue } from '../../../agent/enforcement/layout.js';
 import { BootClock } from '../../../agent/events/clock.js';
 import { EventPipeline } from '../../../agent/events/pipeline.js';
 import { memoryLogger } from '../../../agent/log/logger.js';
 import { KrsiAgent, type AgentOptions, type KernelStatus } from '../../../agent/service/agent.js';
-import type { Clock, IdentityResolver, JobStore, KernelWriter, SlurmJobs, SlurmView } from '../../../agent/service/ports.js';
+import type { Clock, IdentityResolver, JobCgroups, JobStore, KernelWriter, SlurmJobs, SlurmView } from '../../../agent/service/ports.js';
 import type { JobRecord } from '../../../agent/service/types.js';
 
 export class FakeKernel implements KernelWriter {
@@ -36,6 +36,27 @@ export class FakeKernel implements KernelWriter {
   async settle(): Promise<void> {}
   collectGarbage(): number {
     return 0;
+  }
+  /** bound job cgroups: cgroup id -> job id and policy */
+  readonly jobs = new Map<bigint, { jobId: number; policy: UidPolicy }>();
+  jobLevel = 0;
+  /** cgroup ids whose next bindJob throws */
+  readonly failBind = new Set<bigint>();
+  setJobLevel(level: number): void {
+    this.jobLevel = level;
+  }
+  bindJob(cgroupId: bigint, jobId: number, policy: UidPolicy): void {
+    if (this.jobLevel === 0) throw new Error('bindJob before setJobLevel');
+    if (this.failBind.has(cgroupId)) throw new Error(`map update failed for cgroup ${cgroupId} (E2BIG)`);
+    this.jobs.set(cgroupId, { jobId, policy });
+  }
+  unbindJob(cgroupId: bigint): boolean {
+    return this.jobs.delete(cgroupId);
+  }
+  jobBindings(): Map<bigint, JobBindingValue> {
+    return new Map([...this.jobs].map(([id, b]) => [id, {
+      jobId: b.jobId, policy: { modes: b.policy.modes, connectDefaultDeny: b.policy.connectDefault === 'deny', set: 1 },
+    }]));
   }
   /** the mode of a policy of a uid in the kernel, or 'none' */
   mode(uid: number, policy: 'fileperms' | 'suidexec'): string {
@@ -82,6 +103,39 @@ export class FakeSlurm implements SlurmView {
   }
 }
 
+/** job cgroups made and removed on request, as the watch would report them */
+export class FakeJobCgroups implements JobCgroups {
+  /** why job cgroups cannot be used (cgroup v1); null: they can */
+  problem: string | null = null;
+  readonly cgroups = new Map<string, bigint>();
+  private appeared: ((jobId: string, cgroupId: bigint, level: number) => void) | undefined;
+  private gone: ((jobId: string) => void) | undefined;
+  watch(appeared: (jobId: string, cgroupId: bigint, level: number) => void, gone: (jobId: string) => void): string | null {
+    if (this.problem !== null) return this.problem;
+    this.appeared = appeared;
+    this.gone = gone;
+    for (const [jobId, id] of this.cgroups) appeared(jobId, id, 3);
+    return null;
+  }
+  idOf(jobId: string): bigint | null {
+    return this.problem === null ? this.cgroups.get(jobId) ?? null : null;
+  }
+  close(): void {
+    this.appeared = undefined;
+    this.gone = undefined;
+  }
+  /** slurmstepd makes job_<id> */
+  make(jobId: string, id: bigint): void {
+    this.cgroups.set(jobId, id);
+    this.appeared?.(jobId, id, 3);
+  }
+  /** the job's last step ended: job_<id> is removed */
+  remove(jobId: string): void {
+    this.cgroups.delete(jobId);
+    this.gone?.(jobId);
+  }
+}
+
 export class FakeClock implements Clock {
   ms = Date.parse('2026-11-30T10:00:00Z');
   boot = 'boot-1';
@@ -118,6 +172,7 @@ export interface Rig {
   store: MemoryStore;
   slurm: FakeSlurm;
   clock: FakeClock;
+  cgroups: FakeJobCgroups;
   log: ReturnType<typeof memoryLogger>;
 }
 
@@ -138,6 +193,7 @@ export function rig(parts: Partial<Rig> & { options?: Partial<AgentOptions> } = 
   const store = parts.store ?? new MemoryStore();
   const slurm = parts.slurm ?? new FakeSlurm();
   const clock = parts.clock ?? new FakeClock();
+  const cgroups = parts.cgroups ?? new FakeJobCgroups();
   const log = memoryLogger();
   const agent = new KrsiAgent({
     config: config(),
@@ -146,6 +202,7 @@ export function rig(parts: Partial<Rig> & { options?: Partial<AgentOptions> } = 
     kernelStatus: fakeKernelStatus(),
     identities: new FakeIdentities(),
     slurm,
+    jobCgroups: cgroups,
     clock,
     log,
     version: 'test',
@@ -154,5 +211,5 @@ export function rig(parts: Partial<Rig> & { options?: Partial<AgentOptions> } = 
     prime: false,
     ...parts.options,
   });
-  return { agent, kernel, store, slurm, clock, log };
+  return { agent, kernel, store, slurm, clock, cgroups, log };
 }

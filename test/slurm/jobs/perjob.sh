@@ -1,0 +1,34 @@
+#!/bin/bash
+# Per-job scoping (docs/POLICIES.md): run by two jobs of one user side by side. Waits until the test has
+# seen the job bound to its cgroup (/tmp/krsi-slurm/go-<jobid>), then tries, once each:
+# - a set-uid chmod and a connect to a denied network, in the batch step and in an srun step;
+# - the same from a user namespace whose map the test writes as newuidmap would (0 -> the user's uid,
+#   1.. -> subordinate uids 100000..), after setpriv switched to namespace uid 1: kernel uid 100000, a uid
+#   with no policy of its own.
+# One ATTEMPT line per attempt (try.sh). Environment: KRSI_JOBS, KRSI_PROBE (sbatch --export).
+# shellcheck source=try.sh
+source "$KRSI_JOBS/try.sh"
+umask 022
+W=/tmp/krsi-slurm/job-$SLURM_JOB_ID
+mkdir -p "$W" && cd "$W" || exit 1
+echo "JOB $SLURM_JOB_ID uid=$(id -u) comment=${SLURM_JOB_COMMENT:-}"
+while [ ! -e "/tmp/krsi-slurm/go-$SLURM_JOB_ID" ]; do sleep 0.2; done
+touch mine step
+try chmod_suid chmod u+s mine
+try connect_denied "$KRSI_PROBE" connect4 192.0.2.10 22 tcp
+try step_chmod_suid srun --ntasks=1 chmod u+s step
+try step_connect_denied srun --ntasks=1 "$KRSI_PROBE" connect4 192.0.2.11 22 tcp
+
+# the user namespace: it writes its pid for the test and waits for its map (/tmp is world-writable,
+# for the file the subordinate uid creates)
+ns_file=/tmp/krsi-ns-$SLURM_JOB_ID
+# shellcheck disable=SC2016 # expanded by the inner shells
+try userns unshare --user bash -c '
+  echo $$ >userns.pid
+  while [ ! -e mapped ]; do sleep 0.1; done
+  exec setpriv --reuid=1 --regid=1 --clear-groups bash -c "
+    echo ns-uid=\$(id -u);
+    touch \$0 && chmod u+s \$0; echo chmod_rc=\$?;
+    \$1 connect4 192.0.2.10 22 tcp" "$0" "$1"
+' "$ns_file" "$KRSI_PROBE"
+echo DONE
