@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * krsi.bpf.c: the five per-uid policies of slurm-krsi as BPF LSM programs.
+ * krsi.bpf.c: the five policies of slurm-krsi as BPF LSM programs, per job (by the job's cgroup) and
+ * per uid.
  *
  * Every program starts with the cheapest test that lets an unrelated action go. Where the hook's own
  * arguments show the action cannot be refused (a chmod or create whose mode has no forbidden bit), it
  * returns before looking at the uid at all. Otherwise a uid is looked up in uid_bits first, a bitmap of
  * the uids that may have a policy (an array map whose lookup the verifier inlines: a few instructions,
- * no hash), and only a uid whose bit is set pays the uid_policy hash lookup. Nothing counts allowed
+ * no hash), and only a uid whose bit is set pays the uid_policy hash lookup. While a job is bound, the
+ * task's job cgroup is asked first (current_job). Nothing counts allowed
  * actions, so these early returns change no counter. A matched action is a decision (deny or audit): it is
  * counted in a per-CPU counter whether or not it gets an event. Repeats of an action within a second are
  * folded into the next event of the same action (counted as folded, see krsi.h), and a failed reserve is
@@ -200,13 +202,9 @@ static __always_inline struct krsi_job_binding *current_job(void)
 	return bpf_map_lookup_elem(&job_cgroups, &job_cgroup);
 }
 
-/* the policy the current task is held to: its bound job's alone, or else its uid's */
-static __always_inline struct krsi_policy *current_policy(void)
+/* the current task's uid's policy: the uid bitmap first, the hash lookup only for a set bit */
+static __always_inline struct krsi_policy *current_uid_policy(void)
 {
-	struct krsi_job_binding *job = current_job();
-	if (job)
-		return &job->policy;
-
 	__u32 uid = (__u32)bpf_get_current_uid_gid();
 	__u32 word = (uid >> 6) & (KRSI_UID_BITMAP_WORDS - 1);
 	__u64 *bits = bpf_map_lookup_elem(&uid_bits, &word);
@@ -214,6 +212,14 @@ static __always_inline struct krsi_policy *current_policy(void)
 	if (!bits || !((*bits >> (uid & 63)) & 1))
 		return NULL;
 	return bpf_map_lookup_elem(&uid_policy, &uid);
+}
+
+/* the policy the current task is held to: its bound job's alone, or else its uid's */
+static __always_inline struct krsi_policy *current_policy(void)
+{
+	struct krsi_job_binding *job = current_job();
+
+	return job ? &job->policy : current_uid_policy();
 }
 
 static __always_inline void count(__u32 policy, __u32 slot)

@@ -6,11 +6,16 @@
  * syscall, the other address family, O_TMPFILE, raw ACL xattrs, thread ids) with a process start cost of
  * a few milliseconds, and to tell "denied by the policy" (EPERM) from "failed for another reason".
  *
- *   krsi-probe [--comm NAME] [--repeat N] COMMAND ARGS...
+ *   krsi-probe [--comm NAME] [--userns PIDFILE READYFILE] [--repeat N] COMMAND ARGS...
  *
  * --repeat N attempts the action N times in this one process and prints the last answer only: the same
  * action N times (the fold tests' flood), or N distinct ones where an argument is "%i", which stands for
  * the attempt's number, 1 to N (a port, a file name suffix).
+ *
+ * --userns PIDFILE READYFILE enters a new user namespace, writes its pid to PIDFILE and waits until
+ * READYFILE exists, while the test writes the namespace's uid_map and gid_map as newuidmap and newgidmap
+ * would (0 -> the user's uid, 1.. -> subordinate ids); then it switches to namespace uid and gid 1, a
+ * subordinate kernel uid, without an exec, and attempts the action as that uid.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -18,6 +23,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/sctp.h>
 #include <linux/seg6.h>
 #include <netinet/in.h>
@@ -226,6 +232,37 @@ static int bpf_obj_get_path(const char *path, int rdonly)
 	attr.pathname = (__u64)(unsigned long)path;
 	attr.file_flags = rdonly ? BPF_F_RDONLY : 0;
 	return sys_bpf(BPF_OBJ_GET, &attr);
+}
+
+/* --userns: see the top of this file; -1 (reported on stderr) when the namespace cannot be set up */
+static int enter_userns(const char *pidfile, const char *readyfile)
+{
+	char tmp[4096];
+	FILE *f;
+
+	if (unshare(CLONE_NEWUSER)) {
+		perror("unshare(CLONE_NEWUSER)");
+		return -1;
+	}
+	/* written whole, then renamed: the test never reads half a pid */
+	snprintf(tmp, sizeof(tmp), "%s.tmp", pidfile);
+	f = fopen(tmp, "w");
+	if (!f || fprintf(f, "%d\n", getpid()) < 0 || fclose(f) || rename(tmp, pidfile)) {
+		perror(pidfile);
+		return -1;
+	}
+	for (int i = 0; access(readyfile, F_OK); i++) {
+		if (i == 3000) {
+			fprintf(stderr, "%s did not appear within 300 s\n", readyfile);
+			return -1;
+		}
+		usleep(100000);
+	}
+	if (setgroups(0, NULL) || setresgid(1, 1, 1) || setresuid(1, 1, 1)) {
+		perror("switching to namespace uid and gid 1");
+		return -1;
+	}
+	return 0;
 }
 
 static int probe_once(int argc, char **argv)
@@ -673,13 +710,19 @@ int main(int argc, char **argv)
 		argv += 2;
 		argc -= 2;
 	}
+	if (argc > 3 && !strcmp(argv[1], "--userns")) {
+		if (enter_userns(argv[2], argv[3]))
+			return 2;
+		argv += 3;
+		argc -= 3;
+	}
 	if (argc > 2 && !strcmp(argv[1], "--repeat")) {
 		repeat = strtol(argv[2], NULL, 10);
 		argv += 2;
 		argc -= 2;
 	}
 	if (argc < 2 || repeat < 1)
-		return usage("usage: krsi-probe [--comm NAME] [--repeat N] COMMAND ARGS...");
+		return usage("usage: krsi-probe [--comm NAME] [--userns PIDFILE READYFILE] [--repeat N] COMMAND ARGS...");
 	char *args[argc + 1], number[24];
 	int rc;
 
