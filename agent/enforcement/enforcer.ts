@@ -504,12 +504,7 @@ export class Enforcer {
 
   /** every uid with an entry in the kernel, with its policy */
   uidPolicies(): Map<number, PolicyValue> {
-    const out = new Map<number, PolicyValue>();
-    for (const key of this.maps.uid_policy.keys()) {
-      const value = this.maps.uid_policy.lookup(key);
-      if (value) out.set(key.readUInt32LE(0), decodePolicy(value));
-    }
-    return out;
+    return entries(this.maps.uid_policy, (key) => key.readUInt32LE(0), decodePolicy);
   }
 
   // ------------------------------------------------------------------ per-job policies (job cgroups)
@@ -551,12 +546,7 @@ export class Enforcer {
 
   /** every bound job cgroup, with its job and policy */
   jobBindings(): Map<bigint, JobBindingValue> {
-    const out = new Map<bigint, JobBindingValue>();
-    for (const key of this.maps.job_cgroups.keys()) {
-      const value = this.maps.job_cgroups.lookup(key);
-      if (value) out.set(key.readBigUInt64LE(0), decodeJobBinding(value));
-    }
-    return out;
+    return entries(this.maps.job_cgroups, (key) => key.readBigUInt64LE(0), decodeJobBinding);
   }
 
   /** job_scope: the bound count as job_cgroups holds it now, and the level */
@@ -691,13 +681,9 @@ export class Enforcer {
   }
 
   protectedPids(): Map<number, ProtectValue> {
-    const out = new Map<number, ProtectValue>();
-    for (const key of this.maps.protected.keys()) {
-      const value = this.maps.protected.lookup(key);
-      if (value) out.set(key.readUInt32LE(0), decodeProtect(value));
-    }
-    return out;
+    return entries(this.maps.protected, (key) => key.readUInt32LE(0), decodeProtect);
   }
+
 
   // ------------------------------------------------------------------ counters and events
 
@@ -777,6 +763,16 @@ export class Enforcer {
       for (const map of Object.values(this.maps)) map.close();
     }
   }
+}
+
+/** every entry of a hash map, decoded (an entry deleted while this reads is left out) */
+function entries<K, V>(map: BpfMap, decodeKey: (key: Buffer) => K, decodeValue: (value: Buffer) => V): Map<K, V> {
+  const out = new Map<K, V>();
+  for (const key of map.keys()) {
+    const value = map.lookup(key);
+    if (value) out.set(decodeKey(key), decodeValue(value));
+  }
+  return out;
 }
 
 /** unpin every link or map pinned in `dir` and remove the folder; returns how many there were */

@@ -416,6 +416,13 @@ export class KrsiAgent implements AgentService {
       this.bound.set(jobId, cgroupId);
     } catch (err) {
       this.log.error('cannot bind a job to its cgroup: its uid\'s policy covers it', { job: jobId, cgroup: cgroupId.toString(), error: reason(err) });
+      // a rebinding (reload, allowlisted files) that failed must not leave the previous policy in force:
+      // unbound, the job's tasks are held to the uid's union, which includes the job's current policy
+      try {
+        this.unbind(jobId);
+      } catch (unbindErr) {
+        this.log.error('cannot unbind a job whose rebinding failed: it keeps its previous policy', { job: jobId, error: reason(unbindErr) });
+      }
     }
   }
 

@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai';
 import { LAYOUT } from '../../../agent/enforcement/layout.js';
-import { FakeJobCgroups, FakeKernel, MemoryStore, rig } from './fakes.js';
+import { FakeJobCgroups, FakeKernel, MemoryStore, config, rig } from './fakes.js';
 
 const STRICT = { job_id: '100', uid: 1000, comment: 'policy:strict' };
 const PLAIN = { job_id: '101', uid: 1000 };
@@ -75,6 +75,21 @@ describe('KrsiAgent: jobs bound to their cgroups', () => {
     await agent.removeJob('none');
     expect(agent.getJob('100')!.binding.state).to.equal('waiting');
     expect(log.lines.some((l) => /cannot bind a job to its cgroup/.test(l) && /E2BIG/.test(l))).to.equal(true);
+    expect(kernel.mode(1000, 'suidexec')).to.equal('enforce');
+  });
+
+  it('a rebinding that fails (reload) unbinds the job: the uid union under the new configuration holds it', async () => {
+    const { agent, kernel, cgroups, log } = rig({ options: { loadConfig: () => config() } });
+    await agent.start();
+    await agent.addJob(STRICT);
+    cgroups.make('100', 7001n);
+    await agent.removeJob('none');
+    expect(kernel.jobs.size).to.equal(1);
+    kernel.failBind.add(7001n);
+    await agent.reload();
+    expect(kernel.jobs.size).to.equal(0);
+    expect(agent.getJob('100')!.binding.state).to.equal('waiting');
+    expect(log.lines.some((l) => /cannot bind a job to its cgroup/.test(l))).to.equal(true);
     expect(kernel.mode(1000, 'suidexec')).to.equal('enforce');
   });
 
