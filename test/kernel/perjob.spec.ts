@@ -10,6 +10,7 @@ import { expect } from 'chai';
 import { mkdirSync, rmdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { waitFor } from '../vm/pace.js';
 import { OTHER, PROBE, USER, checkAccounting, events, eventsSince, getEnforcer, modes, policy } from './fixture.js';
 
 /** level 3, as slurmstepd's job cgroups: /sys/fs/cgroup (0) / system.slice (1) / scope (2) / job_<id> (3) */
@@ -54,8 +55,19 @@ describe('per-job policy by job cgroup (kernel)', function () {
     getEnforcer().unbindJob(cgroupId(JOB));
     getEnforcer().clearUidPolicy(USER);
   });
-  after(() => {
-    for (const dir of [TASK, join(JOB, 'step_0/user'), STEPD, join(JOB, 'step_0'), JOB, SCOPE]) rmdirSync(dir);
+  after(async () => {
+    // a cgroup whose last process has just exited may still be busy for a moment
+    for (const dir of [TASK, join(JOB, 'step_0/user'), STEPD, join(JOB, 'step_0'), JOB, SCOPE]) {
+      await waitFor(`rmdir ${dir}`, () => {
+        try {
+          rmdirSync(dir);
+          return true;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'EBUSY') return false;
+          throw err;
+        }
+      }, { timeoutMs: 10_000 });
+    }
   });
 
   it('a bound job\'s task is held to the job\'s policy whatever its uid; the same uid outside it, and slurmstepd\'s level, are not', async () => {
