@@ -144,8 +144,9 @@ export const EVENT_MESSAGE_ID = '5e1b7c2a94d04f3b8a6de2c71f0b3d48';
 
 /**
  * An event's journal fields (agent/log/journal.ts): the line as MESSAGE, and what a site filters or
- * forwards by as fields of their own, KRSI_JOB once per job of the uid (journalctl KRSI_JOB=1234 matches
- * any of them). A deny is a warning, an audit a notice.
+ * forwards by as fields of their own. KRSI_JOB is once per job the event is attributed to: the bound job
+ * whose cgroup the acting task is in, else each job of the uid (journalctl KRSI_JOB=1234 matches any of
+ * them). A deny is a warning, an audit a notice.
  */
 export function journalFields(e: KrsiEvent, line: string, job: string): [string, string][] {
   const fields: [string, string][] = [

@@ -29,8 +29,8 @@ export interface CommandSpec {
 }
 
 export const COMMANDS: readonly CommandSpec[] = [
-  { name: 'status', args: '', options: [], doc: 'Admins only. The agent: kernel, programs, jobs, uids under policy, counters per policy, the last reading of Slurm\'s view of the node.' },
-  { name: 'jobs', args: '', options: [], doc: 'The jobs on this node: JOBID UID USER PROFILES REQUESTED. Any user; one who is not an admin sees only their own jobs.' },
+  { name: 'status', args: '', options: [], doc: 'Admins only. The agent: kernel, programs, jobs, job cgroups (how many jobs are bound to their cgroups, or why job cgroups cannot be used on this node), uids under policy, counters per policy, the last reading of Slurm\'s view of the node.' },
+  { name: 'jobs', args: '', options: [], doc: 'The jobs on this node: JOBID UID USER PROFILES REQUESTED CGROUP. CGROUP is bound (with the job cgroup\'s id: the job\'s tasks are held to the job\'s own policy, whatever their uid), waiting (no job cgroup yet: the union of the uid\'s jobs holds them) or unavailable (no job cgroups on this node). Any user; one who is not an admin sees only their own jobs.' },
   {
     name: 'events',
     args: '[--since N] [--limit N] [--follow]',

@@ -714,9 +714,14 @@ export class KrsiAgent implements AgentService {
 
   // ---------------------------------------------------------------- events and status
 
+  /** the last bound job id an event named, as text: a flood from one job shares one string (the event window keeps it) */
+  private lastBoundJob = { id: 0, text: '' };
+
   /** job id(s) an event is attributed to: the bound job whose task acted, else the jobs its uid has on this node */
   private jobOf(e: KrsiEvent): string {
-    return e.jobId !== 0 ? String(e.jobId) : this.table.jobIdsOfUid(e.uid);
+    if (e.jobId === 0) return this.table.jobIdsOfUid(e.uid);
+    if (e.jobId !== this.lastBoundJob.id) this.lastBoundJob = { id: e.jobId, text: String(e.jobId) };
+    return this.lastBoundJob.text;
   }
 
   events(since: number, limit: number, uid?: number): EventsPage {

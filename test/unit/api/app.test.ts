@@ -351,7 +351,10 @@ describe('api: routes (app.inject)', () => {
       const jobs = await call({ method: 'GET', url: '/v1/jobs', as: 'user' });
       expect(jobs.statusCode).to.equal(200);
       expect(jobs.json().jobs.map((j: { jobId: string }) => j.jobId)).to.deep.equal(['10']);
-      expect((await call({ method: 'GET', url: '/v1/jobs/10', as: 'user' })).json()).to.deep.include({ jobId: '10', uid: USER.uid });
+      // the user's view is of the same records as an admin's: with the job's cgroup binding
+      const bound = { state: 'bound', cgroupId: '4242', detail: null };
+      expect(jobs.json().jobs[0].binding).to.deep.equal(bound);
+      expect((await call({ method: 'GET', url: '/v1/jobs/10', as: 'user' })).json()).to.deep.include({ jobId: '10', uid: USER.uid, binding: bound });
       const theirs = await call({ method: 'GET', url: '/v1/jobs/11', as: 'user' });
       const missing = await call({ method: 'GET', url: '/v1/jobs/12', as: 'user' });
       expectError(theirs, 404, ERR.NOT_FOUND, 'no job 11 on this node');

@@ -4,6 +4,8 @@
  */
 import { expect } from 'chai';
 import { LAYOUT } from '../../../agent/enforcement/layout.js';
+import { BootClock } from '../../../agent/events/clock.js';
+import { EventPipeline } from '../../../agent/events/pipeline.js';
 import { FakeJobCgroups, FakeKernel, MemoryStore, config, rig } from './fakes.js';
 
 const STRICT = { job_id: '100', uid: 1000, comment: 'policy:strict' };
@@ -123,13 +125,23 @@ describe('KrsiAgent: jobs bound to their cgroups', () => {
     expect(kernel.mode(1000, 'suidexec')).to.equal('enforce');
   });
 
-  it('an event names the bound job whose task acted; outside every bound job, the uid\'s jobs', async () => {
-    const { agent } = rig();
+  it('an event names the bound job whose task acted; outside every bound job, the uid\'s jobs: in the window, the user\'s view and the journal', async () => {
+    const entries: string[] = [];
+    const journal = { send: (entry: Buffer) => entries.push(entry.toString()) > 0 };
+    const { agent } = rig({
+      options: {
+        makePipeline: (jobOf) => new EventPipeline({ clock: new BootClock(() => 0n), jobOf, windowSize: 4, logPath: null, journal }),
+      },
+    });
     await agent.start();
     await agent.addJob(STRICT);
     await agent.addJob(PLAIN);
     agent.pipeline.handle(chmodRecord(101));
     agent.pipeline.handle(chmodRecord(0));
     expect(agent.events(0, 10).events.map((e) => e.job)).to.deep.equal(['101', '100,101']);
+    expect(agent.events(0, 10, 1000).events.map((e) => e.job), 'the view of uid 1000, whose processes acted').to.deep.equal(['101', '100,101']);
+    expect(agent.events(0, 10, 1001).events, 'the view of another uid').to.deep.equal([]);
+    // journalctl KRSI_JOB=101 finds both; KRSI_JOB=100 only the one outside the bound job
+    expect(entries.map((e) => [...e.matchAll(/^KRSI_JOB=(.*)$/gm)].map((m) => m[1]))).to.deep.equal([['101'], ['100', '101']]);
   });
 });
