@@ -45,12 +45,19 @@ function spec<T>(s: KeySpec<T>): KeySpec<T> {
 export const ON_ERROR = ['fail', 'allow'] as const;
 
 /**
- * The prolog's and epilog's whole deadline for the agent, agent_wait included; it must stay under
- * slurm.conf's PrologEpilogTimeout (60 s in slurm/slurm.conf.snippet).
+ * What the prolog and epilog give the agent's answer once it accepted their request. Their whole deadline
+ * is agent_wait plus this, and it must stay under slurm.conf's PrologEpilogTimeout (60 s in
+ * slurm/slurm.conf.snippet, against 10 + 20 with the default agent_wait), so that the hook, not Slurm,
+ * names the cause of a failure.
  */
-export const HOOK_DEADLINE_SECONDS = 30;
-/** agent_wait leaves at least this much of the hooks' deadline for the agent's answer */
-export const HOOK_ANSWER_SECONDS = 5;
+export const HOOK_ANSWER_SECONDS = 20;
+/** agent_wait's upper bound: an agent that takes longer to start is a fault to report, not to wait out */
+export const MAX_AGENT_WAIT_SECONDS = 600;
+
+/** the prolog's and epilog's whole deadline for the agent, in seconds */
+export function hookDeadlineSeconds(agentWait: number): number {
+  return agentWait + HOOK_ANSWER_SECONDS;
+}
 
 /** [agent] keys, by the AgentSettings field each one sets; the order is the sample file's */
 export const AGENT_KEYS = {
@@ -102,10 +109,10 @@ export const AGENT_KEYS = {
   }),
   agentWait: spec({
     name: 'agent_wait',
-    parse: (v: string) => parseInteger(v, 0, HOOK_DEADLINE_SECONDS - HOOK_ANSWER_SECONDS),
+    parse: (v: string) => parseInteger(v, 0, MAX_AGENT_WAIT_SECONDS),
     default: '10',
     reload: 'live',
-    doc: `Seconds the prolog and epilog retry a missing or refusing socket (the agent starting or restarting) before calling it a node fault, 0 to ${HOOK_DEADLINE_SECONDS - HOOK_ANSWER_SECONDS}, within their ${HOOK_DEADLINE_SECONDS}-second deadline.`,
+    doc: `Seconds the prolog and epilog retry a missing or refusing socket (the agent starting or restarting) before calling it a node fault, 0 to ${MAX_AGENT_WAIT_SECONDS}. Their whole deadline for the agent is agent_wait + ${HOOK_ANSWER_SECONDS} s: slurm.conf's PrologEpilogTimeout must be longer, or Slurm kills them first and the node is drained without slurm-krsi's reason.`,
   }),
   slurmdUser: spec({
     name: 'slurmd_user',

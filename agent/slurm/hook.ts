@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { ClientError, request, type ClientResponse, type Method } from '../client/client.js';
 import { DEFAULT_CONFIG_PATH } from '../config/config.js';
 import { formatProblem } from '../config/errors.js';
-import { AGENT_KEYS, HOOK_DEADLINE_SECONDS } from '../config/keys.js';
+import { AGENT_KEYS, hookDeadlineSeconds } from '../config/keys.js';
 import { scanIni } from '../config/scan.js';
 import { BadValue } from '../config/values.js';
 import { JOB_ID } from './notes.js';
@@ -18,11 +18,6 @@ import { JOB_ID } from './notes.js';
 export { JOB_ID, leaveRemovalNote } from './notes.js';
 /** comments longer than this are cut down to their policy: marks before being sent */
 export const MAX_COMMENT = 8192;
-/**
- * The whole time a prolog or epilog gives the agent, agent_wait included; under slurm.conf's
- * PrologEpilogTimeout (60 s in slurm/slurm.conf.snippet), so that the hook, not Slurm, names the cause.
- */
-export const AGENT_TIMEOUT_MS = HOOK_DEADLINE_SECONDS * 1000;
 /** pause between two tries of a missing or refusing socket */
 export const RETRY_MS = 200;
 
@@ -112,7 +107,7 @@ function agentAbsent(err: unknown): boolean {
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * One request to the agent within the hooks' deadline. A missing or refusing socket (the agent starting
+ * One request to the agent within the hooks' deadline (agent_wait + HOOK_ANSWER_SECONDS). A missing or refusing socket (the agent starting
  * or restarting) is tried again every RETRY_MS for up to agentWait seconds; the error that ends it says
  * how long it waited. So is a 503: an agent that is stopping answers it (fastify, while it closes) to the
  * requests it still accepts, as `systemctl restart` does to a prolog (seen in the VM: a node drained for
@@ -124,7 +119,7 @@ export async function callAgent(
   method: Method,
   path: string,
   body?: unknown,
-  deadlineMs = AGENT_TIMEOUT_MS,
+  deadlineMs = hookDeadlineSeconds(settings.agentWait) * 1000,
 ): Promise<ClientResponse> {
   const started = Date.now();
   const waitUntil = started + Math.min(settings.agentWait * 1000, deadlineMs);

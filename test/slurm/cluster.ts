@@ -60,6 +60,8 @@ export interface ClusterOptions {
    * not, and the agent keeps the jobs of an earlier boot until their epilog (slurm/README.md).
    */
   returnToService?: 0 | 1 | 2;
+  /** PrologEpilogTimeout in seconds (default 90): above the hooks' deadline, agent_wait + 20 s */
+  prologEpilogTimeout?: number;
 }
 
 export interface Cluster {
@@ -108,7 +110,7 @@ export function slurmConf(node: string, opts: ClusterOptions): string {
     'InactiveLimit=0',
     'MessageTimeout=20',
     'SlurmdTimeout=600',
-    'PrologEpilogTimeout=90',
+    `PrologEpilogTimeout=${opts.prologEpilogTimeout ?? 90}`,
     `PrologFlags=${opts.prologFlags ?? 'Alloc,Contain'}`,
     ...(opts.prolog ? [`Prolog=${opts.prolog}`] : []),
     ...(opts.epilog ? [`Epilog=${opts.epilog}`] : []),

@@ -4,13 +4,13 @@
  * `systemctl restart krsi-agent` while jobs start fails none of them and drains nothing.
  */
 import { expect } from 'chai';
-import { WORK, jobInfo, sbatch, waitForJob, waitJobEnded } from '../slurm/cluster.js';
+import { WORK, jobInfo, nodeInfo, sbatch, waitJobEnded } from '../slurm/cluster.js';
 import { agentJobs } from '../slurm/node.js';
 import { scaled, waitFor, withDeadline } from '../vm/pace.js';
 import { BOOT, onBoot } from './boot.js';
 import { HOLD, chmodSuid, expectNodeServing, registeredCluster, release } from './jobs.js';
 import { AGENT_UNIT } from './node.js';
-import { journal, logLineUs, systemctl, timestampUs, unitProps, waitActive } from './systemctl.js';
+import { journal, journalTail, logLineUs, systemctl, timestampUs, unitProps, waitActive } from './systemctl.js';
 
 const STRICT_USER = 1000;
 
@@ -61,7 +61,17 @@ describe('krsi-agent.service under systemd', function () {
 
       // RUNNING comes with the allocation (PrologFlags=Alloc); Reason=Prolog until its prolog is done, which
       // for the prologs that met the restart means waiting for the new agent (agent_wait)
-      const infos = await Promise.all(ids.map((id) => waitForJob(id, 'running, its prolog done', (i) => i.JobState === 'RUNNING' && i.Reason !== 'Prolog', 300_000)));
+      // a failed prolog requeues its job and drains the node: stop waiting at once and show the agent's side
+      const prologsDone = async (): Promise<Record<string, string>[] | undefined> => {
+        const now = await Promise.all(ids.map((id) => jobInfo(id)));
+        const node = await nodeInfo();
+        if (now.some((i) => i.Restarts !== '0') || /DRAIN|DOWN|FAIL/.test(node.State ?? '')) {
+          throw new Error(`a prolog failed during the restart: node ${node.State} (${node.Reason ?? 'no reason'}); ` +
+            `jobs ${now.map((i) => `${i.JobId}:${i.JobState}/${i.Reason}/restarts=${i.Restarts}`).join(' ')}\n${await journalTail(AGENT_UNIT, 80)}`);
+        }
+        return now.every((i) => i.JobState === 'RUNNING' && i.Reason !== 'Prolog') ? now : undefined;
+      };
+      const infos = await waitFor('every job running, its prolog done', prologsDone, { timeoutMs: 300_000, intervalMs: 500 });
       for (const info of infos) {
         expect(info.Restarts, `job ${info.JobId} was not requeued`).to.equal('0');
         expect(info.Reason, `job ${info.JobId}`).to.equal('None');

@@ -30,7 +30,7 @@ export async function systemctl(...args: string[]): Promise<void> {
 
 /** the last lines of a unit's journal of this boot, for failure messages */
 export async function journalTail(unit: string, lines = 40): Promise<string> {
-  const r = await execa('journalctl', ['-b', '-u', unit, '-n', String(lines), '--no-pager', '-o', 'short-monotonic'], { reject: false });
+  const r = await execa('journalctl', ['-b', '-u', unit, '-n', String(lines), '--no-pager', '-o', 'short-precise'], { reject: false });
   return `----- journal of ${unit} -----\n${r.stdout}`;
 }
 

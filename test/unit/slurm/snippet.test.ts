@@ -2,7 +2,7 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { HOOK_DEADLINE_SECONDS } from '../../../agent/config/keys.js';
+import { AGENT_KEYS, hookDeadlineSeconds } from '../../../agent/config/keys.js';
 import { HOOK_PATHS } from '../../../agent/manual/overview.js';
 import { PACKAGE_ROOT } from '../../../agent/paths.js';
 
@@ -28,7 +28,8 @@ describe('slurm.conf.snippet', () => {
   });
 
   it('gives the hooks more time than their own deadline, and the flags the reconciliation relies on', () => {
-    expect(Number(conf.get('PrologEpilogTimeout'))).to.be.greaterThan(HOOK_DEADLINE_SECONDS);
+    const agentWait = AGENT_KEYS.agentWait.parse(AGENT_KEYS.agentWait.default);
+    expect(Number(conf.get('PrologEpilogTimeout'))).to.be.greaterThan(hookDeadlineSeconds(agentWait));
     expect(conf.get('PrologFlags')?.split(',')).to.include.members(['Alloc', 'Contain']);
   });
 });
