@@ -113,7 +113,7 @@ function attackLoop(tag: string): { attempts: Attempt[]; file: string; stop: () 
 i=0
 while [ ! -e ${stopFlag} ]; do
   echo "$(date +%s%3N) chmod $(${PROBE} chmod ${file} $(printf %o $((04000 + i % 512))))"
-  echo "$(date +%s%3N) connect $(${PROBE} connect4 192.0.2.10 $((1000 + i % 512))))"
+  echo "$(date +%s%3N) connect $(${PROBE} connect4 192.0.2.10 $((1000 + i % 512)))"
   i=$((i + 1))
 done`;
   const loop = execa('bash', ['-c', script], {
