@@ -9,8 +9,11 @@
  * down under the state directory, naming the registration of the job it ends, and the agent applies it
  * when it is back: the uid stays restricted meanwhile (the safe side), and the epilog still succeeds, so
  * the node is not drained for a job that has already ended.
+ *
+ * It ends the registration the job table held as it started, never a later one: slurmctld requeues the
+ * jobs of a node that rebooted and sends their epilogs while it starts them again on the same node.
  */
-import { HookInputError, callAgent, describeFailure, hookSettings, jobFromEnv, leaveRemovalNote, say } from '../agent/slurm/hook.js';
+import { HookInputError, callAgent, describeFailure, hookSettings, jobFromEnv, leaveRemovalNote, registrationOnDisk, say } from '../agent/slurm/hook.js';
 import { removeJobNotice } from '../agent/slurm/notice.js';
 
 async function main(): Promise<number> {
@@ -22,6 +25,9 @@ async function main(): Promise<number> {
     say(`epilog: ${(err as HookInputError).message}`);
     return 1;
   }
+  // the run this epilog ends, before anything else: by the time the agent answers, Slurm may have started
+  // the id again (a job requeued after a reboot), and that later run must keep its registration
+  const registration = registrationOnDisk(settings.stateDir, job.jobId, job.uid);
   try {
     removeJobNotice(job.jobId);
   } catch (err) {
@@ -29,7 +35,7 @@ async function main(): Promise<number> {
   }
   const defer = (cause: string): number => {
     try {
-      const note = leaveRemovalNote(settings.stateDir, job.jobId, job.uid);
+      const note = leaveRemovalNote(settings.stateDir, job.jobId, job.uid, { registration });
       say(`epilog: job ${job.jobId}: ${cause}; removal noted in ${note} for the agent to apply when it is back`);
       return 0;
     } catch (err) {
@@ -39,13 +45,17 @@ async function main(): Promise<number> {
   };
   let res;
   try {
-    res = await callAgent(settings, 'DELETE', `/v1/jobs/${encodeURIComponent(job.jobId)}`);
+    // an unreadable table: no registration to name, the agent removes whatever it holds for the id
+    const query = registration === undefined ? '' : `?registration=${registration ?? 'none'}`;
+    res = await callAgent(settings, 'DELETE', `/v1/jobs/${encodeURIComponent(job.jobId)}${query}`);
   } catch (err) {
     return defer(`agent unreachable: ${describeFailure(err)}`);
   }
   if (res.status === 200) {
-    const removed = (res.body as { removed?: boolean } | null)?.removed;
-    say(`epilog: job ${job.jobId}: ${removed ? 'policy entries undone' : 'not known to the agent, nothing to undo'}`);
+    const { removed, laterRun } = (res.body as { removed?: boolean; laterRun?: boolean } | null) ?? {};
+    say(`epilog: job ${job.jobId}: ${removed ? 'policy entries undone'
+      : laterRun ? 'registered again by a later run since this epilog started: that run keeps its policy'
+        : 'not known to the agent, nothing to undo'}`);
     return 0;
   }
   const error = (res.body as { error?: { code?: string; message?: string } } | null)?.error;

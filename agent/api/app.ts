@@ -3,7 +3,8 @@
  * over AgentService. buildApp() returns the fastify instance; server.ts listens.
  *
  *   POST   /v1/jobs           add a job (prolog)            write   201 created, 200 already known
- *   DELETE /v1/jobs/:job_id   remove a job (epilog)         write   200 (removed:false when unknown)
+ *   DELETE /v1/jobs/:job_id   remove a job (epilog)         write   200 (removed:false when unknown;
+ *          ?registration=ID|none: only that run, laterRun:true when the id is registered again since)
  *   GET    /v1/jobs           { jobs: JobView[] }           own
  *   GET    /v1/jobs/:job_id   JobView, 404 when unknown     own
  *   GET    /v1/status         AgentStatus                   read
@@ -47,6 +48,7 @@ import {
   jobsListSchema,
   profilesSchema,
   reloadResultSchema,
+  removeJobQuerySchema,
   removeJobResultSchema,
   statusSchema,
 } from './schemas.js';
@@ -364,13 +366,16 @@ export function buildApp(opts: BuildAppOptions): FastifyInstance {
     },
   );
 
-  app.delete<{ Params: { job_id: string } }>(
+  app.delete<{ Params: { job_id: string }; Querystring: { registration?: string } }>(
     '/v1/jobs/:job_id',
     {
       config: { access: { right: 'write', action: 'remove jobs' } },
-      schema: { params: jobIdParamsSchema, response: { 200: removeJobResultSchema } },
+      schema: { params: jobIdParamsSchema, querystring: removeJobQuerySchema, response: { 200: removeJobResultSchema } },
     },
-    async (request) => service.removeJob(request.params.job_id),
+    async (request) => {
+      const { registration } = request.query;
+      return service.removeJob(request.params.job_id, registration === undefined ? undefined : registration === 'none' ? null : registration);
+    },
   );
 
   app.get(

@@ -105,7 +105,15 @@ export const removeJobResultSchema = {
   properties: {
     removed: { type: 'boolean' },
     uidPolicy: { anyOf: [effectivePolicySchema, { type: 'null' }] },
+    laterRun: { type: 'boolean' },
   },
+} as const;
+
+/** DELETE /v1/jobs/:job_id?registration=: the registration the epilog saw as it started, or none */
+export const removeJobQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: { registration: { type: 'string', pattern: '^(none|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$' } },
 } as const;
 
 export const jobsListSchema = {

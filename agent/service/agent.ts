@@ -343,14 +343,27 @@ export class KrsiAgent implements AgentService {
     }
   }
 
-  removeJob(jobId: string): Promise<RemoveJobResult> {
-    return this.serialize(() => this.removeLocked(jobId));
+  removeJob(jobId: string, registration?: string | null): Promise<RemoveJobResult> {
+    return this.serialize(async () => {
+      const result = await this.removeLocked(jobId, registration);
+      if (result.laterRun) {
+        const job = this.table.get(jobId);
+        this.log.info('epilog of an earlier run of a job id: the later run\'s registration stays', {
+          job: jobId, uid: job?.uid, registration: job?.registration, epilogRegistration: registration ?? 'none',
+        });
+      }
+      return result;
+    });
   }
 
-  /** remove a job (only the given registration of it, when one is given); call inside serialize() */
-  private async removeLocked(jobId: string, registration?: string): Promise<RemoveJobResult> {
+  /**
+   * Remove a job: only the given registration of it when one is given (null: none, so nothing registered
+   * now is it); call inside serialize()
+   */
+  private async removeLocked(jobId: string, registration?: string | null): Promise<RemoveJobResult> {
     const job = this.table.get(jobId);
-    if (job === undefined || (registration !== undefined && job.registration !== registration)) return { removed: false, uidPolicy: null };
+    if (job === undefined) return { removed: false, uidPolicy: null };
+    if (registration !== undefined && job.registration !== registration) return { removed: false, uidPolicy: this.policyOfUid(job.uid), laterRun: true };
     const after = [...this.table.preview({ remove: [jobId] }).values()];
     const remaining = after.filter((j) => j.uid === job.uid).length;
     const started = process.hrtime.bigint();

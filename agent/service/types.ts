@@ -79,6 +79,11 @@ export interface RemoveJobResult {
   removed: boolean;
   /** the uid's policy after removal; null when its last job ended and its entries are gone */
   uidPolicy: EffectivePolicy | null;
+  /**
+   * true when the removal named a registration (the epilog's, as it started) and the job id is now
+   * registered again, by a later run: that run is left in place
+   */
+  laterRun?: boolean;
 }
 
 /** the kernel's counters of one policy: deny + audit (decisions) = events + folded + dropped */
@@ -184,7 +189,11 @@ export interface ReloadResult {
 /** What the API calls. Implemented by agent/service/agent.ts; tests may pass a stand-in for route tests. */
 export interface AgentService {
   addJob(req: JobRequest): Promise<AddJobResult>;
-  removeJob(jobId: string): Promise<RemoveJobResult>;
+  /**
+   * Remove a job. With `registration` (the epilog's), only that registration: null means the epilog saw
+   * none, so whatever is registered now came later. Without it, whatever is registered (an admin's removal).
+   */
+  removeJob(jobId: string, registration?: string | null): Promise<RemoveJobResult>;
   listJobs(): JobView[];
   getJob(jobId: string): JobView | null;
   status(): AgentStatus;

@@ -15,7 +15,7 @@ import { scanIni } from '../config/scan.js';
 import { BadValue } from '../config/values.js';
 import { JOB_ID } from './notes.js';
 
-export { JOB_ID, leaveRemovalNote } from './notes.js';
+export { JOB_ID, leaveRemovalNote, registrationOnDisk } from './notes.js';
 /** comments longer than this are cut down to their policy: marks before being sent */
 export const MAX_COMMENT = 8192;
 /** pause between two tries of a missing or refusing socket */

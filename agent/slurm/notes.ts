@@ -29,23 +29,35 @@ export function notesDir(stateDir: string): string {
 }
 
 /**
- * Note down a removal the epilog could not deliver. The registration comes from the job table as the
- * agent last saved it; an unreadable table leaves it null (the note then matches only a registration of
- * the same uid made before the note).
+ * The registration the job table holds for this job id and uid, as the agent last saved it: null when it
+ * holds none, undefined when the table cannot be read. The epilog reads it as it starts, so that what it
+ * ends is the run Slurm ends, not a later run of the same id registered meanwhile (slurmctld requeues the
+ * jobs of a node that rebooted and sends their epilogs while it already starts them again).
  */
-export function leaveRemovalNote(stateDir: string, jobId: string, uid: number, now = new Date()): string {
-  let registration: string | null = null;
+export function registrationOnDisk(stateDir: string, jobId: string, uid: number): string | null | undefined {
   try {
-    registration = new JobFile(stateDir).load().find((j) => j.jobId === jobId && j.uid === uid)?.registration ?? null;
+    return new JobFile(stateDir).load().find((j) => j.jobId === jobId && j.uid === uid)?.registration ?? null;
   } catch {
     // the table is the agent's: an unreadable one is its problem to report
+    return undefined;
   }
+}
+
+/**
+ * Note down a removal the epilog could not deliver, for the registration the epilog saw as it started
+ * (read now when not given). None known (no entry, or an unreadable table): the note matches only a
+ * registration of the same uid made before the note.
+ */
+export function leaveRemovalNote(
+  stateDir: string, jobId: string, uid: number,
+  { registration = registrationOnDisk(stateDir, jobId, uid), now = new Date() }: { registration?: string | null | undefined; now?: Date } = {},
+): string {
   const dir = notesDir(stateDir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   // '@' cannot occur in a job id: one note per epilog run, never overwriting another run's
   const name = `${jobId}@${registration ?? `unregistered-${now.getTime()}-${process.pid}`}`;
   const path = join(dir, name);
-  const note = { jobId, uid, registration, writtenAt: now.toISOString() };
+  const note = { jobId, uid, registration: registration ?? null, writtenAt: now.toISOString() };
   // written whole, then renamed into place: the agent must never read (and drop) a note half written.
   // '~' cannot occur in a job id either, so the agent skips the file while it is being written.
   const partial = join(dir, `~${name}`);

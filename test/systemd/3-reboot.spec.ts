@@ -98,7 +98,7 @@ onBoot(2, 'a reboot: after the power loss', () => {
     this.timeout(scaled(300_000));
     const info = await waitJobRunning(record.requeued, 300_000);
     console.log(`      job ${record.requeued}: ${info.JobState}, Restarts=${info.Restarts}, started ${info.StartTime}`);
-    await waitFor(`the agent to hold job ${record.requeued} again`, async () => (await agentJobs()).some((j) => j.jobId === record.requeued && j.requested === 'strict'));
+    await waitFor(`the agent to hold job ${record.requeued} again`, async () => (await agentJobs()).some((j) => j.jobId === record.requeued && j.requested === 'strict'), { detail: () => journalTail(AGENT_UNIT, 60) });
     expect(await chmodSuid(USERS.requeued, 'after-requeued'), 'uid 1000 under strict').to.equal('ERR EPERM');
     await expectNodeServing();
     release(record.requeued);

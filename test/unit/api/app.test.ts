@@ -189,6 +189,22 @@ describe('api: routes (app.inject)', () => {
       expect(again.json()).to.deep.equal({ removed: false, uidPolicy: null });
     });
 
+    it('?registration= passes the epilog\'s registration on (none: null); anything else is 400', async () => {
+      await addJob({ job_id: '5', uid: 1000 });
+      const later = await call({ method: 'DELETE', url: '/v1/jobs/5?registration=none' });
+      expect(later.statusCode).to.equal(200);
+      expect(later.json()).to.deep.include({ removed: false, laterRun: true });
+      const other = await call({ method: 'DELETE', url: '/v1/jobs/5?registration=0b0e7a52-8c4b-4c1e-9d6f-6c1f3a2b9e01' });
+      expect(other.json()).to.deep.include({ removed: false, laterRun: true });
+      expect(service.calls.filter((c) => c.method === 'removeJob').map((c) => c.args)).to.deep.equal([
+        ['5', null], ['5', '0b0e7a52-8c4b-4c1e-9d6f-6c1f3a2b9e01'],
+      ]);
+      for (const bad of ['?registration=x%3Bid', '?registration=', '?other=1']) {
+        const res = await call({ method: 'DELETE', url: `/v1/jobs/5${bad}` });
+        expectError(res, 400, ERR.BAD_REQUEST, bad === '?other=1' ? 'querystring' : 'registration');
+      }
+    });
+
     it('returns the remaining uid policy while the uid has other jobs', async () => {
       await addJob({ job_id: '1', uid: 1000 });
       await addJob({ job_id: '2', uid: 1000 });

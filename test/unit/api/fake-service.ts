@@ -74,10 +74,11 @@ export class FakeService implements AgentService {
     return { job, created: true, jobPolicy: requested ? STRICT : policy(), uidPolicy: requested ? STRICT : policy() };
   }
 
-  async removeJob(jobId: string): Promise<RemoveJobResult> {
-    this.record('removeJob', [jobId]);
+  async removeJob(jobId: string, registration?: string | null): Promise<RemoveJobResult> {
+    this.record('removeJob', registration === undefined ? [jobId] : [jobId, registration]);
     const job = this.jobs.get(jobId);
     if (!job) return { removed: false, uidPolicy: null };
+    if (registration !== undefined && registration !== job.registration) return { removed: false, uidPolicy: policy(), laterRun: true };
     this.jobs.delete(jobId);
     const others = [...this.jobs.values()].some((j) => j.uid === job.uid);
     return { removed: true, uidPolicy: others ? policy() : null };

@@ -129,6 +129,29 @@ describe('KrsiAgent: job identity', () => {
     expect(again.job.profiles).to.deep.equal(['default', 'strict']);
     expect(kernel.mode(1000, 'suidexec')).to.equal('enforce');
   });
+
+  it('an epilog names the registration it saw as it started: a later run of the id keeps its own (requeue after a reboot)', async () => {
+    const { agent, kernel, log } = rig();
+    await agent.start();
+    const first = await agent.addJob(STRICT);
+    // the first run's epilog started while no registration existed, or with the first one; the job id
+    // was registered again (the requeued run) before its removal arrived
+    await agent.removeJob('100', first.job.registration);
+    const rerun = await agent.addJob(STRICT);
+    for (const seen of [first.job.registration, null]) {
+      const stale = await agent.removeJob('100', seen);
+      expect(stale, `epilog that saw ${seen}`).to.deep.include({ removed: false, laterRun: true });
+      expect(stale.uidPolicy?.modes.suidexec).to.equal('enforce');
+      expect(agent.getJob('100')?.registration).to.equal(rerun.job.registration);
+      expect(kernel.mode(1000, 'suidexec')).to.equal('enforce');
+    }
+    expect(log.lines.filter((l) => /epilog of an earlier run of a job id/.test(l))).to.have.length(2);
+    // the rerun's own epilog, and an admin's removal without a registration, do remove
+    expect((await agent.removeJob('100', rerun.job.registration)).removed).to.equal(true);
+    await agent.addJob(STRICT);
+    expect((await agent.removeJob('100')).removed).to.equal(true);
+    expect(kernel.policies.has(1000)).to.equal(false);
+  });
 });
 
 describe('KrsiAgent: removal notes', () => {

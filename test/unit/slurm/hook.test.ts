@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { ClientError } from '../../../agent/client/client.js';
 import { JobFile } from '../../../agent/service/job-store.js';
-import { HookInputError, MAX_COMMENT, callAgent, commentForAgent, hookSettings, jobFromEnv, leaveRemovalNote } from '../../../agent/slurm/hook.js';
+import { HookInputError, MAX_COMMENT, callAgent, commentForAgent, hookSettings, jobFromEnv, leaveRemovalNote, registrationOnDisk } from '../../../agent/slurm/hook.js';
 import { readRemovalNotes } from '../../../agent/slurm/notes.js';
 import { profileFromComment } from '../../../agent/service/profile-choice.js';
 
@@ -69,7 +69,7 @@ describe('Slurm hook settings and notes', () => {
   it('leaves a removal note naming the job, its uid and the registration the job table holds', () => {
     const state = join(dir, 'state');
     new JobFile(state).save([{ jobId: '42_7', uid: 1000, user: null, requested: null, profiles: ['default'], unknownProfile: null, addedAt: 'x', registration: 'reg-1', bootId: 'b' }]);
-    const note = leaveRemovalNote(state, '42_7', 1000, new Date('2026-11-30T10:00:00Z'));
+    const note = leaveRemovalNote(state, '42_7', 1000, { now: new Date('2026-11-30T10:00:00Z') });
     expect(note).to.equal(join(state, 'pending-removals', '42_7@reg-1'));
     expect(JSON.parse(readFileSync(note, 'utf8'))).to.deep.equal({ jobId: '42_7', uid: 1000, registration: 'reg-1', writtenAt: '2026-11-30T10:00:00.000Z' });
     // a job the table does not hold (the prolog never reached the agent): no registration, a unique name
@@ -80,6 +80,19 @@ describe('Slurm hook settings and notes', () => {
     writeFileSync(join(state, 'pending-removals', '~44@reg-4'), '{"jobId":"44","ui');
     expect(readRemovalNotes(state).map((n) => n.jobId)).to.deep.equal(['42_7', '43']);
     expect(readdirSync(join(state, 'pending-removals')).filter((n) => n.startsWith('~') && n !== '~44@reg-4'), 'no partial file left by the epilog').to.deep.equal([]);
+  });
+
+  it('the registration an epilog ends is the one on disk as it starts: none, its own, or unknown when the table is unreadable', () => {
+    const state = join(dir, 'state-start');
+    expect(registrationOnDisk(state, '42', 1000), 'no table yet').to.equal(null);
+    new JobFile(state).save([{ jobId: '42', uid: 1000, user: null, requested: null, profiles: ['default'], unknownProfile: null, addedAt: 'x', registration: 'reg-1', bootId: 'b' }]);
+    expect(registrationOnDisk(state, '42', 1000)).to.equal('reg-1');
+    expect(registrationOnDisk(state, '42', 1001), 'the id held for another uid').to.equal(null);
+    // the note of an epilog that could not reach the agent names what it saw as it started, not what is there now
+    const note = leaveRemovalNote(state, '42', 1000, { registration: null });
+    expect(JSON.parse(readFileSync(note, 'utf8')).registration).to.equal(null);
+    writeFileSync(join(state, 'jobs.json'), '{ half written');
+    expect(registrationOnDisk(state, '42', 1000)).to.equal(undefined);
   });
 });
 
