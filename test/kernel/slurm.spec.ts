@@ -12,14 +12,14 @@ import { Enforcer } from '../../agent/enforcement/enforcer.js';
 import { NOTICE_DIR } from '../../agent/slurm/notice.js';
 import { stepdScopes } from '../../agent/slurm/view.js';
 import {
-  HOLD, WORK, asUser, hetComponents, jobInfo, nodeInfo, restartController, resumeNode, runningArrayTasks, saveLogs, sbatch, releaseJob, sbatchRaw, slurmLogGrep, startCluster, stopCluster, until,
+  HOLD, WORK, asUser, jobInfo, nodeInfo, resumeNode, runningArrayTasks, saveLogs, sbatch, releaseJob, sbatchRaw, slurmLogGrep, startCluster, stopCluster, until,
   waitJobEnded, waitJobRunning, type Cluster,
 } from '../slurm/cluster.js';
 import {
   AGENT_LOG, ATTACKS, CONFIG, EPILOG, EVENT_LOG, JOBS, KRSICTL, NOTES, PERJOB, PIN_DIR, PROLOG, agentHistory, agentJobs, agentPid, attacksExport, attempts, ensureUser, goWhenBound,
   installOnNode, jobEvents, namesOnly, shutdownAgent, startAgent, startSshd, stopAgent, stopSshd, tail, TASK_PROLOG, uidsUnderPolicy,
 } from '../slurm/node.js';
-import { scaled, waitFor } from '../vm/pace.js';
+import { scaled } from '../vm/pace.js';
 import { OTHER, PROBE, ROOT, USER, evidence, probe, suidExec } from './fixture.js';
 
 const LUA = join(ROOT, 'slurm/job_submit.lua');
@@ -558,55 +558,5 @@ describe('Slurm end to end', function () {
       await Promise.all([strict, plain].map((id) => waitJobEnded(id)));
       for (const id of [strict, plain]) await expectLifecycle(id);
     });
-
-    it('a heterogeneous job (sbatch OPTIONS : OPTIONS, sched/backfill): each component is a job of its own on the node, registered by its own prolog, bound to its own job_<id> and held to its own profile', async () => {
-      // only the backfill scheduler schedules heterogeneous jobs (sched/builtin refuses them at submission:
-      // "Requested operation not supported on this system"); the other tests keep sched/builtin
-      expect(cluster.conf).to.include('SchedulerType=sched/builtin');
-      // bf_hetjob_immediate: start the job as soon as every component can start, not at a later backfill cycle
-      await restartController(cluster.conf.replace('SchedulerType=sched/builtin', 'SchedulerType=sched/backfill\nSchedulerParameters=bf_interval=1,bf_hetjob_immediate'));
-      try {
-        await heterogeneousJob();
-      } finally {
-        await restartController(cluster.conf);
-      }
-    });
-
-    async function heterogeneousJob(): Promise<void> {
-      const exportArg = attacksExport(agentPid()!);
-      const het = await sbatch(USER, join(JOBS, 'hetjob.sh'), ['--comment=policy:strict', '-J', 'het', `--output=${WORK}/out-het-%j.txt`, exportArg,
-        ':', '--ntasks=1', '--cpus-per-task=1', '--comment=policy:default']);
-      let components: Record<string, string>[] = [];
-      await waitFor(`both components of het job ${het} running`, async () =>
-        (components = await hetComponents(het)).length === 2 && components.every((c) => c.JobState === 'RUNNING'), {
-        timeoutMs: 120_000, intervalMs: 500, detail: () => components.map((c) => `JobId=${c.JobId} JobState=${c.JobState} Reason=${c.Reason}`).join('\n'),
-      });
-      evidence(`scontrol show job ${het}`, components.map((c) => `JobId=${c.JobId} HetJobId=${c.HetJobId} HetJobOffset=${c.HetJobOffset} Comment=${c.Comment}`).join('\n'));
-      const [c0, c1] = components.map((c) => c.JobId!);
-      const views = await goWhenBound([c0!, c1!]);
-      expect(Object.fromEntries(views.map((v) => [v.jobId, v.requested]))).to.deep.equal({ [c0!]: 'strict', [c1!]: 'default' });
-      await waitJobEnded(c0!, 240_000);
-      await waitJobEnded(c1!);
-      // the batch script's output: %j names one of the components' ids (only this test makes out-het-*)
-      const outFile = readdirSync(WORK).filter((f) => f.startsWith('out-het-'));
-      expect(outFile, `the het job's output under ${WORK}`).to.have.length(1);
-      const out = outputOf(outFile[0]!);
-      evidence(`het job ${het}: the batch script (component 0)`, out);
-      const a = attempts(out);
-      expect(cgroupIn(a.batch_chmod_suid)).to.match(taskOf(c0!, 'batch'));
-      expect(cgroupIn(a.het0_chmod_suid)).to.match(taskOf(c0!, '\\d+'));
-      expect(cgroupIn(a.het1_chmod_suid)).to.match(taskOf(c1!, '\\d+'));
-      expect(a.batch_chmod_suid, 'component 0: strict').to.match(EPERM);
-      expect(a.het0_chmod_suid, 'component 0: strict').to.match(EPERM);
-      expect(a.het1_chmod_suid, 'component 1: default').to.match(/^rc=0 /);
-      const e0 = await jobEvents(c0!, CHMOD_DENIED, 2);
-      const e1 = await jobEvents(c1!, CHMOD_AUDITED);
-      evidence(`event log lines naming job ${c0} or ${c1}`, [...e0, ...e1].join('\n'));
-      expect(e0.filter((l) => namesOnly(l, c0!) && CHMOD_DENIED.test(l))).to.have.length(2);
-      expect(e1.filter((l) => namesOnly(l, c1!) && CHMOD_AUDITED.test(l))).to.have.length(1);
-      expect(e1.filter((l) => /act=deny/.test(l))).to.deep.equal([]);
-      for (const id of [c0!, c1!]) await expectLifecycle(id);
-      expect(await uidsUnderPolicy()).to.not.include(USER);
-    }
   });
 });

@@ -193,22 +193,6 @@ export async function stopCluster(): Promise<void> {
     true`);
 }
 
-/**
- * Restart slurmctld with another slurm.conf, for settings that only a restart changes (SchedulerType), and
- * have slurmd read it too (scontrol reconfigure). Jobs and their ids are kept: the state directory stays.
- */
-export async function restartController(conf: string): Promise<void> {
-  writeFileSync('/etc/slurm/slurm.conf', `${conf}\n`);
-  const stop = await execa('bash', ['-c', 'kill "$(cat /run/slurm/slurmctld.pid)" && for _ in $(seq 300); do pgrep -x slurmctld >/dev/null || exit 0; sleep 0.1; done; exit 1'], { reject: false });
-  if (stop.exitCode !== 0) throw new Error(`slurmctld did not stop (exit ${stop.exitCode}): ${stop.stderr}`);
-  const start = await execa('runuser', ['-u', 'slurm', '--', '/usr/sbin/slurmctld'], { reject: false, all: true });
-  if (start.exitCode !== 0) throw new Error(`slurmctld did not start (exit ${start.exitCode}): ${start.all}`);
-  await until('slurmctld to answer after its restart', async () => /is UP/.test(String((await execa('scontrol', ['ping'], { reject: false })).stdout)));
-  const reconf = await execa('scontrol', ['reconfigure'], { reject: false });
-  if (reconf.exitCode !== 0) throw new Error(`scontrol reconfigure failed: ${reconf.stderr}`);
-  await until('the node to be idle after the controller\'s restart', async () => /^IDLE/.test((await nodeInfo()).State ?? ''));
-}
-
 export interface AsUserResult {
   exitCode: number;
   stdout: string;
@@ -254,14 +238,6 @@ export async function jobInfo(id: string): Promise<Record<string, string>> {
 export async function runningArrayTasks(arrayJobId: string): Promise<[string, string][]> {
   const r = await execa('squeue', ['-h', '-r', '-t', 'R', '-j', arrayJobId, '-o', '%K %A'], { reject: false });
   return String(r.stdout).split('\n').filter((l) => l.trim() !== '').map((l) => l.trim().split(/\s+/) as [string, string]);
-}
-
-/** the components of a heterogeneous job, in offset order (`scontrol -o show job` prints one line each) */
-export async function hetComponents(hetJobId: string): Promise<Record<string, string>[]> {
-  const r = await execa('scontrol', ['-o', 'show', 'job', hetJobId], { reject: false });
-  if (r.exitCode !== 0) return [];
-  return String(r.stdout).split('\n').filter((l) => l.trim() !== '').map(parseKeyValues)
-    .sort((a, b) => Number(a.HetJobOffset) - Number(b.HetJobOffset));
 }
 
 export async function nodeInfo(): Promise<Record<string, string>> {
