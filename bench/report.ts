@@ -36,6 +36,8 @@ const CONFIGS: { key: string; title: string }[] = [
   { key: 'strict-other-uid', title: 'strict job, another uid (map miss)' },
   { key: 'strict-self', title: 'strict job, measuring uid' },
   { key: 'audit-self', title: 'floor job (fileperms = audit), measuring uid' },
+  { key: 'strict-self-in-job', title: 'strict job bound to its cgroup, the measuring uid\'s task in it' },
+  { key: 'job-bound-task-outside', title: 'another uid\'s strict job bound, the measuring uid outside every job' },
   { key: 'programs-no-agent', title: 'all programs, no job, agent stopped' },
   { key: 'no-programs-again', title: 'BPF LSM on, no programs, again (agent stopped, programs detached)' },
 ];

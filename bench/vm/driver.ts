@@ -1,26 +1,30 @@
 /**
  * The benchmark driver that runs inside the VM as root (started by bench/run-bench.ts through runInVm).
  *
- *   node dist/bench/vm/driver.js --boot on|off --out FILE [--quick] [--sections overhead,jobstart,pipeline,flood,adversary]
+ *   node dist/bench/vm/driver.js --boot on|off --out FILE [--quick] [--sections overhead,perjob,jobstart,pipeline,flood,adversary]
  *
  * --boot off (BPF LSM not in the LSM list): only the overhead workloads, configuration "bpf-off".
  * --boot on: the overhead workloads under "no programs", then with the real agent (dist/agent/main.js)
  * with no job, a strict job for another uid, a strict job for the measuring uid and a floor (audit)
- * job for it; per-program kernel cost (bpf_stats); job start cost through the real prolog/epilog;
+ * job for it; the same strict job bound to its cgroup, and another uid's bound while the measuring uid
+ * runs outside every job (perjob; alone, with the no-job and strict-self baselines, on JOB_WORKLOADS);
+ * per-program kernel cost (bpf_stats); job start cost through the real prolog/epilog;
  * the event pipeline at rising rates; a flood that must hide no other action; the adversary emulation. Everything measured with the guest's
  * CLOCK_MONOTONIC, which under -icount shift=0,sleep=off counts instructions.
  */
-import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync, chownSync } from 'node:fs';
+import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, statSync, truncateSync, writeFileSync, chownSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { release, setPriority } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { request, type ClientResponse } from '../../agent/client/client.js';
 import { Enforcer } from '../../agent/enforcement/enforcer.js';
 import { sbatch, startCluster, stopCluster, waitJobEnded, waitJobRunning } from '../../test/slurm/cluster.js';
 import { asTheUnitRunsIt } from '../../test/vm/agent-command.js';
 import { signalFromInit } from '../../test/vm/init-control.js';
+import { asTaskIn } from '../../test/vm/task-in-cgroup.js';
 import { METRICS_LIMITS } from '../../agent/metrics/server.js';
+import type { JobView } from '../../agent/service/types.js';
 import { histogramDelta } from './common.js';
 import type {
   AdversaryResult, AdversaryRow, ApplyHistogram, BootResult, BpfStatsResult, ConfigResult, FloodPhase, FloodProbe, FloodResult, JobStartResult, PipelineStep, ProgStat,
@@ -65,7 +69,7 @@ const out = args[args.indexOf('--out') + 1] ?? '/krsi-results/bench.json';
 const quick = args.includes('--quick');
 const REPS = quick ? 2 : 3;
 /** the parts to run (all by default); a partial run is for working on one part, not for the document */
-const SECTIONS = ['overhead', 'jobstart', 'pipeline', 'flood', 'adversary'] as const;
+const SECTIONS = ['overhead', 'perjob', 'jobstart', 'pipeline', 'flood', 'adversary'] as const;
 const wanted = args.includes('--sections') ? (args[args.indexOf('--sections') + 1] ?? '').split(',') : [...SECTIONS];
 for (const w of wanted) if (!(SECTIONS as readonly string[]).includes(w)) throw new Error(`bench driver: unknown section "${w}" in --sections (known: ${SECTIONS.join(', ')})`);
 const runs = (section: (typeof SECTIONS)[number]) => wanted.includes(section);
@@ -82,10 +86,15 @@ function userDir(uid: number): string {
 
 // ------------------------------------------------------------------ processes
 
+const ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C' };
+
 function runAs(uid: number, file: string, argv: string[]) {
-  return execa(file, argv, {
-    uid, gid: uid, reject: false, cwd: '/', extendEnv: false, env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LANG: 'C' },
-  });
+  return execa(file, argv, { uid, gid: uid, reject: false, cwd: '/', extendEnv: false, env: ENV });
+}
+
+/** as runAs, the process placed into a job's task cgroup first, as slurmstepd places a task */
+function runAsTaskIn(cgroup: string, uid: number, file: string, argv: string[]) {
+  return execa(...asTaskIn(cgroup, uid, file, argv), { reject: false, cwd: '/', extendEnv: false, env: ENV });
 }
 
 function parseResult(stdout: string, what: string): Sample {
@@ -111,13 +120,20 @@ const WORKLOADS: Workload[] = [
 
 let agentRunning = false;
 
-async function runWorkload(w: Workload, uid: number): Promise<Sample> {
+/** where a configuration's workloads run: as which uid, and in which cgroup (null: outside every job) */
+interface Runner {
+  uid: number;
+  cgroup: string | null;
+}
+const AS_USER: Runner = { uid: USER, cgroup: null };
+
+async function runWorkload(w: Workload, { uid, cgroup }: Runner): Promise<Sample> {
   // nothing else may share the one vCPU with a timed run: not the agent's deferred work after the
   // previous run's events, not this driver's own V8 threads (they wake some seconds after it starts)
   await waitGuestQuiet(2, `a run of ${w.name}`);
   const [file, argv] = w.argv(uid);
-  const r = await runAs(uid, file, argv);
-  if (r.exitCode !== 0) throw new Error(`${w.name} as uid ${uid} failed (${r.exitCode}): ${r.stderr}`);
+  const r = await (cgroup === null ? runAs(uid, file, argv) : runAsTaskIn(cgroup, uid, file, argv));
+  if (r.exitCode !== 0) throw new Error(`${w.name} as uid ${uid}${cgroup === null ? '' : ` in ${cgroup}`} failed (${r.exitCode}): ${r.stderr}`);
   // the agent logs the run's events on the same (only) vCPU: let it finish before the next run starts,
   // so that each run carries the logging of its own events and nothing of the previous run's
   if (agentRunning) await drained();
@@ -166,20 +182,20 @@ async function drained(timeoutMs = 120000): Promise<number> {
   }
 }
 
-async function measureConfig(config: string, uid = USER): Promise<ConfigResult> {
-  const results: WorkloadResult[] = WORKLOADS.map((w) => ({ workload: w.name, uid, samples: [] }));
+async function measureConfig(config: string, workloads = WORKLOADS, runner = AS_USER): Promise<ConfigResult> {
+  const results: WorkloadResult[] = workloads.map((w) => ({ workload: w.name, uid: runner.uid, samples: [] }));
   // a configuration starts on a quiet guest: after a boot, an agent start or a job change
   await waitGuestQuiet(10, `${config}'s first run`);
   // round-robin over the workloads, so slow drift in the guest touches every workload alike
   // one warm-up run of each workload: a loop's first run after a pause can pay a one-off cost (the
   // connect loop's first run after boot took about 6 ms more, with no agent and no Node.js running)
-  for (const w of WORKLOADS) await runWorkload(w, uid);
+  for (const w of workloads) await runWorkload(w, runner);
   for (let rep = 0; rep < REPS; rep++) {
-    for (let i = 0; i < WORKLOADS.length; i++) results[i]!.samples.push(await runWorkload(WORKLOADS[i]!, uid));
+    for (let i = 0; i < workloads.length; i++) results[i]!.samples.push(await runWorkload(workloads[i]!, runner));
   }
   for (const r of results) {
     const per = r.samples.map((s) => (s.ns / s.ops).toFixed(1)).join(' ');
-    say(`${config} uid ${uid} ${r.workload}: ns/op ${per} errors ${r.samples.map((s) => s.errors).join(' ')}`);
+    say(`${config} uid ${runner.uid}${runner.cgroup === null ? '' : ` in ${runner.cgroup}`} ${r.workload}: ns/op ${per} errors ${r.samples.map((s) => s.errors).join(' ')}`);
   }
   return { config, results };
 }
@@ -203,7 +219,7 @@ async function progStats(): Promise<Map<string, ProgStat>> {
   return outMap;
 }
 
-async function bpfStats(config: string, uid = USER): Promise<BpfStatsResult> {
+async function bpfStats(config: string): Promise<BpfStatsResult> {
   await execa('sysctl', ['-qw', 'kernel.bpf_stats_enabled=1']);
   const first = await progStats();
   let before = first;
@@ -211,7 +227,7 @@ async function bpfStats(config: string, uid = USER): Promise<BpfStatsResult> {
   // a scrape after each workload, so that each program's runs and time can be charged to the loop that
   // caused them (the metrics render at most once a second: each run waits longer than that for quiet)
   for (const w of WORKLOADS) {
-    const sample = await runWorkload(w, uid);
+    const sample = await runWorkload(w, AS_USER);
     const after = await progStats();
     perWorkload.push({ workload: w.name, ops: sample.ops, programs: statsDelta(before, after) });
     before = after;
@@ -382,6 +398,73 @@ async function stopAgent(): Promise<void> {
 async function unpin(): Promise<void> {
   Enforcer.removePinned(PIN_DIR); // the agent stopped: nothing guards its pins' file system any more
   await sleep(1000); // the links' release (RCU grace periods) before the timed runs
+}
+
+// ------------------------------------------------------------------ job cgroups
+
+/**
+ * slurmstepd's scope as Slurm's cgroup/v2 plugin makes it under system.slice (level 2: job cgroups at
+ * level 3, as in the Slurm VM tests); setup() makes system.slice, so that the agent watches it for a scope
+ */
+const STEPD_SCOPE = '/sys/fs/cgroup/system.slice/krsi-bench_slurmstepd.scope';
+/**
+ * The workloads of the job cgroup configurations when they run alone (--sections perjob): the allowed
+ * chmod and create return before any policy lookup; the denied chmod and the connect look the policy up
+ */
+const JOB_WORKLOADS = WORKLOADS.filter((w) => ['mdstress', 'chmod', 'chmod-o+w', 'connect'].includes(w.name));
+
+/** remove an empty cgroup; one whose last process has just exited can be busy for a moment */
+async function rmdirCgroup(dir: string): Promise<void> {
+  const deadline = vnow() + 30000;
+  for (;;) {
+    try {
+      rmdirSync(dir);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EBUSY' || vnow() > deadline) throw err;
+      await sleep(100);
+    }
+  }
+}
+
+/**
+ * The cost of deciding by job cgroup (docs/POLICIES.md, scope). No Slurm runs: a job is registered through
+ * the socket as the prolog registers it, and its cgroups are made as slurmstepd makes them
+ * (job_<id>/step_0/user/task_0); the agent binds the job when its job_<id> appears, as it does for Slurm's.
+ * Two configurations: the measuring uid's strict job bound, the workloads run as its task (to compare with
+ * strict-self, the same job unbound: the uid's union decides); and another uid's strict job bound, the
+ * measuring uid outside every job (to compare with agent-no-job: the bound test and the depth test come
+ * before the uid bitmap's).
+ */
+async function jobCgroupConfigs(workloads: Workload[]): Promise<ConfigResult[]> {
+  const task = (jobId: string) => join(STEPD_SCOPE, `job_${jobId}`, 'step_0/user/task_0');
+  const bindStrictJob = async (jobId: string, uid: number): Promise<void> => {
+    await addJob(jobId, uid, 'policy:strict');
+    mkdirSync(task(jobId), { recursive: true });
+    const deadline = vnow() + 60000;
+    let view: JobView | undefined;
+    while ((view = (await api('GET', `/v1/jobs/${jobId}`)).body as JobView).binding.state !== 'bound') {
+      if (vnow() > deadline) throw new Error(`job ${jobId} not bound to ${join(STEPD_SCOPE, `job_${jobId}`)} within 60 s: ${JSON.stringify(view)}`);
+      await sleep(100);
+    }
+    await settleAgent();
+  };
+  const endJob = async (jobId: string): Promise<void> => {
+    await removeJob(jobId);
+    const job = join(STEPD_SCOPE, `job_${jobId}`);
+    for (const dir of [task(jobId), join(job, 'step_0/user'), join(job, 'step_0'), job]) await rmdirCgroup(dir);
+    await settleAgent();
+  };
+  mkdirSync(STEPD_SCOPE, { recursive: true });
+  const configs: ConfigResult[] = [];
+  await bindStrictJob('10003', USER);
+  configs.push(await measureConfig('strict-self-in-job', workloads, { uid: USER, cgroup: task('10003') }));
+  await endJob('10003');
+  await bindStrictJob('10004', OTHER);
+  configs.push(await measureConfig('job-bound-task-outside', workloads));
+  await endJob('10004');
+  await rmdirCgroup(STEPD_SCOPE);
+  return configs;
 }
 
 // ------------------------------------------------------------------ job start cost
@@ -811,6 +894,9 @@ async function setup(): Promise<void> {
     writeFileSync(wrapper, `#!/bin/sh\n# slurmd runs this with no PATH: the real ${script.endsWith('prolog.js') ? 'prolog' : 'epilog'}, with the bench agent's config\nKRSI_CONFIG=${CONFIG} exec ${process.execPath} ${script}\n`);
     chmodSync(wrapper, 0o755);
   }
+  // where Slurm's cgroup/v2 plugin puts slurmstepd's scope: the agent, started after this, watches it for
+  // one (the job cgroup configurations make theirs there)
+  mkdirSync(dirname(STEPD_SCOPE), { recursive: true });
   copyFileSync('/usr/bin/id', join(WORK, 'suid-id'));
   chmodSync(join(WORK, 'suid-id'), 0o4755);
   for (const uid of [USER, OTHER]) {
@@ -841,7 +927,10 @@ async function main(): Promise<void> {
     save();
     return;
   }
-  if (runs('overhead')) result.configs.push(await measureConfig('no-programs'));
+  // the job cgroup configurations alone measure their baselines in the same boot, on their workloads only
+  const perjobAlone = runs('perjob') && !runs('overhead');
+  const workloads = perjobAlone ? JOB_WORKLOADS : WORKLOADS;
+  if (runs('overhead') || perjobAlone) result.configs.push(await measureConfig('no-programs', workloads));
   save();
   let agentPid = await startAgent();
   agentRunning = true;
@@ -850,25 +939,38 @@ async function main(): Promise<void> {
   const startupCpuNs = await waitAgentIdle(agentPid);
   say(`agent up, pid ${agentPid}, RSS ${idleKiB} KiB; idle after ${(startupCpuNs / 1e6).toFixed(0)} ms of further CPU`);
   notes.push(`after it answered its first request, the agent used ${(startupCpuNs / 1e9).toFixed(2)} virtual s of CPU more (V8's background threads) before it was idle; the timed runs started after that`);
-  if (runs('overhead')) {
-    result.configs.push(await measureConfig('agent-no-job'));
+  if (runs('overhead') || perjobAlone) {
+    result.configs.push(await measureConfig('agent-no-job', workloads));
     save();
+  }
+  if (runs('overhead')) {
     await addJob('10001', OTHER, 'policy:strict');
     await settleAgent();
     result.configs.push(await measureConfig('strict-other-uid'));
     await removeJob('10001');
     save();
+  }
+  if (runs('overhead') || perjobAlone) {
     await addJob('10000', USER, 'policy:strict');
     await settleAgent();
-    result.configs.push(await measureConfig('strict-self'));
-    result.bpfStats.push(await bpfStats('strict-self'));
+    result.configs.push(await measureConfig('strict-self', workloads));
+    if (runs('overhead')) result.bpfStats.push(await bpfStats('strict-self'));
     await removeJob('10000');
     save();
+  }
+  if (runs('overhead')) {
     await addJob('10002', USER); // the floor only: fileperms = audit
     await settleAgent();
     result.configs.push(await measureConfig('audit-self'));
     await removeJob('10002');
     await settleAgent();
+    save();
+  }
+  if (runs('perjob')) {
+    result.configs.push(...(await jobCgroupConfigs(workloads)));
+    save();
+  }
+  if (runs('overhead')) {
     result.bpfStats.push(await bpfStats('agent-no-job'));
     save();
     // the programs without the agent process (it stopped; its pins hold the programs), which tells the
@@ -879,6 +981,10 @@ async function main(): Promise<void> {
     await unpin();
     result.configs.push(await measureConfig('no-programs-again'));
     save();
+  }
+  if (runs('overhead') || runs('perjob')) {
+    // a new agent: the one before watched the bench's slurmstepd scope, gone now; this one watches for Slurm's
+    await stopAgent();
     agentPid = await startAgent();
     agentRunning = true;
     await waitGuestQuiet(10, 'the job start section');

@@ -11,6 +11,7 @@ import { mkdirSync, rmdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { waitFor } from '../vm/pace.js';
+import { asTaskIn } from '../vm/task-in-cgroup.js';
 import { OTHER, PROBE, USER, checkAccounting, events, eventsSince, getEnforcer, modes, policy } from './fixture.js';
 
 /** level 3, as slurmstepd's job cgroups: /sys/fs/cgroup (0) / system.slice (1) / scope (2) / job_<id> (3) */
@@ -27,8 +28,7 @@ const AUDIT_FILES = policy({ modes: modes({ fileperms: 'audit' }) });
 
 /** krsi-probe as `uid`, its process placed in cgroup `dir` first (null: left where the test runs) */
 async function probeIn(dir: string | null, uid: number, ...args: string[]): Promise<string> {
-  const r = await execa('/bin/sh', ['-c', `${dir === null ? '' : 'echo $$ > "$0/cgroup.procs" && '}u=$1 && shift && exec setpriv --reuid=$u --regid=$u --clear-groups -- "$@"`,
-    dir ?? '-', String(uid), PROBE, ...args], { reject: false });
+  const r = await execa(...asTaskIn(dir, uid, PROBE, args), { reject: false });
   if (r.exitCode === 2) throw new Error(`krsi-probe usage error: ${r.stderr}`);
   if (r.exitCode !== 0 && r.stdout === '') throw new Error(`cannot run krsi-probe in ${dir} as uid ${uid}: ${r.stderr}`);
   return String(r.stdout).split('\n').pop() ?? '';

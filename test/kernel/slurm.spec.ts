@@ -5,21 +5,22 @@
  * output; what was decided is read from the agent's event log.
  */
 import { expect } from 'chai';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { Enforcer } from '../../agent/enforcement/enforcer.js';
 import { NOTICE_DIR } from '../../agent/slurm/notice.js';
+import { stepdScopes } from '../../agent/slurm/view.js';
 import {
-  HOLD, WORK, asUser, jobInfo, nodeInfo, resumeNode, saveLogs, sbatch, releaseJob, sbatchRaw, slurmLogGrep, startCluster, stopCluster, until,
+  HOLD, WORK, asUser, jobInfo, nodeInfo, resumeNode, runningArrayTasks, saveLogs, sbatch, releaseJob, sbatchRaw, slurmLogGrep, startCluster, stopCluster, until,
   waitJobEnded, waitJobRunning, type Cluster,
 } from '../slurm/cluster.js';
 import {
-  AGENT_LOG, ATTACKS, CONFIG, EPILOG, EVENT_LOG, KRSICTL, NOTES, PERJOB, PIN_DIR, PROLOG, agentJobs, agentPid, attacksExport, attempts, ensureUser,
-  installOnNode, jobEvents, shutdownAgent, startAgent, startSshd, stopAgent, stopSshd, tail, TASK_PROLOG, uidsUnderPolicy,
+  AGENT_LOG, ATTACKS, CONFIG, EPILOG, EVENT_LOG, JOBS, KRSICTL, NOTES, PERJOB, PIN_DIR, PROLOG, agentHistory, agentJobs, agentPid, attacksExport, attempts, ensureUser, goWhenBound,
+  installOnNode, jobEvents, namesOnly, shutdownAgent, startAgent, startSshd, stopAgent, stopSshd, tail, TASK_PROLOG, uidsUnderPolicy,
 } from '../slurm/node.js';
 import { scaled } from '../vm/pace.js';
-import { OTHER, ROOT, USER, evidence, probe, suidExec } from './fixture.js';
+import { OTHER, PROBE, ROOT, USER, evidence, probe, suidExec } from './fixture.js';
 
 const LUA = join(ROOT, 'slurm/job_submit.lua');
 /** the first subordinate uid of a user namespace mapped as newuidmap maps it: no policy of its own */
@@ -192,15 +193,13 @@ describe('Slurm end to end', function () {
     const plain = await sbatch(USER, PERJOB, ['--comment=policy:default', '-J', 'perjob-default', `--output=${WORK}/out-%j.txt`, exportArg]);
     const both = [strict, plain];
     await Promise.all(both.map((id) => waitJobRunning(id)));
-    await until(`jobs ${strict} and ${plain} bound to their cgroups`, async () =>
-      (await agentJobs()).filter((j) => both.includes(j.jobId) && j.binding.state === 'bound').length === 2);
+    await goWhenBound(both);
     const ctlJobs = await execa(KRSICTL, ['jobs'], { reject: false });
     evidence('krsictl jobs (both bound)', String(ctlJobs.stdout));
     expect(String(ctlJobs.stdout)).to.match(new RegExp(`^${strict} .*bound \\(cgroup \\d+\\)$`, 'm'));
     // outside every job cgroup, uid 1000 is held to the union of its jobs: the strict job's suidexec
     expect(await suidExec(USER), 'the uid union outside the jobs').to.equal('denied');
 
-    for (const id of both) writeFileSync(join(WORK, `go-${id}`), '');
     // each job's user namespaces: mapped as newuidmap and newgidmap map them (0 -> 1000, 1.. -> 100000..)
     await Promise.all(both.map(async (id) => {
       const dir = join(WORK, `job-${id}`);
@@ -354,5 +353,210 @@ describe('Slurm end to end', function () {
     evidence('denials made while the agent was down', downTime.join('\n'));
     for (const line of downTime) expect(line).to.match(new RegExp(`\\bjob=${j1}(?: |$)`));
     evidence('agent log (tail)', tail(AGENT_LOG, 12));
+  });
+
+  /**
+   * Slurm's job shapes on this node (PrologFlags=Alloc,Contain, proctrack/cgroup, cgroup/v2): what runs
+   * where, and which profile judges it. The order of events each shows is in docs/POLICIES.md.
+   */
+  describe('job shapes', () => {
+    const EPERM = /^rc=1 .*Operation not permitted/;
+    const CHMOD_DENIED = /type=chmod policy=fileperms comm=chmod uid=1000 .*act=deny/;
+    const CHMOD_AUDITED = /type=chmod policy=fileperms comm=chmod uid=1000 .*act=audit/;
+    const LIFE = ['job added', 'job bound to its cgroup', 'job cgroup removed: unbound', 'job removed'];
+    /**
+     * the cgroup an attempt printed (test/slurm/jobs/try.sh chmod_in_cgroup: the kernel's view), its first
+     * word that is a path; the TaskProlog's notice may come before it in a step's output
+     */
+    const cgroupIn = (attempt: string | undefined): string => /(?:^rc=\d+|\s)(\/\S*)/.exec(attempt ?? '')?.[1] ?? `(no cgroup in "${attempt}")`;
+    /**
+     * a task cgroup of a job's step: user/task_special where proctrack/cgroup put the step's processes
+     * (TaskPlugin=task/none, as here), user/task_<n> where task/cgroup puts each task; the same depth
+     */
+    const taskOf = (jobId: string, step: string) => new RegExp(`_slurmstepd\\.scope/job_${jobId}/step_${step}/user/task_[^/]+$`);
+    const outputOf = (file: string) => readFileSync(join(WORK, file), 'utf8');
+    /** the agent's log: registered, bound, unbound when its cgroup went, removed by the epilog, in that order */
+    const expectLifecycle = async (jobId: string): Promise<void> => {
+      await until(`the agent's log of job ${jobId} to show its removal`, () => agentHistory(jobId).some((h) => h.msg === 'job removed'));
+      const history = agentHistory(jobId).filter((h) => LIFE.includes(h.msg));
+      evidence(`agent log of job ${jobId}`, history.map((h) => `${h.ts} ${h.msg}`).join('\n'));
+      expect(history.map((h) => h.msg), `agent log of job ${jobId}`).to.deep.equal(LIFE);
+    };
+
+    it('steps of one job: an srun step while the batch step acts and a second one after it are each held to the job\'s profile, each event naming that job', async () => {
+      const exportArg = attacksExport(agentPid()!);
+      const strict = await sbatch(USER, join(JOBS, 'steps.sh'), ['--comment=policy:strict', '-J', 'steps-strict', `--output=${WORK}/out-%j.txt`, exportArg]);
+      const plain = await sbatch(USER, join(JOBS, 'steps.sh'), ['--comment=policy:default', '-J', 'steps-default', `--output=${WORK}/out-%j.txt`, exportArg]);
+      await goWhenBound([strict, plain]);
+      const ends = await Promise.all([strict, plain].map((id) => waitJobEnded(id, 240_000)));
+      const [strictOut, plainOut] = [outputOf(`out-${strict}.txt`), outputOf(`out-${plain}.txt`)];
+      evidence(`job ${strict} (uid ${USER}, policy:strict) ${ends[0]!.JobState}`, strictOut);
+      evidence(`job ${plain} (uid ${USER}, policy:default) ${ends[1]!.JobState}`, plainOut);
+      const s = attempts(strictOut);
+      const p = attempts(plainOut);
+      // the batch step, srun step 0 (started before the batch step acted, ended after) and srun step 1
+      for (const [id, a] of [[strict, s], [plain, p]] as const) {
+        expect(cgroupIn(a.batch_chmod_suid), `job ${id} batch step`).to.match(taskOf(id, 'batch'));
+        expect(cgroupIn(a.step0_chmod_suid), `job ${id} step 0`).to.match(taskOf(id, '0'));
+        expect(cgroupIn(a.step1_chmod_suid), `job ${id} step 1`).to.match(taskOf(id, '1'));
+      }
+      for (const who of ['batch', 'step0', 'step1']) {
+        expect(s[`${who}_chmod_suid`], `strict ${who}`).to.match(EPERM);
+        expect(p[`${who}_chmod_suid`], `default ${who}`).to.match(/^rc=0 /);
+      }
+      // krsi-probe's answer, then srun's report of the task's exit status
+      expect(s.step1_connect_denied).to.match(/^rc=1 ERR EPERM(?: |$)/);
+      expect(p.step1_connect_denied).to.match(/^rc=1 ERR ENETUNREACH(?: |$)/);
+
+      const strictEvents = await jobEvents(strict, /type=skconn .*act=deny/);
+      const plainEvents = await jobEvents(plain, CHMOD_AUDITED, 3);
+      evidence(`event log lines naming job ${strict}`, strictEvents.join('\n'));
+      evidence(`event log lines naming job ${plain}`, plainEvents.join('\n'));
+      // nothing here acted outside the jobs: every event names one job, its own
+      for (const [id, lines] of [[strict, strictEvents], [plain, plainEvents]] as const) {
+        for (const line of lines) expect(namesOnly(line, id), `one job per event: ${line}`).to.equal(true);
+      }
+      expect(strictEvents.filter((l) => CHMOD_DENIED.test(l)), 'strict: batch, step 0, step 1').to.have.length(3);
+      expect(strictEvents.filter((l) => /type=skconn .*uid=1000 .*act=deny/.test(l))).to.have.length(1);
+      expect(plainEvents.filter((l) => CHMOD_AUDITED.test(l)), 'default: batch, step 0, step 1').to.have.length(3);
+      expect(plainEvents.filter((l) => /act=deny/.test(l))).to.deep.equal([]);
+      for (const id of [strict, plain]) await expectLifecycle(id);
+    });
+
+    it('a job array beside a default job of the same uid: each array task is a job of its own (its job id, its job_<id> cgroup), bound and held to the array\'s profile; the epilogs unbind and remove each', async () => {
+      const exportArg = attacksExport(agentPid()!);
+      const array = await sbatch(USER, join(JOBS, 'task.sh'), ['--array=0-2', '--comment=policy:strict', '-J', 'array-strict', `--output=${WORK}/out-%A_%a.txt`, exportArg]);
+      const plain = await sbatch(USER, join(JOBS, 'task.sh'), ['--comment=policy:default', '-J', 'array-beside', `--output=${WORK}/out-%j.txt`, exportArg]);
+      let tasks: [string, string][] = [];
+      await until(`the 3 tasks of array job ${array} running`, async () => (tasks = await runningArrayTasks(array)).length === 3);
+      const taskIds = tasks.map(([, id]) => id);
+      evidence(`array job ${array}: running tasks (index, job id)`, tasks.map((t) => t.join(' ')).join('\n'));
+      expect(new Set(taskIds).size, 'each task has its own job id').to.equal(3);
+      const views = await goWhenBound([...taskIds, plain]);
+      evidence('the agent\'s jobs (all bound)', views.map((v) => `${v.jobId} requested=${v.requested} ${v.binding.state} cgroup=${v.binding.cgroupId}`).join('\n'));
+      expect(new Set(views.map((v) => v.binding.cgroupId)).size, 'each task bound to a cgroup of its own').to.equal(4);
+      for (const v of views) expect(v.requested, `job ${v.jobId}`).to.equal(v.jobId === plain ? 'default' : 'strict');
+      await Promise.all([...taskIds, plain].map((id) => waitJobEnded(id, 240_000)));
+
+      for (const [index, id] of tasks) {
+        const out = outputOf(`out-${array}_${index}.txt`);
+        evidence(`array task ${array}_${index} = job ${id}`, out);
+        expect(out).to.match(new RegExp(`^JOB ${id} array=${array}_${index} `, 'm'));
+        const a = attempts(out);
+        expect(cgroupIn(a.chmod_suid)).to.match(taskOf(id, 'batch'));
+        expect(a.chmod_suid, `task ${index}`).to.match(EPERM);
+        const lines = await jobEvents(id, CHMOD_DENIED);
+        expect(lines.filter((l) => namesOnly(l, id) && CHMOD_DENIED.test(l)), `the denial in task ${index} names job ${id} alone`).to.have.length(1);
+      }
+      const plainOut = outputOf(`out-${plain}.txt`);
+      evidence(`job ${plain} (policy:default)`, plainOut);
+      expect(attempts(plainOut).chmod_suid).to.match(/^rc=0 /);
+      expect((await jobEvents(plain, CHMOD_AUDITED)).filter((l) => namesOnly(l, plain) && CHMOD_AUDITED.test(l))).to.have.length(1);
+      for (const id of [...taskIds, plain]) await expectLifecycle(id);
+      expect((await agentJobs()).map((j) => j.jobId)).to.not.include.members([...taskIds, plain]);
+      expect(await uidsUnderPolicy()).to.not.include(USER);
+    });
+
+    it('salloc with srun inside: the srun step is held to the allocation\'s profile alone; the command salloc runs (where salloc was called, outside every job cgroup) is held to the uid\'s union', async () => {
+      const strict = await sbatch(USER, HOLD, ['--comment=policy:strict', '-J', 'salloc-beside', `--output=${WORK}/out-%j.txt`]);
+      await goWhenBound([strict]);
+      const salloc = asUser(USER, 'salloc', ['--comment=policy:default', '-J', 'salloc-srun', '--ntasks=1', '/bin/bash', join(JOBS, 'salloc.sh')], {
+        env: { KRSI_JOBS: JOBS },
+      });
+      let alloc = '';
+      await until('salloc\'s allocation running', async () => {
+        alloc = String((await execa('squeue', ['-h', '-t', 'R', '-n', 'salloc-srun', '-o', '%A'], { reject: false })).stdout).trim();
+        return /^\d+$/.test(alloc);
+      });
+      const [view] = await goWhenBound([alloc]);
+      expect(view!.requested).to.equal('default');
+      const r = await salloc;
+      evidence(`salloc --comment=policy:default (uid ${USER}, job ${alloc}) exit ${r.exitCode}`, `${r.stdout}\n${r.stderr}`);
+      expect(r.exitCode, r.stderr).to.equal(0);
+      const a = attempts(r.stdout);
+      expect(cgroupIn(a.step_chmod_suid), 'the srun step').to.match(taskOf(alloc, '0'));
+      expect(a.step_chmod_suid, 'the allocation\'s profile: default, fileperms audit').to.match(/^rc=0 /);
+      expect(cgroupIn(a.shell_chmod_suid), 'salloc\'s command').to.not.match(/slurmstepd\.scope/);
+      expect(a.shell_chmod_suid, 'the uid\'s union: the strict job beside').to.match(EPERM);
+
+      const allocEvents = await jobEvents(alloc, CHMOD_DENIED);
+      evidence(`event log lines naming job ${alloc}`, allocEvents.join('\n'));
+      const ofBoth = new RegExp(`\\bjob=(?:${strict},${alloc}|${alloc},${strict})(?: |$)`);
+      expect(allocEvents.filter((l) => namesOnly(l, alloc) && CHMOD_AUDITED.test(l)), 'the step\'s chmod, the allocation\'s alone').to.have.length(1);
+      expect(allocEvents.filter((l) => ofBoth.test(l) && CHMOD_DENIED.test(l)), 'the command\'s chmod, the uid\'s jobs').to.have.length(1);
+      expect(allocEvents.filter((l) => namesOnly(l, alloc) && /act=deny/.test(l))).to.deep.equal([]);
+      await waitJobEnded(alloc);
+      releaseJob(strict);
+      await waitJobEnded(strict);
+      for (const id of [alloc, strict]) await expectLifecycle(id);
+      expect(await uidsUnderPolicy()).to.not.include(USER);
+    });
+
+    it('PrologFlags=Contain: a login session moved into a job\'s extern step as pam_slurm_adopt moves it (step_extern/user/task_special) is held to that job\'s profile; before, to the uid\'s union', async () => {
+      const strict = await sbatch(USER, HOLD, ['--comment=policy:strict', '-J', 'adopt-strict', `--output=${WORK}/out-%j.txt`]);
+      const plain = await sbatch(USER, HOLD, ['--comment=policy:default', '-J', 'adopt-default', `--output=${WORK}/out-%j.txt`]);
+      const views = await goWhenBound([strict, plain]);
+      const scope = stepdScopes('/sys/fs/cgroup')[0]!;
+      const tree = await execa('find', [join(scope, `job_${strict}`), '-type', 'd'], { reject: false });
+      evidence(`the cgroups of job ${strict} (Contain: the extern step beside the batch step)`, String(tree.stdout).split(scope).join('<scope>'));
+      // the extern step holds its own process (sleep) in task_special: where adopted processes go too
+      const special = (id: string) => join(scope, `job_${id}`, 'step_extern/user/task_special');
+      await until('both extern steps\' task_special cgroups', () => existsSync(special(strict)) && existsSync(special(plain)));
+      for (const v of views) expect(v.binding.cgroupId, `job ${v.jobId} is bound to its job_<id>`).to.equal(String(statSync(join(scope, `job_${v.jobId}`), { bigint: true }).ino));
+      // the step's own directory has controllers enabled for its children: cgroup v2's no-internal-process
+      // rule refuses a process there, which is why pam_slurm_adopt (slurmstepd) uses the leaf task_special
+      const bystander = execa('sleep', ['600'], { reject: false });
+      const internal = (() => {
+        try {
+          writeFileSync(join(scope, `job_${strict}`, 'step_extern/cgroup.procs'), String(bystander.pid));
+          return 'written';
+        } catch (err) {
+          return (err as NodeJS.ErrnoException).code;
+        } finally {
+          bystander.kill();
+        }
+      })();
+      evidence(`a pid written into job_${strict}/step_extern/cgroup.procs`, String(internal));
+      expect(internal).to.equal('EBUSY');
+
+      const sessions = [strict, plain].map((id) => {
+        const dir = join(WORK, `session-${id}`);
+        mkdirSync(dir, { recursive: true });
+        chownSync(dir, USER, USER);
+        return { id, dir, run: asUser(USER, '/bin/bash', [join(JOBS, 'session.sh'), dir], { env: { KRSI_JOBS: JOBS, KRSI_PROBE: PROBE } }) };
+      });
+      for (const { id, dir } of sessions) {
+        await until(`the session for job ${id} waiting to be adopted`, () => existsSync(join(dir, 'session.pid')));
+        writeFileSync(join(special(id), 'cgroup.procs'), readFileSync(join(dir, 'session.pid'), 'utf8').trim());
+        writeFileSync(join(dir, 'adopted'), '');
+      }
+      const results = await Promise.all(sessions.map((s) => s.run));
+      for (const [i, { id }] of sessions.entries()) evidence(`session adopted into job ${id} (exit ${results[i]!.exitCode})`, `${results[i]!.stdout}\n${results[i]!.stderr}`);
+      const [s, p] = results.map((r) => attempts(r.stdout));
+      for (const a of [s!, p!]) {
+        expect(cgroupIn(a.outside_chmod_suid), 'before: outside every job').to.not.match(/slurmstepd\.scope/);
+        expect(a.outside_chmod_suid, 'before: the uid\'s union holds the strict job').to.match(EPERM);
+      }
+      expect(cgroupIn(s!.adopted_chmod_suid)).to.match(new RegExp(`/job_${strict}/step_extern/user/task_special$`));
+      expect(cgroupIn(p!.adopted_chmod_suid)).to.match(new RegExp(`/job_${plain}/step_extern/user/task_special$`));
+      expect(s!.adopted_chmod_suid, 'adopted by the strict job').to.match(EPERM);
+      expect(s!.adopted_connect_denied).to.equal('rc=1 ERR EPERM');
+      expect(p!.adopted_chmod_suid, 'adopted by the default job: audit').to.match(/^rc=0 /);
+      expect(p!.adopted_connect_denied).to.equal('rc=1 ERR ENETUNREACH');
+
+      const strictEvents = await jobEvents(strict, /type=skconn .*act=deny/);
+      const plainEvents = await jobEvents(plain, CHMOD_AUDITED);
+      evidence(`event log lines naming job ${strict}`, strictEvents.join('\n'));
+      evidence(`event log lines naming job ${plain}`, plainEvents.join('\n'));
+      const ofBoth = new RegExp(`\\bjob=(?:${strict},${plain}|${plain},${strict})(?: |$)`);
+      expect(strictEvents.filter((l) => ofBoth.test(l) && CHMOD_DENIED.test(l)), 'the two sessions before adoption').to.have.length(2);
+      expect(strictEvents.filter((l) => namesOnly(l, strict) && CHMOD_DENIED.test(l))).to.have.length(1);
+      expect(strictEvents.filter((l) => namesOnly(l, strict) && /type=skconn .*act=deny/.test(l))).to.have.length(1);
+      expect(plainEvents.filter((l) => namesOnly(l, plain) && CHMOD_AUDITED.test(l))).to.have.length(1);
+      expect(plainEvents.filter((l) => namesOnly(l, plain) && /act=deny/.test(l))).to.deep.equal([]);
+      for (const id of [strict, plain]) releaseJob(id);
+      await Promise.all([strict, plain].map((id) => waitJobEnded(id)));
+      for (const id of [strict, plain]) await expectLifecycle(id);
+    });
   });
 });

@@ -236,6 +236,12 @@ export async function jobInfo(id: string): Promise<Record<string, string>> {
   return parseKeyValues(String(r.stdout));
 }
 
+/** the tasks of a job array that are running: [array index, the task's own job id] */
+export async function runningArrayTasks(arrayJobId: string): Promise<[string, string][]> {
+  const r = await execa('squeue', ['-h', '-r', '-t', 'R', '-j', arrayJobId, '-o', '%K %A'], { reject: false });
+  return String(r.stdout).split('\n').filter((l) => l.trim() !== '').map((l) => l.trim().split(/\s+/) as [string, string]);
+}
+
 export async function nodeInfo(): Promise<Record<string, string>> {
   const r = await execa('scontrol', ['-o', 'show', 'node'], { reject: false });
   return parseKeyValues(String(r.stdout));

@@ -29,8 +29,9 @@ export const NOTES = '/var/lib/slurm-krsi/pending-removals';
 export const AGENT_LOG = join(WORK, 'agent.log');
 /** the sshd the attack jobs forward through (startSshd) */
 export const SSH_PORT = 2222;
+/** the test jobs' scripts (test/slurm/jobs: what each tries is said at its top) */
+export const JOBS = join(REPO, 'test/slurm/jobs');
 /** the job script that tries the paper's attacks and their variants */
-const JOBS = join(REPO, 'test/slurm/jobs');
 export const ATTACKS = join(JOBS, 'attacks.sh');
 export const PERJOB = join(JOBS, 'perjob.sh');
 
@@ -151,6 +152,35 @@ export async function agentJobs(): Promise<JobView[]> {
 
 export async function uidsUnderPolicy(): Promise<number[]> {
   return (await api<{ uidsUnderPolicy: number[] }>('GET', '/v1/status')).body.uidsUnderPolicy;
+}
+
+/**
+ * Once the agent shows each job registered and bound to its cgroup, let the jobs' scripts act (they wait
+ * for go-<jobid>: an attempt before the binding would be judged by the uid's union). Returns the jobs as
+ * the agent showed them then.
+ */
+export async function goWhenBound(jobIds: string[]): Promise<JobView[]> {
+  let views: JobView[] = [];
+  await waitFor(`jobs ${jobIds.join(', ')} registered and bound to their cgroups`, async () => {
+    views = (await agentJobs()).filter((j) => jobIds.includes(j.jobId));
+    return views.length === jobIds.length && views.every((j) => j.binding.state === 'bound');
+  }, { timeoutMs: 120_000, intervalMs: 200, detail: () => JSON.stringify(views) });
+  for (const id of jobIds) writeFileSync(join(WORK, `go-${id}`), '');
+  return views;
+}
+
+/** whether an event line names this job alone (the job whose cgroup acted), not a uid's list of jobs */
+export function namesOnly(line: string, jobId: string): boolean {
+  return new RegExp(`\\bjob=${jobId}(?: |$)`).test(line);
+}
+
+/** what the agent's log says happened to a job, in order: job added, job bound to its cgroup, ... */
+export function agentHistory(jobId: string): { ts: string; msg: string }[] {
+  // the agent's messages about the job (its stdout also carries the events, which have no msg=)
+  return readFileSync(AGENT_LOG, 'utf8').split('\n').filter((l) => namesOnly(l, jobId)).flatMap((l) => {
+    const msg = /\bmsg=(?:"([^"]*)"|(\S+))/.exec(l);
+    return msg === null ? [] : [{ ts: /\bts=(\S+)/.exec(l)?.[1] ?? '?', msg: msg[1] ?? msg[2]! }];
+  });
 }
 
 /** whether an event line names a job (job= holds the uid's job ids, comma-separated) */

@@ -7,11 +7,10 @@
 # One ATTEMPT line per attempt (try.sh). Environment: KRSI_JOBS, KRSI_PROBE (sbatch --export).
 # shellcheck source=try.sh
 source "$KRSI_JOBS/try.sh"
-umask 022
-W=/tmp/krsi-slurm/job-$SLURM_JOB_ID
-mkdir -p "$W" && cd "$W" || exit 1
+enter_job_dir
+W=$PWD
 echo "JOB $SLURM_JOB_ID uid=$(id -u) comment=${SLURM_JOB_COMMENT:-}"
-while [ ! -e "/tmp/krsi-slurm/go-$SLURM_JOB_ID" ]; do sleep 0.2; done
+wait_for_go
 touch mine step
 try chmod_suid chmod u+s mine
 try connect_denied "$KRSI_PROBE" connect4 192.0.2.10 22 tcp
