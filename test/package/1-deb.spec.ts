@@ -1,8 +1,8 @@
 /**
  * The .deb on a node under real systemd whose own Node.js is hidden, as an admin runs it: dpkg -i, a
  * strict job through the packaged prolog, the man pages, the journal; an upgrade to the next version
- * (another BPF build) while the job's user keeps trying; removal keeping the pins, a reinstall, removal,
- * purge. Each step builds on the one before: once one fails, the rest are skipped.
+ * (another BPF build) while the job's user keeps trying; removal keeping the pins, a reinstall, purge
+ * (whose removal takes the pins). Each step builds on the one before: once one fails, the rest are skipped.
  */
 import { expect } from 'chai';
 import { existsSync } from 'node:fs';
@@ -10,11 +10,11 @@ import { execa } from 'execa';
 import { generationDir, listGenerations } from '../../agent/enforcement/generations.js';
 import { MAN_PAGES, manFileName } from '../../agent/manual/pages.js';
 import type { AgentStatus, JobView } from '../../agent/service/types.js';
-import { attackLoop, chmodSuid } from '../systemd/jobs.js';
+import { chmodSuid } from '../systemd/jobs.js';
 import { scaled, waitFor } from '../vm/pace.js';
 import {
   AGENT_UNIT, BUNDLED_NODE, CONFIG, FREE_USER, PIN_DIR, PROLOG, STRICT_USER, admin, agentProcess, fileTree, hideSystemNode,
-  krsictlJson, krsiPrograms, nodeOnPath, packages, pinMount, pinsLeft, prepareUsers, slurmHook, waitProgramsGone,
+  krsictlJson, nodeOnPath, packages, pinMount, pinsLeft, prepareUsers, notDenied, slurmHook, upgradeUnderAttack, waitProgramsGone,
 } from './node.js';
 
 const { current, next } = packages();
@@ -115,19 +115,10 @@ describe('the .deb under systemd, on a node without a Node.js of its own', funct
 
   it('dpkg -i of the next version while the strict user loops chmod u+s: denied throughout; the new build runs, the old pins are gone, the job kept', async function () {
     this.timeout(scaled(600_000));
-    const attacks = attackLoop(STRICT_USER, 'deb');
-    await waitFor('the attack loop\'s first attempts', () => attacks.attempts.length >= 4);
-    const switchStart = Date.now();
-    const out = await admin('dpkg', ['-i', next.deb]);
-    const switchEnd = Date.now();
-    await waitFor('attempts after the upgrade', () => attacks.attempts.filter((a) => a.atMs > switchEnd).length >= 10);
-    const attempts = await attacks.stop();
-    const during = attempts.filter((a) => a.atMs >= switchStart && a.atMs <= switchEnd);
-    const denied = attempts.filter((a) => a.verdict === 'ERR EPERM');
-    console.log(`      dpkg -i took ${((switchEnd - switchStart) / 1000).toFixed(0)} s; ${attempts.length} attempts (${during.length} during dpkg -i), ${denied.length} denied:\n${out.trimEnd().replace(/^/gm, '        ')}`);
+    const { out, attempts, during } = await upgradeUnderAttack(STRICT_USER, 'deb', 'dpkg', ['-i', next.deb]);
     expect(out).to.include(`slurm-krsi: upgraded from ${current.version}: krsi-agent restarted`);
-    expect(attempts.filter((a) => a.verdict !== 'ERR EPERM'), 'attempts not denied').to.deep.equal([]);
-    expect(during.length, 'attempts while dpkg upgraded').to.be.greaterThan(0);
+    expect(notDenied(attempts), 'attempts not denied').to.deep.equal([]);
+    expect(during.length, 'attempts while dpkg -i ran').to.be.greaterThan(0);
 
     const status = await krsictlJson<AgentStatus>('status');
     expect(status.buildId, 'the build the agent runs').to.equal(next.buildId);
@@ -165,21 +156,17 @@ describe('the .deb under systemd, on a node without a Node.js of its own', funct
     expect(await chmodSuid(STRICT_USER, 'reinstalled'), `uid ${STRICT_USER}`).to.equal('ERR EPERM');
   });
 
-  it('dpkg -r: the pins unmounted and gone, no program of slurm-krsi loaded, the strict user free', async function () {
+  it('dpkg --purge (without SLURM_KRSI_KEEP_PINS): the pins unmounted and gone, no program of slurm-krsi loaded, the strict user free; no file of the package left, nor of its configuration, state, log or pins', async function () {
     this.timeout(scaled(300_000));
-    const out = await admin('dpkg', ['-r', 'slurm-krsi']);
+    // dpkg runs the postrm's remove (which decides about the pins), then its purge
+    const out = await admin('dpkg', ['--purge', 'slurm-krsi']);
     console.log(out.trimEnd().replace(/^/gm, '        '));
     expect(out).to.include(`slurm-krsi: removed the pinned programs (${PIN_DIR})`);
     expect(await pinMount(), PIN_DIR).to.equal(null);
     expect(pinsLeft(), 'slurm-krsi* in /sys/fs/bpf').to.deep.equal([]);
     await waitProgramsGone();
-    expect(await krsiPrograms()).to.deep.equal([]);
     expect(await chmodSuid(STRICT_USER, 'removed'), `uid ${STRICT_USER}, no policy left`).to.equal('OK');
-  });
 
-  it('dpkg --purge: no file of the package left, nor of its configuration, state, log or pins', async function () {
-    this.timeout(scaled(300_000));
-    await admin('dpkg', ['--purge', 'slurm-krsi']);
     const status = await execa('dpkg-query', ['-W', '-f=${Status}', 'slurm-krsi'], { reject: false });
     expect(status.exitCode === 0 ? status.stdout : 'unknown', 'dpkg-query -W slurm-krsi').to.match(/^(unknown|purge ok not-installed|deinstall ok not-installed)$/);
     expect(paths.filter((p) => !existedBefore.has(p) && existsSync(p)), 'paths of the package left').to.deep.equal([]);
@@ -187,6 +174,5 @@ describe('the .deb under systemd, on a node without a Node.js of its own', funct
     const left = [...treeAfter].filter((p) => !treeBefore.has(p) && !DPKG_RECORDS.test(p));
     expect(left, `new under ${SNAPSHOT_DIRS.join(' ')} since before dpkg -i`).to.deep.equal([]);
     for (const dir of ['/etc/slurm-krsi', '/var/lib/slurm-krsi', '/var/log/slurm-krsi', '/run/slurm-krsi']) expect(existsSync(dir), dir).to.equal(false);
-    expect(pinsLeft(), 'slurm-krsi* in /sys/fs/bpf').to.deep.equal([]);
   });
 });

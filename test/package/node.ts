@@ -9,6 +9,7 @@ import { expect } from 'chai';
 import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { execa } from 'execa';
 import { WORK } from '../slurm/cluster.js';
+import { type Attempt, attackLoop } from '../systemd/jobs.js';
 import { AGENT_UNIT, KRSICTL, PIN_DIR } from '../systemd/node.js';
 import { unitProps } from '../systemd/systemctl.js';
 import { PACKAGES_ENV, type Packages } from '../vm/package-builds.js';
@@ -63,7 +64,7 @@ export async function prepareUsers(): Promise<void> {
 
 /** a command as the admin runs it; its output for the test's log and assertions, its failure with both */
 export async function admin(command: string, args: string[], env: Record<string, string> = {}): Promise<string> {
-  const r = await execa(command, args, { reject: false, all: true, env: { PATH: NODE_PATH, ...env }, extendEnv: false });
+  const r = await execa(command, args, { reject: false, all: true, env: { PATH: NODE_PATH, HOME: '/root', ...env }, extendEnv: false });
   if (r.exitCode !== 0) throw new Error(`${command} ${args.join(' ')} failed (${r.exitCode}):\n${r.all}`);
   return r.all ?? '';
 }
@@ -134,4 +135,38 @@ export async function waitProgramsGone(): Promise<void> {
 export async function fileTree(dirs: readonly string[]): Promise<Set<string>> {
   const r = await execa('find', dirs.filter((d) => existsSync(d)), { reject: false, maxBuffer: 64 << 20 });
   return new Set(r.stdout.split('\n').filter(Boolean));
+}
+
+/**
+ * An upgrade (dpkg -i, rpm -U) run while `uid`, under strict, tries a chmod u+s and a denied connect
+ * over and over (attackLoop), until 10 attempts after it: every attempt must be denied. Returns the
+ * command's output and the attempts, those during the command marked.
+ */
+export async function upgradeUnderAttack(uid: number, tag: string, command: string, args: string[]): Promise<{ out: string; attempts: Attempt[]; during: Attempt[] }> {
+  // five rounds a second at most: dpkg and rpm share the VM's two emulated CPUs with the loop
+  const attacks = attackLoop(uid, tag, 0.2);
+  await waitFor('the attack loop\'s first attempts', () => attacks.attempts.length >= 4);
+  const start = Date.now();
+  let out = '';
+  let failure: unknown;
+  try {
+    out = await admin(command, args);
+  } catch (err) {
+    failure = err;
+  }
+  const end = Date.now();
+  // and on after it, when the new build alone enforces; the loop ends either way, so that a failed
+  // upgrade does not leave it running
+  if (failure === undefined) await waitFor('attempts after the upgrade', () => attacks.attempts.filter((a) => a.atMs > end).length >= 10);
+  const attempts = await attacks.stop();
+  if (failure !== undefined) throw failure;
+  const during = attempts.filter((a) => a.atMs >= start && a.atMs <= end);
+  const denied = attempts.filter((a) => a.verdict === 'ERR EPERM').length;
+  console.log(`      ${command} took ${((end - start) / 1000).toFixed(0)} s; ${attempts.length} attempts (${during.length} during it), ${denied} denied:\n${out.trimEnd().replace(/^/gm, '        ')}`);
+  return { out, attempts, during };
+}
+
+/** attempts the kernel did not deny, one line each, for an assertion's message */
+export function notDenied(attempts: readonly Attempt[]): string[] {
+  return attempts.filter((a) => a.verdict !== 'ERR EPERM').map((a) => `${a.action} at ${new Date(a.atMs).toISOString()}: ${a.verdict}`);
 }

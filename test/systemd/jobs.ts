@@ -60,9 +60,10 @@ export interface Attempt {
 /**
  * `uid` (under strict) tries a chmod u+s of its own file (fileperms) and a connect to 192.0.2.10
  * (skconnections) in a loop, each attempt one krsi-probe process, until stop(); `attempts` fills as they
- * are made. What an upgrade must keep denying while the agents switch.
+ * are made. What an upgrade must keep denying while the agents switch. `pauseS` between rounds leaves
+ * the (emulated) CPUs to a long upgrade, such as a package manager's.
  */
-export function attackLoop(uid: number, tag: string): { attempts: Attempt[]; file: string; stop: () => Promise<Attempt[]> } {
+export function attackLoop(uid: number, tag: string, pauseS = 0): { attempts: Attempt[]; file: string; stop: () => Promise<Attempt[]> } {
   const file = join(WORK, `upgrade-${tag}`);
   const stopFlag = join(WORK, `upgrade-${tag}.stop`);
   rmSync(stopFlag, { force: true });
@@ -74,8 +75,9 @@ export function attackLoop(uid: number, tag: string): { attempts: Attempt[]; fil
 i=0
 while [ ! -e ${stopFlag} ]; do
   echo "$(date +%s%3N) chmod $(${PROBE} chmod ${file} $(printf %o $((04000 + i % 512))))"
-  echo "$(date +%s%3N) connect $(${PROBE} connect4 192.0.2.10 $((1000 + i % 512))))"
-  i=$((i + 1))
+  echo "$(date +%s%3N) connect $(${PROBE} connect4 192.0.2.10 $((1000 + i % 512)))"
+  i=$((i + 1))${pauseS > 0 ? `
+  sleep ${pauseS}` : ''}
 done`;
   const loop = execa('bash', ['-c', script], {
     uid, gid: uid, cwd: WORK, reject: false, buffer: false, stderr: 'inherit', env: { PATH: '/usr/bin:/bin' }, extendEnv: false,

@@ -152,9 +152,10 @@ async function packageBoot(root: string): Promise<Boot> {
     title: 'package specs',
     specs: 'dist/test/package/**/*.spec.js',
     env: { [PACKAGES_ENV]: JSON.stringify(packages) },
-    // the specs start once the system is up, as an admin's shell would: systemd-tmpfiles-setup (sysinit)
-    // empties /tmp at boot, under the specs' feet if they started before it
-    vm: { systemd: { units: { [`${SYSTEMD_RUN_UNIT}.d/after-basic.conf`]: '[Unit]\nAfter=basic.target\n' } } },
+    // the specs start once the system is up, as an admin's shell would. Nothing else of this boot pulls
+    // in sysinit.target: the agent's unit would, when dpkg starts it, and systemd-tmpfiles-setup would
+    // then empty /tmp under the specs' feet
+    vm: { systemd: { units: { [`${SYSTEMD_RUN_UNIT}.d/after-basic.conf`]: '[Unit]\nWants=basic.target\nAfter=basic.target\n' } } },
   };
 }
 
