@@ -14,7 +14,7 @@ import { chmodSuid } from '../systemd/jobs.js';
 import { scaled, waitFor } from '../vm/pace.js';
 import {
   AGENT_UNIT, BUNDLED_NODE, CONFIG, FREE_USER, PIN_DIR, PROLOG, STRICT_USER, admin, agentProcess, fileTree, hideSystemNode,
-  krsictlJson, nodeOnPath, packages, pinMount, pinsLeft, prepareUsers, notDenied, slurmHook, upgradeUnderAttack, waitProgramsGone,
+  krsictlJson, nodeOnPath, packages, pinMount, pinsLeft, prepareUsers, notDenied, slurmHook, stepByStep, upgradeUnderAttack, waitProgramsGone,
 } from './node.js';
 
 const { current, next } = packages();
@@ -31,13 +31,7 @@ async function debPaths(deb: string): Promise<string[]> {
 }
 
 describe('the .deb under systemd, on a node without a Node.js of its own', function () {
-  let broken: string | undefined;
-  beforeEach(function () {
-    if (broken) this.skip();
-  });
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed') broken = this.currentTest.title;
-  });
+  stepByStep();
 
   let paths: string[] = [];
   let existedBefore = new Set<string>();

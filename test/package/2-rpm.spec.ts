@@ -14,7 +14,7 @@ import { chmodSuid } from '../systemd/jobs.js';
 import { scaled } from '../vm/pace.js';
 import {
   BUNDLED_NODE, EPILOG, FREE_USER, PIN_DIR, PROLOG, STRICT_USER, admin, agentProcess, krsictlJson, nodeOnPath, packages,
-  pinMount, pinsLeft, slurmHook, waitProgramsGone,
+  pinMount, pinsLeft, slurmHook, stepByStep, waitProgramsGone,
 } from './node.js';
 
 const { current } = packages();
@@ -22,13 +22,7 @@ const { current } = packages();
 const KEPT_DIRS = ['/etc/slurm-krsi', '/var/lib/slurm-krsi', '/var/log/slurm-krsi'];
 
 describe('the .rpm under systemd (rpm -i --nodeps on the Debian node)', function () {
-  let broken: string | undefined;
-  beforeEach(function () {
-    if (broken) this.skip();
-  });
-  afterEach(function () {
-    if (this.currentTest?.state === 'failed') broken = this.currentTest.title;
-  });
+  stepByStep();
 
   let paths: string[] = [];
   let existedBefore = new Set<string>();

@@ -26,6 +26,20 @@ export const FREE_USER = 1001;
 /** a shell's PATH on a node (root's login PATH) */
 const NODE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
+/**
+ * In the current describe(), each test builds on the one before: once one fails, the rest are skipped
+ * (counted as pending) instead of failing for want of what it left undone.
+ */
+export function stepByStep(): void {
+  let broken = false;
+  beforeEach(function () {
+    if (broken) this.skip();
+  });
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed') broken = true;
+  });
+}
+
 export function packages(): Packages {
   const text = process.env[PACKAGES_ENV];
   if (!text) throw new Error(`${PACKAGES_ENV} is not set: run the package group through test/vm/run-kernel-specs.ts (KRSI_VM_GROUP=package)`);
