@@ -13,12 +13,11 @@ import { execa } from 'execa';
 import { generationDir, layoutOf, listGenerations, previousLayoutDir, readBuildId } from '../../agent/enforcement/generations.js';
 import { REPO, WORK, sbatch, waitJobEnded, waitJobRunning } from '../slurm/cluster.js';
 import { agentJobs, api } from '../slurm/node.js';
-import { PROBE } from '../kernel/fixture.js';
 import { UPGRADE_BUILDS_ENV, type UpgradeBuild, type UpgradeBuilds } from '../vm/upgrade-builds.js';
 import { scaled, waitFor } from '../vm/pace.js';
 import { onBoot } from './boot.js';
 import { AGENT_UNIT, EVENT_LOG, PIN_DIR, PIN_MOUNT_UNIT, UNIT_FILE, VM_AGENT_WAIT, installBuild, installConfig } from './node.js';
-import { HOLD, chmodSuid, expectNodeServing, release } from './jobs.js';
+import { HOLD, attackLoop, chmodSuid, expectNodeServing, release } from './jobs.js';
 import { journal, systemctl, unitProps, waitActive } from './systemctl.js';
 
 const STRICT_USER = 1000;
@@ -91,56 +90,6 @@ async function attachedPrograms(): Promise<{ name: string; buildId: string | nul
     .map((p) => ({ name: p.name!, buildId: p.metadata?.build_id ?? null }));
 }
 
-interface Attempt {
-  atMs: number;
-  action: 'chmod' | 'connect';
-  verdict: string;
-}
-
-/**
- * The strict user tries a chmod u+s of its own file (fileperms) and a connect to 192.0.2.10 (skconnections)
- * in a loop, each attempt one krsi-probe process, until stop(); `attempts` fills as they are made.
- */
-function attackLoop(tag: string): { attempts: Attempt[]; file: string; stop: () => Promise<Attempt[]> } {
-  const file = join(WORK, `upgrade-${tag}`);
-  const stopFlag = join(WORK, `upgrade-${tag}.stop`);
-  rmSync(stopFlag, { force: true });
-  // each attempt a distinct action (another set-uid mode, another port): the kernel folds repeats of one
-  // action within a second into the next event's repeats= (fold.spec.ts tests that), and the repeats an
-  // old build still held when it stopped deciding are counted, not logged, so that the log would not
-  // show every decision of the switch
-  const script = `install -m 0644 /dev/null ${file}
-i=0
-while [ ! -e ${stopFlag} ]; do
-  echo "$(date +%s%3N) chmod $(${PROBE} chmod ${file} $(printf %o $((04000 + i % 512))))"
-  echo "$(date +%s%3N) connect $(${PROBE} connect4 192.0.2.10 $((1000 + i % 512)))"
-  i=$((i + 1))
-done`;
-  const loop = execa('bash', ['-c', script], {
-    uid: STRICT_USER, gid: STRICT_USER, cwd: WORK, reject: false, buffer: false, stderr: 'inherit', env: { PATH: '/usr/bin:/bin' }, extendEnv: false,
-  });
-  const attempts: Attempt[] = [];
-  let pending = '';
-  loop.stdout!.on('data', (chunk: Buffer) => {
-    const lines = (pending + chunk.toString()).split('\n');
-    pending = lines.pop() ?? '';
-    for (const line of lines) {
-      const [at, action, ...verdict] = line.split(' ');
-      attempts.push({ atMs: Number(at), action: action as Attempt['action'], verdict: verdict.join(' ') });
-    }
-  });
-  return {
-    attempts,
-    file,
-    stop: async () => {
-      writeFileSync(stopFlag, '');
-      const r = await loop;
-      if (r.exitCode !== 0) throw new Error(`the attack loop failed (exit ${r.exitCode})`);
-      return attempts;
-    },
-  };
-}
-
 onBoot(1, 'upgrades from another build with a strict job running', function () {
   const { builds, problems } = upgradeBuilds();
 
@@ -170,7 +119,7 @@ onBoot(1, 'upgrades from another build with a strict job running', function () {
       const job = await sbatch(STRICT_USER, HOLD, ['--comment=policy:strict', '-J', `upgrade-${build.name}`, `--output=${WORK}/out-%j.txt`]);
       await waitJobRunning(job);
       await waitFor(`job ${job} registered by the old agent`, async () => (await agentJobs()).some((j) => j.jobId === job));
-      const attacks = attackLoop(build.name);
+      const attacks = attackLoop(STRICT_USER, build.name);
       await waitFor('the attack loop\'s first attempts', () => attacks.attempts.length >= 4);
 
       // install.sh's upgrade: the new unit file and agent, daemon-reload, restart (returns at READY=1)

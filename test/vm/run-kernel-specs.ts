@@ -7,10 +7,15 @@
 //   systemd  dist/test/systemd/**/*.spec.js under real systemd (test/systemd/node.ts): the agent's unit,
 //            readiness, restarts and upgrades in a first boot, which ends by losing power; then a second
 //            boot with the state the first left on a persistent host folder (the reboot specs).
-// The builds the upgrade specs of both groups start from are made on the host first (upgrade-builds.ts).
+//   package  dist/test/package/**/*.spec.js under real systemd, in one boot of a node with nothing of
+//            slurm-krsi on it: the .deb and the .rpm installed, upgraded, removed and purged as an admin
+//            does, with the node's own Node.js hidden. The packages are built on the host first
+//            (package-builds.ts).
+// The builds the upgrade specs of the kernel and systemd groups start from are made on the host first
+// (upgrade-builds.ts).
 //
 // Environment:
-//   KRSI_VM_GROUP       run only this group (kernel or systemd)
+//   KRSI_VM_GROUP       run only this group (kernel, systemd or package)
 //   KRSI_VM_GREP        only run tests matching this pattern (mocha --grep)
 //   KRSI_VM_KERNEL      kernel version to boot (default: newest /boot/vmlinuz-*-amd64)
 //   KRSI_VM_TIMEOUT_S   kill a VM after this many seconds (default 3600: a safety net, not a speed check)
@@ -27,8 +32,9 @@ import { BOOT_ENV, BOOTS_ENV } from '../systemd/boot.js';
 import { parseMochaSummary, shellQuote } from './mocha-summary.js';
 import { PACE_ENV, REFERENCE_NODE_START_MS } from './pace.js';
 import { repoRoot, workDir } from './paths.js';
-import { runInVm, type RunInVmOptions, type RunInVmResult } from './qemu.js';
+import { SYSTEMD_RUN_UNIT, runInVm, type RunInVmOptions, type RunInVmResult } from './qemu.js';
 import { UPGRADE_BUILDS_ENV, prepareUpgradeBuilds } from './upgrade-builds.js';
+import { PACKAGES_ENV, preparePackages } from './package-builds.js';
 
 /** mocha's per-test safety net before scaling; tests that need longer set their own, also scaled */
 const BASE_TEST_TIMEOUT_MS = 180_000;
@@ -139,6 +145,22 @@ async function systemdBoots(root: string, upgradeEnv: Record<string, string>): P
   return boots;
 }
 
+/** the package group: its packages built on the host, then one boot under systemd with nothing else */
+async function packageBoot(root: string): Promise<Boot> {
+  const packages = await preparePackages(root, (msg) => console.log(`krsi-vm: ${msg}`));
+  return {
+    title: 'package specs',
+    specs: 'dist/test/package/**/*.spec.js',
+    env: { [PACKAGES_ENV]: JSON.stringify(packages) },
+    // the specs start once the system is up, as an admin's shell would. Nothing else of this boot pulls
+    // in sysinit.target: the agent's unit would, when dpkg starts it, and systemd-tmpfiles-setup would
+    // then empty /tmp under the specs' feet
+    vm: { systemd: { units: { [`${SYSTEMD_RUN_UNIT}.d/after-basic.conf`]: '[Unit]\nWants=basic.target\nAfter=basic.target\n' } } },
+  };
+}
+
+const GROUPS = ['kernel', 'systemd', 'package'] as const;
+
 async function main(): Promise<number> {
   const root = repoRoot();
   if (!existsSync(join(root, 'dist/test/kernel'))) {
@@ -149,21 +171,33 @@ async function main(): Promise<number> {
   const grep = process.env.KRSI_VM_GREP || undefined;
   const timeoutS = Number(process.env.KRSI_VM_TIMEOUT_S ?? '3600');
   const group = process.env.KRSI_VM_GROUP || undefined;
-  if (group !== undefined && group !== 'kernel' && group !== 'systemd') {
-    console.error(`krsi-vm: KRSI_VM_GROUP=${group}: not a group (kernel or systemd)`);
+  if (group !== undefined && !(GROUPS as readonly string[]).includes(group)) {
+    console.error(`krsi-vm: KRSI_VM_GROUP=${group}: not a group (${GROUPS.join(', ')})`);
     console.log('0 passed, 1 failed');
     return 2;
   }
+  const runs = (g: (typeof GROUPS)[number]): boolean => group === undefined || group === g;
 
-  const upgrade = await prepareUpgradeBuilds(root, (msg) => console.log(`krsi-vm: ${msg}`));
-  console.log(`krsi-vm: upgrade sources ready in ${upgrade.seconds.toFixed(0)} s${upgrade.problems.length > 0 ? `; problems: ${upgrade.problems.join('; ')}` : ''}`);
-  const upgradeEnv = { [UPGRADE_BUILDS_ENV]: JSON.stringify(upgrade) };
   const boots: Boot[] = [];
-  if (group !== 'systemd') boots.push({ title: 'kernel specs', specs: 'dist/test/kernel/**/*.spec.js', env: upgradeEnv, vm: {} });
-  if (group !== 'kernel') boots.push(...(await systemdBoots(root, upgradeEnv)));
+  let failed = 0;
+  if (runs('kernel') || runs('systemd')) {
+    const upgrade = await prepareUpgradeBuilds(root, (msg) => console.log(`krsi-vm: ${msg}`));
+    console.log(`krsi-vm: upgrade sources ready in ${upgrade.seconds.toFixed(0)} s${upgrade.problems.length > 0 ? `; problems: ${upgrade.problems.join('; ')}` : ''}`);
+    const upgradeEnv = { [UPGRADE_BUILDS_ENV]: JSON.stringify(upgrade) };
+    if (runs('kernel')) boots.push({ title: 'kernel specs', specs: 'dist/test/kernel/**/*.spec.js', env: upgradeEnv, vm: {} });
+    if (runs('systemd')) boots.push(...(await systemdBoots(root, upgradeEnv)));
+  }
+  if (runs('package')) {
+    try {
+      boots.push(await packageBoot(root));
+    } catch (err) {
+      // the other groups still run; the missing packages count as a failure
+      console.error(`krsi-vm: the packages could not be built, the package specs do not run: ${(err as Error).message}`);
+      failed += 1;
+    }
+  }
 
   let passed = 0;
-  let failed = 0;
   let exitCode = 0;
   for (const boot of boots) {
     const outcome = await runBoot(root, boot, grep, timeoutS);

@@ -79,13 +79,28 @@ async function buildCommit(root: string, commit: string, dir: string): Promise<v
   await writeFile(join(dir, '.complete'), `${commit}\n`);
 }
 
-/** this checkout's sources and its built dist/, with the BPF objects rebuilt under another build id */
-async function buildSalted(root: string, dir: string): Promise<void> {
+/** where the salted build is made */
+export function saltedBuildDir(): string {
+  return join(workDir(), 'builds', 'salted');
+}
+
+/**
+ * This checkout's sources, its built dist/ and man pages, with the BPF objects rebuilt under another build
+ * id, in `dir`: a tree install.sh's layout runs from, and one scripts/package.sh packages (the next version
+ * the package specs upgrade to; the Node.js runtime comes from this checkout's cache, fetched once).
+ * Returns the new build id.
+ */
+export async function buildSalted(root: string, dir = saltedBuildDir()): Promise<string | null> {
   await rm(dir, { recursive: true, force: true });
-  await mkdir(dir, { recursive: true });
-  for (const name of ['bpf', 'dist', 'package.json', 'package-lock.json', 'deploy']) await cp(join(root, name), join(dir, name), { recursive: true });
+  await mkdir(join(dir, 'build'), { recursive: true });
+  for (const name of ['bpf', 'dist', 'package.json', 'package-lock.json', 'deploy', 'scripts', 'slurm', 'README.md', 'build/man']) {
+    await cp(join(root, name), join(dir, name), { recursive: true });
+  }
   await symlink(join(root, 'node_modules'), join(dir, 'node_modules'));
+  await mkdir(join(root, 'build/pkg-cache'), { recursive: true });
+  await symlink(join(root, 'build/pkg-cache'), join(dir, 'build/pkg-cache'));
   await execa('bash', [join(dir, 'bpf/build.sh')], { env: { KRSI_BUILD_ID_SALT: UPGRADE_SALT } });
+  return buildIdOf(dir);
 }
 
 /** Make (or reuse) every upgrade source; a source that cannot be made is a problem, not an exception. */
@@ -123,11 +138,11 @@ export async function prepareUpgradeBuilds(root: string, log: (msg: string) => v
   }
 
   try {
-    const dir = join(base, 'salted');
+    const dir = saltedBuildDir();
     const t0 = Date.now();
-    await buildSalted(root, dir);
+    const buildId = await buildSalted(root, dir);
     log(`upgrade source salted: built in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-    builds.push({ name: 'salted', title: 'this checkout\'s sources under another build id', root: dir, buildId: buildIdOf(dir) });
+    builds.push({ name: 'salted', title: 'this checkout\'s sources under another build id', root: dir, buildId });
   } catch (err) {
     problems.push(`this checkout's sources under another build id: ${(err as Error).message}`);
   }
