@@ -100,8 +100,16 @@ export function hookSettings(configPath = process.env.KRSI_CONFIG ?? DEFAULT_CON
 }
 
 /** a missing socket or nobody listening on it: what an agent starting or restarting looks like */
+/**
+ * The agent is not there, or went away with the request unanswered: a missing or refusing socket, or a
+ * connection reset before the answer (an agent stopping for `systemctl restart` drops the connections it
+ * accepted but did not serve; seen in the VM: a node drained for "closed the connection (ECONNRESET)
+ * during POST /v1/jobs"). The hooks' requests are idempotent, so trying again is safe.
+ */
 function agentAbsent(err: unknown): boolean {
-  return err instanceof ClientError && err.kind === 'unreachable' && (err.errno === 'ENOENT' || err.errno === 'ECONNREFUSED');
+  if (!(err instanceof ClientError)) return false;
+  if (err.kind === 'unreachable') return err.errno === 'ENOENT' || err.errno === 'ECONNREFUSED';
+  return err.kind === 'protocol' && (err.errno === 'ECONNRESET' || err.errno === 'EPIPE');
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

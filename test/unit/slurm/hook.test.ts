@@ -136,6 +136,20 @@ describe('Slurm hooks: the agent starting (agent_wait)', () => {
     expect(answered, 'three 503s, then the answer').to.equal(4);
   });
 
+  it('a connection reset before the answer (an agent stopping drops what it accepted) is tried again within agent_wait', async () => {
+    const socket = join(dir, 'agent.sock');
+    let accepted = 0;
+    server = createServer((req, res) => {
+      accepted++;
+      if (accepted <= 2) req.socket.destroy();
+      else res.writeHead(201, { 'content-type': 'application/json' }).end('{"ok":true}');
+    });
+    server.listen(socket);
+    const res = await callAgent({ socket, agentWait: 5 }, 'POST', '/v1/jobs', {});
+    expect(res.status).to.equal(201);
+    expect(accepted, 'two resets, then the answer').to.equal(3);
+  });
+
   it('a 503 that lasts past agent_wait is the answer', async () => {
     const socket = join(dir, 'agent.sock');
     server = createServer((_req, res) => res.writeHead(503, { connection: 'close' }).end());
