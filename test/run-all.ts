@@ -1,13 +1,12 @@
 /**
  * `npm test`: the unit tests on the host, then the kernel, agent and Slurm tests in the VM, then the
- * packages in the VM, and one closing line that counts them all: "N passed, N failed". Every suite
- * always runs; the exit status is non-zero if any failed.
+ * packages and the agent under systemd in the VM, and one closing line that counts them all: "N passed,
+ * N failed". Every suite always runs; the exit status is non-zero if any failed.
  *
- * The VM parts are the kernel group (one boot) and the package group (the .deb and the .rpm built on the
- * host, then installed, upgraded, removed and purged in one boot under systemd). The systemd group (the
- * unit under real systemd: readiness, a restart while jobs start, upgrades from older builds, a reboot)
- * runs with `npm run test:systemd`; it is not part of `npm test` until it passes (the README says where
- * it stands).
+ * The VM parts are the kernel group (one boot), the package group (the .deb and the .rpm built on the
+ * host, then installed, upgraded, removed and purged in one boot under systemd) and the systemd group
+ * (the unit under real systemd: readiness, a restart while jobs start, upgrades from older builds, a
+ * reboot with persistent state; two boots).
  */
 import { execa } from 'execa';
 import { join } from 'node:path';
@@ -37,8 +36,9 @@ async function run(title: string, file: string, args: string[], env: Record<stri
 const unit = await run('unit tests (host)', process.execPath, [join(root, 'node_modules/mocha/bin/mocha.js'), '--import=tsx/esm', 'test/unit/**/*.test.ts']);
 const vm = await run('kernel, agent and Slurm tests (VM)', process.execPath, [join(root, 'dist/test/vm/run-kernel-specs.js')], { KRSI_VM_GROUP: 'kernel' });
 const pkg = await run('the packages under systemd (VM)', process.execPath, [join(root, 'dist/test/vm/run-kernel-specs.js')], { KRSI_VM_GROUP: 'package' });
-const all = [unit, vm, pkg];
-console.log(`\nunit: ${unit.passed} passed, ${unit.failed} failed; VM: ${vm.passed} passed, ${vm.failed} failed; packages: ${pkg.passed} passed, ${pkg.failed} failed`);
+const systemd = await run('the agent under real systemd: restarts, upgrades, a reboot (VM)', process.execPath, [join(root, 'dist/test/vm/run-kernel-specs.js')], { KRSI_VM_GROUP: 'systemd' });
+const all = [unit, vm, pkg, systemd];
+console.log(`\nunit: ${unit.passed} passed, ${unit.failed} failed; VM: ${vm.passed} passed, ${vm.failed} failed; packages: ${pkg.passed} passed, ${pkg.failed} failed; systemd: ${systemd.passed} passed, ${systemd.failed} failed`);
 const passed = all.reduce((n, r) => n + r.passed, 0);
 const failed = all.reduce((n, r) => n + r.failed, 0);
 console.log(`${passed} passed, ${failed} failed`);
