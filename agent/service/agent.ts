@@ -127,8 +127,8 @@ export class KrsiAgent implements AgentService {
   /** registrations whose batch or extern step the reconciliation has seen */
   private readonly lifetimeSeen = new Set<string>();
   private readonly reconciled = new Map<ReconcileReason, number>(RECONCILE_REASONS.map((r) => [r, 0]));
-  /** job id -> the cgroup id its policy is bound to in the kernel */
-  private readonly bound = new Map<string, bigint>();
+  /** job id -> the cgroup ids its policy is bound to in the kernel (one per slurmd of this host running it) */
+  private readonly bound = new Map<string, Set<bigint>>();
   /** why job cgroups cannot be used on this node (null: they can) */
   private jobCgroupsProblem: string | null = null;
   /** the cgroup level of job cgroups, as the watch reported it (0: not known yet) */
@@ -184,7 +184,7 @@ export class KrsiAgent implements AgentService {
           this.jobLevel = level;
           return this.bindLocked(jobId, cgroupId);
         }),
-        (jobId) => void this.serialize(() => this.cgroupGone(jobId)),
+        (jobId, cgroupId) => void this.serialize(() => this.cgroupGone(jobId, cgroupId)),
       );
       if (this.jobCgroupsProblem !== null) this.log.warn('job cgroups cannot be used: every job stays under its uid\'s policy', { why: this.jobCgroupsProblem });
       this.watchAllowlists();
@@ -300,8 +300,7 @@ export class KrsiAgent implements AgentService {
         });
       }
       // with PrologFlags=Contain the job's cgroup may exist already; otherwise the watch binds it when it appears
-      const cgroupId = this.opts.jobCgroups.idOf(job.jobId);
-      if (cgroupId !== null) await this.bindLocked(job.jobId, cgroupId);
+      for (const cgroupId of this.opts.jobCgroups.idsOf(job.jobId)) await this.bindLocked(job.jobId, cgroupId);
       this.log.info('job added', {
         job: job.jobId, uid: job.uid, user: job.user, profiles: job.profiles.join(','), requested: job.requested, applyMs,
       });
@@ -403,8 +402,8 @@ export class KrsiAgent implements AgentService {
   // ---------------------------------------------------------------- job cgroups
 
   private bindingOf(jobId: string): JobBinding {
-    const cgroupId = this.bound.get(jobId);
-    if (cgroupId !== undefined) return { state: 'bound', cgroupId: cgroupId.toString(), detail: null };
+    const cgroupIds = this.bound.get(jobId);
+    if (cgroupIds !== undefined) return { state: 'bound', cgroupId: [...cgroupIds].join(','), detail: null };
     if (this.jobCgroupsProblem !== null) return { state: 'unavailable', cgroupId: null, detail: this.jobCgroupsProblem };
     return { state: 'waiting', cgroupId: null, detail: 'no job cgroup yet: the uid\'s policy covers the job' };
   }
@@ -425,42 +424,52 @@ export class KrsiAgent implements AgentService {
       }
       const policy = await compilePolicy(this.policyOfJob(job), this.opts.identities);
       this.opts.kernel.bindJob(cgroupId, Number(jobId), policy);
-      if (this.bound.get(jobId) !== cgroupId) this.log.info('job bound to its cgroup', { job: jobId, uid: job.uid, cgroup: cgroupId.toString() });
-      this.bound.set(jobId, cgroupId);
+      const cgroupIds = this.bound.get(jobId) ?? new Set<bigint>();
+      if (!cgroupIds.has(cgroupId)) this.log.info('job bound to its cgroup', { job: jobId, uid: job.uid, cgroup: cgroupId.toString() });
+      this.bound.set(jobId, cgroupIds.add(cgroupId));
     } catch (err) {
       this.log.error('cannot bind a job to its cgroup: its uid\'s policy covers it', { job: jobId, cgroup: cgroupId.toString(), error: reason(err) });
       // a rebinding (reload, allowlisted files) that failed must not leave the previous policy in force:
       // unbound, the job's tasks are held to the uid's union, which includes the job's current policy
       try {
-        this.unbind(jobId);
+        this.unbind(jobId, cgroupId);
       } catch (unbindErr) {
         this.log.error('cannot unbind a job whose rebinding failed: it keeps its previous policy', { job: jobId, error: reason(unbindErr) });
       }
     }
   }
 
-  /** unbind a job (its tasks fall back to their uid's union, which still holds the job); call inside serialize() */
-  private unbind(jobId: string): void {
-    const cgroupId = this.bound.get(jobId);
-    if (cgroupId === undefined) return;
-    this.opts.kernel.unbindJob(cgroupId);
-    this.bound.delete(jobId);
+  /**
+   * Unbind a job's cgroups, or only the one given (its tasks fall back to their uid's union, which still
+   * holds the job); call inside serialize()
+   */
+  private unbind(jobId: string, only?: bigint): void {
+    const cgroupIds = this.bound.get(jobId);
+    if (cgroupIds === undefined) return;
+    for (const cgroupId of [...cgroupIds]) {
+      if (only !== undefined && cgroupId !== only) continue;
+      this.opts.kernel.unbindJob(cgroupId);
+      cgroupIds.delete(cgroupId);
+    }
+    if (cgroupIds.size === 0) this.bound.delete(jobId);
   }
 
-  /** the job's cgroup was removed: its last step ended; the epilog removes the job */
-  private cgroupGone(jobId: string): void {
-    if (!this.bound.has(jobId)) return;
+  /** one of the job's cgroups was removed: the job's last step on that slurmd ended; the epilog removes the job */
+  private cgroupGone(jobId: string, cgroupId: bigint): void {
+    if (!this.bound.get(jobId)?.has(cgroupId)) return;
     try {
-      this.unbind(jobId);
-      this.log.info('job cgroup removed: unbound', { job: jobId });
+      this.unbind(jobId, cgroupId);
+      this.log.info('job cgroup removed: unbound', { job: jobId, cgroup: cgroupId.toString() });
     } catch (err) {
-      this.log.error('cannot unbind a removed job cgroup', { job: jobId, error: reason(err) });
+      this.log.error('cannot unbind a removed job cgroup', { job: jobId, cgroup: cgroupId.toString(), error: reason(err) });
     }
   }
 
   /** rebind every bound job after its policy may have changed (reload, allowlisted files); call inside serialize() */
   private async rebindAll(): Promise<void> {
-    for (const [jobId, cgroupId] of this.bound) await this.bindLocked(jobId, cgroupId);
+    for (const [jobId, cgroupIds] of this.bound) {
+      for (const cgroupId of [...cgroupIds]) await this.bindLocked(jobId, cgroupId);
+    }
   }
 
   /**

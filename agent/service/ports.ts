@@ -40,12 +40,14 @@ export interface KernelWriter {
 export interface JobCgroups {
   /**
    * Start watching. `appeared` is called for every job cgroup there is when watching starts and for each
-   * one made later, with its cgroup id and level (the root is level 0), `gone` for each one removed. Returns null when job cgroups can be watched, otherwise
-   * why not (cgroup v1, no cgroup/v2 plugin): every job then stays under its uid's union.
+   * one made later, with its cgroup id and level (the root is level 0), `gone` for each one removed, with
+   * the id it had. A job has one job cgroup per slurmd of this host it runs on: one, unless the host runs
+   * several slurmd. Returns null when job cgroups can be watched, otherwise why not (cgroup v1, no
+   * cgroup/v2 plugin): every job then stays under its uid's union.
    */
-  watch(appeared: (jobId: string, cgroupId: bigint, level: number) => void, gone: (jobId: string) => void): string | null;
-  /** the cgroup id of a job's cgroup if it exists now, else null */
-  idOf(jobId: string): bigint | null;
+  watch(appeared: (jobId: string, cgroupId: bigint, level: number) => void, gone: (jobId: string, cgroupId: bigint) => void): string | null;
+  /** the cgroup ids of a job's cgroups that exist now (none, or one per slurmd of this host running it) */
+  idsOf(jobId: string): bigint[];
   close(): void;
 }
 

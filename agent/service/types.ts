@@ -43,7 +43,7 @@ export interface JobRecord {
 export interface JobBinding {
   /** bound: its tasks are held to the job's own policy; waiting: no cgroup yet; unavailable: no job cgroups on this node */
   state: 'bound' | 'waiting' | 'unavailable';
-  /** the job cgroup's id (decimal), when bound */
+  /** the job cgroup's id (decimal), when bound; ids joined by commas when the host's several slurmd each run a part of it */
   cgroupId: string | null;
   detail: string | null;
 }

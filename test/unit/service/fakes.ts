@@ -107,32 +107,37 @@ export class FakeSlurm implements SlurmView {
 export class FakeJobCgroups implements JobCgroups {
   /** why job cgroups cannot be used (cgroup v1); null: they can */
   problem: string | null = null;
-  readonly cgroups = new Map<string, bigint>();
+  /** job id -> its cgroups' ids (one per slurmd of the host that runs it) */
+  readonly cgroups = new Map<string, bigint[]>();
   private appeared: ((jobId: string, cgroupId: bigint, level: number) => void) | undefined;
-  private gone: ((jobId: string) => void) | undefined;
-  watch(appeared: (jobId: string, cgroupId: bigint, level: number) => void, gone: (jobId: string) => void): string | null {
+  private gone: ((jobId: string, cgroupId: bigint) => void) | undefined;
+  watch(appeared: (jobId: string, cgroupId: bigint, level: number) => void, gone: (jobId: string, cgroupId: bigint) => void): string | null {
     if (this.problem !== null) return this.problem;
     this.appeared = appeared;
     this.gone = gone;
-    for (const [jobId, id] of this.cgroups) appeared(jobId, id, 3);
+    for (const [jobId, ids] of this.cgroups) for (const id of ids) appeared(jobId, id, 3);
     return null;
   }
-  idOf(jobId: string): bigint | null {
-    return this.problem === null ? this.cgroups.get(jobId) ?? null : null;
+  idsOf(jobId: string): bigint[] {
+    return this.problem === null ? [...(this.cgroups.get(jobId) ?? [])] : [];
   }
   close(): void {
     this.appeared = undefined;
     this.gone = undefined;
   }
-  /** slurmstepd makes job_<id> */
+  /** slurmstepd makes job_<id> (under one more slurmd's scope when the job has one already) */
   make(jobId: string, id: bigint): void {
-    this.cgroups.set(jobId, id);
+    this.cgroups.set(jobId, [...(this.cgroups.get(jobId) ?? []), id]);
     this.appeared?.(jobId, id, 3);
   }
-  /** the job's last step ended: job_<id> is removed */
-  remove(jobId: string): void {
-    this.cgroups.delete(jobId);
-    this.gone?.(jobId);
+  /** the job's last step ended: job_<id> is removed (only the one given; default: every one) */
+  remove(jobId: string, only?: bigint): void {
+    const ids = this.cgroups.get(jobId) ?? [];
+    const going = only === undefined ? ids : ids.filter((id) => id === only);
+    const left = ids.filter((id) => !going.includes(id));
+    if (left.length > 0) this.cgroups.set(jobId, left);
+    else this.cgroups.delete(jobId);
+    for (const id of going) this.gone?.(jobId, id);
   }
 }
 

@@ -68,6 +68,26 @@ describe('KrsiAgent: jobs bound to their cgroups', () => {
     expect(kernel.mode(1000, 'suidexec')).to.equal('enforce');
   });
 
+  it('a job with a cgroup under each of two slurmd of the host: both bound to its policy; one going unbinds only that one; the epilog the rest', async () => {
+    const { agent, kernel, cgroups } = rig();
+    await agent.start();
+    cgroups.make('100', 7001n); // the first node's part, before the prolog's registration
+    await agent.addJob(STRICT);
+    cgroups.make('100', 7101n); // the second node's part
+    await agent.removeJob('none');
+    expect([...kernel.jobs.keys()].sort()).to.deep.equal([7001n, 7101n]);
+    for (const id of [7001n, 7101n]) expect(kernel.jobs.get(id)!.jobId).to.equal(100);
+    expect(agent.getJob('100')!.binding).to.deep.equal({ state: 'bound', cgroupId: '7001,7101', detail: null });
+    expect(agent.status().jobCgroups.bound).to.equal(1);
+
+    cgroups.remove('100', 7101n);
+    await agent.removeJob('none');
+    expect([...kernel.jobs.keys()], 'the first node\'s part still held to the job').to.deep.equal([7001n]);
+    expect(agent.getJob('100')!.binding).to.deep.equal({ state: 'bound', cgroupId: '7001', detail: null });
+    await agent.removeJob('100');
+    expect(kernel.jobs.size).to.equal(0);
+  });
+
   it('a failed bind is logged and leaves the job waiting under the uid union', async () => {
     const { agent, kernel, cgroups, log } = rig();
     await agent.start();
