@@ -12,13 +12,15 @@
  * slurm-krsi is installed as install.sh lays it out (/usr/sbin/krsi-agent, the prolog and epilog in
  * /usr/libexec/slurm-krsi, /etc/slurm-krsi/krsi.ini), except that the wrappers run a build where it lies
  * (this checkout's, or an older one the upgrade specs switch to) instead of a copy under /usr/lib: copying
- * the dependencies under emulation takes install.sh about 100 s.
+ * the dependencies under emulation takes install.sh about 100 s. The wrappers reach the build through
+ * CHECKOUT, where the node setup bind-mounts this checkout: the agent's unit has PrivateTmp=yes, which
+ * hides a checkout under /tmp (as a CI clone may be) from the agent.
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { execa } from 'execa';
 import { hookDeadlineSeconds } from '../../agent/config/keys.js';
-import type { ClusterOptions } from '../slurm/cluster.js';
+import { REPO, type ClusterOptions } from '../slurm/cluster.js';
 import { AGENT, CONFIG, EPILOG, KRSICTL, PROLOG } from '../slurm/node.js';
 
 // the paths install.sh installs to
@@ -68,9 +70,24 @@ export const CLUSTER: ClusterOptions = {
   prologEpilogTimeout: hookDeadlineSeconds(VM_AGENT_WAIT) + 60,
 };
 
+/** where the agent's unit sees this checkout (and the older builds under it): bind-mounted by mountCheckout() */
+export const CHECKOUT = '/opt/slurm-krsi-checkout';
+
+/** bind-mount this checkout at CHECKOUT, where the unit's private /tmp does not hide it (node setup, every boot) */
+export async function mountCheckout(): Promise<void> {
+  mkdirSync(CHECKOUT, { recursive: true });
+  await execa('mount', ['--bind', REPO, CHECKOUT]);
+}
+
+/** a path of this checkout as the agent's unit sees it, through CHECKOUT */
+function throughCheckout(path: string): string {
+  const rel = relative(REPO, path);
+  return rel === '' || !rel.startsWith('..') ? join(CHECKOUT, rel) : path;
+}
+
 /** the wrapper install.sh writes for one of slurm-krsi's commands, running `script` of a build */
 function wrapper(script: string, nodeOptions = ''): string {
-  return `#!/bin/sh\n# installed by slurm-krsi's systemd specs (as deploy/install.sh installs it)\nexec ${process.execPath} ${nodeOptions ? `${nodeOptions} ` : ''}${script} "$@"\n`;
+  return `#!/bin/sh\n# installed by slurm-krsi's systemd specs (as deploy/install.sh installs it)\nexec ${process.execPath} ${nodeOptions ? `${nodeOptions} ` : ''}${throughCheckout(script)} "$@"\n`;
 }
 
 /** written beside and renamed into place, as install.sh does: a command is never seen half-written */
