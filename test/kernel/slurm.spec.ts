@@ -558,5 +558,87 @@ describe('Slurm end to end', function () {
       await Promise.all([strict, plain].map((id) => waitJobEnded(id)));
       for (const id of [strict, plain]) await expectLifecycle(id);
     });
+
+    /**
+     * Heterogeneous jobs start only under sched/backfill, which must be able to place each component on a
+     * node of its own: a second node here is a second slurmd of this host (`slurmd -N`), as sites emulate
+     * larger systems. Slurm makes each slurmd its own scope, <node>_slurmstepd.scope, so the agent watches
+     * every scope, including one made after it started (this cluster's second node).
+     */
+    describe('heterogeneous jobs (two nodes: two slurmd on this host)', () => {
+      before(async function () {
+        this.timeout(scaled(600_000));
+        await stopCluster();
+        cluster = await startCluster({
+          prolog: PROLOG,
+          epilog: EPILOG,
+          extraConf: [`TaskProlog=${TASK_PROLOG}`, 'SchedulerParameters=bf_interval=2'],
+          jobSubmitLua: LUA,
+          users: { [USER]: 'krsiuser', [OTHER]: 'krsiother' },
+          nodes: 2,
+          scheduler: 'backfill',
+          // above every job id of the cluster before, whose lines are in the agent's log
+          firstJobId: 1000,
+        });
+        console.log(`      two-node cluster up in ${cluster.seconds.toFixed(1)} s: nodes ${cluster.nodes.join(', ')}; slurmstepd scopes ${stepdScopes('/sys/fs/cgroup').join(', ')}`);
+      });
+
+      /** the job ids of a heterogeneous job's components, from its leader's HetJobIdSet ("1000-1001" or "1000,1001") */
+      const componentsOf = async (leader: string): Promise<string[]> => {
+        let set = '';
+        await until(`job ${leader}'s components known`, async () => (set = (await jobInfo(leader)).HetJobIdSet ?? '') !== '');
+        return set.split(',').flatMap((part) => {
+          const [from, to] = part.split('-').map(Number);
+          return Array.from({ length: (to ?? from!) - from! + 1 }, (_, i) => String(from! + i));
+        });
+      };
+
+      it('a heterogeneous job whose components run on two nodes: each component is a job of its own (its id, its comment\'s profile, its job_<id> under its node\'s scope), bound and held to that profile alone; the epilogs unbind and remove each', async () => {
+        const [first, second] = cluster.nodes as [string, string];
+        const exportArg = attacksExport(agentPid()!);
+        const leader = await sbatch(USER, join(JOBS, 'het.sh'), [
+          '--comment=policy:strict', `--nodelist=${first}`, '-J', 'het', `--output=${WORK}/out-%j.txt`, exportArg,
+          ':', '--ntasks=1', '--cpus-per-task=1', '--comment=policy:default', `--nodelist=${second}`,
+        ]);
+        const [c0, c1] = await componentsOf(leader) as [string, string];
+        expect(c0, 'component 0 is the leader').to.equal(leader);
+        const views = await goWhenBound([c0, c1]);
+        const infos = [await jobInfo(c0), await jobInfo(c1)];
+        evidence(`heterogeneous job ${leader}: its components`, infos.map((i) => `JobId=${i.JobId} HetJobId=${i.HetJobId} HetJobOffset=${i.HetJobOffset} NodeList=${i.NodeList} Comment=${i.Comment}`).join('\n'));
+        expect(infos.map((i) => [i.JobId, i.HetJobOffset, i.NodeList])).to.deep.equal([[c0, '0', first], [c1, '1', second]]);
+        evidence('the agent\'s jobs (both bound)', views.map((v) => `${v.jobId} requested=${v.requested} ${v.binding.state} cgroup=${v.binding.cgroupId}`).join('\n'));
+        expect(views.find((v) => v.jobId === c0)!.requested).to.equal('strict');
+        expect(views.find((v) => v.jobId === c1)!.requested).to.equal('default');
+        expect(new Set(views.map((v) => v.binding.cgroupId)).size, 'each component bound to a cgroup of its own').to.equal(2);
+        const [end] = await Promise.all([waitJobEnded(leader, 240_000), waitJobEnded(c1, 240_000)]);
+        const out = outputOf(`out-${leader}.txt`);
+        evidence(`job ${leader} (${end!.JobState})`, out);
+        expect(out).to.match(new RegExp(`^JOB ${leader} het_size=2 components=${c0},${c1}$`, 'm'));
+        expect(out).to.match(/^DONE$/m);
+        const a = attempts(out);
+        // each component's processes in its own job cgroup, under the scope of the node it runs on
+        const underNode = (node: string, jobId: string, step: string) => new RegExp(`/${node}_slurmstepd\\.scope/job_${jobId}/step_${step}/user/task_[^/]+$`);
+        expect(cgroupIn(a.batch_chmod_suid), 'the batch step: component 0').to.match(underNode(first, c0, 'batch'));
+        expect(cgroupIn(a.comp0_chmod_suid), 'srun --het-group=0').to.match(underNode(first, c0, '0'));
+        expect(cgroupIn(a.comp1_chmod_suid), 'srun --het-group=1').to.match(underNode(second, c1, '\\d+'));
+        expect(a.batch_chmod_suid, 'component 0: strict').to.match(EPERM);
+        expect(a.comp0_chmod_suid, 'component 0: strict').to.match(EPERM);
+        expect(a.comp1_chmod_suid, 'component 1: default, fileperms audit').to.match(/^rc=0 /);
+        expect(a.comp1_connect_denied, 'component 1: default, no network policy').to.match(/^rc=1 ERR ENETUNREACH(?: |$)/);
+
+        const strictEvents = await jobEvents(c0, CHMOD_DENIED, 2);
+        const plainEvents = await jobEvents(c1, CHMOD_AUDITED);
+        evidence(`event log lines naming job ${c0}`, strictEvents.join('\n'));
+        evidence(`event log lines naming job ${c1}`, plainEvents.join('\n'));
+        for (const [id, lines] of [[c0, strictEvents], [c1, plainEvents]] as const) {
+          for (const line of lines) expect(namesOnly(line, id), `one job per event: ${line}`).to.equal(true);
+        }
+        expect(strictEvents.filter((l) => CHMOD_DENIED.test(l)), 'component 0: the batch step and its srun step').to.have.length(2);
+        expect(plainEvents.filter((l) => CHMOD_AUDITED.test(l)), 'component 1: its srun step').to.have.length(1);
+        expect(plainEvents.filter((l) => /act=deny/.test(l))).to.deep.equal([]);
+        for (const id of [c0, c1]) await expectLifecycle(id);
+        expect(await uidsUnderPolicy()).to.not.include(USER);
+      });
+    });
   });
 });

@@ -1,12 +1,15 @@
 #!/bin/bash
-# bringup.sh - a throwaway single-node Slurm 22.05 cluster inside the test VM (see test/slurm/cluster.ts).
+# bringup.sh - a throwaway Slurm 22.05 cluster inside the test VM (see test/slurm/cluster.ts): one node,
+# or several nodes that are each a slurmd of this host (`slurmd -N NAME`, each on its own port).
 #
 # Environment (all set by cluster.ts):
 #   KRSI_SLURM_CONF       the slurm.conf text to install
+#   KRSI_SLURM_NODES      its node names, this host's first (default: this host's name)
 #   KRSI_SLURM_LUA        path of a job_submit.lua to install (with the Lua modules beside it), or empty
 #   KRSI_SLURM_USERS      "UID:NAME UID:NAME ...": users that must exist (created when missing)
 #   KRSI_SLURM_ADDR       the address of the dummy interface (CIDR)
 #   KRSI_SLURM_WORK       a scratch directory for jobs (made world-writable, sticky)
+#   KRSI_SLURM_KEEP_WORK  1: keep what is in it (job ids start above an earlier cluster's); else emptied
 #   KRSI_SLURM_SYSTEMD    1: systemd starts the daemons (their Debian units) once this returns, and the
 #                         state directories persist across boots (they are kept, not emptied); the cgroup
 #                         tree is systemd's
@@ -35,13 +38,16 @@ fail() {
 trap 'fail "command failed at line $LINENO: $BASH_COMMAND"' ERR
 
 host=$(hostname)
+read -r -a nodes <<<"${KRSI_SLURM_NODES:-$host}"
 
 step "network: dummy interface krsi-dummy0 with $KRSI_SLURM_ADDR (Slurm resolves with AI_ADDRCONFIG)"
 modprobe dummy
 ip link show krsi-dummy0 >/dev/null 2>&1 || ip link add krsi-dummy0 type dummy
 ip addr replace "$KRSI_SLURM_ADDR" dev krsi-dummy0
 ip link set krsi-dummy0 up
-printf '127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost ip6-loopback\n' "$host" >/etc/hosts
+# every node name is this host (NodeHostname= of each node); the host's own first
+names=$(printf '%s\n' "$host" "${nodes[@]}" | awk '!seen[$0]++' | paste -sd' ')
+printf '127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost ip6-loopback\n' "$names" >/etc/hosts
 
 systemd=${KRSI_SLURM_SYSTEMD:-0}
 if [ "$systemd" != 1 ]; then
@@ -109,8 +115,9 @@ fi
 step "state directories (empty)"
 rm -rf /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /run/slurm
 # job ids start from 1 again: an earlier cluster's job files there may be another user's (out-2.txt of
-# uid 1000 cannot be opened by uid 1001's job 2 in a sticky directory)
-find "$KRSI_SLURM_WORK" -mindepth 1 -delete
+# uid 1000 cannot be opened by uid 1001's job 2 in a sticky directory). A cluster whose ids start above
+# the earlier one's (FirstJobId) keeps them, and whatever else lives there (the agent's log).
+[ "${KRSI_SLURM_KEEP_WORK:-0}" = 1 ] || find "$KRSI_SLURM_WORK" -mindepth 1 -delete
 install -d -o slurm -g slurm -m 0755 /var/spool/slurmctld /var/log/slurm /run/slurm
 install -d -m 0755 /var/spool/slurmd
 
@@ -123,13 +130,20 @@ for _ in $(seq 150); do
 done
 [ "$up" = yes ] || fail "slurmctld does not answer scontrol ping"
 
-step "slurmd (as root)"
-/usr/sbin/slurmd
-state=
-for _ in $(seq 200); do
-  state=$(sinfo -h -N -o %T 2>/dev/null | head -n1 || true)
-  [ "$state" = idle ] && break
+if [ "${#nodes[@]}" -eq 1 ]; then
+  step "slurmd (as root)"
+  /usr/sbin/slurmd
+else
+  for node in "${nodes[@]}"; do
+    step "slurmd -N $node (as root)"
+    /usr/sbin/slurmd -N "$node"
+  done
+fi
+states=
+for _ in $(seq 300); do
+  states=$(sinfo -h -N -o %T 2>/dev/null | sort | uniq -c | xargs || true)
+  [ "$states" = "${#nodes[@]} idle" ] && break
   sleep 0.2
 done
-[ "$state" = idle ] || fail "node $host did not become idle (state: ${state:-none})"
-step "node $host idle"
+[ "$states" = "${#nodes[@]} idle" ] || fail "nodes ${nodes[*]} did not all become idle (states: ${states:-none})"
+step "nodes ${nodes[*]} idle"

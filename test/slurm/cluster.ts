@@ -1,6 +1,7 @@
 /**
- * A real single-node Slurm cluster (Debian's slurmctld, slurmd and munge, Slurm 22.05) for the kernel
- * specs, brought up INSIDE the test VM: the VM's root is a throwaway overlay, so this rewrites /etc/slurm,
+ * A real Slurm cluster (Debian's slurmctld, slurmd and munge, Slurm 22.05) for the kernel specs, of one
+ * node, or of two nodes that are two slurmd on this one host (heterogeneous jobs need two), brought up
+ * INSIDE the test VM: the VM's root is a throwaway overlay, so this rewrites /etc/slurm,
  * /etc/hosts and the user database freely. It refuses to run anywhere else (KRSI_VM=1 is set by the VM's
  * init only).
  *
@@ -62,10 +63,25 @@ export interface ClusterOptions {
   returnToService?: 0 | 1 | 2;
   /** PrologEpilogTimeout in seconds (default 90): above the hooks' deadline, agent_wait + 20 s */
   prologEpilogTimeout?: number;
+  /**
+   * 2: two nodes, two slurmd on this host (`slurmd -N`, each its own port, spool directory and
+   * slurmstepd scope), as a site emulates a larger system; the second is named "<host>-2" (default 1)
+   */
+  nodes?: 1 | 2;
+  /** SchedulerType (default builtin; heterogeneous jobs are started by backfill alone) */
+  scheduler?: 'builtin' | 'backfill';
+  /**
+   * FirstJobId (default 1): a cluster brought up again in one boot starts its ids above the last one's;
+   * WORK is then kept as it is (else it is emptied: job files of the same ids may be another user's)
+   */
+  firstJobId?: number;
 }
 
 export interface Cluster {
+  /** the first node (this host's name) */
   node: string;
+  /** every node: this host's name, then "<host>-2" with two nodes */
+  nodes: string[];
   /** uid -> user name, as the passwd database now says */
   users: Record<number, string>;
   /** seconds the bring-up took */
@@ -75,7 +91,16 @@ export interface Cluster {
 
 let current: Cluster | undefined;
 
+/** the cluster's node names: this host's, then "<host>-2" with two nodes */
+export function nodeNames(node: string, opts: ClusterOptions): string[] {
+  return (opts.nodes ?? 1) === 2 ? [node, `${node}-2`] : [node];
+}
+
 export function slurmConf(node: string, opts: ClusterOptions): string {
+  const names = nodeNames(node, opts);
+  // two slurmd on one host: each its node's own spool directory and pid file (%n: the node's name), one
+  // log file (lines carry no node name, but each slurmd's own pid)
+  const perNode = names.length > 1;
   const lines = [
     '# written by slurm-krsi test/slurm/cluster.ts (test VM only)',
     'ClusterName=krsi',
@@ -85,9 +110,9 @@ export function slurmConf(node: string, opts: ClusterOptions): string {
     'AuthType=auth/munge',
     'CredType=cred/munge',
     'StateSaveLocation=/var/spool/slurmctld',
-    'SlurmdSpoolDir=/var/spool/slurmd',
+    `SlurmdSpoolDir=/var/spool/slurmd${perNode ? '/%n' : ''}`,
     'SlurmctldPidFile=/run/slurm/slurmctld.pid',
-    'SlurmdPidFile=/run/slurm/slurmd.pid',
+    `SlurmdPidFile=/run/slurm/slurmd${perNode ? '-%n' : ''}.pid`,
     'SlurmctldLogFile=/var/log/slurm/slurmctld.log',
     'SlurmdLogFile=/var/log/slurm/slurmd.log',
     'SlurmctldDebug=info',
@@ -97,7 +122,8 @@ export function slurmConf(node: string, opts: ClusterOptions): string {
     'SelectType=select/cons_tres',
     'SelectTypeParameters=CR_CPU',
     'SlurmdParameters=config_overrides',
-    'SchedulerType=sched/builtin',
+    `SchedulerType=sched/${opts.scheduler ?? 'builtin'}`,
+    ...(opts.firstJobId !== undefined ? [`FirstJobId=${opts.firstJobId}`] : []),
     'MailProg=/bin/true',
     'AccountingStorageType=accounting_storage/none',
     'JobCompType=jobcomp/none',
@@ -116,7 +142,9 @@ export function slurmConf(node: string, opts: ClusterOptions): string {
     ...(opts.epilog ? [`Epilog=${opts.epilog}`] : []),
     ...(opts.jobSubmitLua ? ['JobSubmitPlugins=lua'] : []),
     ...(opts.extraConf ?? []),
-    `NodeName=${node} NodeAddr=127.0.0.1 CPUs=${opts.cpus ?? 8} State=UNKNOWN`,
+    ...(perNode
+      ? names.map((n, i) => `NodeName=${n} NodeHostname=${n} NodeAddr=127.0.0.1 Port=${6818 + i} CPUs=${opts.cpus ?? 8} State=UNKNOWN`)
+      : [`NodeName=${node} NodeAddr=127.0.0.1 CPUs=${opts.cpus ?? 8} State=UNKNOWN`]),
     'PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP',
   ];
   return lines.join('\n');
@@ -159,10 +187,12 @@ async function runBringup(opts: ClusterOptions, extraEnv: Record<string, string>
     all: true,
     env: {
       KRSI_SLURM_CONF: slurmConf(node, opts),
+      KRSI_SLURM_NODES: nodeNames(node, opts).join(' '),
       KRSI_SLURM_LUA: opts.jobSubmitLua ?? '',
       KRSI_SLURM_USERS: Object.entries(opts.users ?? {}).map(([uid, name]) => `${uid}:${name}`).join(' '),
       KRSI_SLURM_ADDR: DUMMY_ADDR,
       KRSI_SLURM_WORK: WORK,
+      KRSI_SLURM_KEEP_WORK: opts.firstJobId !== undefined ? '1' : '0',
       ...extraEnv,
     },
     timeout: scaled(240_000),
@@ -177,7 +207,7 @@ async function describeCluster(opts: ClusterOptions, seconds: number): Promise<C
   for (const uid of Object.keys(opts.users ?? {}).map(Number)) {
     users[uid] = (await execa('getent', ['passwd', String(uid)])).stdout.split(':')[0]!;
   }
-  return { node, users, seconds, conf: slurmConf(node, opts) };
+  return { node, nodes: nodeNames(node, opts), users, seconds, conf: slurmConf(node, opts) };
 }
 
 /** Stop what startCluster started (jobs first), and take the dummy interface away. Never throws. */
@@ -187,7 +217,7 @@ export async function stopCluster(): Promise<void> {
   const sh = (script: string) => execa('bash', ['-c', script], { reject: false, timeout: scaled(60_000) });
   await sh('squeue -h -o %i 2>/dev/null | xargs -r scancel 2>/dev/null; true');
   await sh(`
-    for p in /run/slurm/slurmd.pid /run/slurm/slurmctld.pid /run/munge/munged.pid; do
+    for p in /run/slurm/slurmd*.pid /run/slurm/slurmctld.pid /run/munge/munged.pid; do
       [ -f "$p" ] && kill "$(cat "$p")" 2>/dev/null
     done
     for _ in $(seq 50); do pgrep -x 'slurmd|slurmctld|munged' >/dev/null || break; sleep 0.1; done
@@ -229,11 +259,16 @@ export async function sbatchRaw(uid: number, script: string, args: string[] = []
   return asUser(uid, 'sbatch', ['--parsable', '--ntasks=1', '--cpus-per-task=1', ...args, script], { env });
 }
 
-/** `scontrol -o show job ID` as key -> value (values may contain spaces only for the last keys; good enough) */
+/**
+ * `scontrol -o show job ID` as key -> value, from the line of that job id (values may contain spaces only
+ * for the last keys; good enough)
+ */
 export async function jobInfo(id: string): Promise<Record<string, string>> {
   const r = await execa('scontrol', ['-o', 'show', 'job', id], { reject: false });
   if (r.exitCode !== 0) return {};
-  return parseKeyValues(String(r.stdout));
+  // a heterogeneous job's leader id shows every component, an array's id every task: one line each
+  const lines = String(r.stdout).split('\n').filter((l) => l.trim() !== '');
+  return parseKeyValues(lines.find((l) => l.startsWith(`JobId=${id} `)) ?? lines[0] ?? '');
 }
 
 /** the tasks of a job array that are running: [array index, the task's own job id] */
