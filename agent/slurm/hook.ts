@@ -99,7 +99,6 @@ export function hookSettings(configPath = process.env.KRSI_CONFIG ?? DEFAULT_CON
   return settings;
 }
 
-/** a missing socket or nobody listening on it: what an agent starting or restarting looks like */
 /**
  * The agent is not there, or went away with the request unanswered: a missing or refusing socket, or a
  * connection reset before the answer (an agent stopping for `systemctl restart` drops the connections it
