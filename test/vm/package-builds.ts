@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { readBuildId } from '../../agent/enforcement/generations.js';
 import { workDir } from './paths.js';
 import { buildSalted, saltedBuildDir } from './upgrade-builds.js';
 
@@ -36,10 +37,6 @@ export interface Packages {
   seconds: number;
 }
 
-function buildIdOf(tree: string): string {
-  return readFileSync(join(tree, 'build/bpf/krsi.build-id'), 'utf8').trim();
-}
-
 /** scripts/package.sh of the built tree `tree` into `out`, at `version` */
 async function packageTree(tree: string, out: string, version: string): Promise<BuiltPackage> {
   await rm(out, { recursive: true, force: true });
@@ -50,7 +47,7 @@ async function packageTree(tree: string, out: string, version: string): Promise<
     all: true,
   });
   if (r.exitCode !== 0) throw new Error(`scripts/package.sh of ${tree} at version ${version} failed (${r.exitCode}):\n${r.all}`);
-  return { version, buildId: buildIdOf(tree), deb: join(out, `slurm-krsi_${version}_amd64.deb`), rpm: join(out, `slurm-krsi-${version}-1.x86_64.rpm`) };
+  return { version, buildId: readBuildId(join(tree, 'build/bpf/krsi.bpf.o')), deb: join(out, `slurm-krsi_${version}_amd64.deb`), rpm: join(out, `slurm-krsi-${version}-1.x86_64.rpm`) };
 }
 
 /** Build both versions' packages; throws naming what failed. */
