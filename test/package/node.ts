@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpat
 import { execa } from 'execa';
 import { WORK } from '../slurm/cluster.js';
 import { type Attempt, attackLoop } from '../systemd/jobs.js';
-import { AGENT_UNIT, KRSICTL, PIN_DIR } from '../systemd/node.js';
+import { AGENT_UNIT, KRSICTL, PIN_DIR, krsiPrograms } from '../systemd/node.js';
 import { unitProps } from '../systemd/systemctl.js';
 import { PACKAGES_ENV, type Packages } from '../vm/package-builds.js';
 import { waitFor } from '../vm/pace.js';
@@ -131,16 +131,11 @@ export function pinsLeft(): string[] {
   return readdirSync('/sys/fs/bpf').filter((n) => n.startsWith('slurm-krsi'));
 }
 
-/** the LSM programs of slurm-krsi the kernel has loaded (bpftool prog show), by name */
-export async function krsiPrograms(): Promise<string[]> {
-  const progs = JSON.parse((await execa('bpftool', ['-j', 'prog', 'show'])).stdout) as { name?: string; type?: string }[];
-  return progs.filter((p) => p.type === 'lsm' && p.name?.startsWith('krsi_')).map((p) => p.name!);
-}
-
 /** wait until no program of slurm-krsi is loaded (the kernel frees a program once its last link is gone) */
 export async function waitProgramsGone(): Promise<void> {
   let left: string[] = [];
-  await waitFor('slurm-krsi\'s LSM programs to be unloaded', async () => (left = await krsiPrograms()).length === 0, {
+  // every type: the tp_btf program on sched_process_exit must go with the LSM ones
+  await waitFor('slurm-krsi\'s programs to be unloaded', async () => (left = (await krsiPrograms()).map((p) => `${p.name} (${p.type})`)).length === 0, {
     timeoutMs: 30_000, intervalMs: 500, detail: () => `still loaded: ${left.join(' ')}`,
   });
 }

@@ -16,7 +16,7 @@ import { agentJobs, api } from '../slurm/node.js';
 import { UPGRADE_BUILDS_ENV, type UpgradeBuild, type UpgradeBuilds } from '../vm/upgrade-builds.js';
 import { scaled, waitFor } from '../vm/pace.js';
 import { onBoot } from './boot.js';
-import { AGENT_UNIT, EVENT_LOG, PIN_DIR, PIN_MOUNT_UNIT, UNIT_FILE, VM_AGENT_WAIT, installBuild, installConfig } from './node.js';
+import { AGENT_UNIT, EVENT_LOG, PIN_DIR, PIN_MOUNT_UNIT, UNIT_FILE, VM_AGENT_WAIT, installBuild, installConfig, krsiPrograms } from './node.js';
 import { HOLD, attackLoop, chmodSuid, expectNodeServing, release } from './jobs.js';
 import { journal, systemctl, unitProps, waitActive } from './systemctl.js';
 
@@ -79,15 +79,6 @@ async function runOnly(build: UpgradeBuild): Promise<void> {
   installConfig(build.root);
   await systemctl('daemon-reload');
   await systemctl('start', AGENT_UNIT);
-}
-
-/** `bpftool prog show` of the loaded krsi_ programs: name and build id (null: none in its metadata) */
-async function attachedPrograms(): Promise<{ name: string; buildId: string | null }[]> {
-  const r = await execa('bpftool', ['-j', 'prog', 'show']);
-  const progs = JSON.parse(r.stdout) as { name?: string; type?: string; metadata?: { build_id?: string } }[];
-  // the LSM programs (and 0.1.0's one fentry program, on do_setxattr)
-  return progs.filter((p) => (p.type === 'lsm' || p.type === 'tracing') && p.name?.startsWith('krsi_'))
-    .map((p) => ({ name: p.name!, buildId: p.metadata?.build_id ?? null }));
 }
 
 onBoot(1, 'upgrades from another build with a strict job running', function () {
@@ -178,7 +169,7 @@ onBoot(1, 'upgrades from another build with a strict job running', function () {
       // what the kernel runs, by program id: with the agent stopped (a running agent may hide its programs
       // from everyone else), only this build's programs are attached, each carrying its build id
       await systemctl('stop', AGENT_UNIT);
-      const progs = await attachedPrograms();
+      const progs = await krsiPrograms();
       expect(progs.length, 'programs attached (the pins hold them)').to.equal(now.programs.length);
       expect(progs.filter((p) => p.buildId !== THIS_BUILD), 'programs of another build still attached').to.deep.equal([]);
     });

@@ -131,6 +131,17 @@ export function installSlurmKrsi(repo: string): void {
   mkdirSync('/var/log/slurm-krsi', { recursive: true, mode: 0o750 });
 }
 
+/**
+ * slurm-krsi's programs the kernel has loaded (`bpftool prog show`), of every type: the LSM programs, the
+ * tp_btf one on sched_process_exit, 0.1.0's fentry; each with its build id (null: none in its metadata).
+ * A running agent may hide its own from everyone else: ask with the agent stopped.
+ */
+export async function krsiPrograms(): Promise<{ name: string; type: string; buildId: string | null }[]> {
+  const progs = JSON.parse((await execa('bpftool', ['-j', 'prog', 'show'])).stdout) as { name?: string; type?: string; metadata?: { build_id?: string } }[];
+  return progs.filter((p) => p.name?.startsWith('krsi_'))
+    .map((p) => ({ name: p.name!, type: p.type ?? '?', buildId: p.metadata?.build_id ?? null }));
+}
+
 /** bind-mount each of PERSISTENT_DIRS from its folder under PERSIST */
 export async function mountPersistentDirs(): Promise<void> {
   for (const dir of PERSISTENT_DIRS) {
