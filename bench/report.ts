@@ -223,6 +223,49 @@ function sectionNewHooks(input: ReportInput, goals: string[]): string {
   return `${s}\n`;
 }
 
+/** the loops the job cgroup configurations run: the allowed create and chmod return before any policy lookup, the denied chmod and the connect look it up */
+const JOB_LOOPS = ['mdstress', 'chmod', 'chmod-o+w', 'connect'];
+
+/**
+ * Deciding by job cgroup: a strict job bound to its cgroup against the same job decided by its uid's union,
+ * and a uid outside every job while another uid's job is bound against no job at all; the per-job goals.
+ */
+function sectionPerJob(input: ReportInput, goals: string[]): string {
+  const configs = allConfigs(input);
+  const keys = ['agent-no-job', 'strict-self', 'strict-self-in-job', 'job-bound-task-outside'];
+  if (!keys.every((k) => configs.some((c) => c.config === k))) return '';
+  const title = (key: string) => CONFIGS.find((c) => c.key === key)!.title;
+  const loop = (key: string) => WORKLOADS.find((w) => w.key === key)!.title;
+  let s = `### Deciding by job cgroup\n\n`;
+  s += `A job's task is judged by its job's policy alone, found by its job-level cgroup (docs/POLICIES.md, scope). No Slurm runs here: the job is registered `;
+  s += `through the socket as the prolog registers it, and its cgroups are made as slurmstepd makes them (\`system.slice/<x>_slurmstepd.scope/job_<id>/step_0/user/task_0\`); `;
+  s += `the agent binds the job when its \`job_<id>\` appears, as for Slurm's. From the table above (ns per operation and overhead against no programs, one boot):\n\n`;
+  s += `| loop | no programs | ${keys.map(title).join(' | ')} |\n|---|---:|${keys.map(() => '---:').join('|')}|\n`;
+  for (const w of JOB_LOOPS) {
+    s += `| ${loop(w)} | ${f(medianNs(configs, 'no-programs', w).med)} | ${keys.map((k) => `${f(medianNs(configs, k, w).med)} (${pct(overhead(configs, k, w))})`).join(' | ')} |\n`;
+  }
+  const against = (a: string, b: string) => JOB_LOOPS.map((w) => `${w} ${pct(overhead(configs, a, w, b))}`).join(', ');
+  s += `\n- The bound job's task against the same job unbound (its uid's union decides): ${against('strict-self-in-job', 'strict-self')}.\n`;
+  s += `- The measuring uid outside every job while another uid's job is bound, against no job at all: ${against('job-bound-task-outside', 'agent-no-job')}. `;
+  s += `A task outside every job pays one array lookup and the cgroup depth test before the uid bitmap test.\n`;
+
+  const md = (k: string) => overhead(configs, k, 'mdstress');
+  const strictMd = Math.max(md('strict-self-in-job'), md('strict-self'));
+  const freeMd = Math.max(md('agent-no-job'), md('job-bound-task-outside'));
+  // "no worse" than the uid's policy: within the larger spread of the two configurations' runs (at least 0.1%)
+  const chmodBase = medianNs(configs, 'strict-self', 'chmod');
+  const chmodWorst = ['strict-self-in-job', 'job-bound-task-outside'].map((k) => ({ k, o: overhead(configs, k, 'chmod', 'strict-self'), spread: medianNs(configs, k, 'chmod').spread }));
+  const chmodMet = chmodWorst.every((x) => x.o <= Math.max(x.spread, chmodBase.spread, 0.1));
+  goals.push(
+    `Deciding by job cgroup ("Deciding by job cgroup" above): a strict job's task on mdstress within 1% of "no programs": ` +
+      `${pct(md('strict-self-in-job'))} bound to its cgroup, ${pct(md('strict-self'))} by its uid's union: **${strictMd <= 1 ? 'met' : 'not met'}**; ` +
+      `an unrestricted uid on mdstress within 1%: ${pct(md('agent-no-job'))} with no job, ${pct(md('job-bound-task-outside'))} with another uid's job bound: ` +
+      `**${freeMd <= 1 ? 'met' : 'not met'}**; chmod no worse than the uid's policy (${pct(overhead(configs, 'strict-self', 'chmod'))}, within the runs' spread): ` +
+      `${chmodWorst.map((x) => `${title(x.k)} ${pct(overhead(configs, x.k, 'chmod'))}`).join(', ')}: **${chmodMet ? 'met' : 'not met'}**.`,
+  );
+  return `${s}\n`;
+}
+
 function section3(input: ReportInput, goals: string[]): string {
   const steps: PipelineStep[] = input.on?.pipeline ?? [];
   let s = `## 3. Event pipeline limits\n\n`;
@@ -454,7 +497,7 @@ export function renderReport(input: ReportInput): string {
   const runNotes = [...(on?.notes ?? []), ...(off?.notes ?? [])];
   if (runNotes.length > 0) s += `- Notes from this run: ${runNotes.join('; ')}.\n`;
   s += `\n`;
-  const body = [section2(input, goals), sectionStats(input), sectionNewHooks(input, goals), section3(input, goals), section3b(input, goals), section4(input, goals), section1(input, goals)].join('\n');
+  const body = [section2(input, goals), sectionStats(input), sectionNewHooks(input, goals), sectionPerJob(input, goals), section3(input, goals), section3b(input, goals), section4(input, goals), section1(input, goals)].join('\n');
   s += body;
   s += `\n## Goals\n\n${goals.map((g) => `- ${g}`).join('\n')}\n`;
   return s;
