@@ -4,13 +4,12 @@
  * where the agent's unit can see it, Slurm's configuration and users, slurm-krsi installed. Exits non-zero, saying what failed, if anything did.
  */
 import { configureSystemdCluster, REPO } from '../slurm/cluster.js';
-import { CLUSTER, MUNGE_KEY, installSlurmKrsi, mountCheckout, mountPersistentDirs, slurmdReportsBootAtStart } from './node.js';
+import { CLUSTER, MUNGE_KEY, installSlurmKrsi, mountCheckout, mountPersistentDirs } from './node.js';
 
 try {
   await mountPersistentDirs();
   await mountCheckout();
   await configureSystemdCluster(CLUSTER, MUNGE_KEY);
-  slurmdReportsBootAtStart();
   installSlurmKrsi(REPO);
   console.log('krsi-node-setup: node ready for its units');
 } catch (err) {

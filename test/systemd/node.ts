@@ -142,21 +142,6 @@ export async function krsiPrograms(): Promise<{ name: string; type: string; buil
     .map((p) => ({ name: p.name!, type: p.type ?? '?', buildId: p.metadata?.build_id ?? null }));
 }
 
-/**
- * slurmd started with -b (Slurm's option "report node rebooted when daemon restarted", for tests), through
- * Debian's /etc/default/slurmd: slurmctld then takes slurmd's start for the node's boot. slurmctld tells a
- * reboot by the boot time being later than the node's last response on record, and this VM's reboot
- * can beat that test: it is back within a second of its power-off, and slurmctld, which reboots with it,
- * asks the node for its registration at its start, before slurmd is up again; as far as slurmctld's
- * source reads (node_not_resp), a failed request can move the last response past the kernel's boot time.
- * In the project's CI and in two local runs slurmctld missed the reboot and kept the jobs RUNNING. slurmd
- * starts after the agent, some 20 s into the boot. It starts once per boot here (nothing restarts it), so
- * only a boot looks like one. 3-reboot.spec.ts still handles a miss, as a site would.
- */
-export function slurmdReportsBootAtStart(): void {
-  writeFileSync('/etc/default/slurmd', '# written by krsi-node-setup (test/systemd/node.ts)\nSLURMD_OPTIONS="-b"\n');
-}
-
 /** bind-mount each of PERSISTENT_DIRS from its folder under PERSIST */
 export async function mountPersistentDirs(): Promise<void> {
   for (const dir of PERSISTENT_DIRS) {
