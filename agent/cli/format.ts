@@ -48,7 +48,8 @@ function slurmView(r: ReconcileStatus): string {
   if (r.slurmView === 'not read yet') return 'not read yet';
   const read = `${r.slurmView} at ${safe(r.lastAt ?? '?')}`;
   if (r.slurmView === 'unreadable') return `${read}: ${safe(r.problem ?? '')}`;
-  return `${read} (PrologFlags=Contain: ${r.allocationsVisible ? 'yes' : 'no'}; a reboot ends jobs: ${r.rebootEndsJobs ? 'yes' : 'no, ReturnToService=2'})`;
+  const asked = r.controllerProblem === null ? '' : `; slurmctld cannot be asked about the jobs of an earlier boot: ${safe(r.controllerProblem)}`;
+  return `${read} (PrologFlags=Contain: ${r.allocationsVisible ? 'yes' : 'no'}; a reboot ends jobs: ${r.rebootEndsJobs ? 'yes' : 'no, ReturnToService=2'}${asked})`;
 }
 
 export function formatStatus(st: AgentStatus): string {

@@ -60,7 +60,7 @@ export const OVERVIEW_MANUAL: Manual = {
           },
           {
             term: 'reconciliation',
-            text: 'The agent checks its jobs against the jobs Slurm runs on the node (job cgroups, scontrol listpids) and removes a job whose epilog never came, on evidence only.',
+            text: 'The agent checks its jobs against the jobs Slurm runs on the node (job cgroups, scontrol listpids) and removes a job whose epilog never came, on evidence only. After a reboot it asks slurmctld about the jobs of the earlier boot that the node no longer shows (scontrol show job, one job at a time, only then) and keeps those slurmctld still runs on this node: slurmctld can miss a reboot, and a later step of such a job would run without a prolog.',
           },
         ]),
       ],

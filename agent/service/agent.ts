@@ -73,7 +73,7 @@ export const RECONCILE_REASONS = ['earlier_boot', 'not_running', 'ended'] as con
 export type ReconcileReason = (typeof RECONCILE_REASONS)[number];
 
 const REASON_TEXT: Record<ReconcileReason, string> = {
-  earlier_boot: 'registered before this node last booted, and slurmctld ends the jobs of a rebooted node (ReturnToService 0 or 1)',
+  earlier_boot: 'registered before this node last booted, and slurmctld no longer holds it (ReturnToService 0 or 1: slurmctld ends or requeues the jobs of a rebooted node)',
   not_running: 'Slurm does not run it on this node (PrologFlags=Contain: every allocation would show)',
   ended: 'its batch or extern step was seen and is gone: the job ended without its epilog reaching the agent',
 };
@@ -136,8 +136,10 @@ export class KrsiAgent implements AgentService {
   /** the level last written to the kernel (0: none yet) */
   private kernelJobLevel = 0;
   private reconcileState: ReconcileStatus = {
-    lastAt: null, slurmView: 'not read yet', problem: null, sources: [], allocationsVisible: false, rebootEndsJobs: false, unverified: [],
+    lastAt: null, slurmView: 'not read yet', problem: null, sources: [], allocationsVisible: false, rebootEndsJobs: false, unverified: [], controllerProblem: null,
   };
+  /** registrations of an earlier boot kept because slurmctld still holds their job (logged once each) */
+  private readonly heldByController = new Set<string>();
 
   constructor(private readonly opts: AgentOptions) {
     this.config = opts.config;
@@ -273,6 +275,7 @@ export class KrsiAgent implements AgentService {
         addedAt: new Date(this.clock.now()).toISOString(),
         registration: randomUUID(),
         bootId: this.clock.bootId(),
+        node: req.node ?? null,
       }, choice.name, choice.problem);
       if (ended) {
         // a run of this boot whose job id the table holds from an earlier boot (a requeued job back on
@@ -668,8 +671,14 @@ export class KrsiAgent implements AgentService {
    * died ran without the prolog). So a job is removed only on evidence:
    * - registered in an earlier boot, when slurmctld ends the jobs of a node that rebooted (ReturnToService
    *   0, Slurm's default, or 1: the node goes DOWN, its jobs are ended or requeued, a requeued run
-   *   registers anew). With ReturnToService=2 an allocation whose batch script runs elsewhere, or an
-   *   salloc, outlives the reboot: such jobs are kept, and their epilog removes them when Slurm ends them;
+   *   registers anew) and says it no longer holds this one on this node (controllerJob: ended, pending
+   *   again, unknown, or a requeued run on other nodes). slurmctld can miss a reboot (a node back within
+   *   seconds, or one it held not responding) and keep the allocation: then a later step runs here
+   *   without a prolog, so a job slurmctld still holds here is kept, and asked about again at the next
+   *   reconciliation; so is one slurmctld cannot be asked about. These are the only questions to the
+   *   controller, and only about the jobs of an earlier boot. With
+   *   ReturnToService=2 an allocation whose batch script runs elsewhere, or an salloc, outlives the
+   *   reboot: such jobs are kept, and their epilog removes them when Slurm ends them;
    * - of this boot, with PrologFlags=Contain (every allocation has an extern step while it lives):
    *   registered more than reconcile_grace seconds ago and not in the view;
    * - of this boot, without it: its batch or extern step was seen and is gone. A job never seen may be an
@@ -690,6 +699,7 @@ export class KrsiAgent implements AgentService {
     if (this.reconcileState.problem !== null) this.log.info('Slurm\'s view of this node is readable again', { sources: view.sources.join(',') });
     const graceMs = this.config.agent.reconcileGrace * 1000;
     const unverified: string[] = [];
+    let controllerProblem: string | null = null;
     for (const job of this.table.all()) {
       const seen = view.jobs.get(job.jobId);
       const addedAt = Date.parse(job.addedAt);
@@ -698,8 +708,28 @@ export class KrsiAgent implements AgentService {
         continue;
       }
       let why: ReconcileReason | null;
-      if (this.ofEarlierBoot(job)) why = view.rebootEndsJobs ? 'earlier_boot' : null;
-      else if (!(addedAt <= takenAt - graceMs)) continue; // young, or registered after the view was read
+      let controller: string | undefined;
+      if (this.ofEarlierBoot(job)) {
+        why = null;
+        if (view.rebootEndsJobs && controllerProblem === null) {
+          const said = await this.opts.slurm.controllerJob(job.jobId).catch((err: unknown) => reason(err));
+          if (typeof said === 'string') {
+            controllerProblem = said; // slurmctld is down or unreachable: ask about the others next time
+          } else if (said.known && said.live && (job.node === null || said.nodes.includes(job.node))) {
+            if (!this.heldByController.has(job.registration)) {
+              this.heldByController.add(job.registration);
+              this.log.warn('job of an earlier boot kept: slurmctld still holds it on this node (it missed the reboot, or has not seen it yet), and a later step of it here would run without a prolog', {
+                job: job.jobId, uid: job.uid, registration: job.registration, slurmctld: said.state,
+              });
+            }
+          } else {
+            // ended, pending again (requeued), unknown, or a later run on other nodes (its run here would
+            // have registered anew through its prolog)
+            why = 'earlier_boot';
+            controller = !said.known ? 'unknown job' : said.live ? `${said.state} on ${said.nodes.join(',') || 'no node'}` : said.state;
+          }
+        }
+      } else if (!(addedAt <= takenAt - graceMs)) continue; // young, or registered after the view was read
       else if (view.allocationsVisible) why = 'not_running';
       else if (this.lifetimeSeen.has(job.registration)) why = 'ended';
       else why = null;
@@ -714,14 +744,21 @@ export class KrsiAgent implements AgentService {
         this.reconciled.set(reasonWhy, (this.reconciled.get(reasonWhy) ?? 0) + 1);
         this.log.warn('job removed: Slurm does not run it on this node', {
           job: job.jobId, uid: job.uid, registration: job.registration, registeredAt: job.addedAt, reason: REASON_TEXT[reasonWhy],
+          ...(controller === undefined ? {} : { slurmctld: controller }),
         });
       }).catch((err: unknown) => this.log.error('cannot remove a job Slurm does not run; tried again next time', { job: job.jobId, error: reason(err) }));
     }
     const live = new Set(this.table.all().map((j) => j.registration));
     for (const r of this.lifetimeSeen) if (!live.has(r)) this.lifetimeSeen.delete(r);
+    for (const r of this.heldByController) if (!live.has(r)) this.heldByController.delete(r);
+    if (controllerProblem !== null && this.reconcileState.controllerProblem === null) {
+      this.log.warn('cannot ask slurmctld about the jobs of an earlier boot: they are kept', { error: controllerProblem });
+    } else if (controllerProblem === null && this.reconcileState.controllerProblem !== null) {
+      this.log.info('slurmctld answers again about the jobs of an earlier boot');
+    }
     this.reconcileState = {
       lastAt: new Date(takenAt).toISOString(), slurmView: 'ok', problem: null, sources: view.sources,
-      allocationsVisible: view.allocationsVisible, rebootEndsJobs: view.rebootEndsJobs, unverified,
+      allocationsVisible: view.allocationsVisible, rebootEndsJobs: view.rebootEndsJobs, unverified, controllerProblem,
     };
   }
 
@@ -769,8 +806,9 @@ export class KrsiAgent implements AgentService {
       warnings.push(`the programs of build ${g.buildId ?? '0.1.0'} are still pinned under ${g.dir} beside this build's: the upgrade to ${kernelStatus.buildId} is not finished (see the agent's log; the next start tries again)`);
     }
     if (this.jobCgroupsProblem !== null) warnings.push(`job cgroups cannot be used, every job is held by its uid's policy (the union of the uid's jobs): ${this.jobCgroupsProblem}`);
+    if (rec.controllerProblem !== null) warnings.push(`slurmctld cannot be asked about the jobs of an earlier boot, they are kept: ${rec.controllerProblem}`);
     if (rec.unverified.length > 0) {
-      warnings.push(`jobs Slurm's view does not show, kept because Slurm may still run them (an allocation between steps without PrologFlags=Contain, or one of an earlier boot with ReturnToService=2): ${rec.unverified.join(', ')}`);
+      warnings.push(`jobs Slurm's view does not show, kept because Slurm may still run them (an allocation between steps without PrologFlags=Contain, or one of an earlier boot that slurmctld still holds, could not be asked about, or runs with ReturnToService=2): ${rec.unverified.join(', ')}`);
     }
     return {
       version: this.opts.version,

@@ -20,7 +20,7 @@ export interface JobStore {
   save(jobs: readonly JobRecord[]): void;
 }
 
-/** version 1 had no registration and no boot id; version 2 records both for every job */
+/** version 1 had no registration and no boot id; version 2 records both for every job (and the Slurm node, added later: null when absent) */
 const FORMAT_VERSION = 2;
 
 interface TableFile {
@@ -41,8 +41,8 @@ export function jobTablePath(stateDir: string): string {
  * A version-1 record gets a registration of its own and no boot: the reconciliation then never takes it
  * for a job of an earlier boot (it may be a live job of this one, left by the agent before an upgrade).
  */
-function upgrade(job: JobRecord & { registration?: string; bootId?: string | null }): JobRecord {
-  return { ...job, registration: job.registration ?? randomUUID(), bootId: job.bootId ?? null };
+function upgrade(job: JobRecord & { registration?: string; bootId?: string | null; node?: string | null }): JobRecord {
+  return { ...job, registration: job.registration ?? randomUUID(), bootId: job.bootId ?? null, node: job.node ?? null };
 }
 
 export class JobFile implements JobStore {

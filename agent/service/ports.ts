@@ -87,9 +87,24 @@ export interface SlurmJobs {
   sources: string[];
 }
 
+/** what slurmctld says of one job */
+export type ControllerJob =
+  /** slurmctld no longer knows the id (ended and purged, or never submitted) */
+  | { known: false }
+  /**
+   * its state (JobState, e.g. RUNNING, PENDING, COMPLETED); `live`: it holds nodes (running, suspended,
+   * completing...), and `nodes` are those (its NodeList, expanded; none when not live)
+   */
+  | { known: true; state: string; live: boolean; nodes: string[] };
+
 /** the jobs Slurm runs on this node, from the node itself; rejects when that cannot be read */
 export interface SlurmView {
   running(): Promise<SlurmJobs>;
+  /**
+   * What slurmctld says of one job: a single-job request, asked only about the jobs of an earlier boot
+   * (slurmctld can miss a reboot and keep their allocations). Rejects when slurmctld cannot be asked.
+   */
+  controllerJob(jobId: string): Promise<ControllerJob>;
 }
 
 export interface Clock {

@@ -16,6 +16,8 @@ export interface JobRequest {
   comment?: string;
   /** a profile name given directly; wins over the comment */
   profile?: string;
+  /** SLURMD_NODENAME: the Slurm node the prolog ran for (a host may run several slurmd) */
+  node?: string;
 }
 
 export interface JobRecord {
@@ -37,6 +39,12 @@ export interface JobRecord {
   registration: string;
   /** /proc/sys/kernel/random/boot_id when the job was registered; null for records of an older table format */
   bootId: string | null;
+  /**
+   * The Slurm node the registration is for (the prolog's SLURMD_NODENAME): after a reboot, a job
+   * slurmctld runs is kept only while this node is one of its nodes (a requeued run may run elsewhere).
+   * null when the registration did not say (older prologs and table formats, registrations by hand).
+   */
+  node: string | null;
 }
 
 /** a job's cgroup binding (runtime state, not saved: the watch finds the cgroups again at start) */
@@ -140,6 +148,8 @@ export interface ReconcileStatus {
   rebootEndsJobs: boolean;
   /** jobs Slurm's view does not show, kept because Slurm may still run them (see rebootEndsJobs, allocationsVisible) */
   unverified: string[];
+  /** why slurmctld could not be asked about the jobs of an earlier boot (they are kept meanwhile); null: it answered, or was not asked */
+  controllerProblem: string | null;
 }
 
 /** one decoded kernel event as the API returns it */

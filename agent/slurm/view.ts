@@ -12,6 +12,11 @@
  * be on NFS): with Contain every allocation has an extern step (and cgroup) from its start to its end;
  * ReturnToService says whether slurmctld ends the jobs of a node that rebooted.
  *
+ * The one question for the controller is about a job of an earlier boot that the node does not show:
+ * whether slurmctld still holds it (controllerJob, a single-job request, asked only after a reboot and only
+ * while such jobs remain). slurmctld can miss a reboot, and then a later step of the job runs on this node
+ * without a prolog.
+ *
  * A job cgroup or a slurmstepd socket left behind by a crashed slurmstepd is not removed by slurmd: such
  * a job cgroup counts as running (the safe side: the allocation itself may live on, and its next step
  * would run without a prolog), such a socket does not (scontrol reports it refused).
@@ -19,7 +24,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { SlurmJob, SlurmJobs, SlurmView } from '../service/ports.js';
+import type { ControllerJob, SlurmJob, SlurmJobs, SlurmView } from '../service/ports.js';
 
 export interface NodeSlurmViewOptions {
   /** default /sys/fs/cgroup */
@@ -133,6 +138,41 @@ function output(file: string, args: string[], timeoutMs: number, answered: (stde
   });
 }
 
+/**
+ * The job states in which slurmctld holds a job's nodes (Slurm 22.05's job_state_string): the job's
+ * processes may run there now or again (a suspended or stopped job resumes; a completing job's epilog is
+ * still to come). Every other state (PENDING, a requeue, an end) holds no node.
+ */
+const LIVE_STATES = new Set(['RUNNING', 'SUSPENDED', 'STOPPED', 'COMPLETING', 'CONFIGURING', 'RESIZING', 'SIGNALING', 'STAGE_OUT']);
+
+/** what `scontrol show job` prints, with exit status 1, for a job id slurmctld does not know */
+const UNKNOWN_JOB = /Invalid job id specified/;
+
+/** a job's records as `scontrol -o show job <id>` prints them: its state, and its NodeList (a hostlist expression; null: none) */
+export interface ShownJob {
+  state: string;
+  nodeList: string | null;
+}
+
+/**
+ * `scontrol -o show job <id>`: one line per job record (a heterogeneous job's components, an array's
+ * tasks), each with JobState=<state> and NodeList=<hostlist>.
+ */
+export function jobRecordsFromShow(output: string, jobId: string): ShownJob[] {
+  const records = output.split('\n').filter((l) => l.trim() !== '').map((line) => {
+    const state = /(?:^|\s)JobState=(\S+)/.exec(line)?.[1];
+    const nodeList = /(?:^|\s)NodeList=(\S+)/.exec(line)?.[1];
+    return { state, nodeList: nodeList === undefined || nodeList === '(null)' ? null : nodeList };
+  });
+  if (records.length === 0 || records.some((r) => r.state === undefined)) {
+    throw new SlurmViewError(`scontrol show job ${jobId} printed a record without JobState: ${JSON.stringify(output.slice(0, 200))}`);
+  }
+  return records as ShownJob[];
+}
+
+/** a Slurm job id as scontrol takes it: plain, an array task (123_4), a heterogeneous component (123+1) */
+const SLURM_JOB_ID = /^\d+(?:_\d+)?(?:\+\d+)?$/;
+
 export class NodeSlurmView implements SlurmView {
   private readonly cgroupRoot: string;
   private readonly scontrol: string | null;
@@ -174,6 +214,32 @@ export class NodeSlurmView implements SlurmView {
     }
     const conf = await this.slurmConf();
     return { jobs, allocationsVisible: conf?.contain ?? false, rebootEndsJobs: conf !== null && conf.returnToService !== 2, sources };
+  }
+
+  /**
+   * Live when any of the job's records is (the safe side), with the nodes of the live ones: their
+   * NodeList expanded by `scontrol show hostnames`, which slurmctld is not asked for.
+   */
+  async controllerJob(jobId: string): Promise<ControllerJob> {
+    // an id of another shape is no Slurm job's (registered by hand): slurmctld cannot know it
+    if (!SLURM_JOB_ID.test(jobId)) return { known: false };
+    const scontrol = this.scontrol;
+    if (scontrol === null) throw new SlurmViewError('no scontrol to ask slurmctld with');
+    const shown = await output(scontrol, ['-o', 'show', 'job', jobId], this.timeoutMs, (stderr) => UNKNOWN_JOB.test(stderr));
+    if (!('stdout' in shown)) throw new SlurmViewError(`${scontrol} is not installed: slurmctld cannot be asked`);
+    // an exit status 1 that is an answer: the id is unknown (nothing on stdout)
+    if (shown.stdout.trim() === '') return { known: false };
+    const records = jobRecordsFromShow(shown.stdout, jobId);
+    const live = records.filter((r) => LIVE_STATES.has(r.state));
+    if (live.length === 0) return { known: true, state: records[0]!.state, live: false, nodes: [] };
+    const nodes = new Set<string>();
+    for (const r of live) {
+      if (r.nodeList === null) continue;
+      const expanded = await output(scontrol, ['show', 'hostnames', r.nodeList], this.timeoutMs);
+      if (!('stdout' in expanded)) throw new SlurmViewError(`${scontrol} is not installed`);
+      for (const n of expanded.stdout.split('\n')) if (n.trim() !== '') nodes.add(n.trim());
+    }
+    return { known: true, state: live[0]!.state, live: true, nodes: [...nodes] };
   }
 
   /**

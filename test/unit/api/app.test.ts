@@ -47,7 +47,7 @@ describe('api: routes (app.inject)', () => {
 
   describe('api: POST /v1/jobs', () => {
     it('adds a job: 201 with the AddJobResult, then 200 created:false on a repeat (idempotent passthrough)', async () => {
-      const req: JobRequest = { job_id: '123', uid: 1000, user: 'alice', comment: 'run policy:strict' };
+      const req: JobRequest = { job_id: '123', uid: 1000, user: 'alice', comment: 'run policy:strict', node: 'node-17.cluster' };
       const first = await addJob(req);
       expect(first.statusCode).to.equal(201);
       const body = first.json();
@@ -62,6 +62,7 @@ describe('api: routes (app.inject)', () => {
         addedAt: '2026-11-26T10:00:00.000Z',
         registration: 'registration-1',
         bootId: 'boot-1',
+        node: 'node-17.cluster',
       });
       expect(body.jobPolicy.modes.killtasks).to.equal('enforce');
       expect(body.uidPolicy.connectRules).to.deep.equal([{ cidr: '192.0.2.0/24', verdict: 'deny' }]);
@@ -106,6 +107,9 @@ describe('api: routes (app.inject)', () => {
       ['comment over 8192 characters', { job_id: '1', uid: 1, comment: 'x'.repeat(8193) }, 'comment'],
       ['user over 256 characters', { job_id: '1', uid: 1, user: 'x'.repeat(257) }, 'user'],
       ['profile over 64 characters', { job_id: '1', uid: 1, profile: 'x'.repeat(65) }, 'profile'],
+      ['node with a shell metacharacter', { job_id: '1', uid: 1, node: 'n1;reboot' }, 'node'],
+      ['node starting with a dash (an option to scontrol)', { job_id: '1', uid: 1, node: '-n1' }, 'node'],
+      ['node empty', { job_id: '1', uid: 1, node: '' }, 'node'],
       ['an extra property', { job_id: '1', uid: 1, admin: true }, 'additional properties'],
       ['an array body', [{ job_id: '1', uid: 1 }], 'body must be object'],
     ];

@@ -69,6 +69,7 @@ export class FakeService implements AgentService {
       addedAt: '2026-11-26T10:00:00.000Z',
       registration: `registration-${this.jobs.size + 1}`,
       bootId: 'boot-1',
+      node: req.node ?? null,
     };
     this.jobs.set(req.job_id, job);
     return { job, created: true, jobPolicy: requested ? STRICT : policy(), uidPolicy: requested ? STRICT : policy() };
@@ -129,7 +130,7 @@ export class FakeService implements AgentService {
       },
       events: { logged: 9, dropped: 1, folded: 4, repeatsLogged: 3 },
       reconcile: {
-        lastAt: '2026-11-26T10:01:00.000Z', slurmView: 'ok', problem: null, sources: ['scontrol listpids'], allocationsVisible: true, rebootEndsJobs: true, unverified: [],
+        lastAt: '2026-11-26T10:01:00.000Z', slurmView: 'ok', problem: null, sources: ['scontrol listpids'], allocationsVisible: true, rebootEndsJobs: true, unverified: [], controllerProblem: null,
       },
       uptimeSeconds: 3725,
       startedAt: '2026-11-26T09:00:00.000Z',

@@ -307,7 +307,7 @@ describe('KrsiAgent: reload', () => {
 
 describe('KrsiAgent: reconciliation with Slurm', () => {
   it('a ghost (registered, never run by Slurm) goes once past the grace with PrologFlags=Contain, with a log line and a count', async () => {
-    const { agent, kernel, clock, log } = rig();
+    const { agent, kernel, clock, log, slurm } = rig();
     await agent.start();
     await agent.addJob(STRICT);
     clock.advance(299);
@@ -319,6 +319,7 @@ describe('KrsiAgent: reconciliation with Slurm', () => {
     expect(kernel.policies.has(1000)).to.equal(false);
     expect(agent.reconciledCount('not_running')).to.equal(1);
     expect(log.lines.filter((l) => /job removed: Slurm does not run it on this node" job=100 uid=1000 /.test(l))).to.have.length(1);
+    expect(slurm.asked, 'slurmctld is never asked about a job of this boot').to.deep.equal([]);
   });
 
   it('a job Slurm runs is kept, however old', async () => {
@@ -359,6 +360,78 @@ describe('KrsiAgent: reconciliation with Slurm', () => {
     expect(after.agent.listJobs().map((j) => j.jobId)).to.deep.equal(['200']);
     expect(after.kernel.policies.has(1000)).to.equal(false);
     expect(after.agent.reconciledCount('earlier_boot')).to.equal(1);
+    expect(after.slurm.asked, 'slurmctld asked about the job the node does not show, and only that one').to.deep.equal(['100']);
+  });
+
+  /** a job of boot 1 (job 100, uid 1000, strict, registered for node n1) and the agent of boot 2 that finds it, not started yet */
+  async function rebooted(node: string | null = 'n1'): Promise<ReturnType<typeof rig> & { clock: FakeClock }> {
+    const store = new MemoryStore();
+    const before = rig({ store });
+    await before.agent.start();
+    await before.agent.addJob({ ...STRICT, ...(node === null ? {} : { node }) });
+    const clock = new FakeClock();
+    clock.boot = 'boot-2';
+    return { ...rig({ store, clock }), clock };
+  }
+
+  it('after a reboot slurmctld missed, a job it still holds is kept under its policy, asked about again, and removed once slurmctld ends it', async () => {
+    const { agent, slurm, kernel, log } = await rebooted();
+    slurm.controller = { 100: { known: true, state: 'RUNNING', live: true, nodes: ['n0', 'n1'] } };
+    await agent.start();
+    await agent.reconcile();
+    expect(agent.getJob('100'), 'kept: a later step of its allocation would run here without a prolog').to.not.equal(null);
+    expect(kernel.mode(1000, 'suidexec')).to.equal('enforce');
+    expect(agent.status().reconcile).to.deep.include({ unverified: ['100'], controllerProblem: null });
+    expect(log.lines.filter((l) => /job of an earlier boot kept: slurmctld still holds it .* job=100 uid=1000 .*slurmctld=RUNNING/.test(l)), 'said once').to.have.length(1);
+    slurm.controller = { 100: { known: true, state: 'NODE_FAIL', live: false, nodes: [] } };
+    await agent.reconcile();
+    expect(agent.getJob('100')).to.equal(null);
+    expect(kernel.policies.has(1000)).to.equal(false);
+    expect(agent.reconciledCount('earlier_boot')).to.equal(1);
+    expect(log.lines.filter((l) => /job removed: Slurm does not run it on this node" job=100 .*slurmctld=NODE_FAIL/.test(l))).to.have.length(1);
+  });
+
+  it('after a reboot, a job slurmctld requeued (pending) or does not know goes at once; its requeued run registers anew through its prolog', async () => {
+    const { agent, slurm, log } = await rebooted();
+    slurm.controller = { 100: { known: true, state: 'PENDING', live: false, nodes: [] } };
+    await agent.start();
+    await agent.reconcile();
+    expect(agent.getJob('100')).to.equal(null);
+    expect(log.lines.some((l) => /job removed: .* job=100 .*slurmctld=PENDING/.test(l))).to.equal(true);
+  });
+
+  it('after a reboot, a requeued run slurmctld runs on other nodes ends the registration of the earlier boot here; one that did not say its node is kept while the job runs anywhere', async () => {
+    const elsewhere = await rebooted('n1');
+    elsewhere.slurm.controller = { 100: { known: true, state: 'RUNNING', live: true, nodes: ['n7'] } };
+    await elsewhere.agent.start();
+    await elsewhere.agent.reconcile();
+    expect(elsewhere.agent.getJob('100')).to.equal(null);
+    expect(elsewhere.kernel.policies.has(1000)).to.equal(false);
+    expect(elsewhere.log.lines.some((l) => /job removed: .* job=100 .*slurmctld="RUNNING on n7"/.test(l)), elsewhere.log.lines.join('\n')).to.equal(true);
+    const unsaid = await rebooted(null);
+    unsaid.slurm.controller = { 100: { known: true, state: 'RUNNING', live: true, nodes: ['n7'] } };
+    await unsaid.agent.start();
+    await unsaid.agent.reconcile();
+    expect(unsaid.agent.getJob('100'), 'no node on record: the safe side').to.not.equal(null);
+  });
+
+  it('after a reboot, slurmctld unreachable: the jobs of the earlier boot are kept and status says why; they go once it answers', async () => {
+    const { agent, slurm, kernel, log } = await rebooted();
+    slurm.controllerFailWith = new Error('scontrol -o show job 100 failed: slurm_load_jobs error: Unable to contact slurm controller (connect failure)');
+    await agent.start();
+    await agent.reconcile();
+    await agent.reconcile();
+    expect(agent.getJob('100')).to.not.equal(null);
+    expect(kernel.mode(1000, 'suidexec')).to.equal('enforce');
+    const st = agent.status();
+    expect(st.reconcile).to.deep.include({ slurmView: 'ok', unverified: ['100'], controllerProblem: slurm.controllerFailWith.message });
+    expect(st.warnings.some((w) => /^slurmctld cannot be asked about the jobs of an earlier boot, they are kept: scontrol -o show job 100 failed/.test(w))).to.equal(true);
+    expect(log.lines.filter((l) => /cannot ask slurmctld about the jobs of an earlier boot: they are kept/.test(l)), 'said once, not at every reconciliation').to.have.length(1);
+    slurm.controllerFailWith = null;
+    await agent.reconcile();
+    expect(agent.getJob('100')).to.equal(null);
+    expect(agent.status().reconcile.controllerProblem).to.equal(null);
+    expect(log.lines.some((l) => /slurmctld answers again about the jobs of an earlier boot/.test(l))).to.equal(true);
   });
 
   it('after a reboot with ReturnToService=2, jobs of the earlier boot are kept and listed (their allocation may live on); the epilog removes them', async () => {
@@ -377,6 +450,7 @@ describe('KrsiAgent: reconciliation with Slurm', () => {
     expect(after.kernel.mode(1000, 'suidexec')).to.equal('enforce');
     expect(after.agent.status().reconcile).to.deep.include({ rebootEndsJobs: false, unverified: ['100'] });
     expect(after.agent.status().warnings.some((w) => /ReturnToService=2\): 100$/.test(w))).to.equal(true);
+    expect(after.slurm.asked, 'slurmctld is not asked: it keeps such allocations by design').to.deep.equal([]);
     await after.agent.removeJob('100'); // slurmctld ends the allocation: the epilog runs on every node of it
     expect(after.kernel.policies.has(1000)).to.equal(false);
   });

@@ -11,7 +11,7 @@ import { BootClock } from '../../../agent/events/clock.js';
 import { EventPipeline } from '../../../agent/events/pipeline.js';
 import { memoryLogger } from '../../../agent/log/logger.js';
 import { KrsiAgent, type AgentOptions, type KernelStatus } from '../../../agent/service/agent.js';
-import type { Clock, IdentityResolver, JobCgroups, JobStore, KernelWriter, SlurmJobs, SlurmView } from '../../../agent/service/ports.js';
+import type { Clock, ControllerJob, IdentityResolver, JobCgroups, JobStore, KernelWriter, SlurmJobs, SlurmView } from '../../../agent/service/ports.js';
 import type { JobRecord } from '../../../agent/service/types.js';
 
 export class FakeKernel implements KernelWriter {
@@ -96,10 +96,20 @@ export class FakeSlurm implements SlurmView {
   failWith: Error | null = null;
   /** runs while the view is being read (to interleave a registration) */
   during: (() => Promise<void>) | null = null;
+  /** what slurmctld says of a job id (absent: it does not know the id) */
+  controller: Record<string, ControllerJob> = {};
+  controllerFailWith: Error | null = null;
+  /** the job ids slurmctld was asked about, in order */
+  asked: string[] = [];
   async running(): Promise<SlurmJobs> {
     if (this.failWith) throw this.failWith;
     await this.during?.();
     return { jobs: new Map(Object.entries(this.jobs)), allocationsVisible: this.allocationsVisible, rebootEndsJobs: this.rebootEndsJobs, sources: ['fake'] };
+  }
+  async controllerJob(jobId: string): Promise<ControllerJob> {
+    this.asked.push(jobId);
+    if (this.controllerFailWith) throw this.controllerFailWith;
+    return this.controller[jobId] ?? { known: false };
   }
 }
 

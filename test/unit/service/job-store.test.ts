@@ -7,7 +7,7 @@ import { JobTable } from '../../../agent/service/job-table.js';
 import type { JobRecord } from '../../../agent/service/types.js';
 
 const job = (jobId: string, uid: number): JobRecord => ({
-  jobId, uid, user: null, requested: null, profiles: ['default'], unknownProfile: null, addedAt: '2026-11-30T10:00:00.000Z', registration: `r-${jobId}`, bootId: 'b',
+  jobId, uid, user: null, requested: null, profiles: ['default'], unknownProfile: null, addedAt: '2026-11-30T10:00:00.000Z', registration: `r-${jobId}`, bootId: 'b', node: null,
 });
 
 describe('job table on disk (JobFile) and in memory (JobTable)', () => {

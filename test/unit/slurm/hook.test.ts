@@ -68,7 +68,7 @@ describe('Slurm hook settings and notes', () => {
 
   it('leaves a removal note naming the job, its uid and the registration the job table holds', () => {
     const state = join(dir, 'state');
-    new JobFile(state).save([{ jobId: '42_7', uid: 1000, user: null, requested: null, profiles: ['default'], unknownProfile: null, addedAt: 'x', registration: 'reg-1', bootId: 'b' }]);
+    new JobFile(state).save([{ jobId: '42_7', uid: 1000, user: null, requested: null, profiles: ['default'], unknownProfile: null, addedAt: 'x', registration: 'reg-1', bootId: 'b', node: null }]);
     const note = leaveRemovalNote(state, '42_7', 1000, { now: new Date('2026-11-30T10:00:00Z') });
     expect(note).to.equal(join(state, 'pending-removals', '42_7@reg-1'));
     expect(JSON.parse(readFileSync(note, 'utf8'))).to.deep.equal({ jobId: '42_7', uid: 1000, registration: 'reg-1', writtenAt: '2026-11-30T10:00:00.000Z' });
@@ -85,7 +85,7 @@ describe('Slurm hook settings and notes', () => {
   it('the registration an epilog ends is the one on disk as it starts: none, its own, or unknown when the table is unreadable', () => {
     const state = join(dir, 'state-start');
     expect(registrationOnDisk(state, '42', 1000), 'no table yet').to.equal(null);
-    new JobFile(state).save([{ jobId: '42', uid: 1000, user: null, requested: null, profiles: ['default'], unknownProfile: null, addedAt: 'x', registration: 'reg-1', bootId: 'b' }]);
+    new JobFile(state).save([{ jobId: '42', uid: 1000, user: null, requested: null, profiles: ['default'], unknownProfile: null, addedAt: 'x', registration: 'reg-1', bootId: 'b', node: null }]);
     expect(registrationOnDisk(state, '42', 1000)).to.equal('reg-1');
     expect(registrationOnDisk(state, '42', 1001), 'the id held for another uid').to.equal(null);
     // the note of an epilog that could not reach the agent names what it saw as it started, not what is there now

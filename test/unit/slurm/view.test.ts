@@ -1,9 +1,9 @@
 import { expect } from 'chai';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NodeSlurmView, SlurmViewError, jobsFromListpids, slurmConfFacts } from '../../../agent/slurm/view.js';
+import { NodeSlurmView, SlurmViewError, jobRecordsFromShow, jobsFromListpids, slurmConfFacts } from '../../../agent/slurm/view.js';
 
 describe('Slurm\'s view of this node', () => {
   let dir: string;
@@ -105,5 +105,66 @@ describe('Slurm\'s view of this node', () => {
     const jobs = new Map();
     jobsFromListpids('PID JOBID STEPID LOCALID GLOBALID\ngarbage line\n77 9 batch 0 0\n', jobs);
     expect(Object.fromEntries(jobs)).to.deep.equal({ 9: { lifetimeStep: true } });
+  });
+});
+
+describe('slurmctld asked about a job of an earlier boot (scontrol -o show job)', () => {
+  let dir: string;
+  beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'krsi-ctl-')); });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  /**
+   * A fake scontrol (the real one is asked in the VM's Slurm spec): `show job` runs `body` and records its
+   * arguments; `show hostnames LIST` expands "n[1-2],m" as Slurm would for these tests' lists.
+   */
+  function scontrol(body: string): string {
+    const path = join(dir, 'scontrol');
+    writeFileSync(path, `#!/bin/sh
+if [ "$2" = hostnames ]; then
+  case "$3" in 'n[1-2],m') printf 'n1\\nn2\\nm\\n' ;; *) echo "$3" ;; esac
+  exit 0
+fi
+echo "$@" >> ${join(dir, 'args')}
+${body}
+`);
+    chmodSync(path, 0o755);
+    return path;
+  }
+  const line = (id: string, state: string, nodes = 'n1') => `JobId=${id} JobName=hold UserId=alice(1000) JobState=${state} Reason=None ReqNodeList=(null) ExcNodeList=(null) NodeList=${nodes} BatchHost=n1`;
+  const view = (path: string, timeoutMs = 10_000) => new NodeSlurmView({ cgroupRoot: dir, scontrol: path, timeoutMs });
+
+  it('a job slurmctld holds (running, suspended, completing) is live, with its nodes; a pending (requeued) or ended one is not', async () => {
+    for (const [state, live] of [['RUNNING', true], ['SUSPENDED', true], ['COMPLETING', true], ['CONFIGURING', true], ['PENDING', false], ['COMPLETED', false], ['NODE_FAIL', false], ['CANCELLED', false]] as const) {
+      const answer = await view(scontrol(`echo '${line('14', state, live ? 'n[1-2],m' : '(null)')}'`)).controllerJob('14');
+      expect(answer, state).to.deep.equal({ known: true, state, live, nodes: live ? ['n1', 'n2', 'm'] : [] });
+    }
+    expect(readFileSync(join(dir, 'args'), 'utf8').split('\n')[0], 'one single-job request per question').to.equal('-o show job 14');
+  });
+
+  it('records of several components or tasks: live when any is, on the nodes of the live ones', async () => {
+    const two = (a: string, b: string) => view(scontrol(`echo '${line('20', a, 'm')}'; echo '${line('21', b, 'n1')}'`)).controllerJob('20');
+    expect(await two('COMPLETED', 'RUNNING')).to.deep.equal({ known: true, state: 'RUNNING', live: true, nodes: ['n1'] });
+    expect(await two('COMPLETED', 'FAILED')).to.deep.equal({ known: true, state: 'COMPLETED', live: false, nodes: [] });
+    expect(() => jobRecordsFromShow('No jobs in the system\n', '20')).to.throw(SlurmViewError, /a record without JobState/);
+    expect(jobRecordsFromShow(`${line('20', 'RUNNING', '(null)')}\n`, '20')).to.deep.equal([{ state: 'RUNNING', nodeList: null }]);
+  });
+
+  it('an id slurmctld does not know (exit status 1, "Invalid job id specified"), or one of no Slurm shape, is an answer: unknown', async () => {
+    const path = scontrol('echo "slurm_load_jobs error: Invalid job id specified" >&2; exit 1');
+    expect(await view(path).controllerJob('4000000')).to.deep.equal({ known: false });
+    for (const odd of ['-v', '14; reboot', 'abc']) expect(await view(path).controllerJob(odd), odd).to.deep.equal({ known: false });
+    expect(readFileSync(join(dir, 'args'), 'utf8').trim().split('\n'), 'odd ids never reach scontrol').to.deep.equal(['-o show job 4000000']);
+  });
+
+  it('slurmctld down, scontrol hanging or missing: rejected (the job is then kept)', async () => {
+    const down = await view(scontrol('echo "slurm_load_jobs error: Unable to contact slurm controller (connect failure)" >&2; exit 1')).controllerJob('14_3').catch((e: unknown) => e);
+    expect(down).to.be.instanceOf(SlurmViewError);
+    expect((down as Error).message).to.match(/show job 14_3 failed: slurm_load_jobs error: Unable to contact slurm controller/);
+    const t0 = Date.now();
+    const hung = await view(scontrol('sleep 30'), 300).controllerJob('14').catch((e: unknown) => e);
+    expect((hung as Error).message).to.match(/did not answer within 300 ms/);
+    expect(Date.now() - t0).to.be.below(3000);
+    const missing = await view(join(dir, 'no-scontrol')).controllerJob('14').catch((e: unknown) => e);
+    expect((missing as Error).message).to.match(/not installed: slurmctld cannot be asked/);
   });
 });
