@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { Enforcer } from '../../agent/enforcement/enforcer.js';
 import { NOTICE_DIR } from '../../agent/slurm/notice.js';
-import { stepdScopes } from '../../agent/slurm/view.js';
+import { NodeSlurmView, stepdScopes } from '../../agent/slurm/view.js';
 import {
   HOLD, WORK, asUser, jobInfo, nodeInfo, resumeNode, runningArrayTasks, saveLogs, sbatch, releaseJob, sbatchRaw, slurmLogGrep, startCluster, stopCluster, until,
   waitJobEnded, waitJobRunning, type Cluster,
@@ -272,6 +272,19 @@ describe('Slurm end to end', function () {
     await until('the allocation is gone from the agent', async () => !(await agentJobs()).some((j) => j.jobId === id));
     expect(await uidsUnderPolicy()).to.not.include(USER);
     expect(await suidExec(USER)).to.equal('ran');
+  });
+
+  it('slurmctld asked about one job, as the agent asks about a job of an earlier boot after a reboot: a running job is live on this node (the node its prolog registered), an ended one is not, an id it never had is unknown', async () => {
+    const view = new NodeSlurmView();
+    const id = await sbatch(USER, HOLD, ['-J', 'ask-slurmctld', `--output=${WORK}/out-%j.txt`]);
+    await waitJobRunning(id);
+    await until(`the agent has job ${id}`, async () => (await agentJobs()).some((j) => j.jobId === id));
+    expect((await agentJobs()).find((j) => j.jobId === id)?.node, 'the prolog registered its node (SLURMD_NODENAME)').to.equal(cluster.node);
+    expect(await view.controllerJob(id)).to.deep.equal({ known: true, state: 'RUNNING', live: true, nodes: [cluster.node] });
+    releaseJob(id);
+    await waitJobEnded(id);
+    expect(await view.controllerJob(id)).to.deep.equal({ known: true, state: 'COMPLETED', live: false, nodes: [] });
+    expect(await view.controllerJob('4000000')).to.deep.equal({ known: false });
   });
 
   it('an unknown or malformed policy is rejected at submission by job_submit.lua, listing the valid ones', async () => {

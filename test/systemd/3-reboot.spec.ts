@@ -8,7 +8,8 @@
  * Boot 2 checks what Slurm did with them, and that the agent follows Slurm: the jobs Slurm no longer runs
  * are removed and their users free, the job Slurm runs again is under its policy again, the node serves.
  * The cluster runs ReturnToService=1 (node.ts): slurmctld ends or requeues the jobs of a node that
- * rebooted, so the agent drops every job of the earlier boot at its first reconciliation.
+ * rebooted. The agent asks slurmctld about each job of the earlier boot the node no longer shows, removes
+ * those slurmctld no longer runs here, and keeps those it still does.
  *
  * Whether slurmctld sees the reboot is Slurm's doing, and here it may not: it tells one by the node's boot
  * time (now minus the uptime slurmd reports, whole seconds) being later than the node's last response on
@@ -17,7 +18,8 @@
  * jobs 14 and 15 still RUNNING (with the node NO_RESPOND at the power loss, and with it responding; with
  * slurmd -b too). So boot 2 ends the same either way, as docs/POLICIES.md advises a site that power-cycles
  * a node: a node that came back DOWN is resumed; one slurmctld missed is set DOWN (slurmctld ends or
- * requeues its jobs) and resumed. What is tested is the agent following Slurm.
+ * requeues its jobs) and resumed. What is tested is the agent following Slurm: in a run where slurmctld
+ * missed the reboot, the agent must first have kept the two jobs slurmctld still ran on the node.
  */
 import { expect } from 'chai';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -97,7 +99,16 @@ onBoot(2, 'a reboot: after the power loss', () => {
     const lost = await jobInfo(record.lost);
     if (/^RUNNING/.test(lost.JobState ?? '')) {
       const node = lost.NodeList ?? '';
-      console.log(`      slurmctld missed the reboot (job ${record.lost} ${lost.JobState}, Restarts=${lost.Restarts}): node ${node} set DOWN and resumed`);
+      // slurmctld still runs both jobs on this node: a later step of theirs would run here without a
+      // prolog, so the agent, having asked slurmctld, keeps them under their policy
+      await waitFor('the agent to keep the two jobs slurmctld still runs here, having asked it', async () => {
+        const kept = (await journal(AGENT_UNIT)).map((e) => e.message).filter((m) => m.includes('job of an earlier boot kept: slurmctld still holds it'));
+        return [record.requeued, record.lost].every((id) => kept.some((m) => m.includes(` job=${id} `)));
+      }, { timeoutMs: 180_000, detail: () => journalTail(AGENT_UNIT, 60) });
+      const ids = (await agentJobs()).map((j) => j.jobId);
+      expect(ids, 'the jobs slurmctld still runs are kept').to.include.members([record.requeued, record.lost]);
+      expect(await chmodSuid(USERS.lost, 'kept-lost'), 'uid 1001 still under strict').to.equal('ERR EPERM');
+      console.log(`      slurmctld missed the reboot (job ${record.lost} ${lost.JobState}, Restarts=${lost.Restarts}): the agent kept jobs ${record.requeued} and ${record.lost}; node ${node} set DOWN and resumed`);
       for (const state of ['State=DOWN', 'State=RESUME']) {
         const r = await execa('scontrol', ['update', `NodeName=${node}`, state, ...(state === 'State=DOWN' ? ['Reason=power loss (reboot spec)'] : [])], { reject: false, all: true });
         if (r.exitCode !== 0) throw new Error(`scontrol update NodeName=${node} ${state}: ${r.all}`);
