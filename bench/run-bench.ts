@@ -3,7 +3,7 @@
  * off), runs bench/vm/driver.ts inside each, and writes docs/BENCHMARKS.md from what they measured.
  *
  *   node dist/bench/run-bench.js [--quick] [--boot on|off] [--out PATH]
- *   node dist/bench/run-bench.js --sections overhead,perjob,jobstart,pipeline,flood,adversary [--quick]
+ *   node dist/bench/run-bench.js --sections overhead,perjob,rounds,jobstart,pipeline,flood,adversary [--quick]
  *
  * --quick: fewer iterations and actions (a smoke run of the harness); --boot: one boot only.
  * --sections: boot A only, run only those parts, print the driver's results; no document is written.

@@ -184,6 +184,11 @@ export interface BootResult {
   adversary: AdversaryResult | null;
   /** absent in results of runs from before the flood section */
   flood?: FloodResult | null;
+  /**
+   * The rounds (section "rounds"): "no programs" before the first round and after each, and between them
+   * the agent's configurations, named "<config>@<round>" (no-programs@0 .. @N); absent in older results
+   */
+  rounds?: ConfigResult[];
   notes: string[];
 }
 
