@@ -248,6 +248,7 @@ async function main(): Promise<void> {
       reconciled: (reason) => agent.reconciledCount(reason),
       slurmViewUnreadable: () => agent.reconcileStatus.slurmView === 'unreadable',
       jobsUnverified: () => agent.reconcileStatus.unverified.length,
+      slurmctldUnanswered: () => agent.reconcileStatus.controllerProblem !== null,
       malformedRecords: () => agent.pipeline.malformedCount(),
       programStats: () => enforcer.programStats(),
       lastReloadSucceeded: () => agent.lastReloadSucceeded,

@@ -24,6 +24,8 @@ export interface MetricsSource {
   slurmViewUnreadable(): boolean;
   /** jobs Slurm's view does not show, kept because Slurm may still run them */
   jobsUnverified(): number;
+  /** whether slurmctld could not be asked about the jobs of an earlier boot at the last reconciliation */
+  slurmctldUnanswered(): boolean;
   /** ring-buffer records that could not be read and were skipped */
   malformedRecords(): number;
   /** each program's kernel run statistics (zero unless kernel.bpf_stats_enabled=1) */
@@ -114,9 +116,15 @@ export function createMetrics(source: MetricsSource, info: { version: string; bu
   });
   new Gauge({
     name: 'krsi_jobs_unverified',
-    help: 'Jobs Slurm\'s view of this node does not show, kept because Slurm may still run them: an allocation between steps without PrologFlags=Contain, or one of an earlier boot with ReturnToService=2.',
+    help: 'Jobs Slurm\'s view of this node does not show, kept because Slurm may still run them: an allocation between steps without PrologFlags=Contain, or one of an earlier boot that slurmctld still runs here, could not be asked about, or runs with ReturnToService=2.',
     registers: [registry],
     collect() { this.set(source.jobsUnverified()); },
+  });
+  new Gauge({
+    name: 'krsi_slurmctld_unanswered',
+    help: '1 when slurmctld could not be asked (scontrol show job) about the jobs of an earlier boot that this node no longer shows: they are kept meanwhile.',
+    registers: [registry],
+    collect() { this.set(source.slurmctldUnanswered() ? 1 : 0); },
   });
   // bpftool prog show does not list the agent's programs (only the agent and init may open them): their
   // kernel statistics are here, for the program names only, a bounded set

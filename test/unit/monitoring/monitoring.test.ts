@@ -35,6 +35,7 @@ async function agentExposition(): Promise<string> {
     reconciled: () => 0,
     slurmViewUnreadable: () => false,
     jobsUnverified: () => 0,
+    slurmctldUnanswered: () => false,
     malformedRecords: () => 0,
     programStats: () => [{ program: 'krsi_file_open', runs: 1n, runTimeNs: 100n }],
     lastReloadSucceeded: () => true,
