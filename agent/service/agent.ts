@@ -715,7 +715,7 @@ export class KrsiAgent implements AgentService {
           const said = await this.opts.slurm.controllerJob(job.jobId).catch((err: unknown) => reason(err));
           if (typeof said === 'string') {
             controllerProblem = said; // slurmctld is down or unreachable: ask about the others next time
-          } else if (said.known && said.live && (job.node === null || said.nodes.includes(job.node))) {
+          } else if (said.known && said.live && (job.node === null || said.nodes === null || said.nodes.includes(job.node))) {
             if (!this.heldByController.has(job.registration)) {
               this.heldByController.add(job.registration);
               this.log.warn('job of an earlier boot kept: slurmctld still holds it on this node (it missed the reboot, or has not seen it yet), and a later step of it here would run without a prolog', {
@@ -726,7 +726,7 @@ export class KrsiAgent implements AgentService {
             // ended, pending again (requeued), unknown, or a later run on other nodes (its run here would
             // have registered anew through its prolog)
             why = 'earlier_boot';
-            controller = !said.known ? 'unknown job' : said.live ? `${said.state} on ${said.nodes.join(',') || 'no node'}` : said.state;
+            controller = !said.known ? 'unknown job' : said.live ? `${said.state} on ${said.nodes?.join(',') || 'no node'}` : said.state;
           }
         }
       } else if (!(addedAt <= takenAt - graceMs)) continue; // young, or registered after the view was read

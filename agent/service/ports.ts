@@ -93,9 +93,10 @@ export type ControllerJob =
   | { known: false }
   /**
    * its state (JobState, e.g. RUNNING, PENDING, COMPLETED); `live`: it holds nodes (running, suspended,
-   * completing...), and `nodes` are those (its NodeList, expanded; none when not live)
+   * completing...), and `nodes` are those (its NodeList, expanded; none when not live; null when the answer
+   * cannot tell them: a field the user sets, such as the job name, repeats `NodeList=` or `JobState=`)
    */
-  | { known: true; state: string; live: boolean; nodes: string[] };
+  | { known: true; state: string; live: boolean; nodes: string[] | null };
 
 /** the jobs Slurm runs on this node, from the node itself; rejects when that cannot be read */
 export interface SlurmView {

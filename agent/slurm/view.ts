@@ -148,10 +148,16 @@ const LIVE_STATES = new Set(['RUNNING', 'SUSPENDED', 'STOPPED', 'COMPLETING', 'C
 /** what `scontrol show job` prints, with exit status 1, for a job id slurmctld does not know */
 const UNKNOWN_JOB = /Invalid job id specified/;
 
-/** a job's records as `scontrol -o show job <id>` prints them: its state, and its NodeList (a hostlist expression; null: none) */
+/**
+ * A job's records as `scontrol -o show job <id>` prints them: its state, and its NodeList (a hostlist
+ * expression; null: none). `ambiguous`: the line holds `JobState=` or `NodeList=` more than once. The
+ * user sets fields of the same line (JobName before JobState, Comment and WorkDir after NodeList), and
+ * `sbatch -J 'x JobState=COMPLETED'` must not pass for the job's state: such a record is not read.
+ */
 export interface ShownJob {
   state: string;
   nodeList: string | null;
+  ambiguous: boolean;
 }
 
 /**
@@ -160,9 +166,12 @@ export interface ShownJob {
  */
 export function jobRecordsFromShow(output: string, jobId: string): ShownJob[] {
   const records = output.split('\n').filter((l) => l.trim() !== '').map((line) => {
-    const state = /(?:^|\s)JobState=(\S+)/.exec(line)?.[1];
-    const nodeList = /(?:^|\s)NodeList=(\S+)/.exec(line)?.[1];
-    return { state, nodeList: nodeList === undefined || nodeList === '(null)' ? null : nodeList };
+    const states = [...line.matchAll(/(?:^|\s)JobState=(\S+)/g)].map((m) => m[1]!);
+    const nodeLists = [...line.matchAll(/(?:^|\s)NodeList=(\S+)/g)].map((m) => m[1]!);
+    const nodeList = nodeLists[0];
+    return {
+      state: states[0], nodeList: nodeList === undefined || nodeList === '(null)' ? null : nodeList, ambiguous: states.length > 1 || nodeLists.length > 1,
+    };
   });
   if (records.length === 0 || records.some((r) => r.state === undefined)) {
     throw new SlurmViewError(`scontrol show job ${jobId} printed a record without JobState: ${JSON.stringify(output.slice(0, 200))}`);
@@ -230,6 +239,8 @@ export class NodeSlurmView implements SlurmView {
     // an exit status 1 that is an answer: the id is unknown (nothing on stdout)
     if (shown.stdout.trim() === '') return { known: false };
     const records = jobRecordsFromShow(shown.stdout, jobId);
+    // a record the user's own fields make unreadable counts as live on unknown nodes: the job is kept
+    if (records.some((r) => r.ambiguous)) return { known: true, state: 'unreadable (a field set by the user repeats JobState= or NodeList=)', live: true, nodes: null };
     const live = records.filter((r) => LIVE_STATES.has(r.state));
     if (live.length === 0) return { known: true, state: records[0]!.state, live: false, nodes: [] };
     const nodes = new Set<string>();

@@ -285,6 +285,12 @@ describe('Slurm end to end', function () {
     await waitJobEnded(id);
     expect(await view.controllerJob(id)).to.deep.equal({ known: true, state: 'COMPLETED', live: false, nodes: [] });
     expect(await view.controllerJob('4000000')).to.deep.equal({ known: false });
+    // the attacker's way: a job name that forges the state and the nodes on scontrol's one line
+    const forged = await sbatch(USER, HOLD, ['-J', 'x JobState=COMPLETED NodeList=elsewhere', `--output=${WORK}/out-%j.txt`]);
+    await waitJobRunning(forged);
+    expect(await view.controllerJob(forged), 'a forged job name is not taken for the state').to.deep.include({ known: true, live: true, nodes: null });
+    releaseJob(forged);
+    await waitJobEnded(forged);
   });
 
   it('an unknown or malformed policy is rejected at submission by job_submit.lua, listing the valid ones', async () => {

@@ -408,6 +408,11 @@ describe('KrsiAgent: reconciliation with Slurm', () => {
     expect(elsewhere.agent.getJob('100')).to.equal(null);
     expect(elsewhere.kernel.policies.has(1000)).to.equal(false);
     expect(elsewhere.log.lines.some((l) => /job removed: .* job=100 .*slurmctld="RUNNING on n7"/.test(l)), elsewhere.log.lines.join('\n')).to.equal(true);
+    const unreadable = await rebooted('n1');
+    unreadable.slurm.controller = { 100: { known: true, state: 'unreadable (a field set by the user repeats JobState= or NodeList=)', live: true, nodes: null } };
+    await unreadable.agent.start();
+    await unreadable.agent.reconcile();
+    expect(unreadable.agent.getJob('100'), 'an answer the user\'s own fields make unreadable keeps the job').to.not.equal(null);
     const unsaid = await rebooted(null);
     unsaid.slurm.controller = { 100: { known: true, state: 'RUNNING', live: true, nodes: ['n7'] } };
     await unsaid.agent.start();

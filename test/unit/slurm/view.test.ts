@@ -146,7 +146,15 @@ ${body}
     expect(await two('COMPLETED', 'RUNNING')).to.deep.equal({ known: true, state: 'RUNNING', live: true, nodes: ['n1'] });
     expect(await two('COMPLETED', 'FAILED')).to.deep.equal({ known: true, state: 'COMPLETED', live: false, nodes: [] });
     expect(() => jobRecordsFromShow('No jobs in the system\n', '20')).to.throw(SlurmViewError, /a record without JobState/);
-    expect(jobRecordsFromShow(`${line('20', 'RUNNING', '(null)')}\n`, '20')).to.deep.equal([{ state: 'RUNNING', nodeList: null }]);
+    expect(jobRecordsFromShow(`${line('20', 'RUNNING', '(null)')}\n`, '20')).to.deep.equal([{ state: 'RUNNING', nodeList: null, ambiguous: false }]);
+  });
+
+  it('a job name or comment that repeats JobState= or NodeList= (set by the user) is not read: live on unknown nodes, so the job is kept', async () => {
+    const forged = (name: string, comment = '') => `JobId=14 JobName=${name} UserId=alice(1000) JobState=RUNNING Reason=None NodeList=n1 BatchHost=n1${comment}`;
+    for (const text of [forged('x JobState=COMPLETED NodeList=m'), forged('x', ' Comment=y JobState=COMPLETED'), forged('x', ' WorkDir=/tmp/a NodeList=m')]) {
+      const answer = await view(scontrol(`echo '${text}'`)).controllerJob('14');
+      expect(answer, text).to.deep.include({ known: true, live: true, nodes: null });
+    }
   });
 
   it('an id slurmctld does not know (exit status 1, "Invalid job id specified"), or one of no Slurm shape, is an answer: unknown', async () => {
