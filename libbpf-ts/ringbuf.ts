@@ -21,7 +21,12 @@ import { MapType, type BpfMap } from './map.js';
 export interface RingBufferOptions {
   /** Records per consume pass before yielding to the event loop. Default 4096. */
   budget?: number;
-  /** epoll_wait timeout in ms: how often the waiting thread comes back. Default 500. */
+  /**
+   * epoll_wait timeout in ms: how often the waiting thread comes back with nothing to read. Default:
+   * never. The kernel wakes the reader for every record it may have missed (epoll is level-triggered on
+   * the ring's unread bytes) and close() wakes it through the eventfd, so a timeout only costs wakeups:
+   * an agent that waits on every compute node should not take the CPU from a job for nothing.
+   */
   pollTimeoutMs?: number;
   /**
    * Wait this long after the ring becomes readable before consuming. The kernel wakes the reader only
@@ -45,7 +50,8 @@ export interface RingBufferOptions {
 }
 
 export const DEFAULT_BUDGET = 4096;
-export const DEFAULT_POLL_TIMEOUT_MS = 500;
+/** epoll_wait's timeout for "none" */
+export const DEFAULT_POLL_TIMEOUT_MS = -1;
 
 const EPOLL_CTL_ADD = 1;
 const EPOLLIN = 0x1;
@@ -132,7 +138,7 @@ export class RingBuffer {
     this.#onRecord = onRecord;
     this.#onError = opts.onError ?? null;
     this.#budget = positiveInt(opts.budget ?? DEFAULT_BUDGET, 'budget');
-    this.#timeoutMs = positiveInt(opts.pollTimeoutMs ?? DEFAULT_POLL_TIMEOUT_MS, 'pollTimeoutMs');
+    this.#timeoutMs = opts.pollTimeoutMs === undefined ? DEFAULT_POLL_TIMEOUT_MS : positiveInt(opts.pollTimeoutMs, 'pollTimeoutMs');
     this.#batchDelayMs = opts.batchDelayMs ?? 0;
     this.#borrow = opts.borrow ?? false;
     if (!Number.isInteger(this.#batchDelayMs) || this.#batchDelayMs < 0) {
@@ -300,12 +306,22 @@ export class RingBuffer {
   #readRing(ring: RingMapping): void {
     const { data, words, size } = ring;
     let cons = Number(Atomics.load(ring.cons, 0));
+    let stored = cons;
     let unstored = 0;
     let stop = false;
     try {
       while (!stop) {
         const prod = Number(Atomics.load(ring.prod, 0));
-        if (cons >= prod) break;
+        if (cons >= prod) {
+          if (cons === stored) break;
+          // Caught up: publish the position, then look at the producer once more. The kernel wakes the
+          // reader only for a record committed while the consumer position stood at it; one committed
+          // before this store woke nobody, and the look after the store finds it (libbpf's order).
+          Atomics.store(ring.cons, 0, BigInt(cons));
+          stored = cons;
+          unstored = 0;
+          continue;
+        }
         while (cons < prod) {
           const off = cons % size;
           const len = Atomics.load(words, off >> 2);
@@ -354,12 +370,13 @@ export class RingBuffer {
           }
           if (++unstored >= CONSUMER_STORE_EVERY) {
             Atomics.store(ring.cons, 0, BigInt(cons));
+            stored = cons;
             unstored = 0;
           }
         }
       }
     } finally {
-      Atomics.store(ring.cons, 0, BigInt(cons));
+      if (cons !== stored) Atomics.store(ring.cons, 0, BigInt(cons));
     }
   }
 

@@ -2,9 +2,10 @@
  * Prometheus metrics (prom-client, a private registry). Kernel counters are read in collect(), at scrape
  * time, never on a timer. No uid or job id is ever a label: their number is unbounded.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { POLICIES, type PolicyName } from '../enforcement/layout.js';
 import { RECONCILE_REASONS, type ReconcileReason } from '../service/agent.js';
+import { registerProcessMetrics } from './process.js';
 
 export interface MetricsSource {
   /** kernel decision counters, summed over CPUs */
@@ -72,9 +73,7 @@ function mirrorCounter<L extends string>(
 
 export function createMetrics(source: MetricsSource, info: { version: string; buildId: string; kernel: string }): AgentMetrics {
   const registry = new Registry();
-  // the event-loop lag histogram samples on a timer: every 10 ms by default, i.e. 100 wakeups a second
-  // of an otherwise idle agent on every node; 250 ms is precise enough for an agent's lag
-  collectDefaultMetrics({ register: registry, prefix: 'krsi_agent_', eventLoopMonitoringPrecision: 250 });
+  registerProcessMetrics(registry);
 
   mirrorCounter(registry, 'krsi_decisions_total', 'Decisions taken in the kernel by the LSM programs, by policy and decision (deny or audit).',
     ['policy', 'decision'] as const, () => {

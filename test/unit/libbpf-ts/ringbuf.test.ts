@@ -14,6 +14,7 @@ import {
   waitFor,
   type LoadedFixture,
 } from './helpers.js';
+import { mainThreadWakeups } from '../wakeups.js';
 
 describe('libbpf-ts RingBuffer', function () {
   this.timeout(20000);
@@ -187,8 +188,22 @@ describe('libbpf-ts RingBuffer', function () {
     expect(rb.records).to.equal(2);
   });
 
-  it('close() wakes a waiting reader at once and is idempotent', async function () {
-    rb = new RingBuffer(events, () => undefined, { pollTimeoutMs: 10000 });
+  it('an idle reader sleeps until a record comes: no wakeups while the ring stays empty', async function () {
+    const got: Buffer[] = [];
+    rb = new RingBuffer(events, (data) => got.push(data));
+    rb.start();
+    await sleep(50); // let the epoll_wait start
+    // over 2 s of one timer the main thread wakes about once; a 500 ms epoll timeout made it 5 or more
+    const wakeups = mainThreadWakeups();
+    await sleep(2000);
+    expect(wakeups()).to.be.at.most(3);
+    expect(got).to.have.length(0);
+    getppid(1);
+    await waitFor(() => got.length === 1, 5000, 'the record after the idle wait');
+  });
+
+  it('close() wakes a reader waiting without a timeout, at once, and is idempotent', async function () {
+    rb = new RingBuffer(events, () => undefined);
     rb.start();
     await sleep(50); // let the epoll_wait start
     const t0 = Date.now();
