@@ -101,6 +101,14 @@ function section2(input: ReportInput, goals: string[]): string {
     s += `- ${w.title}: ${w.strictNote}${Number.isFinite(e) && e > 0 ? ` (${thousands(e)} failed syscalls per run)` : ''}.\n`;
   }
 
+  const idle = input.on?.agentIdle;
+  if (idle) {
+    s += `\nThe agent alone, after its start, with no job and no event, over ${idle.seconds} virtual s: its threads were switched in ${thousands(idle.wakeups)} times `;
+    s += `(${f(idle.wakeups / idle.seconds, 2)} a second, voluntary and involuntary context switches of every thread) and used ${f(idle.cpuNs / 1e6, 1)} ms of CPU `;
+    s += `(${f((idle.cpuNs / 1e9 / idle.seconds) * 100, 3)}% of a CPU). Between events, requests, scrapes and its reconciliation rounds it sleeps: `;
+    s += `each wakeup would be time taken from the job's CPUs, in the loops above too.\n`;
+  }
+
   // goals
   const cpu = ['agent-no-job', 'strict-other-uid', 'strict-self'].map((c) => Math.abs(overhead(configs, c, 'dgemm')));
   const cpuNoise = medianNs(configs, 'no-programs', 'dgemm').spread;

@@ -189,6 +189,11 @@ export interface BootResult {
    * the agent's configurations, named "<config>@<round>" (no-programs@0 .. @N); absent in older results
    */
   rounds?: ConfigResult[];
+  /**
+   * The agent left alone after its start (no job, no event): how often its threads were woken (context
+   * switches of every thread) and the CPU it used, over `seconds` virtual seconds; absent in older results
+   */
+  agentIdle?: { seconds: number; wakeups: number; cpuNs: number };
   notes: string[];
 }
 

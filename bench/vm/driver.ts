@@ -376,6 +376,31 @@ function cpuNs(pid: number): number {
   return ns;
 }
 
+/** context switches of every thread of a process so far (voluntary and not): how often it was woken or preempted */
+function contextSwitches(pid: number): number {
+  let n = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+      for (const m of status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)$/gm)) n += Number(m[1]);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return n;
+}
+
+/**
+ * An idle agent's own noise on the node: its wakeups and CPU over `seconds` with no job and no event.
+ * Every wakeup is time taken from a job's CPUs (the loops of section 2 share the vCPU with it).
+ */
+async function agentIdleNoise(pid: number, seconds: number): Promise<NonNullable<BootResult['agentIdle']>> {
+  const switches0 = contextSwitches(pid);
+  const cpu0 = cpuNs(pid);
+  await sleep(seconds * 1000);
+  return { seconds, wakeups: contextSwitches(pid) - switches0, cpuNs: cpuNs(pid) - cpu0 };
+}
+
 /**
  * Wait until the agent is idle for ten consecutive virtual seconds. After it starts, V8's background
  * threads keep it busy for a while and come back once, some seconds later, for a few hundred virtual ms
@@ -986,6 +1011,9 @@ async function main(): Promise<void> {
   const startupCpuNs = await waitAgentIdle(agentPid);
   say(`agent up, pid ${agentPid}, RSS ${idleKiB} KiB; idle after ${(startupCpuNs / 1e6).toFixed(0)} ms of further CPU`);
   notes.push(`after it answered its first request, the agent used ${(startupCpuNs / 1e9).toFixed(2)} virtual s of CPU more (V8's background threads) before it was idle; the timed runs started after that`);
+  result.agentIdle = await agentIdleNoise(agentPid, 30);
+  say(`agent idle: ${result.agentIdle.wakeups} context switches and ${(result.agentIdle.cpuNs / 1e6).toFixed(1)} ms CPU in ${result.agentIdle.seconds} s`);
+  save();
   if (runs('overhead') || perjobAlone) {
     result.configs.push(await measureConfig('agent-no-job', workloads));
     save();
