@@ -16,11 +16,8 @@ import {
   HookInputError, callAgent, commentForAgent, describeFailure, drainNode, hookSettings, jobFromEnv, say, type SlurmJobEnv,
 } from '../agent/slurm/hook.js';
 import { jobNotice, writeJobNotice } from '../agent/slurm/notice.js';
-import { NODE_NAME_PATTERN } from '../agent/api/schemas.js';
+import { isNodeName } from '../agent/slurm/names.js';
 import type { JobRecord } from '../agent/service/types.js';
-
-/** SLURMD_NODENAME is sent only when the agent will take it (a node named otherwise still registers its jobs) */
-const NODE_NAME = new RegExp(NODE_NAME_PATTERN);
 
 /**
  * The line the TaskProlog prints into the job's output: which profiles, and why. The policy is in force
@@ -59,7 +56,8 @@ async function main(): Promise<number> {
   const comment = commentForAgent(job.comment);
   const body = {
     job_id: job.jobId, uid: job.uid, ...(job.user ? { user: job.user.slice(0, 256) } : {}), ...(comment === undefined ? {} : { comment }),
-    ...(job.node && NODE_NAME.test(job.node) ? { node: job.node } : {}),
+    // SLURMD_NODENAME only when the agent will take it (a node named otherwise still registers its jobs)
+    ...(job.node && isNodeName(job.node) ? { node: job.node } : {}),
   };
   let res;
   try {

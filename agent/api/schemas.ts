@@ -4,14 +4,11 @@
  * response serializer drops it (test/unit/api checks the full shapes round-trip).
  */
 import { POLICIES } from '../enforcement/layout.js';
+import { JOB_ID_PATTERN, MAX_JOB_ID_LENGTH, MAX_NODE_NAME_LENGTH, NODE_NAME_PATTERN } from '../slurm/names.js';
 
-/** Slurm job ids: plain `123`, array `123_4`, het `123+0`; never anything a shell or a path would interpret */
-export const JOB_ID_PATTERN = '^[0-9A-Za-z_.+-]+$';
-/** a Slurm node name (SLURMD_NODENAME) as the agent accepts it: a host name */
-export const NODE_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]*$';
 export const MAX_UID = 4294967294; // (uid_t)-1 is "no uid"
 
-const jobId = { type: 'string', minLength: 1, maxLength: 64, pattern: JOB_ID_PATTERN } as const;
+const jobId = { type: 'string', minLength: 1, maxLength: MAX_JOB_ID_LENGTH, pattern: JOB_ID_PATTERN } as const;
 
 export const jobRequestSchema = {
   type: 'object',
@@ -23,7 +20,7 @@ export const jobRequestSchema = {
     user: { type: 'string', maxLength: 256 },
     comment: { type: 'string', maxLength: 8192 },
     profile: { type: 'string', maxLength: 64 },
-    node: { type: 'string', minLength: 1, maxLength: 255, pattern: NODE_NAME_PATTERN },
+    node: { type: 'string', minLength: 1, maxLength: MAX_NODE_NAME_LENGTH, pattern: NODE_NAME_PATTERN },
   },
 } as const;
 

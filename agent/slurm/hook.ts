@@ -13,9 +13,10 @@ import { formatProblem } from '../config/errors.js';
 import { AGENT_KEYS, hookDeadlineSeconds } from '../config/keys.js';
 import { scanIni } from '../config/scan.js';
 import { BadValue } from '../config/values.js';
-import { JOB_ID } from './notes.js';
+import { JOB_ID } from './names.js';
 
-export { JOB_ID, leaveRemovalNote, registrationOnDisk } from './notes.js';
+export { JOB_ID } from './names.js';
+export { leaveRemovalNote, registrationOnDisk } from './notes.js';
 /** comments longer than this are cut down to their policy: marks before being sent */
 export const MAX_COMMENT = 8192;
 /** pause between two tries of a missing or refusing socket */

@@ -9,8 +9,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFile
 import { join } from 'node:path';
 import { JobFile } from '../service/job-store.js';
 import type { JobRecord } from '../service/types.js';
-
-export const JOB_ID = /^[0-9A-Za-z_.+-]{1,64}$/;
+import { JOB_ID } from './names.js';
 
 export interface RemovalNote {
   /** the note's file */
