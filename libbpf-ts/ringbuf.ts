@@ -126,6 +126,7 @@ export class RingBuffer {
 
   #records = 0;
   #wakeups = 0;
+  #waits = 0;
 
   /**
    * Set up a reader of `map` (a BPF_MAP_TYPE_RINGBUF map with an fd: after load). `onRecord` receives a copy
@@ -182,6 +183,14 @@ export class RingBuffer {
     return this.#wakeups;
   }
 
+  /**
+   * epoll_wait calls made so far. While the ring stays empty one is in flight and no other is made: a
+   * count that grows on an idle ring is a reader waking up for nothing.
+   */
+  get waits(): number {
+    return this.#waits;
+  }
+
   get running(): boolean {
     return this.#state === 'running';
   }
@@ -234,6 +243,7 @@ export class RingBuffer {
     const events = this.#events;
     if (events === null) return;
     this.#waiting = true;
+    this.#waits++;
     this.#n.epoll_wait.async(this.#epollFd, events, MAX_EVENTS, this.#timeoutMs, (err: unknown, ready: number) => {
       this.#waiting = false;
       if (this.#state !== 'running') return this.#settle();
