@@ -5,6 +5,7 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { POLICIES, type PolicyName } from '../enforcement/layout.js';
 import { RECONCILE_REASONS, type ReconcileReason } from '../service/agent.js';
+import { mirrorCounter } from './mirror.js';
 import { registerProcessMetrics } from './process.js';
 
 export interface MetricsSource {
@@ -43,32 +44,6 @@ export interface AgentMetrics {
   observeApply(seconds: number): void;
   /** a counter of what one listener's limits refused (connections, requests), by reason */
   observeRefusal(endpoint: 'socket' | 'metrics'): (reason: string) => void;
-}
-
-/** A counter that mirrors a monotonically growing external value: collect() adds what it grew by. */
-function mirrorCounter<L extends string>(
-  registry: Registry,
-  name: string,
-  help: string,
-  labelNames: readonly L[],
-  read: () => { labels: Record<L, string>; value: number }[],
-): void {
-  const last = new Map<string, number>();
-  new Counter({
-    name,
-    help,
-    labelNames,
-    registers: [registry],
-    collect() {
-      for (const { labels, value } of read()) {
-        const key = JSON.stringify(labels);
-        const delta = value - (last.get(key) ?? 0);
-        // a value that went down was reset at its source (programs re-pinned): count it from zero
-        this.inc(labels as never, delta >= 0 ? delta : value);
-        last.set(key, value);
-      }
-    },
-  });
 }
 
 export function createMetrics(source: MetricsSource, info: { version: string; buildId: string; kernel: string }): AgentMetrics {

@@ -6,28 +6,14 @@
  * agent sleeps.
  */
 import { readFileSync, readdirSync } from 'node:fs';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
+import { mirrorCounter } from './mirror.js';
 
-export const PROCESS_METRICS_PREFIX = 'krsi_agent_';
-
-/** A counter set from a cumulative reading (seconds of CPU): collect() adds what the reading grew by. */
-function cumulative(registry: Registry, name: string, help: string, read: () => number): void {
-  let last = 0;
-  new Counter({
-    name: PROCESS_METRICS_PREFIX + name,
-    help,
-    registers: [registry],
-    collect() {
-      const value = read();
-      if (value > last) this.inc(value - last);
-      last = Math.max(last, value);
-    },
-  });
-}
+const PREFIX = 'krsi_agent_';
 
 function gauge(registry: Registry, name: string, help: string, read: () => number | Promise<number> | null): void {
   new Gauge({
-    name: PROCESS_METRICS_PREFIX + name,
+    name: PREFIX + name,
     help,
     registers: [registry],
     async collect() {
@@ -58,12 +44,11 @@ function eventLoopLagSeconds(): Promise<number> {
 
 export function registerProcessMetrics(registry: Registry): void {
   const startTime = Math.round((Date.now() - process.uptime() * 1000) / 1000);
-  cumulative(registry, 'process_cpu_user_seconds_total', 'User CPU time the agent process spent, in seconds.', () => process.cpuUsage().user / 1e6);
-  cumulative(registry, 'process_cpu_system_seconds_total', 'System CPU time the agent process spent, in seconds.', () => process.cpuUsage().system / 1e6);
-  cumulative(registry, 'process_cpu_seconds_total', 'User and system CPU time the agent process spent, in seconds.', () => {
-    const { user, system } = process.cpuUsage();
-    return (user + system) / 1e6;
-  });
+  const cpu = (name: string, help: string, seconds: (usage: NodeJS.CpuUsage) => number) =>
+    mirrorCounter(registry, PREFIX + name, help, [] as const, () => [{ labels: {}, value: seconds(process.cpuUsage()) }]);
+  cpu('process_cpu_user_seconds_total', 'User CPU time the agent process spent, in seconds.', (u) => u.user / 1e6);
+  cpu('process_cpu_system_seconds_total', 'System CPU time the agent process spent, in seconds.', (u) => u.system / 1e6);
+  cpu('process_cpu_seconds_total', 'User and system CPU time the agent process spent, in seconds.', (u) => (u.user + u.system) / 1e6);
   gauge(registry, 'process_start_time_seconds', 'When the agent process started, in seconds since the Unix epoch.', () => startTime);
   gauge(registry, 'process_resident_memory_bytes', 'Resident memory of the agent process, in bytes.', () => process.memoryUsage.rss());
   gauge(registry, 'process_virtual_memory_bytes', 'Virtual memory of the agent process, in bytes.', virtualMemoryBytes);
