@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build the benchmark workloads: bench/workloads/*.c -> build/bench/<name> (cc -O2).
+# Build the benchmark workloads: bench/workloads/*.c -> build/bench/<name> (cc -O2), and the floor's BPF
+# programs (clang, as bpf/build.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out="$root/build/bench"
@@ -10,5 +11,14 @@ for src in "$root"/bench/workloads/*.c; do
   [ "$name" = nop ] && static=-static
   cc -O2 -Wall -Werror $static -o "$out/$name.tmp" "$src"
   mv "$out/$name.tmp" "$out/$name"
+done
+# the floor's BPF programs (bench/bpf/*.bpf.c -> build/bench/<name>.bpf.o), built as bpf/build.sh builds the agent's
+# shellcheck source=../bpf/build-id.sh
+source "$root/bpf/build-id.sh"
+for src in "$root"/bench/bpf/*.bpf.c; do
+  name=$(basename "$src" .c)
+  clang "${KRSI_BPF_FLAGS[@]}" -I"$root/bpf" -c "$src" -o "$out/$name.o.tmp"
+  llvm-strip -g "$out/$name.o.tmp"
+  mv "$out/$name.o.tmp" "$out/$name.o"
 done
 echo "bench build: $(ls "$out" | tr '\n' ' ')"

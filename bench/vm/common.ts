@@ -7,6 +7,8 @@ export interface Sample {
   ops: number;
   ns: number;
   errors: number;
+  /** how many scratch files existed before the run: the kernel state the run was measured in (bench/vm/driver.ts, STATE_DIR) */
+  stateFiles?: number;
 }
 
 export interface WorkloadResult {

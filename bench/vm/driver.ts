@@ -21,6 +21,7 @@ import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { request, type ClientResponse } from '../../agent/client/client.js';
 import { Enforcer } from '../../agent/enforcement/enforcer.js';
+import { BpfObject } from '../../libbpf-ts/index.js';
 import { sbatch, startCluster, stopCluster, waitJobEnded, waitJobRunning } from '../../test/slurm/cluster.js';
 import { asTheUnitRunsIt } from '../../test/vm/agent-command.js';
 import { signalFromInit } from '../../test/vm/init-control.js';
@@ -69,7 +70,6 @@ const args = process.argv.slice(2);
 const boot = args[args.indexOf('--boot') + 1] === 'off' ? 'off' : 'on';
 const out = args[args.indexOf('--out') + 1] ?? '/krsi-results/bench.json';
 const quick = args.includes('--quick');
-const REPS = quick ? 2 : 3;
 /** the parts to run (all by default); a partial run is for working on one part, not for the document */
 const SECTIONS = ['overhead', 'perjob', 'rounds', 'jobstart', 'pipeline', 'flood', 'adversary'] as const;
 const wanted = args.includes('--sections') ? (args[args.indexOf('--sections') + 1] ?? '').split(',') : [...SECTIONS];
@@ -188,17 +188,43 @@ async function drained(timeoutMs = 120000): Promise<number> {
   }
 }
 
-async function measureConfig(config: string, workloads = WORKLOADS, runner = AS_USER): Promise<ConfigResult> {
+/**
+ * The kernel's state before a run moves a loop's cost. On mdstress, creating or removing one unrelated
+ * file (a socket, a fifo or a regular file, on any file system) moved the loop between levels about 0.2%
+ * apart, with or without the agent and its programs; and as this VM is deterministic, the same sequence of
+ * configurations landed on the same levels in every boot. Measured in one state each, two configurations
+ * can differ by 0.2-0.4% that neither causes: half of what the 1% goals leave. So every configuration runs
+ * its repetitions over the same cycle of states: before repetition i, `states[i]` scratch files exist in a
+ * tmpfs of their own that no loop touches. The median over the cycle is then taken over the same mix of
+ * states for every configuration, "no programs" included, and the runs' spread shows the levels.
+ */
+const STATE_DIR = join(WORK, 'kernel-state'); // not 'state': the agent's state_dir
+/** section 2's cycle (as many runs as it had before the cycle, and one more) */
+const SECTION_STATES = quick ? [0, 1] : [0, 1, 2, 3];
+/** the rounds' cycle: the 1% goals are judged on these, so more states */
+const ROUND_STATES = quick ? [0, 1] : [0, 1, 2, 3, 4, 5, 6, 7];
+
+/** leave exactly k scratch files in STATE_DIR (created or removed in order, so a cycle repeats exactly) */
+function holdStateFiles(k: number): void {
+  const have = readdirSync(STATE_DIR).length;
+  for (let i = have; i < k; i++) writeFileSync(join(STATE_DIR, `f${i}`), 'x');
+  for (let i = have - 1; i >= k; i--) rmSync(join(STATE_DIR, `f${i}`));
+}
+
+async function measureConfig(config: string, workloads = WORKLOADS, runner = AS_USER, states = SECTION_STATES): Promise<ConfigResult> {
   const results: WorkloadResult[] = workloads.map((w) => ({ workload: w.name, uid: runner.uid, samples: [] }));
+  holdStateFiles(0);
   // a configuration starts on a quiet guest: after a boot, an agent start or a job change
   await waitGuestQuiet(10, `${config}'s first run`);
   // round-robin over the workloads, so slow drift in the guest touches every workload alike
   // one warm-up run of each workload: a loop's first run after a pause can pay a one-off cost (the
   // connect loop's first run after boot took about 6 ms more, with no agent and no Node.js running)
   for (const w of workloads) await runWorkload(w, runner);
-  for (let rep = 0; rep < REPS; rep++) {
-    for (let i = 0; i < workloads.length; i++) results[i]!.samples.push(await runWorkload(workloads[i]!, runner));
+  for (const k of states) {
+    holdStateFiles(k);
+    for (let i = 0; i < workloads.length; i++) results[i]!.samples.push({ ...(await runWorkload(workloads[i]!, runner)), stateFiles: k });
   }
+  holdStateFiles(0);
   for (const r of results) {
     const per = r.samples.map((s) => (s.ns / s.ops).toFixed(1)).join(' ');
     say(`${config} uid ${runner.uid}${runner.cgroup === null ? '' : ` in ${runner.cgroup}`} ${r.workload}: ns/op ${per} errors ${r.samples.map((s) => s.errors).join(' ')}`);
@@ -467,7 +493,7 @@ async function rmdirCgroup(dir: string): Promise<void> {
  * measuring uid outside every job (to compare with agent-no-job: the bound test and the depth test come
  * before the uid bitmap's).
  */
-async function jobCgroupConfigs(workloads: Workload[], round?: number): Promise<ConfigResult[]> {
+async function jobCgroupConfigs(workloads: Workload[], states: number[], round?: number): Promise<ConfigResult[]> {
   const name = (config: string) => (round === undefined ? config : `${config}@${round}`);
   const jobId = (base: number) => String(round === undefined ? base : base + 100 * round);
   const task = (jobId: string) => join(STEPD_SCOPE, `job_${jobId}`, 'step_0/user/task_0');
@@ -491,10 +517,10 @@ async function jobCgroupConfigs(workloads: Workload[], round?: number): Promise<
   mkdirSync(STEPD_SCOPE, { recursive: true });
   const configs: ConfigResult[] = [];
   await bindStrictJob(jobId(10003), USER);
-  configs.push(await measureConfig(name('strict-self-in-job'), workloads, { uid: USER, cgroup: task(jobId(10003)) }));
+  configs.push(await measureConfig(name('strict-self-in-job'), workloads, { uid: USER, cgroup: task(jobId(10003)) }, states));
   await endJob(jobId(10003));
   await bindStrictJob(jobId(10004), OTHER);
-  configs.push(await measureConfig(name('job-bound-task-outside'), workloads));
+  configs.push(await measureConfig(name('job-bound-task-outside'), workloads, AS_USER, states));
   await endJob(jobId(10004));
   await rmdirCgroup(STEPD_SCOPE);
   return configs;
@@ -511,30 +537,53 @@ const ROUNDS = quick ? 1 : 3;
  * (the agent stopped and its programs detached): from one configuration to the next the kernel's state
  * moves a loop's cost by some tenths of a percent (section 2's "no programs" at the start and again at
  * the end of one boot differed by that much), as much as the 1% goals leave. A configuration's overhead in
- * a round is taken against the mean of the two "no programs" around it, which cancels a steady drift,
- * and the rounds' median against the one round that drifted otherwise. Starts and ends with no agent.
+ * a round (the floor's included) is taken against the mean of the two "no programs" around it, which cancels a steady drift,
+ * and the rounds' median against the one round that drifted otherwise. Every configuration, "no programs"
+ * included, runs over the rounds' cycle of states (ROUND_STATES). Starts and ends with no agent.
  */
+/**
+ * The floor: two BPF LSM programs that return at once, on the two hooks a creation passes
+ * (bench/bpf/floor.bpf.c), loaded and attached by this driver with the agent stopped. What mdstress costs
+ * with them is the price of judging creations at all; the agent's configurations are that and what
+ * their programs do.
+ */
+async function measureFloor(config: string): Promise<ConfigResult> {
+  const obj = BpfObject.open(join(BIN, 'floor.bpf.o'));
+  try {
+    obj.load();
+    const links = obj.programs().map((p) => p.attach());
+    try {
+      return await measureConfig(config, ROUND_WORKLOADS, AS_USER, ROUND_STATES);
+    } finally {
+      for (const link of links) link.destroy();
+    }
+  } finally {
+    obj.close();
+  }
+}
+
 async function roundConfigs(): Promise<ConfigResult[]> {
   if (agentRunning) {
     await stopAgent();
     await unpin();
   }
-  const configs: ConfigResult[] = [await measureConfig('no-programs@0', ROUND_WORKLOADS)];
+  const configs: ConfigResult[] = [await measureConfig('no-programs@0', ROUND_WORKLOADS, AS_USER, ROUND_STATES)];
   for (let round = 1; round <= ROUNDS; round++) {
+    configs.push(await measureFloor(`floor@${round}`));
     const pid = await startAgent();
     agentRunning = true;
     await waitAgentIdle(pid);
-    configs.push(await measureConfig(`agent-no-job@${round}`, ROUND_WORKLOADS));
+    configs.push(await measureConfig(`agent-no-job@${round}`, ROUND_WORKLOADS, AS_USER, ROUND_STATES));
     const strict = String(20000 + round);
     await addJob(strict, USER, 'policy:strict');
     await settleAgent();
-    configs.push(await measureConfig(`strict-self@${round}`, ROUND_WORKLOADS));
+    configs.push(await measureConfig(`strict-self@${round}`, ROUND_WORKLOADS, AS_USER, ROUND_STATES));
     await removeJob(strict);
     await settleAgent();
-    configs.push(...(await jobCgroupConfigs(ROUND_WORKLOADS, round)));
+    configs.push(...(await jobCgroupConfigs(ROUND_WORKLOADS, ROUND_STATES, round)));
     await stopAgent();
     await unpin();
-    configs.push(await measureConfig(`no-programs@${round}`, ROUND_WORKLOADS));
+    configs.push(await measureConfig(`no-programs@${round}`, ROUND_WORKLOADS, AS_USER, ROUND_STATES));
   }
   return configs;
 }
@@ -981,6 +1030,8 @@ async function setup(): Promise<void> {
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'mode=0755,size=512m', `bench-u${uid}`, userDir(uid)]);
     chownSync(userDir(uid), uid, uid);
   }
+  mkdirSync(STATE_DIR, { mode: 0o700 });
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'mode=0700,size=1m', 'bench-state', STATE_DIR]);
 }
 
 async function main(): Promise<void> {
@@ -1042,7 +1093,7 @@ async function main(): Promise<void> {
     save();
   }
   if (runs('perjob')) {
-    result.configs.push(...(await jobCgroupConfigs(workloads)));
+    result.configs.push(...(await jobCgroupConfigs(workloads, SECTION_STATES)));
     save();
   }
   if (runs('overhead')) {
