@@ -533,15 +533,6 @@ const ROUND_WORKLOADS = WORKLOADS.filter((w) => ['mdstress', 'chmod'].includes(w
 const ROUNDS = quick ? 1 : 3;
 
 /**
- * The overhead configurations again, in rounds, each round between two measurements of "no programs"
- * (the agent stopped and its programs detached): from one configuration to the next the kernel's state
- * moves a loop's cost by some tenths of a percent (section 2's "no programs" at the start and again at
- * the end of one boot differed by that much), as much as the 1% goals leave. A configuration's overhead in
- * a round (the floor's included) is taken against the mean of the two "no programs" around it, which cancels a steady drift,
- * and the rounds' median against the one round that drifted otherwise. Every configuration, "no programs"
- * included, runs over the rounds' cycle of states (ROUND_STATES). Starts and ends with no agent.
- */
-/**
  * The floor: two BPF LSM programs that return at once, on the two hooks a creation passes
  * (bench/bpf/floor.bpf.c), loaded and attached by this driver with the agent stopped. What mdstress costs
  * with them is the price of judging creations at all; the agent's configurations are that and what
@@ -562,6 +553,16 @@ async function measureFloor(config: string): Promise<ConfigResult> {
   }
 }
 
+/**
+ * The overhead configurations again, in rounds, each round between two measurements of "no programs"
+ * (the agent stopped and its programs detached): from one configuration to the next the kernel's state
+ * moves a loop's cost by some tenths of a percent (section 2's "no programs" at the start and again at
+ * the end of one boot differed by that much), as much as the 1% goals leave. A configuration's overhead in
+ * a round (the floor's included) is taken against the mean of the two "no programs" around it, which
+ * cancels a steady drift, and the rounds' median against the one round that drifted otherwise. Every
+ * configuration, "no programs" included, runs over the rounds' cycle of states (ROUND_STATES). Starts and
+ * ends with no agent.
+ */
 async function roundConfigs(): Promise<ConfigResult[]> {
   if (agentRunning) {
     await stopAgent();
