@@ -302,9 +302,9 @@ function sectionRounds(input: ReportInput, goals: string[]): string {
   s += `on the same levels in every boot, and two configurations can differ by 0.2-0.4% that neither causes. `;
   s += `So every configuration runs over the same cycle of states (before run i, ${describeStates(states)} scratch files on a tmpfs of their own), and its median is over that cycle. `;
   s += `And the agent's configurations ran again in ${n} rounds (mdstress and chmod, ${runsPerConfig(rounds)} runs each after a warm-up), each round between two measurements of "no programs" `;
-  s += `and opened by the floor: two BPF LSM programs that decide nothing, on the two hooks a creation passes (bench/bpf/floor.bpf.c, loaded by the bench with the agent stopped), `;
-  s += `which is what judging creations costs on this kernel before any program does anything; `;
-  s += `(the agent stopped and its programs detached; the agent started anew for each round). A configuration's overhead in a round is against the mean of the two "no programs" around it, `;
+  s += `(the agent stopped and its programs detached; the agent started anew for each round), and each round opened by the floor: two BPF LSM programs that decide nothing, `;
+  s += `on the two hooks a creation passes (bench/bpf/floor.bpf.c, loaded by the bench with the agent stopped), which is what judging creations costs on this kernel before any program does anything. `;
+  s += `A configuration's overhead in a round is against the mean of the two "no programs" around it, `;
   s += `which cancels a steady drift; the median over the rounds sets aside one round that drifted otherwise.\n\n`;
   s += `| loop | configuration | ${nums.map((r) => `round ${r}`).join(' | ')} | median |\n|---|---|${nums.map(() => '---:').join('|')}|---:|\n`;
   for (const w of ROUND_LOOPS) {
