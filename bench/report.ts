@@ -336,7 +336,9 @@ function stateCycle(configs: ConfigResult[]): number[] {
   return (configs[0]?.results[0]?.samples ?? []).map((x) => x.stateFiles ?? NaN);
 }
 
+/** the cycle in words; results from before the cycle (no stateFiles) say so instead of printing NaN */
 function describeStates(states: number[]): string {
+  if (states.length === 0 || states.some(Number.isNaN)) return 'an unrecorded number of (results from before the cycle)';
   return states.length > 1 ? `${states[0]}, ${states[1]}, ... ${states[states.length - 1]}` : states.join('');
 }
 

@@ -21,7 +21,7 @@ import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { request, type ClientResponse } from '../../agent/client/client.js';
 import { Enforcer } from '../../agent/enforcement/enforcer.js';
-import { BpfObject } from '../../libbpf-ts/index.js';
+import { BpfObject, type BpfLink } from '../../libbpf-ts/index.js';
 import { sbatch, startCluster, stopCluster, waitJobEnded, waitJobRunning } from '../../test/slurm/cluster.js';
 import { asTheUnitRunsIt } from '../../test/vm/agent-command.js';
 import { signalFromInit } from '../../test/vm/init-control.js';
@@ -540,15 +540,15 @@ const ROUNDS = quick ? 1 : 3;
  */
 async function measureFloor(config: string): Promise<ConfigResult> {
   const obj = BpfObject.open(join(BIN, 'floor.bpf.o'));
+  // every link made is destroyed, also when a later attach fails: a link left behind would keep its
+  // program on the hook under every configuration measured after this one
+  const links: BpfLink[] = [];
   try {
     obj.load();
-    const links = obj.programs().map((p) => p.attach());
-    try {
-      return await measureConfig(config, ROUND_WORKLOADS, AS_USER, ROUND_STATES);
-    } finally {
-      for (const link of links) link.destroy();
-    }
+    for (const program of obj.programs()) links.push(program.attach());
+    return await measureConfig(config, ROUND_WORKLOADS, AS_USER, ROUND_STATES);
   } finally {
+    for (const link of links) link.destroy();
     obj.close();
   }
 }
