@@ -16,9 +16,6 @@ done
 # shellcheck source=../bpf/build-id.sh
 source "$root/bpf/build-id.sh"
 for src in "$root"/bench/bpf/*.bpf.c; do
-  name=$(basename "$src" .c)
-  clang "${KRSI_BPF_FLAGS[@]}" -I"$root/bpf" -c "$src" -o "$out/$name.o.tmp"
-  llvm-strip -g "$out/$name.o.tmp"
-  mv "$out/$name.o.tmp" "$out/$name.o"
+  krsi_compile_bpf "$src" "$out/$(basename "$src" .c).o"
 done
 echo "bench build: $(ls "$out" | tr '\n' ' ')"

@@ -28,3 +28,13 @@ krsi_build_id() {
   } | sha256sum | cut -c1-12) || return 1
   echo "$(krsi_layout_id "$1/krsi.h")-$code"
 }
+
+# krsi_compile_bpf SRC OUT [CLANG_ARG...]: one BPF object, CO-RE with BTF, DWARF stripped (smaller object,
+# same relocations), written whole or not at all; bench/build.sh builds the bench's floor with it too
+krsi_compile_bpf() {
+  local src=$1 out=$2
+  shift 2
+  clang "${KRSI_BPF_FLAGS[@]}" "$@" -I"$(dirname "${BASH_SOURCE[0]}")" -c "$src" -o "$out.tmp"
+  llvm-strip -g "$out.tmp"
+  mv "$out.tmp" "$out"
+}

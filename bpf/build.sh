@@ -16,10 +16,7 @@ build_id=$(krsi_build_id "$root/bpf")
 for name in krsi identity preflight; do
   defines=()
   [ "$name" = krsi ] && defines=(-DKRSI_BUILD_ID="\"$build_id\"")
-  clang "${KRSI_BPF_FLAGS[@]}" "${defines[@]}" -I"$root/bpf" -c "$root/bpf/$name.bpf.c" -o "$out/$name.bpf.o.tmp"
-  # strip DWARF but keep BTF: smaller object, same relocations
-  llvm-strip -g "$out/$name.bpf.o.tmp"
-  mv "$out/$name.bpf.o.tmp" "$out/$name.bpf.o"
+  krsi_compile_bpf "$root/bpf/$name.bpf.c" "$out/$name.bpf.o" "${defines[@]}"
   echo "krsi build: $out/$name.bpf.o"
 done
 echo "$build_id" >"$out/krsi.build-id.tmp"
